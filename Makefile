@@ -1,0 +1,50 @@
+# One command from a fresh clone: `make test` or `make train`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+CMAKE_BUILD ?= build-cmake
+# torch guesses /usr/local from the nvcc symlink on PATH, which has no libcudart.
+export CUDA_HOME ?= /usr/local/cuda
+export RLTORCH_STRICT ?= 1
+
+SOURCES := $(shell find csrc -type f) setup.py pyproject.toml
+
+.PHONY: all setup build test test-python test-cpp train bench demo clean
+
+all: test
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+# torch first (the extension compiles against it), then the package with its
+# test extras; --no-build-isolation builds against this very torch.
+$(VENV)/.installed: $(PY) pyproject.toml
+	$(PY) -m pip install -q torch numpy setuptools wheel ninja
+	$(PY) -m pip install -q --no-build-isolation -e '.[test]'
+	touch $@ $(VENV)/.built
+
+# Incremental rebuild after a C++/CUDA change (ninja keeps build/).
+$(VENV)/.built: $(VENV)/.installed $(SOURCES)
+	$(PY) setup.py -q build_ext --inplace
+	touch $@
+
+setup: $(VENV)/.installed
+build: $(VENV)/.built
+
+test: test-python test-cpp
+
+test-python: build
+	$(PY) -m pytest tests -q
+
+test-cpp: build
+	$(PY) tools/cmake_build.py --build-dir $(CMAKE_BUILD)
+	ctest --test-dir $(CMAKE_BUILD) --output-on-failure
+
+train: build
+	$(PY) -m rltorch demo
+
+bench: build
+	$(PY) -m pytest benchmarks -q --benchmark-only --benchmark-columns=median,iqr,rounds --benchmark-sort=name
+
+clean:
+	rm -rf build $(CMAKE_BUILD) rltorch/_C*.so *.egg-info

@@ -1,0 +1,8 @@
+"""rltorch: fast C++/CUDA reinforcement-learning operators for PyTorch."""
+
+from rltorch import _ext
+from rltorch import ops
+from rltorch._info import info
+
+__version__ = "0.1.0"
+__all__ = ["ops", "info", "__version__"]

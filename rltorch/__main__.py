@@ -1,0 +1,5 @@
+import sys
+
+from rltorch.cli import main
+
+sys.exit(main())

@@ -1,0 +1,5 @@
+"""rltorch's operators (compiled kernels with pure-PyTorch fallbacks)."""
+
+from rltorch.ops.returns import double_dqn_target, gae, lambda_returns, nstep_returns, td_target
+
+__all__ = ["td_target", "double_dqn_target", "nstep_returns", "gae", "lambda_returns"]

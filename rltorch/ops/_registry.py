@@ -1,0 +1,11 @@
+"""Every op family's kernel table, for ``rltorch.info()``."""
+
+from __future__ import annotations
+
+
+def all_kernels() -> dict:
+    from rltorch.ops import returns
+
+    tables = {}
+    tables.update(returns.KERNELS)
+    return tables

@@ -1,0 +1,81 @@
+"""Builds the rltorch._C operator library.
+
+CUDA kernels are compiled whenever this torch has CUDA and a CUDA toolkit is
+found: no GPU is needed at build time. Environment switches:
+  RLTORCH_CUDA=0|1        force the CPU-only build, or require CUDA (fails loudly if impossible)
+  TORCH_CUDA_ARCH_LIST    GPU architectures (default below)
+  RLTORCH_DEBUG=1         -O0 -g
+"""
+
+import glob
+import os
+import sys
+
+from setuptools import setup
+
+# torch guesses CUDA_HOME from the nvcc on PATH; on machines where nvcc is a
+# symlink in /usr/local/bin that guess (/usr/local) has no libcudart.
+if "CUDA_HOME" not in os.environ and "CUDA_PATH" not in os.environ:
+    if os.path.isdir("/usr/local/cuda"):
+        os.environ["CUDA_HOME"] = "/usr/local/cuda"
+
+import torch  # noqa: E402
+from torch.utils import cpp_extension  # noqa: E402
+
+DEFAULT_ARCH_LIST = "8.0;9.0"
+ROOT = os.path.dirname(os.path.abspath(__file__))
+
+
+def want_cuda() -> bool:
+    forced = os.environ.get("RLTORCH_CUDA")
+    possible = torch.version.cuda is not None and cpp_extension.CUDA_HOME is not None
+    if forced == "0":
+        return False
+    if forced == "1":
+        if not possible:
+            sys.exit(
+                "RLTORCH_CUDA=1 but CUDA kernels cannot be built: "
+                f"torch.version.cuda={torch.version.cuda!r}, CUDA_HOME={cpp_extension.CUDA_HOME!r}. "
+                "Install a CUDA build of torch and a CUDA toolkit, or set CUDA_HOME."
+            )
+        return True
+    if forced not in (None, ""):
+        sys.exit(f"RLTORCH_CUDA must be 0 or 1, got {forced!r}")
+    return possible
+
+
+def extension():
+    debug = os.environ.get("RLTORCH_DEBUG") == "1"
+    opt = ["-O0", "-g"] if debug else ["-O3"]
+    cuda = want_cuda()
+    sources = sorted(glob.glob("csrc/*.cpp") + glob.glob("csrc/cpu/*.cpp")) + ["csrc/python/module.cpp"]
+    macros = []
+    cxx = opt + ["-fopenmp", "-Wall", "-Wno-unknown-pragmas"]
+    extra = {"cxx": cxx}
+    if cuda:
+        os.environ.setdefault("TORCH_CUDA_ARCH_LIST", DEFAULT_ARCH_LIST)
+        sources += sorted(glob.glob("csrc/cuda/*.cu"))
+        macros.append(("RLTORCH_WITH_CUDA", None))
+        extra["nvcc"] = opt + ["--expt-relaxed-constexpr", "-lineinfo"]
+        ext_class = cpp_extension.CUDAExtension
+    else:
+        ext_class = cpp_extension.CppExtension
+    print(f"rltorch: building {'CPU + CUDA' if cuda else 'CPU-only'} kernels", file=sys.stderr)
+    return ext_class(
+        name="rltorch._C",
+        sources=sources,
+        include_dirs=[os.path.join(ROOT, "csrc", "include"), os.path.join(ROOT, "csrc")],
+        define_macros=macros,
+        extra_compile_args=extra,
+        extra_link_args=["-fopenmp"],
+        # The module has no pybind11, so it builds against the limited API:
+        # one wheel serves every CPython >= 3.9.
+        py_limited_api=True,
+    )
+
+
+setup(
+    ext_modules=[extension()],
+    cmdclass={"build_ext": cpp_extension.BuildExtension.with_options(no_python_abi_suffix=True)},
+    options={"bdist_wheel": {"py_limited_api": "cp39"}},
+)

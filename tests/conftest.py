@@ -1,0 +1,34 @@
+"""Shared test fixtures.
+
+Tests run strict: a missing or broken extension is an error, not a silent
+fall-back to the reference (set RLTORCH_STRICT=0 to test the fallback path).
+"""
+
+import os
+
+os.environ.setdefault("RLTORCH_STRICT", "1")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+import rltorch  # noqa: E402,F401
+from rltorch import _ext  # noqa: E402
+
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+def pytest_report_header(config):
+    info = rltorch.info()
+    return (
+        f"rltorch {info['version']}: extension_loaded={info['extension_loaded']} "
+        f"cuda_compiled={info['cuda_compiled']} cuda_available={info['cuda_available']}"
+    )
+
+
+@pytest.fixture(params=DEVICES)
+def device(request):
+    return torch.device(request.param)
+
+
+requires_ext = pytest.mark.skipif(not _ext.HAS_EXT, reason="compiled extension not loaded")
+requires_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
