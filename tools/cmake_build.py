@@ -20,6 +20,7 @@ def cmake_args(build_type: str, sanitize: bool) -> list[str]:
     args = [
         f"-DCMAKE_PREFIX_PATH={torch.utils.cmake_prefix_path}",
         f"-DCMAKE_BUILD_TYPE={build_type}",
+        f"-DRLTORCH_PYTHON={sys.executable}",
     ]
     if torch.version.cuda is not None:
         cuda_home = os.environ.get("CUDA_HOME", "/usr/local/cuda")

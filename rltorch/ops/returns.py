@@ -125,16 +125,28 @@ def lambda_returns(
     return gae(reward, value, next_value, terminated, done, gamma, lmbda)[1]
 
 
+def _check_devices(op: str, reward: Tensor, **others: Tensor | None) -> None:
+    for name, other in others.items():
+        if other is not None:
+            torch._check(
+                other.device == reward.device,
+                lambda: f"rltorch.{op}: `{name}` is on {other.device} but `reward` is on {reward.device}",
+            )
+
+
 if _ext.HAS_EXT:
 
     @torch.library.register_fake("rltorch::td_target")
     def _td_target_fake(reward, terminated, next_q, next_q_online=None, next_action=None, discount=None, gamma=0.99):
+        _check_devices("td_target", reward, terminated=terminated, next_q=next_q, next_q_online=next_q_online,
+                       next_action=next_action, discount=discount)
         torch._check(terminated.shape == reward.shape, lambda: "rltorch.td_target: `terminated` must match `reward`")
         torch._check(next_q.dtype == reward.dtype, lambda: "rltorch.td_target: `next_q` must have the dtype of `reward`")
         return torch.empty(reward.shape, dtype=reward.dtype, device=reward.device)
 
     @torch.library.register_fake("rltorch::nstep_returns")
     def _nstep_fake(reward, terminated, truncated, n, gamma):
+        _check_devices("nstep_returns", reward, terminated=terminated, truncated=truncated)
         torch._check(terminated.shape == reward.shape)
         torch._check(truncated.shape == reward.shape)
         return (
@@ -145,6 +157,7 @@ if _ext.HAS_EXT:
 
     @torch.library.register_fake("rltorch::gae")
     def _gae_fake(reward, value, next_value, terminated, done, gamma, lmbda):
+        _check_devices("gae", reward, value=value, next_value=next_value, terminated=terminated, done=done)
         for other in (value, next_value, terminated, done):
             torch._check(other.shape == reward.shape)
         return (
