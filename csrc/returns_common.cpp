@@ -39,7 +39,7 @@ TdTargetArgs prepare_td_target(const at::Tensor& reward, const at::Tensor& termi
     args.num_actions = next_q.size(-1);
     TORCH_CHECK(args.num_actions >= 1, "rltorch.", op,
                 ": `next_q` needs at least one action, got shape ", shape_string(next_q));
-    args.reduce_max = true;
+    args.mode = Bootstrap::kMax;
   }
 
   const bool has_online = next_q_online.has_value() && next_q_online->defined();
@@ -56,6 +56,7 @@ TdTargetArgs prepare_td_target(const at::Tensor& reward, const at::Tensor& termi
     check_same_shape(op, next_q, "next_q", *next_q_online, "next_q_online");
     check_same_dtype(op, next_q, "next_q", *next_q_online, "next_q_online");
     args.next_q_online = next_q_online->contiguous();
+    args.mode = Bootstrap::kOnlineArgmax;
   }
   if (has_action) {
     check_same_device(op, reward, "reward", *next_action, "next_action");
@@ -64,6 +65,7 @@ TdTargetArgs prepare_td_target(const at::Tensor& reward, const at::Tensor& termi
                 next_action->scalar_type());
     check_same_shape(op, reward, "reward", *next_action, "next_action");
     args.next_action = next_action->to(at::kLong).contiguous();
+    args.mode = Bootstrap::kAction;
   }
   if (discount.has_value() && discount->defined()) {
     check_same_device(op, reward, "reward", *discount, "discount");

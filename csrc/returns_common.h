@@ -7,6 +7,8 @@
 #include <optional>
 #include <tuple>
 
+#include "rltorch/returns.h"
+
 namespace rltorch {
 
 struct TdTargetArgs {
@@ -18,7 +20,7 @@ struct TdTargetArgs {
   at::Tensor discount;        // contiguous [B] or undefined (then gamma)
   int64_t batch = 0;
   int64_t num_actions = 1;
-  bool reduce_max = false;    // false: next_q already holds the bootstrap value
+  Bootstrap mode = Bootstrap::kValue;
 };
 
 TdTargetArgs prepare_td_target(const at::Tensor& reward, const at::Tensor& terminated,

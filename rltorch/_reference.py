@@ -12,6 +12,11 @@ import torch
 from torch import Tensor
 
 
+def _check_unit(name: str, value: float) -> None:
+    if not 0.0 <= float(value) <= 1.0:
+        raise ValueError(f"rltorch: `{name}` must lie in [0, 1], got {value}")
+
+
 def _flags(flags: Tensor) -> Tensor:
     return flags if flags.dtype == torch.bool else flags != 0
 
@@ -26,6 +31,8 @@ def td_target(
     gamma: float = 0.99,
 ) -> Tensor:
     """y = r + discount * (1 - terminated) * bootstrap (see ``rltorch.ops.td_target``)."""
+    if discount is None:
+        _check_unit("gamma", gamma)
     if next_q.dim() == reward.dim():
         bootstrap = next_q
     elif next_q_online is not None:
@@ -46,6 +53,7 @@ def nstep_returns(
     reward: Tensor, terminated: Tensor, truncated: Tensor, n: int, gamma: float
 ) -> tuple[Tensor, Tensor, Tensor]:
     """n-step returns over a time-major [T, *batch] block (see ``rltorch.ops.nstep_returns``)."""
+    _check_unit("gamma", gamma)
     T = reward.shape[0]
     terminated, truncated = _flags(terminated), _flags(truncated)
     acc = torch.float32 if reward.dtype in (torch.float16, torch.bfloat16) else reward.dtype
@@ -80,6 +88,8 @@ def gae(
     lmbda: float,
 ) -> tuple[Tensor, Tensor]:
     """Exact GAE by a reverse loop over time (see ``rltorch.ops.gae``)."""
+    _check_unit("gamma", gamma)
+    _check_unit("lmbda", lmbda)
     terminated, done = _flags(terminated), _flags(done)
     acc = torch.float32 if reward.dtype in (torch.float16, torch.bfloat16) else reward.dtype
     r, v, nv = reward.to(acc), value.to(acc), next_value.to(acc)

@@ -13,6 +13,45 @@ namespace {
 // Below this many elements one thread is faster than waking the pool.
 constexpr int64_t kGrain = 1 << 15;
 
+// The bootstrap source is a template parameter so the per-row loop carries no
+// mode branches (they would be re-tested for every sample).
+template <Bootstrap mode, typename scalar_t>
+void td_target_rows(const TdTargetArgs& a, double gamma, scalar_t* y) {
+  using acc_t = at::opmath_type<scalar_t>;
+  const scalar_t* r = a.reward.const_data_ptr<scalar_t>();
+  const bool* term = a.terminated.const_data_ptr<bool>();
+  const scalar_t* q = a.next_q.const_data_ptr<scalar_t>();
+  const scalar_t* q_online = mode == Bootstrap::kOnlineArgmax ? a.next_q_online.const_data_ptr<scalar_t>() : nullptr;
+  const int64_t* action = mode == Bootstrap::kAction ? a.next_action.const_data_ptr<int64_t>() : nullptr;
+  const scalar_t* disc = a.discount.defined() ? a.discount.const_data_ptr<scalar_t>() : nullptr;
+  const int64_t A = a.num_actions;
+  const acc_t g = static_cast<acc_t>(gamma);
+  at::parallel_for(0, a.batch, kGrain / (A + 1) + 1, [&](int64_t begin, int64_t end) {
+    if constexpr (mode == Bootstrap::kAction) {
+      // Validate the whole chunk before writing, so a bad index leaves no partial output behind.
+      for (int64_t i = begin; i < end; ++i) {
+        TORCH_CHECK_INDEX(action[i] >= 0 && action[i] < A, "rltorch.td_target: `next_action` holds ",
+                          action[i], " at position ", i, ", outside [0, ", A, ")");
+      }
+    }
+    for (int64_t i = begin; i < end; ++i) {
+      const scalar_t* row = q + i * A;
+      acc_t bootstrap;
+      if constexpr (mode == Bootstrap::kOnlineArgmax) {
+        bootstrap = static_cast<acc_t>(row[row_argmax<acc_t>(q_online + i * A, A)]);
+      } else if constexpr (mode == Bootstrap::kAction) {
+        bootstrap = static_cast<acc_t>(row[action[i]]);
+      } else if constexpr (mode == Bootstrap::kMax) {
+        bootstrap = row_max<acc_t>(row, A);
+      } else {
+        bootstrap = static_cast<acc_t>(row[0]);
+      }
+      const acc_t d = disc != nullptr ? static_cast<acc_t>(disc[i]) : g;
+      y[i] = static_cast<scalar_t>(td_target<acc_t>(static_cast<acc_t>(r[i]), term[i], d, bootstrap));
+    }
+  });
+}
+
 at::Tensor td_target_cpu(const at::Tensor& reward, const at::Tensor& terminated,
                          const at::Tensor& next_q, const std::optional<at::Tensor>& next_q_online,
                          const std::optional<at::Tensor>& next_action,
@@ -22,37 +61,13 @@ at::Tensor td_target_cpu(const at::Tensor& reward, const at::Tensor& terminated,
   at::Tensor out = at::empty(reward.sizes(), reward.options().memory_format(at::MemoryFormat::Contiguous));
   if (a.batch == 0) return out;
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, reward.scalar_type(), "td_target_cpu", [&] {
-    using acc_t = at::opmath_type<scalar_t>;
-    const scalar_t* r = a.reward.const_data_ptr<scalar_t>();
-    const bool* term = a.terminated.const_data_ptr<bool>();
-    const scalar_t* q = a.next_q.const_data_ptr<scalar_t>();
-    const scalar_t* q_online = a.next_q_online.defined() ? a.next_q_online.const_data_ptr<scalar_t>() : nullptr;
-    const int64_t* action = a.next_action.defined() ? a.next_action.const_data_ptr<int64_t>() : nullptr;
-    const scalar_t* disc = a.discount.defined() ? a.discount.const_data_ptr<scalar_t>() : nullptr;
     scalar_t* y = out.mutable_data_ptr<scalar_t>();
-    const int64_t A = a.num_actions;
-    const bool reduce_max = a.reduce_max;
-    const acc_t g = static_cast<acc_t>(gamma);
-    at::parallel_for(0, a.batch, kGrain / (A + 1) + 1, [&](int64_t begin, int64_t end) {
-      for (int64_t i = begin; i < end; ++i) {
-        const scalar_t* row = q + i * A;
-        acc_t bootstrap;
-        if (q_online != nullptr) {
-          bootstrap = static_cast<acc_t>(row[row_argmax<acc_t>(q_online + i * A, A)]);
-        } else if (action != nullptr) {
-          const int64_t act = action[i];
-          TORCH_CHECK_INDEX(act >= 0 && act < A, "rltorch.td_target: `next_action` holds ", act,
-                            " at position ", i, ", outside [0, ", A, ")");
-          bootstrap = static_cast<acc_t>(row[act]);
-        } else if (reduce_max) {
-          bootstrap = row_max<acc_t>(row, A);
-        } else {
-          bootstrap = static_cast<acc_t>(row[0]);
-        }
-        const acc_t d = disc != nullptr ? static_cast<acc_t>(disc[i]) : g;
-        y[i] = static_cast<scalar_t>(td_target<acc_t>(static_cast<acc_t>(r[i]), term[i], d, bootstrap));
-      }
-    });
+    switch (a.mode) {
+      case Bootstrap::kOnlineArgmax: td_target_rows<Bootstrap::kOnlineArgmax>(a, gamma, y); break;
+      case Bootstrap::kAction: td_target_rows<Bootstrap::kAction>(a, gamma, y); break;
+      case Bootstrap::kMax: td_target_rows<Bootstrap::kMax>(a, gamma, y); break;
+      case Bootstrap::kValue: td_target_rows<Bootstrap::kValue>(a, gamma, y); break;
+    }
   });
   return out;
 }

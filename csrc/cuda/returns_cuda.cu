@@ -16,7 +16,7 @@ __global__ void td_target_kernel(const scalar_t* __restrict__ reward, const bool
                                  const scalar_t* __restrict__ next_q_online,
                                  const int64_t* __restrict__ next_action,
                                  const scalar_t* __restrict__ discount, double gamma, int64_t batch,
-                                 int64_t num_actions, bool reduce_max, scalar_t* __restrict__ out) {
+                                 int64_t num_actions, Bootstrap mode, scalar_t* __restrict__ out) {
   using acc_t = at::opmath_type<scalar_t>;
   const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
   if (i >= batch) return;
@@ -28,7 +28,7 @@ __global__ void td_target_kernel(const scalar_t* __restrict__ reward, const bool
     const int64_t act = next_action[i];
     CUDA_KERNEL_ASSERT(act >= 0 && act < num_actions && "rltorch.td_target: next_action out of range");
     bootstrap = static_cast<acc_t>(row[act]);
-  } else if (reduce_max) {
+  } else if (mode == Bootstrap::kMax) {
     bootstrap = row_max<acc_t>(row, num_actions);
   } else {
     bootstrap = static_cast<acc_t>(row[0]);
@@ -53,7 +53,7 @@ at::Tensor td_target_cuda(const at::Tensor& reward, const at::Tensor& terminated
         a.next_q_online.defined() ? a.next_q_online.const_data_ptr<scalar_t>() : nullptr,
         a.next_action.defined() ? a.next_action.const_data_ptr<int64_t>() : nullptr,
         a.discount.defined() ? a.discount.const_data_ptr<scalar_t>() : nullptr, gamma, a.batch,
-        a.num_actions, a.reduce_max, out.mutable_data_ptr<scalar_t>());
+        a.num_actions, a.mode, out.mutable_data_ptr<scalar_t>());
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });
   return out;

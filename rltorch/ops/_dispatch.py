@@ -18,19 +18,19 @@ def resolve(op_name: str, reference: Callable) -> tuple[Callable | None, Callabl
     if not _ext.HAS_EXT:
         return None, None, reference
     overload = getattr(torch.ops.rltorch, op_name).default
+    # The OpOverload itself, not its faster private `_op`: dynamo traces only the former.
     cpu = overload if _ext.has_kernel(op_name, "cpu") else None
     cuda = overload if _ext.has_kernel(op_name, "cuda") else None
     return cpu, cuda, reference
 
 
 def pick(kernels: tuple[Callable | None, Callable | None, Callable], tensor: torch.Tensor) -> Callable:
+    """The kernel for ``tensor``'s device. CPU, meta and fake tensors (torch.compile)
+    take the operator, whose fake kernel handles the latter two."""
     cpu, cuda, reference = kernels
-    device_type = tensor.device.type
-    if device_type == "cpu" and cpu is not None:
-        return cpu
-    if device_type == "cuda" and cuda is not None:
-        return cuda
-    return reference
+    if tensor.is_cuda:
+        return cuda if cuda is not None else reference
+    return cpu if cpu is not None else reference
 
 
 def implementation(kernels: tuple[Callable | None, Callable | None, Callable], device_type: str) -> str:

@@ -61,11 +61,11 @@ def td_target(
             bootstrap is ``next_q[argmax next_q_online]``.
         next_action: ``[*B]`` integer actions to bootstrap from instead.
     """
+    # A float gamma is range-checked by the kernel (and the reference), not here:
+    # this wrapper is on every training step's path.
     if isinstance(gamma, Tensor):
-        discount, gamma_f = gamma, 1.0
-    else:
-        discount, gamma_f = None, _check_unit("gamma", gamma)
-    return pick(_TD_TARGET, reward)(reward, terminated, next_q, next_q_online, next_action, discount, gamma_f)
+        return pick(_TD_TARGET, reward)(reward, terminated, next_q, next_q_online, next_action, gamma, 1.0)
+    return pick(_TD_TARGET, reward)(reward, terminated, next_q, next_q_online, next_action, None, gamma)
 
 
 def double_dqn_target(
