@@ -24,4 +24,30 @@ TORCH_LIBRARY(rltorch, m) {
   m.def(
       "gae(Tensor reward, Tensor value, Tensor next_value, Tensor terminated, Tensor done, "
       "float gamma, float lmbda) -> (Tensor advantage, Tensor returns)");
+
+  // ---- CartPole-v1, vectorized (csrc/include/rltorch/cartpole.h) ----
+  // The env is a set of tensors owned by the caller (rltorch.envs.CartPoleVecEnv):
+  // state float64 [4, N] (rows x, x_dot, theta, theta_dot), steps int32 [N]
+  // (steps since reset), prev_done bool [N] (done on the previous call) and
+  // episode int64 [N] (resets so far: with `seed` it keys the reset generator).
+  // One call steps every env: gymnasium's physics, termination, reward, step
+  // count, truncation at max_episode_steps and autoreset (autoreset_mode 0 =
+  // next step, 1 = same step, 2 = disabled). Returns obs float32 [N, 4], reward
+  // float32, terminated, truncated, done = terminated | truncated (bool [N]),
+  // the return (float32) and length (int32) of episodes that ended on this call
+  // (0 elsewhere), and, in same-step mode, the final obs of those episodes
+  // (float32 [N, 4], 0 elsewhere; [0, 4] in the other modes).
+  m.def(
+      "cartpole_step_(Tensor(a!) state, Tensor(b!) steps, Tensor(c!) prev_done, Tensor(d!) episode, "
+      "Tensor actions, int seed, float low=-0.05, float high=0.05, int max_episode_steps=500, "
+      "int autoreset_mode=0, bool sutton_barto_reward=False) -> (Tensor obs, Tensor reward, "
+      "Tensor terminated, Tensor truncated, Tensor done, Tensor episode_return, "
+      "Tensor episode_length, Tensor final_obs)");
+  // Resets the envs in reset_mask (all if None): state ~ uniform(low, high) from
+  // the counter-based generator keyed by (seed, env, episode[env]), then
+  // episode[env] += 1, steps = 0, prev_done = False. Returns obs float32 [N, 4]
+  // of every env.
+  m.def(
+      "cartpole_reset_(Tensor(a!) state, Tensor(b!) steps, Tensor(c!) prev_done, Tensor(d!) episode, "
+      "Tensor? reset_mask, int seed, float low=-0.05, float high=0.05) -> Tensor obs");
 }

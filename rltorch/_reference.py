@@ -102,3 +102,143 @@ def gae(
         carry = torch.where(done[t], delta, delta + gamma_lambda * carry)
         advantage[t] = carry
     return advantage.to(reward.dtype), (advantage + v).to(reward.dtype)
+
+
+# ---- CartPole-v1 (csrc/include/rltorch/cartpole.h; gymnasium's equations) ----
+
+_CP_GRAVITY = 9.8
+_CP_MASSPOLE = 0.1
+_CP_TOTAL_MASS = 0.1 + 1.0
+_CP_LENGTH = 0.5
+_CP_POLEMASS_LENGTH = 0.1 * 0.5
+_CP_FORCE_MAG = 10.0
+_CP_TAU = 0.02
+_CP_THETA_THRESHOLD = 12 * 2 * 3.141592653589793 / 360
+_CP_X_THRESHOLD = 2.4
+
+_U64 = (1 << 64) - 1
+_GOLDEN_GAMMA = 0x9E3779B97F4A7C15
+
+
+def _signed64(value: int) -> int:
+    value &= _U64
+    return value - (1 << 64) if value >= (1 << 63) else value
+
+
+def _shr(z: Tensor, k: int) -> Tensor:
+    # Logical shift of int64 bit patterns (torch's >> is arithmetic).
+    return (z >> k) & ((1 << (64 - k)) - 1)
+
+
+def _mix64(z: Tensor) -> Tensor:
+    """SplitMix64's finaliser on int64 tensors holding uint64 bit patterns (products wrap)."""
+    z = (z ^ _shr(z, 30)) * _signed64(0xBF58476D1CE4E5B9)
+    z = (z ^ _shr(z, 27)) * _signed64(0x94D049BB133111EB)
+    return z ^ _shr(z, 31)
+
+
+def mix64_int(z: int) -> int:
+    """The same finaliser on a Python int (the reset generator's first stage)."""
+    z &= _U64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _U64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _U64
+    return z ^ (z >> 31)
+
+
+def cartpole_initial_state(seed: int, episode: Tensor, low: float, high: float) -> Tensor:
+    """float64 [4, N]: the initial state env i draws for episode ``episode[i]`` (the kernels' generator)."""
+    n = episode.shape[0]
+    env = torch.arange(n, dtype=torch.int64, device=episode.device)
+    h = _signed64(mix64_int((seed & _U64) + _GOLDEN_GAMMA))
+    h = _mix64(env ^ h)
+    key = _mix64(h ^ (episode.to(torch.int64) * _signed64(_GOLDEN_GAMMA)))
+    rows = []
+    for component in range(4):
+        bits = _mix64(key + _signed64((component + 1) * _GOLDEN_GAMMA))
+        u = _shr(bits, 11).to(torch.float64) * (1.0 / 9007199254740992.0)
+        rows.append(low + (high - low) * u)
+    return torch.stack(rows)
+
+
+def cartpole_reset_(
+    state: Tensor, steps: Tensor, prev_done: Tensor, episode: Tensor, reset_mask: Tensor | None,
+    seed: int, low: float = -0.05, high: float = 0.05,
+) -> Tensor:
+    """Resets the envs in ``reset_mask`` (all if None); see ``rltorch::cartpole_reset_``."""
+    if low > high:
+        raise ValueError(f"rltorch.cartpole_reset_: reset bound `low` ({low}) must not exceed `high` ({high})")
+    mask = torch.ones_like(prev_done) if reset_mask is None else reset_mask
+    fresh = cartpole_initial_state(seed, episode, low, high)
+    state.copy_(torch.where(mask, fresh, state))
+    episode.add_(mask.to(torch.int64))
+    steps.masked_fill_(mask, 0)
+    prev_done.masked_fill_(mask, False)
+    return state.t().to(torch.float32).contiguous()
+
+
+def cartpole_step_(
+    state: Tensor, steps: Tensor, prev_done: Tensor, episode: Tensor, actions: Tensor, seed: int,
+    low: float = -0.05, high: float = 0.05, max_episode_steps: int = 500, autoreset_mode: int = 0,
+    sutton_barto_reward: bool = False,
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """Steps every env in place, as gymnasium's CartPoleVectorEnv does; see ``rltorch::cartpole_step_``."""
+    if actions.dtype.is_floating_point or actions.dtype.is_complex or actions.dtype == torch.bool:
+        raise RuntimeError(f"rltorch.cartpole_step_: `actions` must be an integer tensor, got {actions.dtype}")
+    if actions.shape != prev_done.shape:
+        raise RuntimeError(f"rltorch.cartpole_step_: `actions` must have shape {list(prev_done.shape)}, got {list(actions.shape)}")
+    if bool(((actions != 0) & (actions != 1)).any()):
+        raise ValueError("rltorch.cartpole_step_: `actions` must be 0 or 1")
+    if autoreset_mode == 2 and bool(prev_done.any()):
+        raise RuntimeError("rltorch.cartpole_step_: an env ended on the previous call and autoreset is disabled; reset it first")
+    x, x_dot, theta, theta_dot = state.unbind(0)
+    force = torch.where(actions == 1, _CP_FORCE_MAG, -_CP_FORCE_MAG).to(torch.float64)
+    costheta, sintheta = torch.cos(theta), torch.sin(theta)
+    temp = (force + _CP_POLEMASS_LENGTH * (theta_dot * theta_dot) * sintheta) / _CP_TOTAL_MASS
+    thetaacc = (_CP_GRAVITY * sintheta - costheta * temp) / (
+        _CP_LENGTH * (4.0 / 3.0 - _CP_MASSPOLE * (costheta * costheta) / _CP_TOTAL_MASS)
+    )
+    xacc = temp - _CP_POLEMASS_LENGTH * thetaacc * costheta / _CP_TOTAL_MASS
+    new = torch.stack((
+        x + _CP_TAU * x_dot, x_dot + _CP_TAU * xacc, theta + _CP_TAU * theta_dot, theta_dot + _CP_TAU * thetaacc,
+    ))
+    terminated = (new[0] < -_CP_X_THRESHOLD) | (new[0] > _CP_X_THRESHOLD) | (
+        new[2] < -_CP_THETA_THRESHOLD) | (new[2] > _CP_THETA_THRESHOLD)
+    new_steps = steps + 1
+    truncated = new_steps >= max_episode_steps
+    done = terminated | truncated
+    if sutton_barto_reward:
+        reward = -(terminated.to(torch.float32))
+        ep_return = torch.where(done, -(terminated.to(torch.float32)), 0.0)
+    else:
+        reward = torch.ones(terminated.shape, dtype=torch.float32, device=state.device)
+        ep_return = torch.where(done, new_steps.to(torch.float32), 0.0)
+    ep_length = torch.where(done, new_steps, 0).to(torch.int32)
+    obs = new.t().to(torch.float32)
+    final_obs = torch.empty((0, 4), dtype=torch.float32, device=state.device)
+    if autoreset_mode == 0:
+        pending = prev_done.clone()
+        zero = torch.zeros_like(pending)
+        state.copy_(new)
+        steps.copy_(new_steps)
+        if bool(pending.any()):
+            cartpole_reset_(state, steps, prev_done, episode, pending, seed, low, high)
+        obs = state.t().to(torch.float32)
+        reward = torch.where(pending, 0.0, reward)
+        terminated, truncated, done = (torch.where(pending, zero, f) for f in (terminated, truncated, done))
+        ep_return = torch.where(pending, 0.0, ep_return)
+        ep_length = torch.where(pending, 0, ep_length).to(torch.int32)
+        prev_done.copy_(done)
+    elif autoreset_mode == 1:
+        final_obs = torch.where(done.unsqueeze(1), obs, 0.0)
+        state.copy_(new)
+        steps.copy_(new_steps)
+        prev_done.zero_()
+        if bool(done.any()):
+            cartpole_reset_(state, steps, prev_done, episode, done, seed, low, high)
+        obs = state.t().to(torch.float32)
+    else:
+        state.copy_(new)
+        steps.copy_(new_steps)
+        prev_done.copy_(done)
+    return (obs.contiguous(), reward.to(torch.float32), terminated, truncated, done, ep_return.to(torch.float32),
+            ep_length, final_obs)

@@ -1,0 +1,134 @@
+// CartPole on CUDA: one thread per env. The state is [4, N] structure-of-arrays,
+// so a warp's loads and stores of each component are coalesced. The math is
+// the header shared with the CPU kernel.
+#include <ATen/ATen.h>
+#include <ATen/Dispatch.h>
+#include <torch/library.h>
+
+#include "../cartpole_common.h"
+#include "launch.cuh"
+#include "rltorch/cartpole.h"
+
+namespace rltorch {
+namespace {
+
+namespace cp = cartpole;
+
+template <typename action_t>
+__global__ void cartpole_step_kernel(double* __restrict__ state, int32_t* __restrict__ steps,
+                                     bool* __restrict__ prev_done, int64_t* __restrict__ episode,
+                                     const action_t* __restrict__ actions, int64_t n, uint64_t seed, double low,
+                                     double high, int32_t max_steps, int64_t mode, bool sutton_barto,
+                                     float* __restrict__ obs, float* __restrict__ reward,
+                                     bool* __restrict__ term_out, bool* __restrict__ trunc_out,
+                                     bool* __restrict__ done_out, float* __restrict__ ep_return,
+                                     int32_t* __restrict__ ep_length, float* __restrict__ final_obs) {
+  const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  if (i >= n) return;
+  const action_t a = actions[i];
+  // Checked on the device: a host-side check would cost a synchronisation per step.
+  CUDA_KERNEL_ASSERT((a == action_t(0) || a == action_t(1)) && "rltorch.cartpole_step_: `actions` must be 0 or 1");
+  const bool was_done = prev_done[i];
+  CUDA_KERNEL_ASSERT(!(mode == cp::kDisabled && was_done) &&
+                     "rltorch.cartpole_step_: stepping an env that ended with autoreset disabled; reset it first");
+  if (mode == cp::kNextStep && was_done) {
+    // The call after an episode ends only resets the env (gymnasium's next-step rule).
+    cp::reset_env(state, steps, prev_done, episode, obs, n, i, seed, low, high);
+    reward[i] = 0.0f;
+    term_out[i] = trunc_out[i] = done_out[i] = false;
+    ep_return[i] = 0.0f;
+    ep_length[i] = 0;
+    return;
+  }
+  double x = state[i], x_dot = state[n + i], th = state[2 * n + i], th_dot = state[3 * n + i];
+  double s, c;
+  cp::sincos_any(th, &s, &c);
+  cp::physics(x, x_dot, th, th_dot, cp::force_of<double>(a == action_t(1)), s, c);
+  state[i] = x;
+  state[n + i] = x_dot;
+  state[2 * n + i] = th;
+  state[3 * n + i] = th_dot;
+  const bool term = cp::terminated(x, th);
+  const int32_t st = steps[i] + 1;
+  const bool trunc = st >= max_steps;
+  const bool d = term | trunc;
+  steps[i] = st;
+  term_out[i] = term;
+  trunc_out[i] = trunc;
+  done_out[i] = d;
+  reward[i] = sutton_barto ? -static_cast<float>(term) : 1.0f;
+  ep_length[i] = d ? st : 0;
+  ep_return[i] = d ? (sutton_barto ? (term ? -1.0f : 0.0f) : static_cast<float>(st)) : 0.0f;
+  if (mode == cp::kSameStep) {
+    if (d) {
+      cp::write_obs(final_obs + 4 * i, x, x_dot, th, th_dot);
+      cp::reset_env(state, steps, prev_done, episode, obs, n, i, seed, low, high);
+    } else {
+      cp::write_obs(final_obs + 4 * i, 0.0, 0.0, 0.0, 0.0);
+      cp::write_obs(obs + 4 * i, x, x_dot, th, th_dot);
+      prev_done[i] = false;
+    }
+  } else {
+    cp::write_obs(obs + 4 * i, x, x_dot, th, th_dot);
+    prev_done[i] = d;
+  }
+}
+
+__global__ void cartpole_reset_kernel(double* __restrict__ state, int32_t* __restrict__ steps,
+                                      bool* __restrict__ prev_done, int64_t* __restrict__ episode,
+                                      const bool* __restrict__ mask, int64_t n, uint64_t seed, double low,
+                                      double high, float* __restrict__ obs) {
+  const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  if (i >= n) return;
+  if (mask == nullptr || mask[i]) {
+    cp::reset_env(state, steps, prev_done, episode, obs, n, i, seed, low, high);
+  } else {
+    cp::write_obs(obs + 4 * i, state[i], state[n + i], state[2 * n + i], state[3 * n + i]);
+  }
+}
+
+CartPoleStepOutputs cartpole_step_cuda(at::Tensor& state, at::Tensor& steps, at::Tensor& prev_done,
+                                       at::Tensor& episode, const at::Tensor& actions, int64_t seed, double low,
+                                       double high, int64_t max_episode_steps, int64_t autoreset_mode,
+                                       bool sutton_barto_reward) {
+  const c10::cuda::CUDAGuard guard(state.device());
+  CartPoleStepArgs a = prepare_cartpole_step(state, steps, prev_done, episode, actions, seed, low, high,
+                                             max_episode_steps, autoreset_mode);
+  if (a.n == 0) return a.outputs();
+  AT_DISPATCH_INTEGRAL_TYPES(a.action.scalar_type(), "cartpole_step_cuda", [&] {
+    cartpole_step_kernel<scalar_t><<<cuda::blocks_for(a.n), cuda::kThreads, 0, cuda::current_stream()>>>(
+        state.data_ptr<double>(), steps.data_ptr<int32_t>(), prev_done.data_ptr<bool>(),
+        episode.data_ptr<int64_t>(), a.action.const_data_ptr<scalar_t>(), a.n, a.seed, low, high,
+        a.max_episode_steps, autoreset_mode, sutton_barto_reward, a.obs.data_ptr<float>(),
+        a.reward.data_ptr<float>(), a.terminated.data_ptr<bool>(), a.truncated.data_ptr<bool>(),
+        a.done.data_ptr<bool>(), a.episode_return.data_ptr<float>(), a.episode_length.data_ptr<int32_t>(),
+        autoreset_mode == cp::kSameStep ? a.final_obs.data_ptr<float>() : nullptr);
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+  });
+  return a.outputs();
+}
+
+at::Tensor cartpole_reset_cuda(at::Tensor& state, at::Tensor& steps, at::Tensor& prev_done, at::Tensor& episode,
+                               const std::optional<at::Tensor>& reset_mask, int64_t seed, double low,
+                               double high) {
+  const c10::cuda::CUDAGuard guard(state.device());
+  const at::Tensor mask = prepare_cartpole_reset(state, steps, prev_done, episode, reset_mask, low, high);
+  const int64_t n = state.size(1);
+  at::Tensor obs = at::empty({n, 4}, state.options().dtype(at::kFloat));
+  if (n == 0) return obs;
+  cartpole_reset_kernel<<<cuda::blocks_for(n), cuda::kThreads, 0, cuda::current_stream()>>>(
+      state.data_ptr<double>(), steps.data_ptr<int32_t>(), prev_done.data_ptr<bool>(), episode.data_ptr<int64_t>(),
+      mask.defined() ? mask.const_data_ptr<bool>() : nullptr, n, static_cast<uint64_t>(seed), low, high,
+      obs.data_ptr<float>());
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+  return obs;
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(rltorch, CUDA, m) {
+  m.impl("cartpole_step_", &cartpole_step_cuda);
+  m.impl("cartpole_reset_", &cartpole_reset_cuda);
+}
+
+}  // namespace rltorch

@@ -1,0 +1,182 @@
+// CartPole-v1 math shared by csrc/cpu and csrc/cuda: gymnasium's constants and
+// equations in gymnasium's order of floating-point operations (see
+// shared/FACTS.md section 1), the counter-based reset generator, and a sin/cos
+// that the CPU compiler can vectorize.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+
+#include "rltorch/macros.h"
+
+namespace rltorch::cartpole {
+
+// Constants written as gymnasium computes them, so every derived value is the
+// same double (0.1 + 1.0 == 1.1 and 0.1 * 0.5 == 0.05 exactly in float64).
+constexpr double kGravity = 9.8;
+constexpr double kMassCart = 1.0;
+constexpr double kMassPole = 0.1;
+constexpr double kTotalMass = kMassPole + kMassCart;
+constexpr double kLength = 0.5;  // half the pole's length
+constexpr double kPoleMassLength = kMassPole * kLength;
+constexpr double kForceMag = 10.0;
+constexpr double kTau = 0.02;
+constexpr double kPi = 3.141592653589793;
+constexpr double kThetaThreshold = 12 * 2 * kPi / 360;  // (24 * pi) / 360, as in Python
+constexpr double kXThreshold = 2.4;
+constexpr double kFourThirds = 4.0 / 3.0;
+
+constexpr double kDefaultResetLow = -0.05;
+constexpr double kDefaultResetHigh = 0.05;
+
+// Values of the `autoreset_mode` argument (gymnasium.vector.AutoresetMode).
+enum AutoresetMode : int64_t { kNextStep = 0, kSameStep = 1, kDisabled = 2 };
+
+// Action 1 pushes right, 0 left (gymnasium: sign(action - 0.5) * force_mag).
+template <typename T>
+RLTORCH_HOST_DEVICE_INLINE T force_of(bool push_right) {
+  return push_right ? T(kForceMag) : T(-kForceMag);
+}
+
+// One Euler step of the dynamics given sin/cos of the current angle.
+// The association of every product and quotient mirrors gymnasium's NumPy
+// expressions (e.g. polemass_length * theta_dot**2 * sin is (pml * thd^2) * s),
+// so with the same sin/cos and no FMA contraction the result is bit-identical.
+// T is double, or a GCC/Clang vector of doubles (the CPU kernel steps several
+// envs per instruction); the double constants broadcast in either case.
+template <typename T>
+RLTORCH_HOST_DEVICE_INLINE void physics(T& x, T& x_dot, T& theta, T& theta_dot, T force, T sin_t, T cos_t) {
+  const T temp = (force + kPoleMassLength * (theta_dot * theta_dot) * sin_t) / kTotalMass;
+  const T theta_acc =
+      (kGravity * sin_t - cos_t * temp) / (kLength * (kFourThirds - kMassPole * (cos_t * cos_t) / kTotalMass));
+  const T x_acc = temp - kPoleMassLength * theta_acc * cos_t / kTotalMass;
+  // Positions move with the old velocities (explicit Euler, gymnasium's default).
+  x = x + kTau * x_dot;
+  x_dot = x_dot + kTau * x_acc;
+  theta = theta + kTau * theta_dot;
+  theta_dot = theta_dot + kTau * theta_acc;
+}
+
+// Tested on the new state with strict inequalities; a NaN state never
+// terminates (NumPy's comparisons say the same). For vector T the result is a
+// lane mask (-1 / 0).
+template <typename T>
+RLTORCH_HOST_DEVICE_INLINE auto terminated(T x, T theta) {
+  return (x < -kXThreshold) | (x > kXThreshold) | (theta < -kThetaThreshold) | (theta > kThetaThreshold);
+}
+
+// ---- sin/cos ----
+// libm's sin/cos are calls the compiler cannot vectorize, and they dominate the
+// step. Inside an episode |theta| stays below ~0.3, so a polynomial on
+// |x| <= pi/4 covers every reachable angle; beyond it callers fall back to libm.
+// Taylor series truncated past x^17 (sin) and x^16 (cos): the truncation error is
+// below 1e-19, so the result is within ~1 ulp of the correctly rounded value
+// (measured against libm in cpp_tests/test_cartpole.cpp).
+constexpr double kPolyLimit = kPi / 4;
+
+template <typename T>
+RLTORCH_HOST_DEVICE_INLINE T sin_poly(T x) {
+  const T z = x * x;
+  const T p =
+      -1.0 / 6.0 +
+      z * (1.0 / 120.0 +
+           z * (-1.0 / 5040.0 +
+                z * (1.0 / 362880.0 +
+                     z * (-1.0 / 39916800.0 +
+                          z * (1.0 / 6227020800.0 +
+                               z * (-1.0 / 1307674368000.0 + z * (1.0 / 355687428096000.0)))))));
+  // x + x*z*p keeps the leading term exact, which is what makes it ~1 ulp.
+  return x + x * (z * p);
+}
+
+template <typename T>
+RLTORCH_HOST_DEVICE_INLINE T cos_poly(T x) {
+  const T z = x * x;
+  const T p =
+      1.0 / 24.0 +
+      z * (-1.0 / 720.0 +
+           z * (1.0 / 40320.0 +
+                z * (-1.0 / 3628800.0 +
+                     z * (1.0 / 479001600.0 +
+                          z * (-1.0 / 87178291200.0 + z * (1.0 / 20922789888000.0))))));
+  return (1.0 - 0.5 * z) + (z * z) * p;
+}
+
+// sin and cos of any angle: the polynomial where it is accurate, libm elsewhere.
+RLTORCH_HOST_DEVICE_INLINE void sincos_any(double x, double* s, double* c) {
+  if (x >= -kPolyLimit && x <= kPolyLimit) {
+    *s = sin_poly(x);
+    *c = cos_poly(x);
+  } else {
+    *s = ::sin(x);  // also NaN/inf: libm's rule
+    *c = ::cos(x);
+  }
+}
+
+// ---- reset generator ----
+// Counter-based: the draw for (seed, env, episode, component) is a pure hash,
+// so results do not depend on the device, the thread count or the order envs
+// are processed in, and a reset needs no generator state on the host.
+// SplitMix64's finaliser is a bijection with full avalanche; chaining it with
+// each key part gives independent-looking 64-bit words.
+RLTORCH_HOST_DEVICE_INLINE uint64_t mix64(uint64_t z) {
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+
+constexpr uint64_t kGoldenGamma = 0x9e3779b97f4a7c15ULL;
+
+RLTORCH_HOST_DEVICE_INLINE uint64_t episode_key(uint64_t seed, uint64_t env, uint64_t episode) {
+  uint64_t h = mix64(seed + kGoldenGamma);
+  h = mix64(h ^ env);
+  return mix64(h ^ (episode * kGoldenGamma));
+}
+
+// A double in [0, 1) with 53 random bits.
+RLTORCH_HOST_DEVICE_INLINE double unit_double(uint64_t key, uint64_t component) {
+  const uint64_t bits = mix64(key + (component + 1) * kGoldenGamma);
+  return static_cast<double>(bits >> 11) * (1.0 / 9007199254740992.0);
+}
+
+// uniform(low, high) as NumPy computes it: low + (high - low) * u.
+RLTORCH_HOST_DEVICE_INLINE double reset_value(uint64_t key, uint64_t component, double low, double high) {
+  return low + (high - low) * unit_double(key, component);
+}
+
+// Draws env `env`'s initial state (x, x_dot, theta, theta_dot) into a [4, N]
+// structure-of-arrays state.
+RLTORCH_HOST_DEVICE_INLINE void draw_initial_state(double* state, int64_t n, int64_t env, uint64_t seed,
+                                                   int64_t episode, double low, double high) {
+  const uint64_t key = episode_key(seed, static_cast<uint64_t>(env), static_cast<uint64_t>(episode));
+  for (int k = 0; k < 4; ++k) state[k * n + env] = reset_value(key, k, low, high);
+}
+
+}  // namespace rltorch::cartpole
+
+namespace rltorch::cartpole {
+
+// Writes one env's float32 observation row (NumPy's astype: round to nearest).
+RLTORCH_HOST_DEVICE_INLINE void write_obs(float* obs_row, double x, double x_dot, double theta,
+                                          double theta_dot) {
+  obs_row[0] = static_cast<float>(x);
+  obs_row[1] = static_cast<float>(x_dot);
+  obs_row[2] = static_cast<float>(theta);
+  obs_row[3] = static_cast<float>(theta_dot);
+}
+
+// Starts a new episode in env `env`: fresh state from the generator (keyed by
+// its episode counter, which then advances), zero steps, nothing pending, and
+// the new observation written to obs[env].
+RLTORCH_HOST_DEVICE_INLINE void reset_env(double* state, int32_t* steps, bool* prev_done, int64_t* episode,
+                                          float* obs, int64_t n, int64_t env, uint64_t seed, double low,
+                                          double high) {
+  const int64_t ep = episode[env];
+  episode[env] = ep + 1;
+  draw_initial_state(state, n, env, seed, ep, low, high);
+  steps[env] = 0;
+  prev_done[env] = false;
+  write_obs(obs + 4 * env, state[env], state[n + env], state[2 * n + env], state[3 * n + env]);
+}
+
+}  // namespace rltorch::cartpole

@@ -1,0 +1,294 @@
+"""CartPole-v1 as a batched gymnasium ``VectorEnv`` on torch tensors (CPU or CUDA).
+
+Dynamics, termination, rewards, truncation and the autoreset rules are
+gymnasium's (``CartPoleVectorEnv`` + ``TimeLimit``), computed in float64 by one
+kernel call per step; observations come back as float32 tensors on the env's
+device, so a policy on the same device never copies through the host.
+
+Initial states come from a counter-based generator keyed by (seed, env index,
+episode number): the same seed gives the same trajectories on CPU and CUDA and
+for any thread count. It is not NumPy's PCG64 stream, so seeds do not give
+gymnasium's numbers; use :meth:`CartPoleVecEnv.set_state` to start from
+given states.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from gymnasium import spaces
+from gymnasium.vector import AutoresetMode, VectorEnv, VectorWrapper
+from gymnasium.vector.utils import batch_space
+
+from rltorch.ops import cartpole as cp_ops
+
+__all__ = ["CartPoleVecEnv", "CartPoleVecEnvNumpy"]
+
+_THETA_THRESHOLD = 12 * 2 * 3.141592653589793 / 360
+_X_THRESHOLD = 2.4
+# gymnasium's TimeLimit compares an int counter; "no limit" is the int32 max here.
+_NO_LIMIT = 2**31 - 1
+
+_MODE_NAMES = {
+    "next_step": AutoresetMode.NEXT_STEP,
+    "same_step": AutoresetMode.SAME_STEP,
+    "disabled": AutoresetMode.DISABLED,
+}
+_MODE_CODES = {AutoresetMode.NEXT_STEP: 0, AutoresetMode.SAME_STEP: 1, AutoresetMode.DISABLED: 2}
+
+
+def _parse_mode(mode: AutoresetMode | str) -> AutoresetMode:
+    if isinstance(mode, AutoresetMode):
+        return mode
+    if isinstance(mode, str):
+        key = mode.lower().replace("-", "_")
+        if key in _MODE_NAMES:
+            return _MODE_NAMES[key]
+        for member in AutoresetMode:  # gymnasium's values: "NextStep", ...
+            if mode == member.value:
+                return member
+    raise ValueError(
+        f"autoreset_mode must be a gymnasium.vector.AutoresetMode or one of {sorted(_MODE_NAMES)}, got {mode!r}"
+    )
+
+
+def _as_signed64(seed: int) -> int:
+    seed = int(seed) & (2**64 - 1)
+    return seed - 2**64 if seed >= 2**63 else seed
+
+
+class CartPoleVecEnv(VectorEnv):
+    """``num_envs`` CartPole-v1 envs stepped together on ``device``.
+
+    Args:
+        num_envs: number of envs (>= 1).
+        device: ``"cpu"``, ``"cuda"`` or a ``torch.device``; all tensors live there.
+        seed: seed of the first :meth:`reset` when that call passes none.
+        max_episode_steps: truncate on this step (gymnasium's TimeLimit); ``None`` for never.
+        autoreset_mode: ``AutoresetMode`` or ``"next_step"`` (default, gymnasium's rule: the call
+            after an episode ends resets that env, returns reward 0 and both flags False and
+            ignores its action), ``"same_step"`` (reset in the same call; the finished episode's
+            last obs is ``info["final_obs"]`` with mask ``info["_final_obs"]``) or ``"disabled"``
+            (reset envs yourself with ``reset(options={"reset_mask": mask})``; stepping an env
+            that has ended is an error).
+        sutton_barto_reward: reward 0 per step and -1 on termination instead of 1 per step.
+        render_mode: ``None`` or ``"rgb_array"`` (env 0, drawn with NumPy).
+
+    ``step`` returns ``(obs float32 [N, 4], reward float32 [N], terminated bool [N],
+    truncated bool [N], info)``, all on ``device``. ``info["episode"] = {"r": float32 [N],
+    "l": int32 [N]}`` holds the return and length of episodes that ended on this call,
+    with mask ``info["_episode"]`` (gymnasium's RecordEpisodeStatistics convention).
+    """
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 50, "autoreset_mode": AutoresetMode.NEXT_STEP}
+
+    def __init__(
+        self,
+        num_envs: int = 1,
+        device: torch.device | str = "cpu",
+        seed: int | None = None,
+        max_episode_steps: int | None = 500,
+        autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP,
+        sutton_barto_reward: bool = False,
+        render_mode: str | None = None,
+    ):
+        if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
+            raise ValueError(f"num_envs must be an integer >= 1, got {num_envs!r}")
+        if max_episode_steps is None:
+            max_episode_steps = _NO_LIMIT
+        if not 1 <= int(max_episode_steps) <= _NO_LIMIT:
+            raise ValueError(f"max_episode_steps must be in [1, 2**31 - 1] or None, got {max_episode_steps!r}")
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode must be None or one of {self.metadata['render_modes']}, got {render_mode!r}")
+        self.num_envs = int(num_envs)
+        self.device = torch.device(device)
+        self.max_episode_steps = int(max_episode_steps)
+        self.autoreset_mode = _parse_mode(autoreset_mode)
+        self._mode_code = _MODE_CODES[self.autoreset_mode]
+        self.sutton_barto_reward = bool(sutton_barto_reward)
+        self.render_mode = render_mode
+        self.metadata = dict(self.metadata, autoreset_mode=self.autoreset_mode)
+
+        high = np.array([_X_THRESHOLD * 2, np.inf, _THETA_THRESHOLD * 2, np.inf], dtype=np.float32)
+        self.single_observation_space = spaces.Box(-high, high, dtype=np.float32)
+        self.observation_space = batch_space(self.single_observation_space, self.num_envs)
+        self.single_action_space = spaces.Discrete(2)
+        self.action_space = batch_space(self.single_action_space, self.num_envs)
+
+        self.state, self.steps, self.prev_done, self.episode = cp_ops.new_cartpole_state(self.num_envs, self.device)
+        self.low, self.high = -0.05, 0.05
+        self._initial_seed = seed
+        self._seed: int | None = None
+        self._needs_reset = True
+
+    # ---- gymnasium API ----
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[torch.Tensor, dict[str, Any]]:
+        """Resets every env, or those in ``options["reset_mask"]``; ``options["low"/"high"]``
+        set the bounds of the uniform initial state (default -0.05, 0.05) for this and later resets."""
+        options = dict(options or {})
+        low = float(options.pop("low", -0.05))
+        high = float(options.pop("high", 0.05))
+        if low > high:
+            raise ValueError(f"Lower bound ({low}) must be lower than higher bound ({high}).")
+        mask = options.pop("reset_mask", None)
+        if options:
+            raise ValueError(f"unknown reset options {sorted(options)}; expected 'low', 'high', 'reset_mask'")
+        if mask is not None:
+            mask = self._as_mask(mask)
+        if seed is None and self._seed is None:
+            seed = self._initial_seed
+        if seed is not None:
+            super().reset(seed=int(seed))  # keeps env.np_random consistent with the seed
+            self._seed = _as_signed64(seed)
+            if mask is None:
+                self.episode.zero_()
+            else:
+                self.episode.masked_fill_(mask, 0)
+        elif self._seed is None:
+            self._seed = _as_signed64(int(np.random.SeedSequence().entropy))
+        self.low, self.high = low, high
+        obs = cp_ops.cartpole_reset_(self.state, self.steps, self.prev_done, self.episode, mask, self._seed, low, high)
+        if mask is None:
+            self._needs_reset = False
+        return obs, {}
+
+    def step(
+        self, actions: torch.Tensor | np.ndarray | list
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, dict[str, Any]]:
+        if self._needs_reset:
+            raise RuntimeError(
+                "CartPoleVecEnv: call reset() before step() (also needed after a step that raised an error)"
+            )
+        actions = self._as_actions(actions)
+        try:
+            obs, reward, terminated, truncated, done, ep_return, ep_length, final_obs = cp_ops.cartpole_step_(
+                self.state, self.steps, self.prev_done, self.episode, actions, self._seed, self.low, self.high,
+                self.max_episode_steps, self._mode_code, self.sutton_barto_reward,
+            )
+        except Exception:
+            # The kernel raises mid-batch (bad action value, stepping an ended env
+            # with autoreset disabled): part of the batch has advanced.
+            self._needs_reset = True
+            raise
+        info: dict[str, Any] = {"episode": {"r": ep_return, "l": ep_length}, "_episode": done}
+        if self._mode_code == 1:
+            info["final_obs"] = final_obs
+            info["_final_obs"] = done
+            info["final_info"] = {"episode": {"r": ep_return, "l": ep_length}, "_episode": done}
+            info["_final_info"] = done
+        return obs, reward, terminated, truncated, info
+
+    def close_extras(self, **kwargs: Any) -> None:
+        self._needs_reset = True
+
+    # ---- extras ----
+
+    def set_state(
+        self,
+        state: torch.Tensor | np.ndarray,
+        steps: torch.Tensor | np.ndarray | int | None = 0,
+        mask: torch.Tensor | np.ndarray | None = None,
+    ) -> torch.Tensor:
+        """Loads explicit float64 states ``[N, 4]`` (x, x_dot, theta, theta_dot per env, like
+        gymnasium's ``env.unwrapped.state``) into the envs in ``mask`` (all if None), with
+        ``steps`` already taken in their episodes (0 by default; ``None`` keeps the counts).
+        Clears any pending autoreset of those envs. Returns the float32 obs ``[N, 4]``."""
+        state = torch.as_tensor(state, dtype=torch.float64, device=self.device)
+        if state.shape != (self.num_envs, 4):
+            raise ValueError(f"state must have shape ({self.num_envs}, 4), got {tuple(state.shape)}")
+        m = torch.ones(self.num_envs, dtype=torch.bool, device=self.device) if mask is None else self._as_mask(mask)
+        self.state.copy_(torch.where(m, state.t(), self.state))
+        if steps is not None:
+            steps_t = torch.as_tensor(steps, dtype=torch.int32, device=self.device).expand(self.num_envs)
+            self.steps.copy_(torch.where(m, steps_t, self.steps))
+        self.prev_done.masked_fill_(m, False)
+        if self._seed is None:
+            self._seed = _as_signed64(
+                self._initial_seed if self._initial_seed is not None else int(np.random.SeedSequence().entropy)
+            )
+        if mask is None:
+            self._needs_reset = False
+        return self.state.t().to(torch.float32)
+
+    def numpy(self) -> "CartPoleVecEnvNumpy":
+        """This env behind gymnasium's NumPy API (arrays in, arrays out)."""
+        return CartPoleVecEnvNumpy(self)
+
+    def render(self):
+        if self.render_mode != "rgb_array":
+            return None
+        return _draw_cartpole(self.state[:, 0].double().cpu().numpy())
+
+    def _as_mask(self, mask) -> torch.Tensor:
+        mask = torch.as_tensor(mask, device=self.device)
+        if mask.dtype != torch.bool or mask.shape != (self.num_envs,):
+            raise ValueError(f"reset_mask must be a bool array of shape ({self.num_envs},), got {mask.dtype} {tuple(mask.shape)}")
+        return mask
+
+    def _as_actions(self, actions) -> torch.Tensor:
+        if not isinstance(actions, torch.Tensor):
+            arr = np.asarray(actions)
+            if arr.dtype == np.bool_ or not np.issubdtype(arr.dtype, np.integer):
+                raise TypeError(f"`actions` must hold integers 0 or 1, got an array of dtype {arr.dtype}")
+            actions = torch.from_numpy(np.ascontiguousarray(arr)).to(self.device)
+        elif actions.device != self.device:
+            raise ValueError(f"`actions` is on {actions.device} but the env is on {self.device}; move it there")
+        if actions.dtype == torch.bool or actions.dtype.is_floating_point or actions.dtype.is_complex:
+            raise TypeError(f"`actions` must be an integer tensor holding 0 or 1, got {actions.dtype}")
+        if actions.shape != (self.num_envs,):
+            raise ValueError(f"`actions` must have shape ({self.num_envs},), got {tuple(actions.shape)}")
+        return actions
+
+
+def _to_numpy(value):
+    if isinstance(value, torch.Tensor):
+        return value.cpu().numpy()
+    if isinstance(value, dict):
+        return {k: _to_numpy(v) for k, v in value.items()}
+    return value
+
+
+class CartPoleVecEnvNumpy(VectorWrapper):
+    """A :class:`CartPoleVecEnv` behind gymnasium's NumPy API: actions are array-likes,
+    results are NumPy arrays (obs float32, reward float32, flags bool, info dict of arrays)."""
+
+    def __init__(self, env: CartPoleVecEnv):
+        super().__init__(env)
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        obs, info = self.env.reset(seed=seed, options=options)
+        return obs.cpu().numpy(), _to_numpy(info)
+
+    def step(self, actions):
+        obs, reward, terminated, truncated, info = self.env.step(np.asarray(actions))
+        return (obs.cpu().numpy(), reward.cpu().numpy(), terminated.cpu().numpy(), truncated.cpu().numpy(),
+                _to_numpy(info))
+
+
+def _draw_cartpole(state: np.ndarray) -> np.ndarray:
+    """A 400x600 RGB frame of one cart-pole, gymnasium's layout, drawn with NumPy."""
+    width, height = 600, 400
+    scale = width / (_X_THRESHOLD * 2)
+    frame = np.full((height, width, 3), 255, dtype=np.uint8)
+    ys, xs = np.mgrid[0:height, 0:width]
+    ys = height - 1 - ys  # world y points up; image row 0 is the top
+    cart_x = state[0] * scale + width / 2.0
+    cart_y = 100.0
+    # Track line, cart (50x30), pole (10 wide, 2 * length * scale long) and axle.
+    frame[ys == int(cart_y)] = (0, 0, 0)
+    cart = (np.abs(xs - cart_x) <= 25) & (np.abs(ys - cart_y) <= 15)
+    frame[cart] = (0, 0, 0)
+    axle_y = cart_y + 30 / 4.0
+    pole_len = scale * 1.0
+    dx, dy = xs - cart_x, ys - axle_y
+    along = dx * np.sin(state[2]) + dy * np.cos(state[2])
+    across = dx * np.cos(state[2]) - dy * np.sin(state[2])
+    pole = (along >= -5) & (along <= pole_len - 5) & (np.abs(across) <= 5)
+    frame[pole] = (202, 152, 101)
+    frame[dx * dx + dy * dy <= 25] = (129, 132, 203)
+    return frame
