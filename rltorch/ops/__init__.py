@@ -1,5 +1,6 @@
 """rltorch's operators (compiled kernels with pure-PyTorch fallbacks)."""
 
 from rltorch.ops.returns import double_dqn_target, gae, lambda_returns, nstep_returns, td_target
+from rltorch.ops.sumtree import SumTree
 
-__all__ = ["td_target", "double_dqn_target", "nstep_returns", "gae", "lambda_returns"]
+__all__ = ["td_target", "double_dqn_target", "nstep_returns", "gae", "lambda_returns", "SumTree"]

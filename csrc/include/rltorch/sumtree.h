@@ -1,0 +1,157 @@
+// Sum tree (plus a parallel min tree) for prioritized replay, shared by
+// csrc/cpu and csrc/cuda. Header-only and libtorch-free, so the sanitized C++
+// test can exercise exactly this code without linking torch.
+//
+// Layout: a K-ary tree over `capacity` leaves (any capacity >= 1), stored
+// level by level from the root in one array; the min tree uses the same
+// offsets in a second array (row 1 of the [2, storage] tree tensor). Level
+// widths are ceil(width_below / K); every level's storage is padded to a
+// multiple of K with neutral values (0 for sums, +inf for mins), so a node's
+// K children are always one aligned, fully readable group: with K = 8 and
+// float64 that group is exactly one 64-byte cache line.
+//
+// The min tree stores +inf for zero-priority leaves: a zero leaf can never be
+// sampled, so it must not drag the minimum used by importance weights to 0.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+
+#include "rltorch/macros.h"
+
+namespace rltorch::sumtree {
+
+// Enough for any capacity representable as int64 with K >= 2.
+constexpr int kMaxLevels = 64;
+
+struct Layout {
+  int64_t capacity = 0;
+  int32_t levels = 0;    // root is level 0, leaves are level levels - 1
+  int32_t fanout = 0;
+  int64_t storage = 0;   // elements per row (sums or mins)
+  int64_t offset[kMaxLevels] = {};
+  int64_t width[kMaxLevels] = {};
+  RLTORCH_HOST_DEVICE_INLINE int64_t leaf_offset() const { return offset[levels - 1]; }
+};
+
+// Host-side construction; the Python class computes the same numbers
+// (rltorch/ops/sumtree.py::tree_storage) and the kernels check they agree.
+inline Layout make_layout(int64_t capacity, int fanout) {
+  Layout layout;
+  layout.capacity = capacity;
+  layout.fanout = fanout;
+  int64_t widths[kMaxLevels];
+  int n = 0;
+  int64_t w = capacity;
+  widths[n++] = w;
+  while (w > 1) {
+    w = (w + fanout - 1) / fanout;
+    widths[n++] = w;
+  }
+  layout.levels = n;
+  int64_t off = 0;
+  for (int level = 0; level < n; ++level) {
+    const int64_t width = widths[n - 1 - level];
+    layout.width[level] = width;
+    layout.offset[level] = off;
+    off += (width + fanout - 1) / fanout * fanout;
+  }
+  layout.storage = off;
+  return layout;
+}
+
+template <typename T>
+RLTORCH_HOST_DEVICE_INLINE T infinity() {
+  return static_cast<T>(1.0 / 0.0);
+}
+
+// What a leaf contributes to the min tree.
+template <typename T>
+RLTORCH_HOST_DEVICE_INLINE T min_value(T priority) {
+  return priority > T(0) ? priority : infinity<T>();
+}
+
+// Recomputes one internal node from its K children, never by adding a delta:
+// whatever happened before, the node is exactly the (left-to-right) sum of
+// its children afterwards, so totals cannot drift over many updates.
+template <int K, typename T>
+RLTORCH_HOST_DEVICE_INLINE void recompute_node(T* sums, T* mins, const Layout& layout, int level,
+                                               int64_t node) {
+  const int64_t child = layout.offset[level + 1] + node * K;
+  T s = sums[child];
+  T m = mins[child];
+  for (int j = 1; j < K; ++j) {
+    s += sums[child + j];
+    const T c = mins[child + j];
+    m = c < m ? c : m;
+  }
+  sums[layout.offset[level] + node] = s;
+  mins[layout.offset[level] + node] = m;
+}
+
+// Writes one leaf and recomputes its ancestors, bottom-up: O(K log_K N).
+template <int K, typename T>
+RLTORCH_HOST_DEVICE_INLINE void set_leaf(T* sums, T* mins, const Layout& layout, int64_t leaf,
+                                         T priority) {
+  const int64_t at = layout.leaf_offset() + leaf;
+  sums[at] = priority;
+  mins[at] = min_value(priority);
+  int64_t node = leaf;
+  for (int level = layout.levels - 2; level >= 0; --level) {
+    node /= K;
+    recompute_node<K, T>(sums, mins, layout, level, node);
+  }
+}
+
+// One level of the prefix-sum descent. `u` is the mass left to walk within
+// the node; returns the child to enter and leaves in `u` the mass left within
+// it. A child is entered when u < its sum, so zero-sum children are never
+// entered while mass remains. If rounding leaves u >= the sum of all children
+// (the parent's stored sum can exceed the children's re-summed mass by an
+// ulp, or u >= total was asked for), the last non-zero child is entered with
+// u = +inf, which keeps choosing the last non-zero child down to the leaf.
+template <int K, typename T>
+RLTORCH_HOST_DEVICE_INLINE int choose_child(const T* children, T& u) {
+  int last_nonzero = -1;
+  for (int j = 0; j < K; ++j) {
+    const T c = children[j];
+    if (c > T(0)) {
+      if (u < c) return j;
+      u -= c;
+      last_nonzero = j;
+    }
+  }
+  u = infinity<T>();
+  return last_nonzero < 0 ? 0 : last_nonzero;
+}
+
+// The first leaf whose inclusive running sum exceeds u (u is clamped to
+// >= 0; NaN counts as 0). Only on an all-zero tree can a zero leaf come back
+// (index 0): callers must not sample an empty tree.
+template <int K, typename T>
+RLTORCH_HOST_DEVICE_INLINE int64_t find_prefix(const T* sums, const Layout& layout, T u) {
+  u = u > T(0) ? u : T(0);
+  int64_t node = 0;
+  for (int level = 0; level + 1 < layout.levels; ++level) {
+    const T* children = sums + layout.offset[level + 1] + node * K;
+    node = node * K + choose_child<K, T>(children, u);
+  }
+  return node;
+}
+
+// Importance weight (p / p_min)^-beta, i.e. w_i / max_j w_j over the leaves
+// that can be sampled.
+template <typename T>
+RLTORCH_HOST_DEVICE_INLINE T importance_weight(T priority, T min_priority, T beta) {
+  if (beta == T(0)) return T(1);
+  return pow(priority / min_priority, -beta);
+}
+
+// The stored leaf for a raw priority: (p + eps)^alpha.
+template <typename T>
+RLTORCH_HOST_DEVICE_INLINE T transform_priority(T raw, T alpha, T eps) {
+  const T shifted = raw + eps;
+  return alpha == T(1) ? shifted : pow(shifted, alpha);
+}
+
+}  // namespace rltorch::sumtree
