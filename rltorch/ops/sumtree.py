@@ -114,6 +114,11 @@ class SumTree:
         ``validate=False`` skips it for speed (an out-of-range index then
         trips a device-side assert, a bad priority is stored as is).
         """
+        # Checked here as well as in the kernel: the dispatcher routes a call
+        # with a meta (or other higher-priority) tensor to that device's
+        # kernel, which cannot know the tree lives elsewhere.
+        _check_device("index", index, self.tree)
+        _check_device("priority", priority, self.tree)
         if validate and self.tree.device.type != "cpu":
             _validate_update(self.capacity, index, priority)
         sumtree_update_(self.tree, self.capacity, self.fanout, index, priority, keep, alpha, eps, running_max)
@@ -126,6 +131,7 @@ class SumTree:
         ``torch.searchsorted(priorities.cumsum(0), u, right=True)`` where no
         rounding is involved (e.g. integer-valued priorities).
         """
+        _check_device("mass", mass, self.tree)
         return sumtree_find(self.tree, self.capacity, self.fanout, mass)
 
     def sample(self, batch_size: int, beta: float = 0.0, generator: torch.Generator | None = None):
@@ -168,6 +174,11 @@ class SumTree:
 
     def __repr__(self) -> str:
         return f"SumTree(capacity={self.capacity}, fanout={self.fanout}, device={self.tree.device})"
+
+
+def _check_device(name: str, tensor: Tensor, tree: Tensor) -> None:
+    if tensor.device != tree.device:
+        raise RuntimeError(f"rltorch.SumTree: `{name}` is on {tensor.device} but the tree is on {tree.device}")
 
 
 def _validate_update(capacity: int, index: Tensor, priority: Tensor) -> None:
