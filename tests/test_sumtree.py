@@ -320,7 +320,7 @@ def test_layout_matches_extension_expectations():
     # pins the formula itself: padded levels of ceil(width / K) nodes).
     assert _reference.sumtree_layout(1, 8) == ([0], [1], 8)
     assert _reference.sumtree_layout(9, 8) == ([0, 8, 16], [1, 2, 9], 32)
-    assert _reference.sumtree_layout(8, 2) == ([0, 2, 4, 6], [1, 2, 4, 8], 14)
+    assert _reference.sumtree_layout(8, 2) == ([0, 2, 4, 8], [1, 2, 4, 8], 16)
     offsets, widths, storage = _reference.sumtree_layout(1 << 20, 8)
     assert widths[0] == 1 and widths[-1] == 1 << 20 and len(widths) == 8
     assert all(o % 8 == 0 for o in offsets)
