@@ -129,14 +129,15 @@ def _check_device(op: str, tree: Tensor, other: Tensor, name: str) -> None:
 
 
 def _recompute_nodes(tree: Tensor, offsets: list[int], level: int, nodes: Tensor, fanout: int) -> None:
-    child = offsets[level + 1] + nodes * fanout
-    sums, mins = tree[0], tree[1]
-    s, m = sums[child].clone(), mins[child].clone()
-    for j in range(1, fanout):  # left to right, as the C++ loop adds
-        s = s + sums[child + j]
-        m = torch.minimum(m, mins[child + j])
-    sums[offsets[level] + nodes] = s
-    mins[offsets[level] + nodes] = m
+    child = offsets[level + 1] + nodes.unsqueeze(-1) * fanout + torch.arange(fanout, device=tree.device)
+    s, m = tree[0][child], tree[1][child]
+    half = fanout // 2
+    while half >= 1:  # fold in halves, the order of the C++ recompute_node
+        s = s[:, :half] + s[:, half : 2 * half]
+        m = torch.minimum(m[:, :half], m[:, half : 2 * half])
+        half //= 2
+    tree[0, offsets[level] + nodes] = s[:, 0]
+    tree[1, offsets[level] + nodes] = m[:, 0]
 
 
 def sumtree_update_(
@@ -228,5 +229,5 @@ def sumtree_sample(
     if beta == 0.0:
         weight = torch.ones(batch_size, dtype=torch.float32, device=tree.device)
     else:
-        weight = torch.pow(tree[0, offsets[-1] + index] / tree[1, 0], -beta).to(torch.float32)
+        weight = torch.pow((tree[0, offsets[-1] + index] / tree[1, 0]).to(torch.float32), -beta)
     return index, weight

@@ -39,10 +39,11 @@ def _check_invariants(tree: SumTree):
         width = widths[level]
         children_s = sums[offsets[level + 1] : offsets[level + 1] + width * K].view(width, K)
         children_m = mins[offsets[level + 1] : offsets[level + 1] + width * K].view(width, K)
-        expect_s = children_s[:, 0].clone()
-        for j in range(1, K):
-            expect_s += children_s[:, j]
-        assert torch.equal(sums[offsets[level] : offsets[level] + width], expect_s), f"level {level} sums"
+        expect_s, half = children_s, K // 2
+        while half >= 1:  # the documented fold-in-halves order
+            expect_s = expect_s[:, :half] + expect_s[:, half : 2 * half]
+            half //= 2
+        assert torch.equal(sums[offsets[level] : offsets[level] + width], expect_s[:, 0]), f"level {level} sums"
         assert torch.equal(mins[offsets[level] : offsets[level] + width], children_m.amin(1)), f"level {level} mins"
     # Padding stays neutral and the leaves agree with their min-tree twins.
     for level in range(len(offsets)):

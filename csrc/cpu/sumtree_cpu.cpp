@@ -72,10 +72,18 @@ void sumtree_update_cpu(const at::Tensor& tree, int64_t capacity, int64_t fanout
   // exactly as sequential assignment would leave it.
   dispatch_fanout(fanout, [&](auto k) {
     constexpr int K = decltype(k)::value;
+    const int64_t parent_offset = a.layout.levels >= 2 ? a.layout.offset[a.layout.levels - 2] : -1;
     for (int64_t i = 0; i < B; ++i) {
       if (i + kUpdateLookahead < B) {
-        __builtin_prefetch(sums + leaf_offset + idx[i + kUpdateLookahead], 1);
-        __builtin_prefetch(mins + leaf_offset + idx[i + kUpdateLookahead], 1);
+        // The two lowest levels of a large tree miss the L2 cache; fetch the
+        // leaf group and its parent's group ahead of their turn.
+        const int64_t ahead = idx[i + kUpdateLookahead];
+        __builtin_prefetch(sums + leaf_offset + ahead, 1);
+        __builtin_prefetch(mins + leaf_offset + ahead, 1);
+        if (parent_offset >= 0) {
+          __builtin_prefetch(sums + parent_offset + ahead / K, 1);
+          __builtin_prefetch(mins + parent_offset + ahead / K, 1);
+        }
       }
       if (kept != nullptr && !kept[i]) continue;
       const double raw = p[i] + eps;
@@ -128,7 +136,7 @@ std::tuple<at::Tensor, at::Tensor> sumtree_sample_cpu(const at::Tensor& tree, in
     at::parallel_for(0, batch_size, kSearchGrain, [&](int64_t begin, int64_t end) {
       find_many<K>(sums, layout, up, begin, end, ip, &total, batch_size);
       for (int64_t i = begin; i < end; ++i) {
-        wp[i] = static_cast<float>(sumtree::importance_weight(sums[leaf_offset + ip[i]], min_priority, beta));
+        wp[i] = sumtree::importance_weight(sums[leaf_offset + ip[i]], min_priority, static_cast<float>(beta));
       }
     });
   });

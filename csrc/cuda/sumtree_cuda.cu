@@ -82,7 +82,7 @@ __global__ void sample_kernel(const double* __restrict__ sums, const double* __r
   const double u = (static_cast<double>(i) + uniform[i]) / static_cast<double>(batch) * sums[0];
   const int64_t leaf = sumtree::find_prefix<K, double>(sums, layout, u);
   index[i] = leaf;
-  weight[i] = static_cast<float>(sumtree::importance_weight(sums[layout.leaf_offset() + leaf], mins[0], beta));
+  weight[i] = sumtree::importance_weight(sums[layout.leaf_offset() + leaf], mins[0], static_cast<float>(beta));
 }
 
 void sumtree_update_cuda(const at::Tensor& tree, int64_t capacity, int64_t fanout, const at::Tensor& index,
