@@ -200,19 +200,19 @@ def sumtree_find(tree: Tensor, capacity: int, fanout: int, mass: Tensor) -> Tens
     inf = torch.full_like(u, float("inf"))
     for level in range(len(offsets) - 1):
         children = tree[0, offsets[level + 1] + node.unsqueeze(-1) * fanout + torch.arange(fanout, device=tree.device)]
-        chosen = torch.full_like(node, -1)
-        last_nonzero = torch.full_like(node, -1)
-        for j in range(fanout):  # the C++ choose_child loop, one child at a time
+        # The C++ choose_child: count the children whose inclusive prefix is <= u.
+        prefix = [torch.zeros_like(u)]
+        below = torch.zeros_like(node)
+        last_nonzero = torch.zeros_like(node)
+        for j in range(fanout):
             c = children[:, j]
-            active = (chosen < 0) & (c > 0)
-            enter = active & (u < c)
-            passed = active & ~enter
-            chosen = torch.where(enter, j, chosen)
-            u = torch.where(passed, u - c, u)
-            last_nonzero = torch.where(passed, j, last_nonzero)
-        fell = chosen < 0
-        u = torch.where(fell, inf, u)
-        chosen = torch.where(fell, last_nonzero.clamp_min(0), chosen)
+            prefix.append(prefix[-1] + c)
+            below = below + (prefix[-1] <= u).long()
+            last_nonzero = torch.where(c > 0, j, last_nonzero)
+        fell = below == fanout
+        chosen = torch.where(fell, last_nonzero, below)
+        start = torch.stack(prefix, dim=1).gather(1, chosen.unsqueeze(1)).squeeze(1)
+        u = torch.where(fell, inf, u - start)
         node = node * fanout + chosen
     return node.reshape(shape)
 

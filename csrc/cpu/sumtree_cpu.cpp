@@ -2,7 +2,9 @@
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
+#include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "../sumtree_common.h"
 #include "rltorch/sumtree.h"
@@ -14,8 +16,11 @@ namespace {
 // are prefetched before any is read, so up to kGroup cache misses overlap
 // instead of one dependent miss per level per query.
 constexpr int64_t kGroup = 16;
-// Below this many queries one thread beats waking the pool.
-constexpr int64_t kSearchGrain = 512;
+// Queries per thread. One thread finds 4096 masses in ~50 us at 2^20 leaves;
+// splitting that across the OpenMP pool saved little when the cores were
+// free and cost milliseconds when they were shared (a descheduled worker
+// stalls the whole parallel_for), so only large batches go parallel.
+constexpr int64_t kSearchGrain = 1 << 14;
 // How many entries ahead the update loop prefetches leaves.
 constexpr int64_t kUpdateLookahead = 8;
 
@@ -47,6 +52,76 @@ void find_many(const double* sums, const sumtree::Layout& layout, const double* 
   }
 }
 
+// Batches at least this large write all leaves first and then recompute
+// each touched internal node once per level; smaller ones walk every leaf to
+// the root (the top levels' repeated recomputes cost less than the marks).
+constexpr int64_t kLevelSyncMinBatch = 64;
+
+// Epoch marks for "this internal node is already queued in this call",
+// indexed by storage position; one array per thread, reused across calls and
+// trees (a new epoch invalidates every old mark without clearing).
+struct NodeMarks {
+  std::vector<uint32_t> epoch_of;
+  uint32_t epoch = 0;
+  std::vector<int64_t> current, next;
+};
+
+template <int K>
+double update_level_sync(double* sums, double* mins, const sumtree::Layout& layout, const int64_t* idx,
+                         const double* p, const bool* kept, int64_t B, double alpha, double eps) {
+  thread_local NodeMarks marks;
+  const int64_t internal = layout.leaf_offset();
+  if (static_cast<int64_t>(marks.epoch_of.size()) < internal) marks.epoch_of.assign(internal, 0);
+  if (++marks.epoch == 0) {  // wrapped: old marks could collide with new epochs
+    std::fill(marks.epoch_of.begin(), marks.epoch_of.end(), 0);
+    marks.epoch = 1;
+  }
+  const uint32_t epoch = marks.epoch;
+  auto& current = marks.current;
+  auto& next = marks.next;
+  current.clear();
+  double batch_max = 0.0;
+  const int64_t leaf_offset = layout.leaf_offset();
+  // Leaves in input order: the last kept write to a leaf is the one that stays.
+  for (int64_t i = 0; i < B; ++i) {
+    if (i + kUpdateLookahead < B) {
+      __builtin_prefetch(sums + leaf_offset + idx[i + kUpdateLookahead], 1);
+      __builtin_prefetch(mins + leaf_offset + idx[i + kUpdateLookahead], 1);
+    }
+    if (kept != nullptr && !kept[i]) continue;
+    const double raw = p[i] + eps;
+    batch_max = raw > batch_max ? raw : batch_max;
+    const double v = sumtree::transform_priority(p[i], alpha, eps);
+    sums[leaf_offset + idx[i]] = v;
+    mins[leaf_offset + idx[i]] = sumtree::min_value(v);
+    current.push_back(idx[i]);
+  }
+  // Level by level: every child is final before its parent is recomputed.
+  for (int level = layout.levels - 2; level >= 0; --level) {
+    next.clear();
+    const int64_t off = layout.offset[level];
+    for (const int64_t child : current) {
+      const int64_t node = child / K;
+      uint32_t& mark = marks.epoch_of[off + node];
+      if (mark != epoch) {
+        mark = epoch;
+        next.push_back(node);
+      }
+    }
+    const int64_t n = static_cast<int64_t>(next.size());
+    const int64_t child_off = layout.offset[level + 1];
+    for (int64_t j = 0; j < n; ++j) {
+      if (j + kUpdateLookahead < n) {
+        __builtin_prefetch(sums + child_off + next[j + kUpdateLookahead] * K);
+        __builtin_prefetch(mins + child_off + next[j + kUpdateLookahead] * K);
+      }
+      sumtree::recompute_node<K, double>(sums, mins, layout, level, next[j]);
+    }
+    std::swap(current, next);
+  }
+  return batch_max;
+}
+
 void sumtree_update_cpu(const at::Tensor& tree, int64_t capacity, int64_t fanout, const at::Tensor& index,
                         const at::Tensor& priority, const std::optional<at::Tensor>& keep,
                         double alpha, double eps, const std::optional<at::Tensor>& running_max) {
@@ -66,30 +141,20 @@ void sumtree_update_cpu(const at::Tensor& tree, int64_t capacity, int64_t fanout
   }
   double* sums = tree.mutable_data_ptr<double>();
   double* mins = sums + a.layout.storage;
-  const int64_t leaf_offset = a.layout.leaf_offset();
   double batch_max = 0.0;
-  // In input order, so a leaf named twice ends with its last kept value,
-  // exactly as sequential assignment would leave it.
   dispatch_fanout(fanout, [&](auto k) {
     constexpr int K = decltype(k)::value;
-    const int64_t parent_offset = a.layout.levels >= 2 ? a.layout.offset[a.layout.levels - 2] : -1;
-    for (int64_t i = 0; i < B; ++i) {
-      if (i + kUpdateLookahead < B) {
-        // The two lowest levels of a large tree miss the L2 cache; fetch the
-        // leaf group and its parent's group ahead of their turn.
-        const int64_t ahead = idx[i + kUpdateLookahead];
-        __builtin_prefetch(sums + leaf_offset + ahead, 1);
-        __builtin_prefetch(mins + leaf_offset + ahead, 1);
-        if (parent_offset >= 0) {
-          __builtin_prefetch(sums + parent_offset + ahead / K, 1);
-          __builtin_prefetch(mins + parent_offset + ahead / K, 1);
-        }
+    if (B < kLevelSyncMinBatch) {
+      // Few leaves: walk each one up to the root, in input order, so a leaf
+      // named twice ends with its last kept value (sequential assignment).
+      for (int64_t i = 0; i < B; ++i) {
+        if (kept != nullptr && !kept[i]) continue;
+        const double raw = p[i] + eps;
+        batch_max = raw > batch_max ? raw : batch_max;
+        sumtree::set_leaf<K, double>(sums, mins, a.layout, idx[i], sumtree::transform_priority(p[i], alpha, eps));
       }
-      if (kept != nullptr && !kept[i]) continue;
-      const double raw = p[i] + eps;
-      batch_max = raw > batch_max ? raw : batch_max;
-      sumtree::set_leaf<K, double>(sums, mins, a.layout, idx[i],
-                                   sumtree::transform_priority(p[i], alpha, eps));
+    } else {
+      batch_max = update_level_sync<K>(sums, mins, a.layout, idx, p, kept, B, alpha, eps);
     }
   });
   if (running_max.has_value() && running_max->defined()) {
