@@ -43,7 +43,7 @@ void test_ops() {
   for (int fanout : {2, 4, 8, 16}) {
     at::Tensor tree = empty_tree(capacity, fanout);
     // Leaf 4 is named twice: the last value (5) wins.
-    update.call(tree, capacity, fanout, at::tensor({0, 4, 7, 4, 10}), at::tensor({1.0, 9.0, 2.0, 5.0, 0.0}),
+    update.call(tree, capacity, fanout, at::tensor({0, 4, 7, 4, 10}, at::kLong), at::tensor({1.0, 9.0, 2.0, 5.0, 0.0}),
                 std::nullopt, 1.0, 0.0, std::nullopt);
     EXPECT(tree[0][0].item<double>() == 8.0);
     EXPECT(tree[1][0].item<double>() == 1.0);
@@ -52,14 +52,14 @@ void test_ops() {
     for (size_t i = 0; i < want.size(); ++i) EXPECT(idx[i].item<int64_t>() == want[i]);
     auto [s_idx, s_w] = sample.call(tree, capacity, fanout, 64, 1.0, std::nullopt);
     EXPECT(s_idx.size(0) == 64 && s_w.scalar_type() == at::kFloat);
-    EXPECT(at::isin(s_idx, at::tensor({0, 4, 7})).all().item<bool>());
+    EXPECT(at::isin(s_idx, at::tensor({0, 4, 7}, at::kLong)).all().item<bool>());
     // Bad input throws and leaves the tree as it was.
     const at::Tensor before = tree.clone();
-    EXPECT_THROWS(update.call(tree, capacity, fanout, at::tensor({1, 11}), at::tensor({1.0, 1.0}),
+    EXPECT_THROWS(update.call(tree, capacity, fanout, at::tensor({1, 11}, at::kLong), at::tensor({1.0, 1.0}),
                               std::nullopt, 1.0, 0.0, std::nullopt));
-    EXPECT_THROWS(update.call(tree, capacity, fanout, at::tensor({1, 2}), at::tensor({1.0, NAN}),
+    EXPECT_THROWS(update.call(tree, capacity, fanout, at::tensor({1, 2}, at::kLong), at::tensor({1.0, NAN}),
                               std::nullopt, 1.0, 0.0, std::nullopt));
-    EXPECT_THROWS(update.call(tree, capacity, fanout, at::tensor({1, 2}), at::tensor({-1.0, 1.0}),
+    EXPECT_THROWS(update.call(tree, capacity, fanout, at::tensor({1, 2}, at::kLong), at::tensor({-1.0, 1.0}),
                               std::nullopt, 1.0, 0.0, std::nullopt));
     EXPECT_THROWS(update.call(tree, capacity, fanout, at::tensor({1, 2}, at::kInt), at::tensor({1.0, 1.0}),
                               std::nullopt, 1.0, 0.0, std::nullopt));

@@ -13,7 +13,7 @@
 
 namespace rltorch {
 
-// The fan-outs the kernels are compiled for (see benchmarks/fanout_sumtree.cpp).
+// The fan-outs the kernels are compiled for (compared by benchmarks/bench_sumtree.py).
 template <typename F>
 void dispatch_fanout(int64_t fanout, F&& body) {
   switch (fanout) {

@@ -34,8 +34,8 @@ from rltorch.ops._dispatch import pick, resolve
 __all__ = ["SumTree", "DEFAULT_FANOUT", "sumtree_update_", "sumtree_find", "sumtree_sample"]
 
 # Children per node. 8 float64 children fill one 64-byte cache line; the
-# measurements behind this choice are in benchmarks/fanout_sumtree.cpp and
-# benchmarks/bench_sumtree.py (group "fanout").
+# binary layout and 4/16 are compiled too, and benchmarks/bench_sumtree.py
+# (groups "sumtree-fanout-*") measures all four side by side.
 DEFAULT_FANOUT = 8
 
 _UPDATE = resolve("sumtree_update_", _reference.sumtree_update_)
