@@ -50,4 +50,28 @@ TORCH_LIBRARY(rltorch, m) {
   m.def(
       "cartpole_reset_(Tensor(a!) state, Tensor(b!) steps, Tensor(c!) prev_done, Tensor(d!) episode, "
       "Tensor? reset_mask, int seed, float low=-0.05, float high=0.05) -> Tensor obs");
+
+  // ---- Prioritized-replay sum tree (csrc/include/rltorch/sumtree.h) ----
+  // `tree` is a float64 [2, storage] tensor (row 0 sums, row 1 mins over the
+  // same K-ary layout) created by rltorch.ops.SumTree; `capacity` and
+  // `fanout` (2, 4, 8 or 16) fix its layout and are checked against its shape.
+  //
+  // Sets leaf index[i] to (priority[i] + eps) ** alpha for every i with
+  // keep[i] (all when keep is None) and recomputes only their ancestors.
+  // A leaf named twice ends with its last kept value (sequential-assignment
+  // order) on every device. Priorities must be finite and >= 0, indices in
+  // [0, capacity); the CPU kernel checks before writing anything.
+  // running_max, if given, becomes max(running_max, max kept priority + eps).
+  m.def(
+      "sumtree_update_(Tensor(a!) tree, int capacity, int fanout, Tensor index, Tensor priority, "
+      "Tensor? keep=None, float alpha=1.0, float eps=0.0, Tensor(b!)? running_max=None) -> ()");
+  // For each mass u, the first leaf whose inclusive prefix sum exceeds u
+  // (zero leaves are never returned; u >= total gives the last non-zero leaf).
+  m.def("sumtree_find(Tensor tree, int capacity, int fanout, Tensor mass) -> Tensor");
+  // Stratified sampling: u_i = (i + U_i) / batch_size * total with U_i ~ U[0, 1)
+  // drawn on the tree's device from `generator`; returns the leaves and
+  // float32 importance weights (p_i / p_min) ** -beta (p_min over non-zero leaves).
+  m.def(
+      "sumtree_sample(Tensor tree, int capacity, int fanout, int batch_size, float beta=0.0, "
+      "Generator? generator=None) -> (Tensor index, Tensor weight)");
 }

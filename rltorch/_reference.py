@@ -242,3 +242,141 @@ def cartpole_step_(
         prev_done.copy_(done)
     return (obs.contiguous(), reward.to(torch.float32), terminated, truncated, done, ep_return.to(torch.float32),
             ep_length, final_obs)
+
+# ---- Sum tree (layout documented in csrc/include/rltorch/sumtree.h) ----
+
+
+def sumtree_layout(capacity: int, fanout: int) -> tuple[list[int], list[int], int]:
+    """(offset per level, width per level, storage per row), root first."""
+    widths = [capacity]
+    while widths[-1] > 1:
+        widths.append(-(-widths[-1] // fanout))
+    widths.reverse()
+    offsets, off = [], 0
+    for width in widths:
+        offsets.append(off)
+        off += -(-width // fanout) * fanout
+    return offsets, widths, off
+
+
+def _check_tree(op: str, tree: Tensor, capacity: int, fanout: int) -> tuple[list[int], list[int], int]:
+    if capacity < 1:
+        raise ValueError(f"rltorch.{op}: `capacity` must be >= 1, got {capacity}")
+    if fanout not in (2, 4, 8, 16):
+        raise ValueError(f"rltorch.sumtree: `fanout` must be 2, 4, 8 or 16, got {fanout}")
+    offsets, widths, storage = sumtree_layout(capacity, fanout)
+    if tree.dtype != torch.float64:
+        raise RuntimeError(f"rltorch.{op}: `tree` must be float64, got {tree.dtype}")
+    if tree.shape != (2, storage):
+        raise RuntimeError(f"rltorch.{op}: `tree` must have shape [2, {storage}], got {list(tree.shape)}")
+    return offsets, widths, storage
+
+
+def _check_device(op: str, tree: Tensor, other: Tensor, name: str) -> None:
+    if other.device != tree.device:
+        raise RuntimeError(f"rltorch.{op}: `{name}` is on {other.device} but `tree` is on {tree.device}")
+
+
+def _recompute_nodes(tree: Tensor, offsets: list[int], level: int, nodes: Tensor, fanout: int) -> None:
+    child = offsets[level + 1] + nodes.unsqueeze(-1) * fanout + torch.arange(fanout, device=tree.device)
+    s, m = tree[0][child], tree[1][child]
+    half = fanout // 2
+    while half >= 1:  # fold in halves, the order of the C++ recompute_node
+        s = s[:, :half] + s[:, half : 2 * half]
+        m = torch.minimum(m[:, :half], m[:, half : 2 * half])
+        half //= 2
+    tree[0, offsets[level] + nodes] = s[:, 0]
+    tree[1, offsets[level] + nodes] = m[:, 0]
+
+
+def sumtree_update_(
+    tree: Tensor,
+    capacity: int,
+    fanout: int,
+    index: Tensor,
+    priority: Tensor,
+    keep: Tensor | None = None,
+    alpha: float = 1.0,
+    eps: float = 0.0,
+    running_max: Tensor | None = None,
+) -> None:
+    """Sets leaves to (priority + eps) ** alpha, the last kept occurrence winning (see ``rltorch.ops.SumTree``)."""
+    op = "sumtree_update_"
+    offsets, widths, storage = _check_tree(op, tree, capacity, fanout)
+    _check_device(op, tree, index, "index")
+    _check_device(op, tree, priority, "priority")
+    if index.dtype != torch.int64:
+        raise RuntimeError(f"rltorch.{op}: `index` must be int64, got {index.dtype}")
+    if not priority.is_floating_point():
+        raise RuntimeError(f"rltorch.{op}: `priority` must be a floating-point tensor, got {priority.dtype}")
+    if priority.numel() != index.numel():
+        raise RuntimeError(f"rltorch.{op}: `priority` must have one value per entry of `index`")
+    index, priority = index.reshape(-1), priority.reshape(-1).to(torch.float64)
+    if bool(((index < 0) | (index >= capacity)).any()):
+        raise IndexError(f"rltorch.{op}: `index` holds values outside [0, {capacity})")
+    if not bool((torch.isfinite(priority) & (priority >= 0)).all()):
+        raise ValueError(f"rltorch.{op}: `priority` must be finite and >= 0")
+    if keep is not None:
+        keep = keep.reshape(-1)
+        index, priority = index[keep], priority[keep]
+    if index.numel() == 0:
+        return
+    if running_max is not None:
+        running_max.copy_(torch.maximum(running_max, (priority + eps).max()).reshape(running_max.shape))
+    # Last occurrence wins: after a stable sort, keep the last entry of each run.
+    order = torch.argsort(index, stable=True)
+    sorted_index = index[order]
+    last = torch.ones_like(sorted_index, dtype=torch.bool)
+    last[:-1] = sorted_index[1:] != sorted_index[:-1]
+    leaves, values = sorted_index[last], priority[order][last]
+    values = values + eps if alpha == 1.0 else torch.pow(values + eps, alpha)
+    tree[0, offsets[-1] + leaves] = values
+    tree[1, offsets[-1] + leaves] = torch.where(values > 0, values, torch.full_like(values, float("inf")))
+    nodes = leaves
+    for level in range(len(offsets) - 2, -1, -1):
+        nodes = torch.unique(nodes // fanout)
+        _recompute_nodes(tree, offsets, level, nodes, fanout)
+
+
+def sumtree_find(tree: Tensor, capacity: int, fanout: int, mass: Tensor) -> Tensor:
+    """First leaf whose inclusive prefix sum exceeds each mass (see ``rltorch.ops.SumTree.find``)."""
+    offsets, _, _ = _check_tree("sumtree_find", tree, capacity, fanout)
+    _check_device("sumtree_find", tree, mass, "mass")
+    shape = mass.shape
+    u = mass.reshape(-1).to(torch.float64)
+    u = torch.where(u > 0, u, torch.zeros_like(u))
+    node = torch.zeros(u.shape, dtype=torch.long, device=tree.device)
+    inf = torch.full_like(u, float("inf"))
+    for level in range(len(offsets) - 1):
+        children = tree[0, offsets[level + 1] + node.unsqueeze(-1) * fanout + torch.arange(fanout, device=tree.device)]
+        # The C++ choose_child: count the children whose inclusive prefix is <= u.
+        prefix = [torch.zeros_like(u)]
+        below = torch.zeros_like(node)
+        last_nonzero = torch.zeros_like(node)
+        for j in range(fanout):
+            c = children[:, j]
+            prefix.append(prefix[-1] + c)
+            below = below + (prefix[-1] <= u).long()
+            last_nonzero = torch.where(c > 0, j, last_nonzero)
+        fell = below == fanout
+        chosen = torch.where(fell, last_nonzero, below)
+        start = torch.stack(prefix, dim=1).gather(1, chosen.unsqueeze(1)).squeeze(1)
+        u = torch.where(fell, inf, u - start)
+        node = node * fanout + chosen
+    return node.reshape(shape)
+
+
+def sumtree_sample(
+    tree: Tensor, capacity: int, fanout: int, batch_size: int, beta: float = 0.0, generator=None
+) -> tuple[Tensor, Tensor]:
+    """Stratified sampling with importance weights (see ``rltorch.ops.SumTree.sample``)."""
+    offsets, _, storage = _check_tree("sumtree_sample", tree, capacity, fanout)
+    uniform = torch.rand(batch_size, generator=generator, dtype=torch.float64, device=tree.device)
+    arange = torch.arange(batch_size, dtype=torch.float64, device=tree.device)
+    mass = (arange + uniform) / batch_size * tree[0, 0]
+    index = sumtree_find(tree, capacity, fanout, mass)
+    if beta == 0.0:
+        weight = torch.ones(batch_size, dtype=torch.float32, device=tree.device)
+    else:
+        weight = torch.pow((tree[0, offsets[-1] + index] / tree[1, 0]).to(torch.float32), -beta)
+    return index, weight

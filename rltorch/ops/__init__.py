@@ -2,9 +2,10 @@
 
 from rltorch.ops.cartpole import cartpole_reset_, cartpole_step_, new_cartpole_state
 from rltorch.ops.returns import double_dqn_target, gae, lambda_returns, nstep_returns, td_target
+from rltorch.ops.sumtree import SumTree
 
 __all__ = [
-    "cartpole_step_",
-    "cartpole_reset_",
-    "new_cartpole_state",
-    "td_target", "double_dqn_target", "nstep_returns", "gae", "lambda_returns"]
+    "td_target", "double_dqn_target", "nstep_returns", "gae", "lambda_returns",
+    "cartpole_step_", "cartpole_reset_", "new_cartpole_state",
+    "SumTree",
+]

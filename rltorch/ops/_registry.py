@@ -4,9 +4,10 @@ from __future__ import annotations
 
 
 def all_kernels() -> dict:
-    from rltorch.ops import cartpole, returns
+    from rltorch.ops import cartpole, returns, sumtree
 
     tables = {}
     tables.update(returns.KERNELS)
     tables.update(cartpole.KERNELS)
+    tables.update(sumtree.KERNELS)
     return tables

@@ -1,0 +1,82 @@
+// The sum-tree ops through the dispatcher, from C++: layout, update, find,
+// sample, and bad input leaving the tree unchanged.
+#include <ATen/ATen.h>
+#include <ATen/core/dispatch/Dispatcher.h>
+
+#include <limits>
+
+#include "check.h"
+#include "rltorch/sumtree.h"
+
+namespace {
+
+using UpdateFn = void(const at::Tensor&, int64_t, int64_t, const at::Tensor&, const at::Tensor&,
+                      const std::optional<at::Tensor>&, double, double, const std::optional<at::Tensor>&);
+
+at::Tensor empty_tree(int64_t capacity, int fanout) {
+  const auto layout = rltorch::sumtree::make_layout(capacity, fanout);
+  at::Tensor tree = at::zeros({2, layout.storage}, at::kDouble);
+  tree[1].fill_(std::numeric_limits<double>::infinity());
+  return tree;
+}
+
+void test_layout() {
+  const auto one = rltorch::sumtree::make_layout(1, 8);
+  EXPECT(one.levels == 1 && one.storage == 8 && one.leaf_offset() == 0);
+  const auto l = rltorch::sumtree::make_layout(1 << 20, 8);
+  EXPECT(l.levels == 8);
+  EXPECT(l.width[0] == 1 && l.width[l.levels - 1] == (1 << 20));
+  for (int i = 0; i < l.levels; ++i) EXPECT(l.offset[i] % 8 == 0);  // cache-line aligned groups
+  const auto odd = rltorch::sumtree::make_layout(9, 2);  // widths 1, 2, 3, 5, 9
+  EXPECT(odd.levels == 5 && odd.width[2] == 3 && odd.width[3] == 5);
+}
+
+void test_ops() {
+  auto& dispatcher = c10::Dispatcher::singleton();
+  auto update = dispatcher.findSchemaOrThrow("rltorch::sumtree_update_", "").typed<UpdateFn>();
+  auto find = dispatcher.findSchemaOrThrow("rltorch::sumtree_find", "")
+                  .typed<at::Tensor(const at::Tensor&, int64_t, int64_t, const at::Tensor&)>();
+  auto sample = dispatcher.findSchemaOrThrow("rltorch::sumtree_sample", "")
+                    .typed<std::tuple<at::Tensor, at::Tensor>(const at::Tensor&, int64_t, int64_t, int64_t,
+                                                              double, std::optional<at::Generator>)>();
+  const int64_t capacity = 11;
+  for (int fanout : {2, 4, 8, 16}) {
+    at::Tensor tree = empty_tree(capacity, fanout);
+    // Leaf 4 is named twice: the last value (5) wins.
+    update.call(tree, capacity, fanout, at::tensor({0, 4, 7, 4, 10}, at::kLong), at::tensor({1.0, 9.0, 2.0, 5.0, 0.0}),
+                std::nullopt, 1.0, 0.0, std::nullopt);
+    EXPECT(tree[0][0].item<double>() == 8.0);
+    EXPECT(tree[1][0].item<double>() == 1.0);
+    const at::Tensor idx = find.call(tree, capacity, fanout, at::tensor({0.0, 0.99, 1.0, 5.99, 6.0, 7.99, 8.0, 100.0}));
+    const std::vector<int64_t> want = {0, 0, 4, 4, 7, 7, 7, 7};
+    for (size_t i = 0; i < want.size(); ++i) EXPECT(idx[i].item<int64_t>() == want[i]);
+    auto [s_idx, s_w] = sample.call(tree, capacity, fanout, 64, 1.0, std::nullopt);
+    EXPECT(s_idx.size(0) == 64 && s_w.scalar_type() == at::kFloat);
+    EXPECT(at::isin(s_idx, at::tensor({0, 4, 7}, at::kLong)).all().item<bool>());
+    // Bad input throws and leaves the tree as it was.
+    const at::Tensor before = tree.clone();
+    EXPECT_THROWS(update.call(tree, capacity, fanout, at::tensor({1, 11}, at::kLong), at::tensor({1.0, 1.0}),
+                              std::nullopt, 1.0, 0.0, std::nullopt));
+    EXPECT_THROWS(update.call(tree, capacity, fanout, at::tensor({1, 2}, at::kLong), at::tensor({1.0, NAN}),
+                              std::nullopt, 1.0, 0.0, std::nullopt));
+    EXPECT_THROWS(update.call(tree, capacity, fanout, at::tensor({1, 2}, at::kLong), at::tensor({-1.0, 1.0}),
+                              std::nullopt, 1.0, 0.0, std::nullopt));
+    EXPECT_THROWS(update.call(tree, capacity, fanout, at::tensor({1, 2}, at::kInt), at::tensor({1.0, 1.0}),
+                              std::nullopt, 1.0, 0.0, std::nullopt));
+    EXPECT_THROWS(find.call(tree, capacity + 100, fanout, at::tensor({0.0})));
+    EXPECT(at::equal(tree, before));
+  }
+}
+
+}  // namespace
+
+int main() {
+  try {
+    test_layout();
+    test_ops();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "unexpected exception: %s\n", e.what());
+    return 1;
+  }
+  return rltorch_test::report("test_sumtree");
+}

@@ -1,0 +1,219 @@
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <torch/library.h>
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "../sumtree_common.h"
+#include "rltorch/sumtree.h"
+
+namespace rltorch {
+namespace {
+
+// Queries descend in groups: each level's child groups for the whole group
+// are prefetched before any is read, so up to kGroup cache misses overlap
+// instead of one dependent miss per level per query.
+constexpr int64_t kGroup = 16;
+// Queries per thread. One thread finds 4096 masses in ~50 us at 2^20 leaves;
+// splitting that across the OpenMP pool saved little when the cores were
+// free and cost milliseconds when they were shared (a descheduled worker
+// stalls the whole parallel_for), so only large batches go parallel.
+constexpr int64_t kSearchGrain = 1 << 14;
+// How many entries ahead the update loop prefetches leaves.
+constexpr int64_t kUpdateLookahead = 8;
+
+template <int K>
+void find_many(const double* sums, const sumtree::Layout& layout, const double* mass, int64_t begin,
+               int64_t end, int64_t* out, const double* scale_total, int64_t batch_for_scale) {
+  // scale_total != nullptr: stratified sampling, mass[i] is U_i in [0, 1) and
+  // the searched mass is (i + U_i) / B * total.
+  for (int64_t g = begin; g < end; g += kGroup) {
+    const int64_t n = std::min<int64_t>(kGroup, end - g);
+    double u[kGroup];
+    int64_t node[kGroup];
+    for (int64_t q = 0; q < n; ++q) {
+      double m = mass[g + q];
+      if (scale_total != nullptr) {
+        m = (static_cast<double>(g + q) + m) / static_cast<double>(batch_for_scale) * *scale_total;
+      }
+      u[q] = m > 0.0 ? m : 0.0;
+      node[q] = 0;
+    }
+    for (int level = 0; level + 1 < layout.levels; ++level) {
+      const double* base = sums + layout.offset[level + 1];
+      for (int64_t q = 0; q < n; ++q) __builtin_prefetch(base + node[q] * K);
+      for (int64_t q = 0; q < n; ++q) {
+        node[q] = node[q] * K + sumtree::choose_child<K, double>(base + node[q] * K, u[q]);
+      }
+    }
+    for (int64_t q = 0; q < n; ++q) out[g + q] = node[q];
+  }
+}
+
+// Batches at least this large write all leaves first and then recompute
+// each touched internal node once per level; smaller ones walk every leaf to
+// the root (the top levels' repeated recomputes cost less than the marks).
+constexpr int64_t kLevelSyncMinBatch = 64;
+
+// Epoch marks for "this internal node is already queued in this call",
+// indexed by storage position; one array per thread, reused across calls and
+// trees (a new epoch invalidates every old mark without clearing).
+struct NodeMarks {
+  std::vector<uint32_t> epoch_of;
+  uint32_t epoch = 0;
+  std::vector<int64_t> current, next;
+};
+
+template <int K>
+double update_level_sync(double* sums, double* mins, const sumtree::Layout& layout, const int64_t* idx,
+                         const double* p, const bool* kept, int64_t B, double alpha, double eps) {
+  thread_local NodeMarks marks;
+  const int64_t internal = layout.leaf_offset();
+  if (static_cast<int64_t>(marks.epoch_of.size()) < internal) marks.epoch_of.assign(internal, 0);
+  if (++marks.epoch == 0) {  // wrapped: old marks could collide with new epochs
+    std::fill(marks.epoch_of.begin(), marks.epoch_of.end(), 0);
+    marks.epoch = 1;
+  }
+  const uint32_t epoch = marks.epoch;
+  auto& current = marks.current;
+  auto& next = marks.next;
+  current.clear();
+  double batch_max = 0.0;
+  const int64_t leaf_offset = layout.leaf_offset();
+  // Leaves in input order: the last kept write to a leaf is the one that stays.
+  for (int64_t i = 0; i < B; ++i) {
+    if (i + kUpdateLookahead < B) {
+      __builtin_prefetch(sums + leaf_offset + idx[i + kUpdateLookahead], 1);
+      __builtin_prefetch(mins + leaf_offset + idx[i + kUpdateLookahead], 1);
+    }
+    if (kept != nullptr && !kept[i]) continue;
+    const double raw = p[i] + eps;
+    batch_max = raw > batch_max ? raw : batch_max;
+    const double v = sumtree::transform_priority(p[i], alpha, eps);
+    sums[leaf_offset + idx[i]] = v;
+    mins[leaf_offset + idx[i]] = sumtree::min_value(v);
+    current.push_back(idx[i]);
+  }
+  // Level by level: every child is final before its parent is recomputed.
+  for (int level = layout.levels - 2; level >= 0; --level) {
+    next.clear();
+    const int64_t off = layout.offset[level];
+    for (const int64_t child : current) {
+      const int64_t node = child / K;
+      uint32_t& mark = marks.epoch_of[off + node];
+      if (mark != epoch) {
+        mark = epoch;
+        next.push_back(node);
+      }
+    }
+    const int64_t n = static_cast<int64_t>(next.size());
+    const int64_t child_off = layout.offset[level + 1];
+    for (int64_t j = 0; j < n; ++j) {
+      if (j + kUpdateLookahead < n) {
+        __builtin_prefetch(sums + child_off + next[j + kUpdateLookahead] * K);
+        __builtin_prefetch(mins + child_off + next[j + kUpdateLookahead] * K);
+      }
+      sumtree::recompute_node<K, double>(sums, mins, layout, level, next[j]);
+    }
+    std::swap(current, next);
+  }
+  return batch_max;
+}
+
+void sumtree_update_cpu(const at::Tensor& tree, int64_t capacity, int64_t fanout, const at::Tensor& index,
+                        const at::Tensor& priority, const std::optional<at::Tensor>& keep,
+                        double alpha, double eps, const std::optional<at::Tensor>& running_max) {
+  const SumtreeUpdateArgs a =
+      prepare_sumtree_update(tree, capacity, fanout, index, priority, keep, alpha, eps, running_max);
+  const int64_t* idx = a.index.const_data_ptr<int64_t>();
+  const double* p = a.priority.const_data_ptr<double>();
+  const bool* kept = a.keep.defined() ? a.keep.const_data_ptr<bool>() : nullptr;
+  const int64_t B = a.batch;
+  // Validate everything before the first write: a rejected batch leaves
+  // the tree untouched.
+  for (int64_t i = 0; i < B; ++i) {
+    TORCH_CHECK_INDEX(idx[i] >= 0 && idx[i] < capacity, "rltorch.sumtree_update_: `index` holds ",
+                      idx[i], " at position ", i, ", outside [0, ", capacity, ")");
+    TORCH_CHECK_VALUE(std::isfinite(p[i]) && p[i] >= 0.0, "rltorch.sumtree_update_: `priority` holds ",
+                      p[i], " at position ", i, "; priorities must be finite and >= 0");
+  }
+  double* sums = tree.mutable_data_ptr<double>();
+  double* mins = sums + a.layout.storage;
+  double batch_max = 0.0;
+  dispatch_fanout(fanout, [&](auto k) {
+    constexpr int K = decltype(k)::value;
+    if (B < kLevelSyncMinBatch) {
+      // Few leaves: walk each one up to the root, in input order, so a leaf
+      // named twice ends with its last kept value (sequential assignment).
+      for (int64_t i = 0; i < B; ++i) {
+        if (kept != nullptr && !kept[i]) continue;
+        const double raw = p[i] + eps;
+        batch_max = raw > batch_max ? raw : batch_max;
+        sumtree::set_leaf<K, double>(sums, mins, a.layout, idx[i], sumtree::transform_priority(p[i], alpha, eps));
+      }
+    } else {
+      batch_max = update_level_sync<K>(sums, mins, a.layout, idx, p, kept, B, alpha, eps);
+    }
+  });
+  if (running_max.has_value() && running_max->defined()) {
+    double* rm = running_max->mutable_data_ptr<double>();
+    *rm = batch_max > *rm ? batch_max : *rm;
+  }
+}
+
+at::Tensor sumtree_find_cpu(const at::Tensor& tree, int64_t capacity, int64_t fanout, const at::Tensor& mass) {
+  sumtree::Layout layout;
+  const at::Tensor m = prepare_sumtree_find(tree, capacity, fanout, mass, &layout);
+  at::Tensor out = at::empty(mass.sizes(), mass.options().dtype(at::kLong));
+  const int64_t n = m.numel();
+  if (n == 0) return out;
+  const double* sums = tree.const_data_ptr<double>();
+  const double* mp = m.const_data_ptr<double>();
+  int64_t* op = out.mutable_data_ptr<int64_t>();
+  dispatch_fanout(fanout, [&](auto k) {
+    constexpr int K = decltype(k)::value;
+    at::parallel_for(0, n, kSearchGrain, [&](int64_t begin, int64_t end) {
+      find_many<K>(sums, layout, mp, begin, end, op, nullptr, 0);
+    });
+  });
+  return out;
+}
+
+std::tuple<at::Tensor, at::Tensor> sumtree_sample_cpu(const at::Tensor& tree, int64_t capacity,
+                                                      int64_t fanout, int64_t batch_size, double beta,
+                                                      std::optional<at::Generator> generator) {
+  const sumtree::Layout layout = prepare_sumtree_sample(tree, capacity, fanout, batch_size, beta);
+  const at::Tensor uniform = at::rand({batch_size}, generator, tree.options());
+  at::Tensor index = at::empty({batch_size}, tree.options().dtype(at::kLong));
+  at::Tensor weight = at::empty({batch_size}, tree.options().dtype(at::kFloat));
+  if (batch_size == 0) return {index, weight};
+  const double* sums = tree.const_data_ptr<double>();
+  const double* mins = sums + layout.storage;
+  const double* up = uniform.const_data_ptr<double>();
+  int64_t* ip = index.mutable_data_ptr<int64_t>();
+  float* wp = weight.mutable_data_ptr<float>();
+  const int64_t leaf_offset = layout.leaf_offset();
+  const double total = sums[0], min_priority = mins[0];
+  dispatch_fanout(fanout, [&](auto k) {
+    constexpr int K = decltype(k)::value;
+    at::parallel_for(0, batch_size, kSearchGrain, [&](int64_t begin, int64_t end) {
+      find_many<K>(sums, layout, up, begin, end, ip, &total, batch_size);
+      for (int64_t i = begin; i < end; ++i) {
+        wp[i] = sumtree::importance_weight(sums[leaf_offset + ip[i]], min_priority, static_cast<float>(beta));
+      }
+    });
+  });
+  return {index, weight};
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(rltorch, CPU, m) {
+  m.impl("sumtree_update_", &sumtree_update_cpu);
+  m.impl("sumtree_find", &sumtree_find_cpu);
+  m.impl("sumtree_sample", &sumtree_sample_cpu);
+}
+
+}  // namespace rltorch

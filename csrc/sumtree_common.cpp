@@ -1,0 +1,84 @@
+#include "sumtree_common.h"
+
+#include <ATen/ATen.h>
+
+#include <cmath>
+
+#include "checks.h"
+
+namespace rltorch {
+
+sumtree::Layout checked_tree_layout(const char* op, const at::Tensor& tree, int64_t capacity,
+                                    int64_t fanout) {
+  TORCH_CHECK_VALUE(capacity >= 1, "rltorch.", op, ": `capacity` must be >= 1, got ", capacity);
+  sumtree::Layout layout;
+  dispatch_fanout(fanout, [&](auto k) { layout = sumtree::make_layout(capacity, decltype(k)::value); });
+  TORCH_CHECK(tree.scalar_type() == at::kDouble, "rltorch.", op,
+              ": `tree` must be float64 (sums of many priorities need the precision), got ",
+              tree.scalar_type());
+  TORCH_CHECK(tree.dim() == 2 && tree.size(0) == 2 && tree.size(1) == layout.storage, "rltorch.", op,
+              ": `tree` must have shape [2, ", layout.storage, "] for capacity ", capacity,
+              " and fanout ", fanout, " (build it with rltorch.ops.SumTree), got ", shape_string(tree));
+  TORCH_CHECK(tree.is_contiguous(), "rltorch.", op, ": `tree` must be contiguous");
+  return layout;
+}
+
+SumtreeUpdateArgs prepare_sumtree_update(const at::Tensor& tree, int64_t capacity, int64_t fanout,
+                                         const at::Tensor& index, const at::Tensor& priority,
+                                         const std::optional<at::Tensor>& keep, double alpha,
+                                         double eps, const std::optional<at::Tensor>& running_max) {
+  constexpr const char* op = "sumtree_update_";
+  SumtreeUpdateArgs args;
+  args.layout = checked_tree_layout(op, tree, capacity, fanout);
+  check_same_device(op, tree, "tree", index, "index");
+  check_same_device(op, tree, "tree", priority, "priority");
+  TORCH_CHECK(index.scalar_type() == at::kLong, "rltorch.", op, ": `index` must be int64, got ",
+              index.scalar_type());
+  check_floating(op, priority, "priority");
+  TORCH_CHECK(priority.numel() == index.numel(), "rltorch.", op, ": `priority` ",
+              shape_string(priority), " must have one value per entry of `index` ", shape_string(index));
+  TORCH_CHECK_VALUE(std::isfinite(alpha) && alpha > 0.0, "rltorch.", op,
+                    ": `alpha` must be finite and > 0, got ", alpha);
+  TORCH_CHECK_VALUE(std::isfinite(eps) && eps >= 0.0, "rltorch.", op,
+                    ": `eps` must be finite and >= 0, got ", eps);
+  if (keep.has_value() && keep->defined()) {
+    check_same_device(op, tree, "tree", *keep, "keep");
+    TORCH_CHECK(keep->scalar_type() == at::kBool, "rltorch.", op, ": `keep` must be bool, got ",
+                keep->scalar_type());
+    TORCH_CHECK(keep->numel() == index.numel(), "rltorch.", op, ": `keep` ", shape_string(*keep),
+                " must have one flag per entry of `index` ", shape_string(index));
+    args.keep = keep->contiguous().view({-1});
+  }
+  if (running_max.has_value() && running_max->defined()) {
+    check_same_device(op, tree, "tree", *running_max, "running_max");
+    TORCH_CHECK(running_max->scalar_type() == at::kDouble && running_max->numel() == 1, "rltorch.",
+                op, ": `running_max` must be a one-element float64 tensor, got ",
+                running_max->scalar_type(), " ", shape_string(*running_max));
+    TORCH_CHECK(running_max->is_contiguous(), "rltorch.", op, ": `running_max` must be contiguous");
+  }
+  args.index = index.contiguous().view({-1});
+  args.priority = priority.to(at::kDouble).contiguous().view({-1});
+  args.batch = index.numel();
+  return args;
+}
+
+at::Tensor prepare_sumtree_find(const at::Tensor& tree, int64_t capacity, int64_t fanout,
+                                const at::Tensor& mass, sumtree::Layout* layout) {
+  constexpr const char* op = "sumtree_find";
+  *layout = checked_tree_layout(op, tree, capacity, fanout);
+  check_same_device(op, tree, "tree", mass, "mass");
+  check_floating(op, mass, "mass");
+  return mass.to(at::kDouble).contiguous();
+}
+
+sumtree::Layout prepare_sumtree_sample(const at::Tensor& tree, int64_t capacity, int64_t fanout,
+                                       int64_t batch_size, double beta) {
+  constexpr const char* op = "sumtree_sample";
+  sumtree::Layout layout = checked_tree_layout(op, tree, capacity, fanout);
+  TORCH_CHECK_VALUE(batch_size >= 0, "rltorch.", op, ": `batch_size` must be >= 0, got ", batch_size);
+  TORCH_CHECK_VALUE(std::isfinite(beta) && beta >= 0.0, "rltorch.", op,
+                    ": `beta` must be finite and >= 0, got ", beta);
+  return layout;
+}
+
+}  // namespace rltorch

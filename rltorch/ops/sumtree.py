@@ -1,0 +1,212 @@
+"""Prioritized-replay sum tree: batched update, prefix-sum search, stratified sampling.
+
+The tree is a plain float64 tensor of shape ``[2, storage]`` (row 0: sums,
+row 1: minima over the same K-ary layout, see
+``csrc/include/rltorch/sumtree.h``) owned by :class:`SumTree`, so it moves
+with ``.to()``, saves with ``torch.save`` and is visible to ``torch.compile``.
+
+Duplicate rule: when one :meth:`SumTree.update` names a leaf more than once,
+the leaf ends with its **last** (kept) value, as sequential assignment would
+leave it, on every device. Internal nodes are always recomputed from their
+children (never delta-updated), so the root stays exactly the left-to-right
+sum of its children however many updates run.
+
+Example::
+
+    >>> import torch
+    >>> from rltorch.ops import SumTree
+    >>> tree = SumTree(5)
+    >>> tree.update(torch.tensor([0, 2, 4]), torch.tensor([1.0, 0.0, 3.0]))
+    >>> tree.total()
+    tensor(4., dtype=torch.float64)
+    >>> tree.find(torch.tensor([0.5, 1.0, 3.9]))
+    tensor([0, 4, 4])
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from rltorch import _ext, _reference
+from rltorch.ops._dispatch import pick, resolve
+
+__all__ = ["SumTree", "DEFAULT_FANOUT", "sumtree_update_", "sumtree_find", "sumtree_sample"]
+
+# Children per node. 8 float64 children fill one 64-byte cache line; the
+# binary layout and 4/16 are compiled too, and benchmarks/bench_sumtree.py
+# (groups "sumtree-fanout-*") measures all four side by side.
+DEFAULT_FANOUT = 8
+
+_UPDATE = resolve("sumtree_update_", _reference.sumtree_update_)
+_FIND = resolve("sumtree_find", _reference.sumtree_find)
+_SAMPLE = resolve("sumtree_sample", _reference.sumtree_sample)
+KERNELS = {"sumtree_update_": _UPDATE, "sumtree_find": _FIND, "sumtree_sample": _SAMPLE}
+
+
+def sumtree_update_(tree, capacity, fanout, index, priority, keep=None, alpha=1.0, eps=0.0, running_max=None):
+    """The raw op (see :meth:`SumTree.update`); dispatches on ``tree``'s device."""
+    pick(_UPDATE, tree)(tree, capacity, fanout, index, priority, keep, float(alpha), float(eps), running_max)
+
+
+def sumtree_find(tree, capacity, fanout, mass):
+    """The raw op (see :meth:`SumTree.find`)."""
+    return pick(_FIND, tree)(tree, capacity, fanout, mass)
+
+
+def sumtree_sample(tree, capacity, fanout, batch_size, beta=0.0, generator=None):
+    """The raw op (see :meth:`SumTree.sample`)."""
+    return pick(_SAMPLE, tree)(tree, capacity, fanout, int(batch_size), float(beta), generator)
+
+
+def empty_tree(capacity: int, fanout: int = DEFAULT_FANOUT, device=None) -> Tensor:
+    """An all-zero tree: sums 0, minima +inf (nothing can be sampled yet)."""
+    if int(capacity) != capacity or capacity < 1:
+        raise ValueError(f"rltorch.SumTree: `capacity` must be an integer >= 1, got {capacity!r}")
+    if fanout not in (2, 4, 8, 16):
+        raise ValueError(f"rltorch.SumTree: `fanout` must be 2, 4, 8 or 16, got {fanout!r}")
+    _, _, storage = _reference.sumtree_layout(int(capacity), fanout)
+    tree = torch.zeros(2, storage, dtype=torch.float64, device=device)
+    tree[1].fill_(float("inf"))
+    return tree
+
+
+class SumTree:
+    """A sum tree (with a min tree alongside) over ``capacity`` leaves.
+
+    Args:
+        capacity: number of leaves, any integer >= 1.
+        device: where the tree lives; every method stays on that device and
+            none synchronises with the host (except ``validate=True`` on CUDA).
+        fanout: children per node (2, 4, 8 or 16).
+    """
+
+    def __init__(self, capacity: int, device=None, fanout: int = DEFAULT_FANOUT):
+        self.capacity = int(capacity)
+        self.fanout = int(fanout)
+        self.tree = empty_tree(self.capacity, self.fanout, device)
+        offsets, _, _ = _reference.sumtree_layout(self.capacity, self.fanout)
+        self._leaf_offset = offsets[-1]
+
+    @property
+    def device(self) -> torch.device:
+        return self.tree.device
+
+    def update(
+        self,
+        index: Tensor,
+        priority: Tensor,
+        *,
+        keep: Tensor | None = None,
+        alpha: float = 1.0,
+        eps: float = 0.0,
+        running_max: Tensor | None = None,
+        validate: bool = True,
+    ) -> None:
+        """Sets ``leaf[index[i]] = (priority[i] + eps) ** alpha`` for every kept i.
+
+        O(B log N): only the ancestors of the touched leaves are recomputed.
+        A leaf named twice keeps its last kept value. Bad input (index out of
+        range or on another device, non-int64 index, NaN/inf/negative
+        priority) raises an error naming the argument and leaves the tree
+        unchanged. On CPU the kernel checks before writing. On CUDA the value
+        checks need one host sync, done here when ``validate`` is true;
+        ``validate=False`` skips it for speed (an out-of-range index then
+        trips a device-side assert, a bad priority is stored as is).
+        """
+        # Checked here as well as in the kernel: the dispatcher routes a call
+        # with a meta (or other higher-priority) tensor to that device's
+        # kernel, which cannot know the tree lives elsewhere.
+        _check_device("index", index, self.tree)
+        _check_device("priority", priority, self.tree)
+        if validate and self.tree.device.type != "cpu":
+            _validate_update(self.capacity, index, priority)
+        sumtree_update_(self.tree, self.capacity, self.fanout, index, priority, keep, alpha, eps, running_max)
+
+    def find(self, mass: Tensor) -> Tensor:
+        """For each mass u, the first leaf whose inclusive running sum exceeds u.
+
+        Zero-priority leaves are never returned; u >= total (rounding at the
+        top) gives the last non-zero leaf. Equals
+        ``torch.searchsorted(priorities.cumsum(0), u, right=True)`` where no
+        rounding is involved (e.g. integer-valued priorities).
+        """
+        _check_device("mass", mass, self.tree)
+        return sumtree_find(self.tree, self.capacity, self.fanout, mass)
+
+    def sample(self, batch_size: int, beta: float = 0.0, generator: torch.Generator | None = None):
+        """Stratified sampling: ``(index, weight)`` for ``u_i = (i + U_i) / B * total``.
+
+        ``U_i`` is drawn on the tree's device from ``generator``;
+        ``weight = (p_i / p_min) ** -beta`` (float32, max 1) with ``p_min``
+        the smallest non-zero leaf. The tree must hold some non-zero priority.
+        """
+        return sumtree_sample(self.tree, self.capacity, self.fanout, batch_size, beta, generator)
+
+    def total(self) -> Tensor:
+        """Sum of all leaves, a 0-dim float64 tensor on the tree's device (no sync)."""
+        return self.tree[0, 0].clone()
+
+    def min(self) -> Tensor:
+        """Smallest non-zero leaf (+inf when all are zero), 0-dim float64 (no sync)."""
+        return self.tree[1, 0].clone()
+
+    def priorities(self) -> Tensor:
+        """The leaves, a ``[capacity]`` view into the tree."""
+        return self.tree[0, self._leaf_offset : self._leaf_offset + self.capacity]
+
+    def to(self, device) -> "SumTree":
+        out = SumTree.__new__(SumTree)
+        out.capacity, out.fanout, out._leaf_offset = self.capacity, self.fanout, self._leaf_offset
+        out.tree = self.tree.to(device)
+        return out
+
+    def state_dict(self) -> dict:
+        return {"capacity": self.capacity, "fanout": self.fanout, "tree": self.tree.clone()}
+
+    def load_state_dict(self, state: dict) -> None:
+        if state["capacity"] != self.capacity or state["fanout"] != self.fanout:
+            raise ValueError(
+                f"rltorch.SumTree: state is for capacity={state['capacity']}, fanout={state['fanout']}; "
+                f"this tree has capacity={self.capacity}, fanout={self.fanout}"
+            )
+        self.tree.copy_(state["tree"])
+
+    def __repr__(self) -> str:
+        return f"SumTree(capacity={self.capacity}, fanout={self.fanout}, device={self.tree.device})"
+
+
+def _check_device(name: str, tensor: Tensor, tree: Tensor) -> None:
+    if tensor.device != tree.device:
+        raise RuntimeError(f"rltorch.SumTree: `{name}` is on {tensor.device} but the tree is on {tree.device}")
+
+
+def _validate_update(capacity: int, index: Tensor, priority: Tensor) -> None:
+    # One fused device reduction and a single host sync for both checks.
+    if index.device == priority.device and index.dtype == torch.int64 and priority.is_floating_point():
+        bad_index = ((index < 0) | (index >= capacity)).any()
+        bad_priority = ~(torch.isfinite(priority) & (priority >= 0)).all()
+        flags = torch.stack([bad_index, bad_priority]).tolist()
+        if flags[0]:
+            raise IndexError(f"rltorch.sumtree_update_: `index` holds values outside [0, {capacity})")
+        if flags[1]:
+            raise ValueError("rltorch.sumtree_update_: `priority` must be finite and >= 0")
+
+
+if _ext.HAS_EXT:
+
+    @torch.library.register_fake("rltorch::sumtree_update_")
+    def _update_fake(tree, capacity, fanout, index, priority, keep=None, alpha=1.0, eps=0.0, running_max=None):
+        torch._check(priority.numel() == index.numel())
+        return None
+
+    @torch.library.register_fake("rltorch::sumtree_find")
+    def _find_fake(tree, capacity, fanout, mass):
+        return torch.empty(mass.shape, dtype=torch.long, device=mass.device)
+
+    @torch.library.register_fake("rltorch::sumtree_sample")
+    def _sample_fake(tree, capacity, fanout, batch_size, beta=0.0, generator=None):
+        return (
+            torch.empty(batch_size, dtype=torch.long, device=tree.device),
+            torch.empty(batch_size, dtype=torch.float32, device=tree.device),
+        )

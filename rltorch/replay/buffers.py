@@ -1,0 +1,397 @@
+"""Uniform and prioritized replay buffers.
+
+Transitions live in preallocated tensors on the buffer's device: ``obs``,
+``action``, ``reward``, ``next_obs``, ``terminated`` and ``discount`` (the
+factor to apply to the bootstrap value: ``gamma ** k`` for a transition that
+summed k rewards). Every stored transition also gets a global id (the count
+of transitions added before it); ``sample`` returns these ids as ``index`` and
+``update_priorities`` takes them back, so a priority update that arrives after
+its slot was overwritten by a newer transition is recognised as stale and
+dropped instead of landing on the newcomer.
+
+``add``, ``sample`` and ``update_priorities`` do not synchronise with the host
+for CUDA buffers (sizes are host-side counters; randomness comes from the
+buffer's own ``torch.Generator`` on its device), except the optional priority
+validation (``validate=True``, one sync per ``update_priorities`` on CUDA) and
+the n-step writer, whose output size depends on episode ends.
+
+n-step transitions (``n_step > 1``) come from :meth:`add_vector_step`, which
+keeps the last n steps per environment and uses
+:func:`rltorch.ops.nstep_returns`; transitions never cross an episode end.
+It expects gymnasium SAME_STEP semantics: ``next_obs`` holds the true final
+observation of a done environment. With gymnasium's default NEXT_STEP
+autoreset the step after a done is a reset row (reward 0, the action ignored):
+drop those rows before calling (e.g. pass only the environments whose
+previous step was not done) and pass the final observation of the done step
+as its ``next_obs``.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import Tensor
+
+from rltorch.ops.returns import nstep_returns
+from rltorch.ops.sumtree import DEFAULT_FANOUT, SumTree
+
+__all__ = ["ReplayBatch", "ReplayBuffer", "PrioritizedReplayBuffer"]
+
+_STORAGE_FIELDS = ("obs", "action", "reward", "next_obs", "terminated", "discount", "ids")
+_WINDOW_FIELDS = ("obs", "action", "reward", "next_obs", "terminated", "truncated", "pending")
+
+
+class ReplayBatch(NamedTuple):
+    obs: Tensor
+    action: Tensor
+    reward: Tensor
+    next_obs: Tensor
+    terminated: Tensor
+    discount: Tensor
+    index: Tensor  # global transition ids, for update_priorities
+    weight: Tensor  # importance weights (ones for uniform sampling)
+
+
+def _dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
+
+
+class ReplayBuffer:
+    """Uniform replay over ``capacity`` preallocated transitions.
+
+    Args:
+        capacity: number of transitions kept; older ones are overwritten.
+        obs_shape, obs_dtype: one observation (``obs`` and ``next_obs``).
+        action_shape, action_dtype: one action.
+        device: where storage, sampling and randomness live.
+        seed: seeds the buffer's generator (``None``: a random seed).
+        n_step, gamma: n-step returns for :meth:`add_vector_step`; ``discount``
+            of a 1-step transition is ``gamma``.
+    """
+
+    def __init__(
+        self,
+        capacity: int,
+        obs_shape=(),
+        obs_dtype: torch.dtype = torch.float32,
+        action_shape=(),
+        action_dtype: torch.dtype = torch.int64,
+        device="cpu",
+        seed: int | None = None,
+        n_step: int = 1,
+        gamma: float = 0.99,
+    ):
+        if int(capacity) != capacity or capacity < 1:
+            raise ValueError(f"rltorch.replay: `capacity` must be an integer >= 1, got {capacity!r}")
+        if int(n_step) != n_step or n_step < 1:
+            raise ValueError(f"rltorch.replay: `n_step` must be an integer >= 1, got {n_step!r}")
+        if not 0.0 <= gamma <= 1.0:
+            raise ValueError(f"rltorch.replay: `gamma` must lie in [0, 1], got {gamma}")
+        self.capacity = int(capacity)
+        self.obs_shape = tuple(obs_shape)
+        self.action_shape = tuple(action_shape)
+        self.obs_dtype, self.action_dtype = obs_dtype, action_dtype
+        self.device = torch.device(device)
+        self.n_step, self.gamma = int(n_step), float(gamma)
+        cap, dev = self.capacity, self.device
+        self.obs = torch.zeros((cap, *self.obs_shape), dtype=obs_dtype, device=dev)
+        self.next_obs = torch.zeros_like(self.obs)
+        self.action = torch.zeros((cap, *self.action_shape), dtype=action_dtype, device=dev)
+        self.reward = torch.zeros(cap, dtype=torch.float32, device=dev)
+        self.terminated = torch.zeros(cap, dtype=torch.bool, device=dev)
+        self.discount = torch.zeros(cap, dtype=torch.float32, device=dev)
+        self.ids = torch.full((cap,), -1, dtype=torch.int64, device=dev)
+        self._added = 0  # transitions ever added (host counter: batch sizes are known on the host)
+        self.generator = torch.Generator(device=dev)
+        if seed is None:
+            self.generator.seed()
+        else:
+            self.generator.manual_seed(int(seed))
+        self._window: dict | None = None
+        self._w_head = 0
+        self._w_len = 0
+
+    # ---- writing ----
+    def __len__(self) -> int:
+        return min(self._added, self.capacity)
+
+    def _as(self, x, dtype, shape, name: str, batch: int | None) -> Tensor:
+        t = torch.as_tensor(x).to(device=self.device, dtype=dtype)
+        if batch is None:
+            batch = t.shape[0] if t.dim() > 0 else -1
+        if tuple(t.shape) != (batch, *shape):
+            raise ValueError(f"rltorch.replay: `{name}` must have shape {(batch, *shape)}, got {tuple(t.shape)}")
+        return t
+
+    def add(self, obs, action, reward, next_obs, terminated, discount=None) -> None:
+        """Appends a batch of B transitions (B may exceed capacity: the last ``capacity`` are kept).
+
+        ``discount`` (``[B]``, default ``gamma``) is the bootstrap factor,
+        ``gamma ** k`` for an n-step transition of k rewards.
+        """
+        obs = self._as(obs, self.obs_dtype, self.obs_shape, "obs", None)
+        batch = obs.shape[0]
+        action = self._as(action, self.action_dtype, self.action_shape, "action", batch)
+        reward = self._as(reward, torch.float32, (), "reward", batch)
+        next_obs = self._as(next_obs, self.obs_dtype, self.obs_shape, "next_obs", batch)
+        terminated = self._as(terminated, torch.bool, (), "terminated", batch)
+        if discount is None:
+            discount = torch.full((batch,), self.gamma, dtype=torch.float32, device=self.device)
+        else:
+            discount = self._as(discount, torch.float32, (), "discount", batch)
+        if batch == 0:
+            return
+        first_id = self._added
+        self._added += batch
+        if batch > self.capacity:  # only the newest `capacity` survive
+            drop = batch - self.capacity
+            obs, action, reward, next_obs, terminated, discount = (
+                t[drop:] for t in (obs, action, reward, next_obs, terminated, discount)
+            )
+            first_id += drop
+            batch = self.capacity
+        ids = torch.arange(first_id, first_id + batch, dtype=torch.int64, device=self.device)
+        values = dict(obs=obs, action=action, reward=reward, next_obs=next_obs, terminated=terminated,
+                      discount=discount, ids=ids)
+        start = first_id % self.capacity
+        # At most two contiguous runs (before and after the wrap): slice copies, no scatter.
+        head = min(batch, self.capacity - start)
+        for name, value in values.items():
+            storage = getattr(self, name)
+            storage[start : start + head] = value[:head]
+            if head < batch:
+                storage[: batch - head] = value[head:]
+        self._written(start, batch)
+
+    def _written(self, start: int, count: int) -> None:
+        """Hook: slots [start, start + count) (mod capacity) now hold new transitions."""
+
+    def add_vector_step(self, obs, action, reward, next_obs, terminated, truncated) -> None:
+        """Adds one step of N parallel environments (rows are environments).
+
+        With ``n_step == 1`` this is ``add`` of the N rows. Otherwise the step
+        enters a per-environment window of the last n steps, and every
+        transition whose n-step return is complete is added: (obs_t, a_t,
+        G_t^(k), next_obs_{t+k-1}, terminated, gamma**k) with k = n, or k < n
+        when the episode ended (terminated or truncated) within the window.
+        See the module docstring for gymnasium autoreset modes.
+        """
+        obs = self._as(obs, self.obs_dtype, self.obs_shape, "obs", None)
+        n_env = obs.shape[0]
+        action = self._as(action, self.action_dtype, self.action_shape, "action", n_env)
+        reward = self._as(reward, torch.float32, (), "reward", n_env)
+        next_obs = self._as(next_obs, self.obs_dtype, self.obs_shape, "next_obs", n_env)
+        terminated = self._as(terminated, torch.bool, (), "terminated", n_env)
+        truncated = self._as(truncated, torch.bool, (), "truncated", n_env)
+        if self.n_step == 1:
+            self.add(obs, action, reward, next_obs, terminated)
+            return
+        window = self._window_for(n_env)
+        n = self.n_step
+        slot = self._w_head
+        for name, value in zip(_WINDOW_FIELDS[:-1], (obs, action, reward, next_obs, terminated, truncated)):
+            window[name][slot] = value
+        window["pending"][slot] = True
+        self._w_head = (slot + 1) % n
+        self._w_len = min(self._w_len + 1, n)
+        length = self._w_len
+        order = torch.tensor([(self._w_head - length + j) % n for j in range(length)], device=self.device)
+        rew, term, trunc = window["reward"][order], window["terminated"][order], window["truncated"][order]
+        pending = window["pending"][order]
+        returns, _, last = nstep_returns(rew, term, trunc, n, self.gamma)
+        # An entry is complete when its episode ends now, or when it is the
+        # oldest of a full window (n rewards summed). Pending entries never
+        # straddle a done: the done step flushed every entry before it.
+        emit = pending & (term[-1] | trunc[-1]).unsqueeze(0)
+        if length == n:
+            emit[0] |= pending[0]
+        rows, envs = emit.nonzero(as_tuple=True)  # data-dependent size: the one host sync here
+        if rows.numel() == 0:
+            return
+        last_rows = last[rows, envs]
+        src = order[rows]
+        k = (last_rows - rows + 1).to(torch.float64)
+        self.add(
+            window["obs"][src, envs],
+            window["action"][src, envs],
+            returns[rows, envs],
+            window["next_obs"][order[last_rows], envs],
+            term[last_rows, envs],
+            discount=torch.pow(torch.full_like(k, self.gamma), k),
+        )
+        window["pending"][src, envs] = False
+
+    def _window_for(self, n_env: int) -> dict:
+        if self._window is not None:
+            if self._window["pending"].shape[1] != n_env:
+                raise ValueError(
+                    f"rltorch.replay: add_vector_step got {n_env} environments, "
+                    f"earlier calls had {self._window['pending'].shape[1]}"
+                )
+            return self._window
+        n, dev = self.n_step, self.device
+        self._window = {
+            "obs": torch.zeros((n, n_env, *self.obs_shape), dtype=self.obs_dtype, device=dev),
+            "action": torch.zeros((n, n_env, *self.action_shape), dtype=self.action_dtype, device=dev),
+            "reward": torch.zeros((n, n_env), dtype=torch.float32, device=dev),
+            "next_obs": torch.zeros((n, n_env, *self.obs_shape), dtype=self.obs_dtype, device=dev),
+            "terminated": torch.zeros((n, n_env), dtype=torch.bool, device=dev),
+            "truncated": torch.zeros((n, n_env), dtype=torch.bool, device=dev),
+            "pending": torch.zeros((n, n_env), dtype=torch.bool, device=dev),
+        }
+        return self._window
+
+    # ---- sampling ----
+    def _sample_slots(self, batch_size: int) -> tuple[Tensor, Tensor]:
+        slots = torch.randint(len(self), (batch_size,), generator=self.generator, device=self.device)
+        return slots, torch.ones(batch_size, dtype=torch.float32, device=self.device)
+
+    def sample(self, batch_size: int) -> ReplayBatch:
+        """``batch_size`` transitions drawn with replacement, as a :class:`ReplayBatch`."""
+        if len(self) == 0:
+            raise RuntimeError("rltorch.replay: cannot sample from an empty buffer")
+        slots, weight = self._sample_slots(int(batch_size))
+        return ReplayBatch(
+            self.obs[slots], self.action[slots], self.reward[slots], self.next_obs[slots],
+            self.terminated[slots], self.discount[slots], self.ids[slots], weight,
+        )
+
+    # ---- persistence ----
+    def _config(self) -> dict:
+        return {
+            "type": type(self).__name__, "capacity": self.capacity, "obs_shape": list(self.obs_shape),
+            "obs_dtype": _dtype_name(self.obs_dtype), "action_shape": list(self.action_shape),
+            "action_dtype": _dtype_name(self.action_dtype), "n_step": self.n_step, "gamma": self.gamma,
+        }
+
+    def state_dict(self) -> dict:
+        """Everything needed to continue exactly: storage, counters, window, RNG state."""
+        state = {
+            "config": self._config(),
+            "storage": {name: getattr(self, name).clone() for name in _STORAGE_FIELDS},
+            "added": self._added,
+            "rng_state": self.generator.get_state(),
+            "window": None,
+        }
+        if self._window is not None:
+            state["window"] = {
+                "tensors": {k: v.clone() for k, v in self._window.items()},
+                "head": self._w_head, "length": self._w_len,
+            }
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        if state["config"] != self._config():
+            raise ValueError(f"rltorch.replay: state is for {state['config']}, this buffer is {self._config()}")
+        for name in _STORAGE_FIELDS:
+            getattr(self, name).copy_(state["storage"][name])
+        self._added = int(state["added"])
+        self.generator.set_state(state["rng_state"].cpu())
+        if state["window"] is None:
+            self._window, self._w_head, self._w_len = None, 0, 0
+        else:
+            self._window = {k: v.to(self.device).clone() for k, v in state["window"]["tensors"].items()}
+            self._w_head, self._w_len = int(state["window"]["head"]), int(state["window"]["length"])
+
+    def save(self, path) -> None:
+        torch.save(self.state_dict(), path)
+
+    def load(self, path) -> None:
+        """Restores a :meth:`save`d state into this (identically configured) buffer."""
+        self.load_state_dict(torch.load(path, map_location=self.device, weights_only=True))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(capacity={self.capacity}, len={len(self)}, device={self.device})"
+
+
+class PrioritizedReplayBuffer(ReplayBuffer):
+    """Proportional prioritized replay (Schaul et al. 2016) on an rltorch sum tree.
+
+    A transition's priority is ``(|td| + eps) ** alpha``; new transitions get
+    the running maximum of the raw priority ``|td| + eps`` (1.0 before any
+    update), transformed by ``alpha`` exactly once. ``sample`` is stratified
+    and returns importance weights ``(p_i / p_min) ** -beta`` (max 1), with
+    ``beta`` settable at any time (``buffer.beta = 0.7`` for annealing).
+
+    ``update_priorities(index, td_error)`` takes the ``index`` of a sampled
+    batch; entries whose slot has since been overwritten are ignored.
+    ``validate`` (default True) makes CUDA buffers check the td errors for
+    NaN/inf with one host sync per update; CPU buffers always check, for free.
+    """
+
+    def __init__(
+        self,
+        capacity: int,
+        obs_shape=(),
+        obs_dtype: torch.dtype = torch.float32,
+        action_shape=(),
+        action_dtype: torch.dtype = torch.int64,
+        device="cpu",
+        alpha: float = 0.6,
+        beta: float = 0.4,
+        eps: float = 1e-6,
+        seed: int | None = None,
+        n_step: int = 1,
+        gamma: float = 0.99,
+        fanout: int = DEFAULT_FANOUT,
+        validate: bool = True,
+    ):
+        super().__init__(capacity, obs_shape, obs_dtype, action_shape, action_dtype, device, seed, n_step, gamma)
+        if not alpha > 0:
+            raise ValueError(f"rltorch.replay: `alpha` must be > 0, got {alpha}")
+        if not eps >= 0:
+            raise ValueError(f"rltorch.replay: `eps` must be >= 0, got {eps}")
+        self.alpha, self.eps = float(alpha), float(eps)
+        self.beta = beta
+        self.validate = validate
+        self.tree = SumTree(self.capacity, self.device, fanout)
+        self.max_priority = torch.ones(1, dtype=torch.float64, device=self.device)
+        self._slot_range = torch.arange(self.capacity, dtype=torch.int64, device=self.device)
+
+    @property
+    def beta(self) -> float:
+        return self._beta
+
+    @beta.setter
+    def beta(self, value: float) -> None:
+        value = float(value)
+        if not value >= 0:
+            raise ValueError(f"rltorch.replay: `beta` must be >= 0, got {value}")
+        self._beta = value
+
+    def _written(self, start: int, count: int) -> None:
+        end = start + count
+        if end <= self.capacity:
+            slots = self._slot_range[start:end]
+        else:
+            slots = torch.cat([self._slot_range[start:], self._slot_range[: end - self.capacity]])
+        self.tree.update(slots, self.max_priority.expand(count), alpha=self.alpha, validate=False)
+
+    def _sample_slots(self, batch_size: int) -> tuple[Tensor, Tensor]:
+        return self.tree.sample(batch_size, self._beta, self.generator)
+
+    def update_priorities(self, index: Tensor, td_error: Tensor) -> None:
+        """Sets the priorities of the sampled transitions ``index`` to ``(|td_error| + eps) ** alpha``."""
+        index = torch.as_tensor(index, device=self.device)
+        td = torch.as_tensor(td_error, device=self.device).detach().reshape(-1)
+        slots = index.remainder(self.capacity)
+        keep = (self.ids[slots] == index) & (index >= 0)
+        self.tree.update(slots, td.abs(), keep=keep, alpha=self.alpha, eps=self.eps,
+                         running_max=self.max_priority, validate=self.validate)
+
+    def _config(self) -> dict:
+        config = super()._config()
+        config.update(alpha=self.alpha, eps=self.eps, fanout=self.tree.fanout)
+        return config
+
+    def state_dict(self) -> dict:
+        state = super().state_dict()
+        state.update(tree=self.tree.tree.clone(), max_priority=self.max_priority.clone(), beta=self._beta)
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        self.tree.tree.copy_(state["tree"])
+        self.max_priority.copy_(state["max_priority"])
+        self.beta = state["beta"]
