@@ -46,9 +46,8 @@ def test_resume_reproduces_the_uninterrupted_run(tmp_path, overrides):
     full = DQN(small_config(total_steps=3_000, **overrides))
     full.train()
     half = DQN(small_config(total_steps=3_000, **overrides))
-    half.config.total_steps = 1_504  # a stop in the middle of the schedule (multiple of num_envs)
-    half.train()
-    half.config.total_steps = 3_000
+    half.train(stop_at=1_504)  # a stop in the middle of every schedule
+    assert half.env_steps == 1_504
     path = tmp_path / "ckpt.pt"
     half.save(path, include_buffer=True)
     resumed = DQN.load(path)

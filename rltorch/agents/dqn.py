@@ -314,15 +314,19 @@ class DQN:
         self.env_steps += self.env.num_envs
 
     def _store(self, obs: Tensor, action: Tensor, step) -> None:
-        if step.valid is None:
-            self.buffer.add_vector_step(obs, action, step.reward, step.next_obs, step.terminated, step.truncated)
-        else:
-            self.buffer.add_vector_step(obs, action, step.reward, step.next_obs, step.terminated, step.truncated,
-                                        valid=step.valid)
+        self.buffer.add_vector_step(obs, action, step.reward, step.next_obs, step.terminated, step.truncated,
+                                    valid=step.valid)
 
-    def train(self, progress: bool = False, callback: Callable[[dict], None] | None = None) -> TrainResult:
-        """Collect and learn until solved (greedy evaluation >= threshold) or ``total_steps``."""
+    def train(self, progress: bool = False, callback: Callable[[dict], None] | None = None,
+              stop_at: int | None = None) -> TrainResult:
+        """Collect and learn until solved (greedy evaluation >= threshold) or ``total_steps``.
+
+        ``stop_at`` pauses earlier (at that many env steps) without changing the
+        schedules, which follow ``total_steps``: save, load and call ``train``
+        again to continue exactly as if never interrupted.
+        """
         cfg = self.config
+        limit = cfg.total_steps if stop_at is None else min(stop_at, cfg.total_steps)
         start = time.perf_counter()
         history: list[dict] = []
         bar = None
@@ -336,7 +340,7 @@ class DQN:
         last_eval = None
         window_start, window_steps = time.perf_counter(), self.env_steps
         try:
-            while self.env_steps < cfg.total_steps:
+            while self.env_steps < limit:
                 self.collect()
                 if len(self.buffer) >= cfg.learning_starts:
                     self._update_debt += self.env.num_envs * cfg.updates_per_step
@@ -500,7 +504,11 @@ class DQN:
         example = torch.zeros(1, *self.env.obs_shape)
         path = os.fspath(path)
         if format == "torchscript":
-            torch.jit.save(torch.jit.trace(policy, example), path)
+            import warnings
+
+            with warnings.catch_warnings():  # torch >= 2.10 flags TorchScript as deprecated; users still ask for it
+                warnings.simplefilter("ignore", FutureWarning)
+                torch.jit.save(torch.jit.trace(policy, example), path)
         elif format == "export":
             batch = torch.export.Dim("batch", min=1)
             program = torch.export.export(policy, (torch.zeros(2, *self.env.obs_shape),), dynamic_shapes=({0: batch},))

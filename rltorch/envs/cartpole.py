@@ -215,6 +215,25 @@ class CartPoleVecEnv(VectorEnv):
             self._needs_reset = False
         return self.state.t().to(torch.float32)
 
+    def state_dict(self) -> dict[str, Any]:
+        """Everything that decides future steps (state, step counts, pending resets,
+        episode numbers, the reset generator's seed and bounds), for checkpoints:
+        an env restored with :meth:`load_state_dict` continues bit for bit."""
+        return {
+            "num_envs": self.num_envs,
+            "state": self.state.clone(), "steps": self.steps.clone(),
+            "prev_done": self.prev_done.clone(), "episode": self.episode.clone(),
+            "seed": self._seed, "low": self.low, "high": self.high, "needs_reset": self._needs_reset,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if int(state["num_envs"]) != self.num_envs:
+            raise ValueError(f"state_dict holds {state['num_envs']} envs, this env has {self.num_envs}")
+        for name in ("state", "steps", "prev_done", "episode"):
+            getattr(self, name).copy_(state[name])
+        self._seed, self.low, self.high = state["seed"], float(state["low"]), float(state["high"])
+        self._needs_reset = bool(state["needs_reset"])
+
     def numpy(self) -> "CartPoleVecEnvNumpy":
         """This env behind gymnasium's NumPy API (arrays in, arrays out)."""
         return CartPoleVecEnvNumpy(self)

@@ -167,7 +167,7 @@ class ReplayBuffer:
     def _written(self, start: int, count: int) -> None:
         """Hook: slots [start, start + count) (mod capacity) now hold new transitions."""
 
-    def add_vector_step(self, obs, action, reward, next_obs, terminated, truncated) -> None:
+    def add_vector_step(self, obs, action, reward, next_obs, terminated, truncated, valid=None) -> None:
         """Adds one step of N parallel environments (rows are environments).
 
         With ``n_step == 1`` this is ``add`` of the N rows. Otherwise the step
@@ -176,6 +176,10 @@ class ReplayBuffer:
         G_t^(k), next_obs_{t+k-1}, terminated, gamma**k) with k = n, or k < n
         when the episode ended (terminated or truncated) within the window.
         See the module docstring for gymnasium autoreset modes.
+
+        ``valid`` (bool ``[N]``, default all) marks the rows that are real
+        transitions; the others (gymnasium NEXT_STEP reset rows, whose action
+        was ignored) are never stored and never start an n-step window entry.
         """
         obs = self._as(obs, self.obs_dtype, self.obs_shape, "obs", None)
         n_env = obs.shape[0]
@@ -184,7 +188,11 @@ class ReplayBuffer:
         next_obs = self._as(next_obs, self.obs_dtype, self.obs_shape, "next_obs", n_env)
         terminated = self._as(terminated, torch.bool, (), "terminated", n_env)
         truncated = self._as(truncated, torch.bool, (), "truncated", n_env)
+        if valid is not None:
+            valid = self._as(valid, torch.bool, (), "valid", n_env)
         if self.n_step == 1:
+            if valid is not None:
+                obs, action, reward, next_obs, terminated = (t[valid] for t in (obs, action, reward, next_obs, terminated))
             self.add(obs, action, reward, next_obs, terminated)
             return
         window = self._window_for(n_env)
@@ -192,7 +200,9 @@ class ReplayBuffer:
         slot = self._w_head
         for name, value in zip(_WINDOW_FIELDS[:-1], (obs, action, reward, next_obs, terminated, truncated)):
             window[name][slot] = value
-        window["pending"][slot] = True
+        # A reset row comes right after its env's done, which flushed every
+        # entry before it; not pending, it is skipped by every later window.
+        window["pending"][slot] = True if valid is None else valid
         self._w_head = (slot + 1) % n
         self._w_len = min(self._w_len + 1, n)
         length = self._w_len
