@@ -49,7 +49,7 @@ class DQNConfig:
     """gymnasium id; CartPole-v1 runs on rltorch's vectorized CartPole unless env_backend says otherwise."""
     env_backend: str = "auto"
     """'rltorch', 'gymnasium', or 'auto' (rltorch for CartPole-v1, gymnasium for everything else)."""
-    num_envs: int = 8
+    num_envs: int = 16
     device: str = "auto"
     """'cpu', 'cuda', 'cuda:1', or 'auto' (cuda when available)."""
     seed: int = 0
@@ -59,13 +59,13 @@ class DQNConfig:
     hidden_sizes: tuple = (128, 128)
     dueling: bool = False
 
-    learning_rate: float = 1e-3
+    learning_rate: float = 2.5e-3
     batch_size: int = 128
     gamma: float = 0.99
     loss: str = "huber"
     """'huber' (smooth L1) or 'mse'."""
     max_grad_norm: float | None = 10.0
-    updates_per_step: float = 0.25
+    updates_per_step: float = 0.125
     """Gradient updates per env step (summed over envs)."""
 
     buffer_size: int = 50_000
@@ -80,12 +80,12 @@ class DQNConfig:
     double_dqn: bool = True
     target_update: str = "soft"
     """'soft' (Polyak, every update) or 'hard' (copy every target_update_interval updates)."""
-    tau: float = 0.01
+    tau: float = 0.02
     target_update_interval: int = 250
 
     eps_start: float = 1.0
     eps_end: float = 0.05
-    eps_decay_steps: int = 10_000
+    eps_decay_steps: int = 6_000
 
     eval_interval: int = 5_000
     """Env steps between greedy evaluations."""
