@@ -24,6 +24,8 @@ constexpr int64_t kGroup = 16;
 constexpr int64_t kSearchGrain = 1 << 14;
 // How many entries ahead the update loop prefetches leaves.
 constexpr int64_t kUpdateLookahead = 8;
+// Rows ahead that replay_gather and per_update_priorities_ prefetch.
+constexpr int64_t kGatherLookahead = 16;
 
 template <int K>
 void find_many(const double* sums, const sumtree::Layout& layout, const double* mass, int64_t begin,
@@ -184,6 +186,9 @@ void per_update_priorities_cpu(const at::Tensor& tree, int64_t capacity, int64_t
   std::vector<double> priority(B);
   std::vector<uint8_t> kept(B);
   for (int64_t i = 0; i < B; ++i) {
+    if (i + kGatherLookahead < B && idx[i + kGatherLookahead] >= 0) {
+      __builtin_prefetch(ids + idx[i + kGatherLookahead] % capacity);
+    }
     TORCH_CHECK_VALUE(std::isfinite(td[i]), "rltorch.per_update_priorities_: `td_error` holds ", td[i],
                       " at position ", i, "; td errors must be finite");
     const int64_t id = idx[i];
@@ -215,7 +220,11 @@ std::vector<at::Tensor> replay_gather_cpu(at::TensorList columns, const at::Tens
     const int64_t row_bytes = column.numel() / std::max<int64_t>(column.size(0), 1) * column.element_size();
     const char* src = static_cast<const char*>(column.const_data_ptr());
     char* dst = static_cast<char*>(rows.mutable_data_ptr());
-    for (int64_t i = 0; i < B; ++i) std::memcpy(dst + i * row_bytes, src + ip[i] * row_bytes, row_bytes);
+    // Sampled rows are random: each is a cache miss, so keep many in flight.
+    for (int64_t i = 0; i < B; ++i) {
+      if (i + kGatherLookahead < B) __builtin_prefetch(src + ip[i + kGatherLookahead] * row_bytes);
+      std::memcpy(dst + i * row_bytes, src + ip[i] * row_bytes, row_bytes);
+    }
     out.push_back(std::move(rows));
   }
   return out;
