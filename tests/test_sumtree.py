@@ -305,12 +305,13 @@ def test_compile_sample_fullgraph(device):
     def per_step(tree_tensor, mass):
         index, weight = torch.ops.rltorch.sumtree_sample(tree_tensor, 100, tree.fanout, 32, 0.4)
         found = torch.ops.rltorch.sumtree_find(tree_tensor, 100, tree.fanout, mass)
-        return index, weight * 2, found
+        index2, _ = tree.sample(16, 0.4)  # through the public wrapper too
+        return torch.cat([index, index2]), weight * 2, found
 
     compiled = torch.compile(per_step, fullgraph=True, backend="eager" if device == "cpu" else "inductor")
     mass = torch.rand(8, dtype=torch.float64, device=device) * tree.total()
     index, weight, found = compiled(tree.tree, mass)
-    assert index.shape == (32,) and weight.shape == (32,)
+    assert index.shape == (48,) and weight.shape == (32,)
     assert torch.equal(found, tree.find(mass))
     assert torch.all(weight <= 2.0)
 
