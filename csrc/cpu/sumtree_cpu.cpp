@@ -57,32 +57,16 @@ void find_many(const double* sums, const sumtree::Layout& layout, const double* 
 
 // Batches at least this large write all leaves first and then recompute
 // each touched internal node once per level; smaller ones walk every leaf to
-// the root (the top levels' repeated recomputes cost less than the marks).
+// the root (for them the repeated recomputes of the top levels cost less
+// than queueing).
 constexpr int64_t kLevelSyncMinBatch = 64;
-
-// Epoch marks for "this internal node is already queued in this call",
-// indexed by storage position; one array per thread, reused across calls and
-// trees (a new epoch invalidates every old mark without clearing).
-struct NodeMarks {
-  std::vector<uint32_t> epoch_of;
-  uint32_t epoch = 0;
-  std::vector<int64_t> current, next;
-};
 
 template <int K>
 double update_level_sync(double* sums, double* mins, const sumtree::Layout& layout, const int64_t* idx,
                          const double* p, const bool* kept, int64_t B, double alpha, double eps) {
-  thread_local NodeMarks marks;
-  const int64_t internal = layout.leaf_offset();
-  if (static_cast<int64_t>(marks.epoch_of.size()) < internal) marks.epoch_of.assign(internal, 0);
-  if (++marks.epoch == 0) {  // wrapped: old marks could collide with new epochs
-    std::fill(marks.epoch_of.begin(), marks.epoch_of.end(), 0);
-    marks.epoch = 1;
-  }
-  const uint32_t epoch = marks.epoch;
-  auto& current = marks.current;
-  auto& next = marks.next;
-  current.clear();
+  std::vector<int64_t> current, next;
+  current.reserve(B);
+  next.reserve(B);
   double batch_max = 0.0;
   const int64_t leaf_offset = layout.leaf_offset();
   // Leaves in input order: the last kept write to a leaf is the one that stays.
@@ -100,14 +84,17 @@ double update_level_sync(double* sums, double* mins, const sumtree::Layout& layo
     current.push_back(idx[i]);
   }
   // Level by level: every child is final before its parent is recomputed.
+  // A parent is queued once: queuing stores -1 in its sum (real sums are
+  // >= 0), which its recompute overwrites. The mark lives in the line the
+  // recompute writes anyway, so deduplication costs no extra cache misses.
+  constexpr double kQueued = -1.0;
   for (int level = layout.levels - 2; level >= 0; --level) {
     next.clear();
-    const int64_t off = layout.offset[level];
+    double* level_sums = sums + layout.offset[level];
     for (const int64_t child : current) {
       const int64_t node = child / K;
-      uint32_t& mark = marks.epoch_of[off + node];
-      if (mark != epoch) {
-        mark = epoch;
+      if (level_sums[node] != kQueued) {
+        level_sums[node] = kQueued;
         next.push_back(node);
       }
     }
