@@ -17,10 +17,10 @@ namespace {
 // are prefetched before any is read, so up to kGroup cache misses overlap
 // instead of one dependent miss per level per query.
 constexpr int64_t kGroup = 16;
-// Queries per thread. One thread finds 4096 masses in ~50 us at 2^20 leaves;
-// splitting that across the OpenMP pool saved little when the cores were
-// free and cost milliseconds when they were shared (a descheduled worker
-// stalls the whole parallel_for), so only large batches go parallel.
+// Queries per thread. One thread finds 4096 masses in ~115 us at 2^20 leaves
+// on the 2-core dev VM; splitting that across the OpenMP pool cost
+// milliseconds whenever the cores were shared (a descheduled worker stalls
+// the whole parallel_for), so only large batches go parallel.
 constexpr int64_t kSearchGrain = 1 << 14;
 // How many entries ahead the update loop prefetches leaves.
 constexpr int64_t kUpdateLookahead = 8;
