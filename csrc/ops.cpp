@@ -74,4 +74,14 @@ TORCH_LIBRARY(rltorch, m) {
   m.def(
       "sumtree_sample(Tensor tree, int capacity, int fanout, int batch_size, float beta=0.0, "
       "Generator? generator=None) -> (Tensor index, Tensor weight)");
+  // ---- Prioritized replay (rltorch/replay) ----
+  // update_priorities in one call: for each transition id index[i] >= 0 whose
+  // slot (index[i] mod capacity) still holds it (slot_ids[slot] == index[i]),
+  // sets the slot's leaf to (|td_error[i]| + eps) ** alpha; ids of overwritten
+  // transitions are skipped. running_max tracks max(|td| + eps) over kept entries.
+  m.def(
+      "per_update_priorities_(Tensor(a!) tree, int capacity, int fanout, Tensor slot_ids, Tensor index, "
+      "Tensor td_error, float alpha, float eps, Tensor(b!) running_max) -> ()");
+  // Rows `index` of every column (all share dim 0), in one call.
+  m.def("replay_gather(Tensor[] columns, Tensor index) -> Tensor[]");
 }

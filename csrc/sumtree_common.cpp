@@ -81,4 +81,60 @@ sumtree::Layout prepare_sumtree_sample(const at::Tensor& tree, int64_t capacity,
   return layout;
 }
 
+PerUpdateArgs prepare_per_update(const at::Tensor& tree, int64_t capacity, int64_t fanout,
+                                 const at::Tensor& slot_ids, const at::Tensor& index,
+                                 const at::Tensor& td_error, double alpha, double eps,
+                                 const at::Tensor& running_max) {
+  constexpr const char* op = "per_update_priorities_";
+  PerUpdateArgs args;
+  args.layout = checked_tree_layout(op, tree, capacity, fanout);
+  check_same_device(op, tree, "tree", slot_ids, "slot_ids");
+  check_same_device(op, tree, "tree", index, "index");
+  check_same_device(op, tree, "tree", td_error, "td_error");
+  check_same_device(op, tree, "tree", running_max, "running_max");
+  TORCH_CHECK(slot_ids.scalar_type() == at::kLong && slot_ids.dim() == 1 && slot_ids.size(0) == capacity,
+              "rltorch.", op, ": `slot_ids` must be int64 of shape [", capacity, "], got ",
+              slot_ids.scalar_type(), " ", shape_string(slot_ids));
+  TORCH_CHECK(index.scalar_type() == at::kLong, "rltorch.", op, ": `index` must be int64, got ",
+              index.scalar_type());
+  check_floating(op, td_error, "td_error");
+  TORCH_CHECK(td_error.numel() == index.numel(), "rltorch.", op, ": `td_error` ", shape_string(td_error),
+              " must have one value per entry of `index` ", shape_string(index));
+  TORCH_CHECK(running_max.scalar_type() == at::kDouble && running_max.numel() == 1 && running_max.is_contiguous(),
+              "rltorch.", op, ": `running_max` must be a contiguous one-element float64 tensor");
+  TORCH_CHECK_VALUE(std::isfinite(alpha) && alpha > 0.0, "rltorch.", op,
+                    ": `alpha` must be finite and > 0, got ", alpha);
+  TORCH_CHECK_VALUE(std::isfinite(eps) && eps >= 0.0, "rltorch.", op,
+                    ": `eps` must be finite and >= 0, got ", eps);
+  args.slot_ids = slot_ids.contiguous();
+  args.index = index.contiguous().view({-1});
+  args.td_error = td_error.to(at::kDouble).contiguous().view({-1});
+  args.batch = index.numel();
+  return args;
+}
+
+at::Tensor prepare_replay_gather(at::TensorList columns, const at::Tensor& index, bool check_values) {
+  constexpr const char* op = "replay_gather";
+  TORCH_CHECK(index.scalar_type() == at::kLong && index.dim() == 1, "rltorch.", op,
+              ": `index` must be a 1-D int64 tensor, got ", index.scalar_type(), " ", shape_string(index));
+  TORCH_CHECK(!columns.empty(), "rltorch.", op, ": `columns` is empty");
+  const int64_t rows = columns[0].dim() > 0 ? columns[0].size(0) : 0;
+  for (size_t c = 0; c < columns.size(); ++c) {
+    const at::Tensor& column = columns[c];
+    TORCH_CHECK(column.device() == index.device(), "rltorch.", op, ": `columns[", c, "]` is on ",
+                column.device(), " but `index` is on ", index.device());
+    TORCH_CHECK(column.dim() >= 1 && column.size(0) == rows, "rltorch.", op, ": `columns[", c,
+                "]` must have ", rows, " rows like `columns[0]`, got ", shape_string(column));
+  }
+  at::Tensor idx = index.contiguous();
+  if (check_values) {
+    const int64_t* ip = idx.const_data_ptr<int64_t>();
+    for (int64_t i = 0; i < idx.numel(); ++i) {
+      TORCH_CHECK_INDEX(ip[i] >= 0 && ip[i] < rows, "rltorch.", op, ": `index` holds ", ip[i],
+                        " at position ", i, ", outside [0, ", rows, ")");
+    }
+  }
+  return idx;
+}
+
 }  // namespace rltorch

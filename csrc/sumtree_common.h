@@ -49,4 +49,21 @@ at::Tensor prepare_sumtree_find(const at::Tensor& tree, int64_t capacity, int64_
 sumtree::Layout prepare_sumtree_sample(const at::Tensor& tree, int64_t capacity, int64_t fanout,
                                        int64_t batch_size, double beta);
 
+struct PerUpdateArgs {
+  sumtree::Layout layout;
+  at::Tensor slot_ids;  // int64 [capacity], contiguous
+  at::Tensor index;     // int64, contiguous, flat [B]
+  at::Tensor td_error;  // float64, contiguous, flat [B]
+  int64_t batch = 0;
+};
+
+PerUpdateArgs prepare_per_update(const at::Tensor& tree, int64_t capacity, int64_t fanout,
+                                 const at::Tensor& slot_ids, const at::Tensor& index,
+                                 const at::Tensor& td_error, double alpha, double eps,
+                                 const at::Tensor& running_max);
+
+// Checks the columns and returns `index` as a contiguous int64 vector whose
+// entries are in range for every column (CPU only; CUDA checks on device).
+at::Tensor prepare_replay_gather(at::TensorList columns, const at::Tensor& index, bool check_values = true);
+
 }  // namespace rltorch

@@ -380,3 +380,29 @@ def sumtree_sample(
     else:
         weight = torch.pow((tree[0, offsets[-1] + index] / tree[1, 0]).to(torch.float32), -beta)
     return index, weight
+
+
+def per_update_priorities_(
+    tree: Tensor,
+    capacity: int,
+    fanout: int,
+    slot_ids: Tensor,
+    index: Tensor,
+    td_error: Tensor,
+    alpha: float,
+    eps: float,
+    running_max: Tensor,
+) -> None:
+    """``update_priorities`` of a prioritized buffer (see ``rltorch.ops.sumtree.per_update_priorities_``)."""
+    td = td_error.reshape(-1).to(torch.float64)
+    if not bool(torch.isfinite(td).all()):
+        raise ValueError("rltorch.per_update_priorities_: `td_error` must be finite")
+    index = index.reshape(-1)
+    slots = index.remainder(capacity)
+    keep = (slot_ids[slots] == index) & (index >= 0)
+    sumtree_update_(tree, capacity, fanout, slots, td.abs(), keep, alpha, eps, running_max)
+
+
+def replay_gather(columns: list[Tensor], index: Tensor) -> list[Tensor]:
+    """Rows ``index`` of every column."""
+    return [column.index_select(0, index) for column in columns]

@@ -109,7 +109,7 @@ def test_bad_td_error_rejected_tree_unchanged(device):
     buf = PrioritizedReplayBuffer(4, obs_shape=(2,), device=device, seed=0)
     buf.add(*_batch(range(4)))
     before = buf.tree.tree.clone()
-    with pytest.raises(ValueError, match="`priority`"):
+    with pytest.raises(ValueError, match="`td_error`"):
         buf.update_priorities(torch.tensor([0, 1], device=device), torch.tensor([1.0, math.nan], device=device))
     assert torch.equal(buf.tree.tree, before)
 

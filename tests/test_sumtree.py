@@ -305,12 +305,13 @@ def test_compile_sample_fullgraph(device):
     def per_step(tree_tensor, mass):
         index, weight = torch.ops.rltorch.sumtree_sample(tree_tensor, 100, tree.fanout, 32, 0.4)
         found = torch.ops.rltorch.sumtree_find(tree_tensor, 100, tree.fanout, mass)
-        return index, weight * 2, found
+        index2, _ = tree.sample(16, 0.4)  # through the public wrapper too
+        return torch.cat([index, index2]), weight * 2, found
 
     compiled = torch.compile(per_step, fullgraph=True, backend="eager" if device == "cpu" else "inductor")
     mass = torch.rand(8, dtype=torch.float64, device=device) * tree.total()
     index, weight, found = compiled(tree.tree, mass)
-    assert index.shape == (32,) and weight.shape == (32,)
+    assert index.shape == (48,) and weight.shape == (32,)
     assert torch.equal(found, tree.find(mass))
     assert torch.all(weight <= 2.0)
 
@@ -326,3 +327,62 @@ def test_layout_matches_extension_expectations():
     assert widths[0] == 1 and widths[-1] == 1 << 20 and len(widths) == 8
     assert all(o % 8 == 0 for o in offsets)
     assert st.DEFAULT_FANOUT in FANOUTS
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@requires_ext
+def test_per_update_priorities_ext_equals_reference(device):
+    gen = torch.Generator().manual_seed(5)
+    capacity = 300
+    ids = torch.arange(capacity, dtype=torch.int64) + 600  # third pass over the slots
+    ids[torch.rand(capacity, generator=gen) < 0.1] = -1  # some empty slots
+    ids = ids.to(device)
+    a, b = SumTree(capacity, device), SumTree(capacity, device)
+    ra = torch.ones(1, dtype=torch.float64, device=device)
+    rb = ra.clone()
+    # Live ids, stale ids (previous passes), negative and future ids, duplicates.
+    index = torch.cat([torch.randint(0, 1200, (400,), generator=gen), torch.tensor([-1, -5, 599, 600, 600])]).to(device)
+    td = torch.randn(index.numel(), generator=gen).to(device)
+    torch.ops.rltorch.per_update_priorities_(a.tree, capacity, a.fanout, ids, index, td, 1.0, 1e-6, ra)
+    _reference.per_update_priorities_(b.tree, capacity, b.fanout, ids, index, td, 1.0, 1e-6, rb)
+    assert torch.equal(a.tree, b.tree) and torch.equal(ra, rb)
+    live = (index >= 600) & (index < 900)
+    live &= ids[index.remainder(capacity)] == index
+    assert int((a.priorities() > 0).sum()) == len(set(index[live].tolist()))
+    _check_invariants(a)
+    before = a.tree.clone()
+    bad_td = torch.tensor([1.0, math.nan], device=device)
+    with pytest.raises(ValueError, match="`td_error`"):
+        torch.ops.rltorch.per_update_priorities_(a.tree, capacity, a.fanout, ids, index[:2], bad_td, 1.0, 0.0, ra)
+    assert torch.equal(a.tree, before)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@requires_ext
+def test_replay_gather(device):
+    cols = [torch.arange(20, device=device).float().view(10, 2), torch.arange(10, device=device),
+            torch.rand(10, 3, 2, device=device)[:, :, 0]]  # the last is a non-contiguous column
+    index = torch.tensor([9, 0, 3, 3], device=device)
+    got = torch.ops.rltorch.replay_gather(cols, index)
+    for g, c in zip(got, cols):
+        assert torch.equal(g, c[index])
+    if device == "cpu":
+        with pytest.raises(IndexError, match="`index`"):
+            torch.ops.rltorch.replay_gather(cols, torch.tensor([10]))
+    with pytest.raises(RuntimeError, match="rows"):
+        torch.ops.rltorch.replay_gather([cols[0], torch.zeros(3, device=device)], index)
+
+
+@requires_ext
+@pytest.mark.parametrize("device", DEVICES)
+def test_opcheck_replay_ops(device):
+    tree = SumTree(16, device=device, fanout=2)
+    ids = torch.arange(16, dtype=torch.int64, device=device) + 16
+    rm = torch.ones(1, dtype=torch.float64, device=device)
+    torch.library.opcheck(
+        torch.ops.rltorch.per_update_priorities_.default,
+        (tree.tree, 16, 2, ids, torch.tensor([16, 3, 31, 20], device=device),
+         torch.tensor([0.5, -1.0, 2.0, 3.0], device=device), 0.6, 1e-6, rm),
+    )
+    cols = [torch.rand(16, 4, device=device), torch.arange(16, device=device)]
+    torch.library.opcheck(torch.ops.rltorch.replay_gather.default, (cols, torch.tensor([1, 15, 1], device=device)))

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <vector>
 
 #include "../sumtree_common.h"
@@ -16,13 +17,15 @@ namespace {
 // are prefetched before any is read, so up to kGroup cache misses overlap
 // instead of one dependent miss per level per query.
 constexpr int64_t kGroup = 16;
-// Queries per thread. One thread finds 4096 masses in ~50 us at 2^20 leaves;
-// splitting that across the OpenMP pool saved little when the cores were
-// free and cost milliseconds when they were shared (a descheduled worker
-// stalls the whole parallel_for), so only large batches go parallel.
+// Queries per thread. One thread finds 4096 masses in ~115 us at 2^20 leaves
+// on the 2-core dev VM; splitting that across the OpenMP pool cost
+// milliseconds whenever the cores were shared (a descheduled worker stalls
+// the whole parallel_for), so only large batches go parallel.
 constexpr int64_t kSearchGrain = 1 << 14;
 // How many entries ahead the update loop prefetches leaves.
 constexpr int64_t kUpdateLookahead = 8;
+// Rows ahead that replay_gather and per_update_priorities_ prefetch.
+constexpr int64_t kGatherLookahead = 16;
 
 template <int K>
 void find_many(const double* sums, const sumtree::Layout& layout, const double* mass, int64_t begin,
@@ -54,32 +57,16 @@ void find_many(const double* sums, const sumtree::Layout& layout, const double* 
 
 // Batches at least this large write all leaves first and then recompute
 // each touched internal node once per level; smaller ones walk every leaf to
-// the root (the top levels' repeated recomputes cost less than the marks).
+// the root (for them the repeated recomputes of the top levels cost less
+// than queueing).
 constexpr int64_t kLevelSyncMinBatch = 64;
-
-// Epoch marks for "this internal node is already queued in this call",
-// indexed by storage position; one array per thread, reused across calls and
-// trees (a new epoch invalidates every old mark without clearing).
-struct NodeMarks {
-  std::vector<uint32_t> epoch_of;
-  uint32_t epoch = 0;
-  std::vector<int64_t> current, next;
-};
 
 template <int K>
 double update_level_sync(double* sums, double* mins, const sumtree::Layout& layout, const int64_t* idx,
                          const double* p, const bool* kept, int64_t B, double alpha, double eps) {
-  thread_local NodeMarks marks;
-  const int64_t internal = layout.leaf_offset();
-  if (static_cast<int64_t>(marks.epoch_of.size()) < internal) marks.epoch_of.assign(internal, 0);
-  if (++marks.epoch == 0) {  // wrapped: old marks could collide with new epochs
-    std::fill(marks.epoch_of.begin(), marks.epoch_of.end(), 0);
-    marks.epoch = 1;
-  }
-  const uint32_t epoch = marks.epoch;
-  auto& current = marks.current;
-  auto& next = marks.next;
-  current.clear();
+  std::vector<int64_t> current, next;
+  current.reserve(B);
+  next.reserve(B);
   double batch_max = 0.0;
   const int64_t leaf_offset = layout.leaf_offset();
   // Leaves in input order: the last kept write to a leaf is the one that stays.
@@ -97,14 +84,17 @@ double update_level_sync(double* sums, double* mins, const sumtree::Layout& layo
     current.push_back(idx[i]);
   }
   // Level by level: every child is final before its parent is recomputed.
+  // A parent is queued once: queuing stores -1 in its sum (real sums are
+  // >= 0), which its recompute overwrites. The mark lives in the line the
+  // recompute writes anyway, so deduplication costs no extra cache misses.
+  constexpr double kQueued = -1.0;
   for (int level = layout.levels - 2; level >= 0; --level) {
     next.clear();
-    const int64_t off = layout.offset[level];
+    double* level_sums = sums + layout.offset[level];
     for (const int64_t child : current) {
       const int64_t node = child / K;
-      uint32_t& mark = marks.epoch_of[off + node];
-      if (mark != epoch) {
-        mark = epoch;
+      if (level_sums[node] != kQueued) {
+        level_sums[node] = kQueued;
         next.push_back(node);
       }
     }
@@ -119,6 +109,30 @@ double update_level_sync(double* sums, double* mins, const sumtree::Layout& layo
     }
     std::swap(current, next);
   }
+  return batch_max;
+}
+
+// Writes validated (index, priority) pairs; returns max(priority + eps) over kept entries.
+double apply_update(const at::Tensor& tree, const sumtree::Layout& layout, int64_t fanout, const int64_t* idx,
+                    const double* p, const bool* kept, int64_t B, double alpha, double eps) {
+  double* sums = tree.mutable_data_ptr<double>();
+  double* mins = sums + layout.storage;
+  double batch_max = 0.0;
+  dispatch_fanout(fanout, [&](auto k) {
+    constexpr int K = decltype(k)::value;
+    if (B < kLevelSyncMinBatch) {
+      // Few leaves: walk each one up to the root, in input order, so a leaf
+      // named twice ends with its last kept value (sequential assignment).
+      for (int64_t i = 0; i < B; ++i) {
+        if (kept != nullptr && !kept[i]) continue;
+        const double raw = p[i] + eps;
+        batch_max = raw > batch_max ? raw : batch_max;
+        sumtree::set_leaf<K, double>(sums, mins, layout, idx[i], sumtree::transform_priority(p[i], alpha, eps));
+      }
+    } else {
+      batch_max = update_level_sync<K>(sums, mins, layout, idx, p, kept, B, alpha, eps);
+    }
+  });
   return batch_max;
 }
 
@@ -139,28 +153,68 @@ void sumtree_update_cpu(const at::Tensor& tree, int64_t capacity, int64_t fanout
     TORCH_CHECK_VALUE(std::isfinite(p[i]) && p[i] >= 0.0, "rltorch.sumtree_update_: `priority` holds ",
                       p[i], " at position ", i, "; priorities must be finite and >= 0");
   }
-  double* sums = tree.mutable_data_ptr<double>();
-  double* mins = sums + a.layout.storage;
-  double batch_max = 0.0;
-  dispatch_fanout(fanout, [&](auto k) {
-    constexpr int K = decltype(k)::value;
-    if (B < kLevelSyncMinBatch) {
-      // Few leaves: walk each one up to the root, in input order, so a leaf
-      // named twice ends with its last kept value (sequential assignment).
-      for (int64_t i = 0; i < B; ++i) {
-        if (kept != nullptr && !kept[i]) continue;
-        const double raw = p[i] + eps;
-        batch_max = raw > batch_max ? raw : batch_max;
-        sumtree::set_leaf<K, double>(sums, mins, a.layout, idx[i], sumtree::transform_priority(p[i], alpha, eps));
-      }
-    } else {
-      batch_max = update_level_sync<K>(sums, mins, a.layout, idx, p, kept, B, alpha, eps);
-    }
-  });
+  const double batch_max = apply_update(tree, a.layout, fanout, idx, p, kept, B, alpha, eps);
   if (running_max.has_value() && running_max->defined()) {
     double* rm = running_max->mutable_data_ptr<double>();
     *rm = batch_max > *rm ? batch_max : *rm;
   }
+}
+
+void per_update_priorities_cpu(const at::Tensor& tree, int64_t capacity, int64_t fanout,
+                               const at::Tensor& slot_ids, const at::Tensor& index, const at::Tensor& td_error,
+                               double alpha, double eps, const at::Tensor& running_max) {
+  const PerUpdateArgs a =
+      prepare_per_update(tree, capacity, fanout, slot_ids, index, td_error, alpha, eps, running_max);
+  const int64_t* ids = a.slot_ids.const_data_ptr<int64_t>();
+  const int64_t* idx = a.index.const_data_ptr<int64_t>();
+  const double* td = a.td_error.const_data_ptr<double>();
+  const int64_t B = a.batch;
+  std::vector<int64_t> slots(B);
+  std::vector<double> priority(B);
+  std::vector<uint8_t> kept(B);
+  for (int64_t i = 0; i < B; ++i) {
+    if (i + kGatherLookahead < B && idx[i + kGatherLookahead] >= 0) {
+      __builtin_prefetch(ids + idx[i + kGatherLookahead] % capacity);
+    }
+    TORCH_CHECK_VALUE(std::isfinite(td[i]), "rltorch.per_update_priorities_: `td_error` holds ", td[i],
+                      " at position ", i, "; td errors must be finite");
+    const int64_t id = idx[i];
+    const int64_t slot = id >= 0 ? id % capacity : 0;
+    slots[i] = slot;
+    priority[i] = std::fabs(td[i]);
+    kept[i] = id >= 0 && ids[slot] == id;
+  }
+  const double batch_max = apply_update(tree, a.layout, fanout, slots.data(), priority.data(),
+                                        reinterpret_cast<const bool*>(kept.data()), B, alpha, eps);
+  double* rm = running_max.mutable_data_ptr<double>();
+  *rm = batch_max > *rm ? batch_max : *rm;
+}
+
+std::vector<at::Tensor> replay_gather_cpu(at::TensorList columns, const at::Tensor& index) {
+  const at::Tensor idx = prepare_replay_gather(columns, index);
+  const int64_t B = idx.numel();
+  const int64_t* ip = idx.const_data_ptr<int64_t>();
+  std::vector<at::Tensor> out;
+  out.reserve(columns.size());
+  for (const at::Tensor& column : columns) {
+    std::vector<int64_t> shape(column.sizes().begin(), column.sizes().end());
+    shape[0] = B;
+    if (!column.is_contiguous()) {  // no copy of a whole storage column just to gather rows
+      out.push_back(at::index_select(column, 0, idx));
+      continue;
+    }
+    at::Tensor rows = at::empty(shape, column.options());
+    const int64_t row_bytes = column.numel() / std::max<int64_t>(column.size(0), 1) * column.element_size();
+    const char* src = static_cast<const char*>(column.const_data_ptr());
+    char* dst = static_cast<char*>(rows.mutable_data_ptr());
+    // Sampled rows are random: each is a cache miss, so keep many in flight.
+    for (int64_t i = 0; i < B; ++i) {
+      if (i + kGatherLookahead < B) __builtin_prefetch(src + ip[i + kGatherLookahead] * row_bytes);
+      std::memcpy(dst + i * row_bytes, src + ip[i] * row_bytes, row_bytes);
+    }
+    out.push_back(std::move(rows));
+  }
+  return out;
 }
 
 at::Tensor sumtree_find_cpu(const at::Tensor& tree, int64_t capacity, int64_t fanout, const at::Tensor& mass) {
@@ -214,6 +268,8 @@ TORCH_LIBRARY_IMPL(rltorch, CPU, m) {
   m.impl("sumtree_update_", &sumtree_update_cpu);
   m.impl("sumtree_find", &sumtree_find_cpu);
   m.impl("sumtree_sample", &sumtree_sample_cpu);
+  m.impl("per_update_priorities_", &per_update_priorities_cpu);
+  m.impl("replay_gather", &replay_gather_cpu);
 }
 
 }  // namespace rltorch

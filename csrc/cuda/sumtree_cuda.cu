@@ -152,9 +152,32 @@ std::tuple<at::Tensor, at::Tensor> sumtree_sample_cuda(const at::Tensor& tree, i
   return {index, weight};
 }
 
+// Composed of ATen ops on the device (no host sync); the value checks of the
+// td errors happen in the Python wrapper (validate=True), as for sumtree_update_.
+void per_update_priorities_cuda(const at::Tensor& tree, int64_t capacity, int64_t fanout,
+                                const at::Tensor& slot_ids, const at::Tensor& index, const at::Tensor& td_error,
+                                double alpha, double eps, const at::Tensor& running_max) {
+  const PerUpdateArgs a =
+      prepare_per_update(tree, capacity, fanout, slot_ids, index, td_error, alpha, eps, running_max);
+  const at::Tensor slots = a.index.remainder(capacity);
+  const at::Tensor keep = a.slot_ids.index_select(0, slots).eq(a.index).logical_and_(a.index.ge(0));
+  sumtree_update_cuda(tree, capacity, fanout, slots, a.td_error.abs(), keep, alpha, eps, running_max);
+}
+
+std::vector<at::Tensor> replay_gather_cuda(at::TensorList columns, const at::Tensor& index) {
+  // Range checks of `index` would need a host sync; index_select asserts on device instead.
+  const at::Tensor idx = prepare_replay_gather(columns, index, /*check_values=*/false);
+  std::vector<at::Tensor> out;
+  out.reserve(columns.size());
+  for (const at::Tensor& column : columns) out.push_back(at::index_select(column, 0, idx));
+  return out;
+}
+
 }  // namespace
 
 TORCH_LIBRARY_IMPL(rltorch, CUDA, m) {
+  m.impl("per_update_priorities_", &per_update_priorities_cuda);
+  m.impl("replay_gather", &replay_gather_cuda);
   m.impl("sumtree_update_", &sumtree_update_cuda);
   m.impl("sumtree_find", &sumtree_find_cuda);
   m.impl("sumtree_sample", &sumtree_sample_cuda);

@@ -31,7 +31,10 @@ from torch import Tensor
 from rltorch import _ext, _reference
 from rltorch.ops._dispatch import pick, resolve
 
-__all__ = ["SumTree", "DEFAULT_FANOUT", "sumtree_update_", "sumtree_find", "sumtree_sample"]
+__all__ = [
+    "SumTree", "DEFAULT_FANOUT", "sumtree_update_", "sumtree_find", "sumtree_sample",
+    "per_update_priorities_", "replay_gather",
+]
 
 # Children per node. 8 float64 children fill one 64-byte cache line; the
 # binary layout and 4/16 are compiled too, and benchmarks/bench_sumtree.py
@@ -41,7 +44,12 @@ DEFAULT_FANOUT = 8
 _UPDATE = resolve("sumtree_update_", _reference.sumtree_update_)
 _FIND = resolve("sumtree_find", _reference.sumtree_find)
 _SAMPLE = resolve("sumtree_sample", _reference.sumtree_sample)
-KERNELS = {"sumtree_update_": _UPDATE, "sumtree_find": _FIND, "sumtree_sample": _SAMPLE}
+_PER_UPDATE = resolve("per_update_priorities_", _reference.per_update_priorities_)
+_GATHER = resolve("replay_gather", _reference.replay_gather)
+KERNELS = {
+    "sumtree_update_": _UPDATE, "sumtree_find": _FIND, "sumtree_sample": _SAMPLE,
+    "per_update_priorities_": _PER_UPDATE, "replay_gather": _GATHER,
+}
 
 
 def sumtree_update_(tree, capacity, fanout, index, priority, keep=None, alpha=1.0, eps=0.0, running_max=None):
@@ -57,6 +65,24 @@ def sumtree_find(tree, capacity, fanout, mass):
 def sumtree_sample(tree, capacity, fanout, batch_size, beta=0.0, generator=None):
     """The raw op (see :meth:`SumTree.sample`)."""
     return pick(_SAMPLE, tree)(tree, capacity, fanout, int(batch_size), float(beta), generator)
+
+
+def per_update_priorities_(tree, capacity, fanout, slot_ids, index, td_error, alpha, eps, running_max):
+    """Prioritized-replay priority update in one call.
+
+    For each transition id ``index[i] >= 0`` whose slot ``index[i] % capacity``
+    still holds it (``slot_ids[slot] == index[i]``), sets that leaf to
+    ``(|td_error[i]| + eps) ** alpha``; ids of overwritten transitions are
+    skipped. ``running_max`` becomes ``max(running_max, |td| + eps)`` over
+    the kept entries. Non-finite td errors are an error on CPU (checked before
+    any write); CUDA callers validate first (see :meth:`SumTree.update`).
+    """
+    pick(_PER_UPDATE, tree)(tree, capacity, fanout, slot_ids, index, td_error, float(alpha), float(eps), running_max)
+
+
+def replay_gather(columns: list[Tensor], index: Tensor) -> list[Tensor]:
+    """``[c[index] for c in columns]`` in one call (rows are memcpy'd on CPU)."""
+    return pick(_GATHER, index)(columns, index)
 
 
 def empty_tree(capacity: int, fanout: int = DEFAULT_FANOUT, device=None) -> Tensor:
@@ -181,7 +207,7 @@ def _check_device(name: str, tensor: Tensor, tree: Tensor) -> None:
         raise RuntimeError(f"rltorch.SumTree: `{name}` is on {tensor.device} but the tree is on {tree.device}")
 
 
-def _validate_update(capacity: int, index: Tensor, priority: Tensor) -> None:
+def _validate_update(capacity: int, index: Tensor, priority: Tensor, name: str = "priority") -> None:
     # One fused device reduction and a single host sync for both checks.
     if index.device == priority.device and index.dtype == torch.int64 and priority.is_floating_point():
         bad_index = ((index < 0) | (index >= capacity)).any()
@@ -190,7 +216,7 @@ def _validate_update(capacity: int, index: Tensor, priority: Tensor) -> None:
         if flags[0]:
             raise IndexError(f"rltorch.sumtree_update_: `index` holds values outside [0, {capacity})")
         if flags[1]:
-            raise ValueError("rltorch.sumtree_update_: `priority` must be finite and >= 0")
+            raise ValueError(f"rltorch.sumtree_update_: `{name}` must be finite and >= 0")
 
 
 if _ext.HAS_EXT:
@@ -199,6 +225,15 @@ if _ext.HAS_EXT:
     def _update_fake(tree, capacity, fanout, index, priority, keep=None, alpha=1.0, eps=0.0, running_max=None):
         torch._check(priority.numel() == index.numel())
         return None
+
+    @torch.library.register_fake("rltorch::per_update_priorities_")
+    def _per_update_fake(tree, capacity, fanout, slot_ids, index, td_error, alpha, eps, running_max):
+        torch._check(td_error.numel() == index.numel())
+        return None
+
+    @torch.library.register_fake("rltorch::replay_gather")
+    def _gather_fake(columns, index):
+        return [column.new_empty((index.shape[0], *column.shape[1:])) for column in columns]
 
     @torch.library.register_fake("rltorch::sumtree_find")
     def _find_fake(tree, capacity, fanout, mass):

@@ -34,7 +34,8 @@ import torch
 from torch import Tensor
 
 from rltorch.ops.returns import nstep_returns
-from rltorch.ops.sumtree import DEFAULT_FANOUT, SumTree
+from rltorch.ops._dispatch import pick
+from rltorch.ops.sumtree import _GATHER, _PER_UPDATE, _SAMPLE, DEFAULT_FANOUT, SumTree, _validate_update
 
 __all__ = ["ReplayBatch", "ReplayBuffer", "PrioritizedReplayBuffer"]
 
@@ -102,6 +103,9 @@ class ReplayBuffer:
         self.terminated = torch.zeros(cap, dtype=torch.bool, device=dev)
         self.discount = torch.zeros(cap, dtype=torch.float32, device=dev)
         self.ids = torch.full((cap,), -1, dtype=torch.int64, device=dev)
+        self._columns = [self.obs, self.action, self.reward, self.next_obs, self.terminated, self.discount, self.ids]
+        # Kernels resolved once: sample/update run every training step.
+        self._gather = pick(_GATHER, self.ids)
         self._added = 0  # transitions ever added (host counter: batch sizes are known on the host)
         self.generator = torch.Generator(device=dev)
         if seed is None:
@@ -259,13 +263,12 @@ class ReplayBuffer:
 
     def sample(self, batch_size: int) -> ReplayBatch:
         """``batch_size`` transitions drawn with replacement, as a :class:`ReplayBatch`."""
-        if len(self) == 0:
+        if self._added == 0:
             raise RuntimeError("rltorch.replay: cannot sample from an empty buffer")
         slots, weight = self._sample_slots(int(batch_size))
-        return ReplayBatch(
-            self.obs[slots], self.action[slots], self.reward[slots], self.next_obs[slots],
-            self.terminated[slots], self.discount[slots], self.ids[slots], weight,
-        )
+        # One call gathers every column (7 indexing ops cost more than the sampling itself).
+        obs, action, reward, next_obs, terminated, discount, ids = self._gather(self._columns, slots)
+        return ReplayBatch(obs, action, reward, next_obs, terminated, discount, ids, weight)
 
     # ---- persistence ----
     def _config(self) -> dict:
@@ -358,6 +361,8 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         self.tree = SumTree(self.capacity, self.device, fanout)
         self.max_priority = torch.ones(1, dtype=torch.float64, device=self.device)
         self._slot_range = torch.arange(self.capacity, dtype=torch.int64, device=self.device)
+        self._sample_op = pick(_SAMPLE, self.tree.tree)
+        self._update_op = pick(_PER_UPDATE, self.tree.tree)
 
     @property
     def beta(self) -> float:
@@ -379,16 +384,17 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         self.tree.update(slots, self.max_priority.expand(count), alpha=self.alpha, validate=False)
 
     def _sample_slots(self, batch_size: int) -> tuple[Tensor, Tensor]:
-        return self.tree.sample(batch_size, self._beta, self.generator)
+        tree = self.tree
+        return self._sample_op(tree.tree, tree.capacity, tree.fanout, batch_size, self._beta, self.generator)
 
     def update_priorities(self, index: Tensor, td_error: Tensor) -> None:
         """Sets the priorities of the sampled transitions ``index`` to ``(|td_error| + eps) ** alpha``."""
         index = torch.as_tensor(index, device=self.device)
-        td = torch.as_tensor(td_error, device=self.device).detach().reshape(-1)
-        slots = index.remainder(self.capacity)
-        keep = (self.ids[slots] == index) & (index >= 0)
-        self.tree.update(slots, td.abs(), keep=keep, alpha=self.alpha, eps=self.eps,
-                         running_max=self.max_priority, validate=self.validate)
+        td = torch.as_tensor(td_error, device=self.device).detach()
+        if self.validate and self.device.type != "cpu":  # CPU kernels check for free
+            _validate_update(self.capacity, index.remainder(self.capacity), td.abs(), name="td_error")
+        self._update_op(self.tree.tree, self.capacity, self.tree.fanout, self.ids, index, td,
+                        self.alpha, self.eps, self.max_priority)
 
     def _config(self) -> dict:
         config = super()._config()
