@@ -218,3 +218,26 @@ def test_save_load_round_trip(device, cls, tmp_path):
         assert torch.equal(buf.tree.tree, restored.tree.tree) and restored.beta == 0.7
     with pytest.raises(ValueError, match="state is for"):
         cls(16, obs_shape=(2,), device=device).load(tmp_path / "buf.pt")
+
+
+@pytest.mark.parametrize("n_step", [1, 2, 3])
+def test_add_vector_step_skips_next_step_reset_rows(n_step):
+    # Two envs; env 0 terminates at step 1, so its row at step 2 is a gymnasium
+    # NEXT_STEP reset row (reward 0, action ignored) and must never be stored.
+    buf = ReplayBuffer(64, obs_shape=(1,), n_step=n_step, gamma=0.5, seed=0)
+    obs = [torch.tensor([[10.0], [20.0]]), torch.tensor([[11.0], [21.0]]), torch.tensor([[12.0], [22.0]]),
+           torch.tensor([[90.0], [23.0]]), torch.tensor([[91.0], [24.0]]), torch.tensor([[92.0], [25.0]])]
+    terminated = [torch.tensor([False, False]), torch.tensor([True, False])] + [torch.tensor([False, False])] * 3
+    valid = [None, None, torch.tensor([False, True]), None, None]
+    for t in range(5):
+        buf.add_vector_step(obs[t], torch.tensor([t, t]), torch.ones(2), obs[t + 1], terminated[t],
+                            torch.zeros(2, dtype=torch.bool), valid=valid[t])
+    stored = buf.obs[: len(buf), 0].tolist()
+    assert 12.0 not in stored  # the reset row's obs (the terminal obs of env 0) never starts a transition
+    nxt = buf.next_obs[: len(buf), 0].tolist()
+    assert 90.0 not in nxt  # no transition leads from the terminal obs into the reset obs
+    # Env 0's stored transitions never span the reset: every one starting at 10 or 11 ends at 12 at the latest.
+    for o, n, r in zip(stored, nxt, buf.reward[: len(buf)].tolist()):
+        if o in (10.0, 11.0):
+            assert n in (11.0, 12.0)
+            assert r <= 1.5 + 1e-6
