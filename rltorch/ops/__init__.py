@@ -7,4 +7,9 @@ __all__ = [
     "cartpole_step_",
     "cartpole_reset_",
     "new_cartpole_state",
-    "td_target", "double_dqn_target", "nstep_returns", "gae", "lambda_returns"]
+    "td_target",
+    "double_dqn_target",
+    "nstep_returns",
+    "gae",
+    "lambda_returns",
+]
