@@ -65,7 +65,8 @@ void record_min(std::atomic<int64_t>* slot, int64_t env) {
   }
 }
 
-#if defined(__GNUC__) && defined(__has_builtin)
+// RLTORCH_NO_CPU_VECTOR=1 builds the portable one-env-at-a-time loop only.
+#if defined(__GNUC__) && defined(__has_builtin) && !defined(RLTORCH_NO_CPU_VECTOR)
 #if __has_builtin(__builtin_shufflevector) && __has_builtin(__builtin_convertvector)
 #define RLTORCH_CP_VECTOR 1
 #endif
