@@ -14,6 +14,7 @@ EnvPool is an anchor when importable.
 from __future__ import annotations
 
 import importlib.util
+import resource
 
 import gymnasium as gym
 import numpy as np
@@ -66,7 +67,10 @@ def test_rltorch_op(benchmark, device, n):
         op(state, steps, prev_done, episode, actions(), seed, -0.05, 0.05, 500, 0, False)
         sync(device)
 
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     benchmark.pedantic(step, **_rounds(n))
+    calls = benchmark.stats.stats.rounds * _rounds(n)["iterations"]
+    benchmark.extra_info["minor_faults_per_call"] = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / calls
     _record(benchmark, n)
 
 
