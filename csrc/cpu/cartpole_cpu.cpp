@@ -1,7 +1,8 @@
 // CartPole on the CPU: threads own contiguous ranges of envs; each range is
-// walked in tiles whose hot loops are branch-free so the compiler vectorizes
-// them (the state is structure-of-arrays). Rare per-env work (autoresets,
-// angles outside the polynomial's range, errors) runs in separate scalar loops.
+// walked in tiles of 256 envs, four envs per vector operation (the state is
+// structure-of-arrays, sin/cos is a polynomial, the loop has no data-dependent
+// branch but the rare wide-angle fallback). Rare per-env work (autoresets,
+// error bookkeeping) runs in scalar loops over the tile afterwards.
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
@@ -9,9 +10,9 @@
 
 #include <algorithm>
 #include <atomic>
-#include <limits>
 #include <cmath>
 #include <cstring>
+#include <limits>
 
 #if defined(__GNUC__)
 // The kernel's vector types only cross always-inlined helpers, so GCC's note
@@ -151,7 +152,8 @@ RLTORCH_CP_INLINE void step_tile(const StepPointers& p, const action_t* __restri
 
   bool was_done[kTile];
   int bad_action = 0, any_was_done = 0;
-  // Per env, after the physics: flags, reward, counters and the obs row.
+  // One env after its physics: flags, reward, counters and the obs row (the
+  // scalar tail of a tile, and every env when the vector path is compiled out).
   auto finish = [&](int64_t j, double x, double x_dot, double th, double th_dot) RLTORCH_LAMBDA_INLINE {
     const action_t a = act[j];
     bad_action |= (a != action_t(0)) & (a != action_t(1));
