@@ -50,7 +50,9 @@ def extension():
     cuda = want_cuda()
     sources = sorted(glob.glob("csrc/*.cpp") + glob.glob("csrc/cpu/*.cpp")) + ["csrc/python/module.cpp"]
     macros = []
-    cxx = opt + ["-fopenmp", "-Wall", "-Wno-unknown-pragmas"]
+    # -ffp-contract=off: no fused multiply-adds even when CFLAGS enable FMA, so the
+    # CPU kernels round like NumPy (CartPole parity with gymnasium is bit-level).
+    cxx = opt + ["-fopenmp", "-Wall", "-Wno-unknown-pragmas", "-ffp-contract=off"]
     extra = {"cxx": cxx}
     if cuda:
         os.environ.setdefault("TORCH_CUDA_ARCH_LIST", DEFAULT_ARCH_LIST)

@@ -466,14 +466,17 @@ def test_opcheck(device, mode):
 
 
 @requires_ext
-def test_torch_compile_fullgraph(device):
+@pytest.mark.parametrize("backend", ["aot_eager", "inductor"])
+def test_torch_compile_fullgraph(device, backend):
+    # aot_eager checks capture and functionalization of the in-place op;
+    # inductor also compiles the surrounding code (~8 s cold on this machine).
     n = 64
 
     def step(state, steps, prev_done, episode, actions):
         out = torch.ops.rltorch.cartpole_step_(state, steps, prev_done, episode, actions, 8, -0.05, 0.05, 500, 0, False)
         return out[0] * 2.0, out[1].sum(), out[4]
 
-    compiled = torch.compile(step, fullgraph=True, backend="aot_eager")
+    compiled = torch.compile(step, fullgraph=True, backend=backend)
     a_state, b_state = _fresh(n, device, 8), _fresh(n, device, 8)
     g = torch.Generator().manual_seed(0)
     for _ in range(30):

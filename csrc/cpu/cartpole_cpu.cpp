@@ -1,15 +1,24 @@
 // CartPole on the CPU: threads own contiguous ranges of envs; each range is
-// walked in tiles whose hot loops are branch-free so the compiler vectorizes
-// them (the state is structure-of-arrays). Rare per-env work (autoresets,
-// angles outside the polynomial's range, errors) runs in separate scalar loops.
+// walked in tiles of 256 envs, four envs per vector operation (the state is
+// structure-of-arrays, sin/cos is a polynomial, the loop has no data-dependent
+// branch but the rare wide-angle fallback). Rare per-env work (autoresets,
+// error bookkeeping) runs in scalar loops over the tile afterwards.
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
+#include <limits>
+
+#if defined(__GNUC__)
+// The kernel's vector types only cross always-inlined helpers, so GCC's note
+// that passing them by value would change the ABI is moot.
+#pragma GCC diagnostic ignored "-Wpsabi"
+#endif
 
 #include "../cartpole_common.h"
 #include "rltorch/cartpole.h"
@@ -42,38 +51,86 @@ struct StepPointers {
   double low, high;
   int32_t max_episode_steps;
   bool sutton_barto;
+  // Lowest env index with an invalid action / stepped while done with autoreset
+  // disabled (kNoEnv if none). Errors are raised after the parallel loop: an
+  // exception must not unwind through OpenMP or the ifunc-dispatched clones.
+  std::atomic<int64_t>* bad_action_env;
+  std::atomic<int64_t>* ended_env;
 };
 
-#if defined(__GNUC__)
-// The vector type only crosses inlined helpers, so the ABI note is moot.
-#pragma GCC diagnostic ignored "-Wpsabi"
-// Four envs per operation: GCC/Clang vector extensions lower this to SSE2
-// pairs by default and to single AVX instructions in the AVX2 clone below.
-// (Auto-vectorization gave up on the mixed-width loop.) IEEE arithmetic is per
-// lane, so the vector and scalar paths agree bit for bit.
-constexpr int64_t kLanes = 4;
-typedef double vdouble __attribute__((vector_size(kLanes * sizeof(double))));
-#else
-constexpr int64_t kLanes = 1;
-typedef double vdouble;
+constexpr int64_t kNoEnv = std::numeric_limits<int64_t>::max();
+
+void record_min(std::atomic<int64_t>* slot, int64_t env) {
+  int64_t seen = slot->load(std::memory_order_relaxed);
+  while (env < seen && !slot->compare_exchange_weak(seen, env, std::memory_order_relaxed)) {
+  }
+}
+
+// RLTORCH_NO_CPU_VECTOR=1 builds the portable one-env-at-a-time loop only.
+#if defined(__GNUC__) && defined(__has_builtin) && !defined(RLTORCH_NO_CPU_VECTOR)
+#if __has_builtin(__builtin_shufflevector) && __has_builtin(__builtin_convertvector)
+#define RLTORCH_CP_VECTOR 1
+#endif
 #endif
 
-inline vdouble load(const double* p) {
-  vdouble v;
+#if defined(__GNUC__)
+#define RLTORCH_LAMBDA_INLINE __attribute__((always_inline))
+#else
+#define RLTORCH_LAMBDA_INLINE
+#endif
+
+#ifdef RLTORCH_CP_VECTOR
+// Four envs per operation, written with GCC/Clang vector extensions: they lower
+// to SSE2 pairs by default and to single AVX instructions in the AVX2 clone
+// below. (GCC's auto-vectorizer gives up on this mixed-width loop.) IEEE
+// arithmetic is per lane, so the vector and scalar paths agree bit for bit.
+constexpr int64_t kLanes = 4;
+typedef double vdouble __attribute__((vector_size(32)));
+typedef int64_t vlong __attribute__((vector_size(32)));
+typedef int32_t vint __attribute__((vector_size(16)));
+typedef float vfloat __attribute__((vector_size(16)));
+typedef int8_t vbyte __attribute__((vector_size(4)));
+// Four actions of each dtype AT_DISPATCH_INTEGRAL_TYPES hands us.
+template <typename T>
+struct Vec4;
+#define RLTORCH_VEC4(T)                                           \
+  template <>                                                     \
+  struct Vec4<T> {                                                \
+    typedef T type __attribute__((vector_size(4 * sizeof(T)))); \
+  };
+RLTORCH_VEC4(uint8_t)
+RLTORCH_VEC4(int8_t)
+RLTORCH_VEC4(int16_t)
+RLTORCH_VEC4(int32_t)
+RLTORCH_VEC4(int64_t)
+#undef RLTORCH_VEC4
+
+template <typename V, typename T>
+RLTORCH_CP_INLINE V load(const T* p) {
+  V v;
   std::memcpy(&v, p, sizeof(v));
   return v;
 }
-inline void store(double* p, const vdouble& v) { std::memcpy(p, &v, sizeof(v)); }
-inline double lane(const vdouble& v, int64_t k) {
-#if defined(__GNUC__)
-  return v[k];
-#else
-  return v;
-#endif
+template <typename V, typename T>
+RLTORCH_CP_INLINE void store(T* p, const V& v) {
+  std::memcpy(p, &v, sizeof(v));
 }
+// -1/0 lane masks as 1/0 bytes (bool storage).
+RLTORCH_CP_INLINE void store_flags(bool* p, vint mask) { store(p, __builtin_convertvector(-mask, vbyte)); }
+
+// Four envs' float32 obs rows from their four state components (a 4x4 transpose).
+RLTORCH_CP_INLINE void store_obs_rows(float* rows, vfloat a, vfloat b, vfloat c, vfloat d) {
+  const vfloat ab_lo = __builtin_shufflevector(a, b, 0, 4, 1, 5), ab_hi = __builtin_shufflevector(a, b, 2, 6, 3, 7);
+  const vfloat cd_lo = __builtin_shufflevector(c, d, 0, 4, 1, 5), cd_hi = __builtin_shufflevector(c, d, 2, 6, 3, 7);
+  store(rows, __builtin_shufflevector(ab_lo, cd_lo, 0, 1, 4, 5));
+  store(rows + 4, __builtin_shufflevector(ab_lo, cd_lo, 2, 3, 6, 7));
+  store(rows + 8, __builtin_shufflevector(ab_hi, cd_hi, 0, 1, 4, 5));
+  store(rows + 12, __builtin_shufflevector(ab_hi, cd_hi, 2, 3, 6, 7));
+}
+#endif
 
 template <int64_t Mode, typename action_t>
-void step_tile(const StepPointers& p, const action_t* __restrict__ actions, int64_t begin, int64_t count) {
+RLTORCH_CP_INLINE void step_tile(const StepPointers& p, const action_t* __restrict__ actions, int64_t begin, int64_t count) {
   const int64_t n = p.n;
   double* __restrict__ xs = p.state + begin;
   double* __restrict__ x_dots = p.state + n + begin;
@@ -95,8 +152,9 @@ void step_tile(const StepPointers& p, const action_t* __restrict__ actions, int6
 
   bool was_done[kTile];
   int bad_action = 0, any_was_done = 0;
-  // Per env, after the physics: flags, reward, counters and the obs row.
-  auto finish = [&](int64_t j, double x, double x_dot, double th, double th_dot) {
+  // One env after its physics: flags, reward, counters and the obs row (the
+  // scalar tail of a tile, and every env when the vector path is compiled out).
+  auto finish = [&](int64_t j, double x, double x_dot, double th, double th_dot) RLTORCH_LAMBDA_INLINE {
     const action_t a = act[j];
     bad_action |= (a != action_t(0)) & (a != action_t(1));
     const bool term = cp::terminated(x, th);
@@ -110,7 +168,7 @@ void step_tile(const StepPointers& p, const action_t* __restrict__ actions, int6
     // -float(terminated), like gymnasium (-0.0 on ordinary steps).
     reward[j] = sutton_barto ? -static_cast<float>(term) : 1.0f;
     ep_length[j] = d ? st : 0;
-    ep_return[j] = d ? (sutton_barto ? (term ? -1.0f : 0.0f) : static_cast<float>(st)) : 0.0f;
+    ep_return[j] = sutton_barto ? (term ? -1.0f : 0.0f) : (d ? static_cast<float>(st) : 0.0f);
     cp::write_obs(obs + 4 * j, x, x_dot, th, th_dot);
     if constexpr (Mode == cp::kSameStep) {
       cp::write_obs(final_obs + 4 * j, d ? x : 0.0, d ? x_dot : 0.0, d ? th : 0.0, d ? th_dot : 0.0);
@@ -124,33 +182,62 @@ void step_tile(const StepPointers& p, const action_t* __restrict__ actions, int6
   // Physics of every env, including those about to be reset (gymnasium also
   // steps them, then overwrites them).
   int64_t j = 0;
+#ifdef RLTORCH_CP_VECTOR
+  vlong bad_lanes = {0, 0, 0, 0};
+  vint was_done_lanes = {0, 0, 0, 0};
+  const vint max_lanes = {max_steps, max_steps, max_steps, max_steps};
+  const vfloat ones = {1.0f, 1.0f, 1.0f, 1.0f};
+  const vdouble push_right = {cp::kForceMag, cp::kForceMag, cp::kForceMag, cp::kForceMag};
   for (; j + kLanes <= count; j += kLanes) {
-    vdouble x = load(xs + j), x_dot = load(x_dots + j), th = load(thetas + j), th_dot = load(theta_dots + j);
+    vdouble x = load<vdouble>(xs + j), x_dot = load<vdouble>(x_dots + j);
+    vdouble th = load<vdouble>(thetas + j), th_dot = load<vdouble>(theta_dots + j);
+    const vlong a = __builtin_convertvector(load<typename Vec4<action_t>::type>(act + j), vlong);
+    bad_lanes |= (a != 0) & (a != 1);
+    const vdouble force = a == 1 ? push_right : -push_right;
     vdouble s = cp::sin_poly(th), c = cp::cos_poly(th);
-    vdouble force;
-    bool wide = false;
-    for (int64_t k = 0; k < kLanes; ++k) {
-#if defined(__GNUC__)
-      force[k] = cp::force_of<double>(act[j + k] == action_t(1));
-      wide |= !(std::fabs(th[k]) <= cp::kPolyLimit);
-#else
-      force = cp::force_of<double>(act[j] == action_t(1));
-      wide = !(std::fabs(th) <= cp::kPolyLimit);
-#endif
-    }
-    if (wide) {  // rare: an angle beyond pi/4 (or NaN/inf) takes libm's values
-      double sv[kLanes], cv[kLanes];
-      for (int64_t k = 0; k < kLanes; ++k) cp::sincos_any(lane(th, k), &sv[k], &cv[k]);
-      s = load(sv);
-      c = load(cv);
+    const vlong wide = (th > cp::kPolyLimit) | (th < -cp::kPolyLimit) | (th != th);
+    if (wide[0] | wide[1] | wide[2] | wide[3]) {  // rare: |angle| > pi/4 (or NaN/inf) takes libm's values
+      for (int k = 0; k < kLanes; ++k) {
+        double sk, ck;
+        cp::sincos_any(th[k], &sk, &ck);
+        s[k] = sk;
+        c[k] = ck;
+      }
     }
     cp::physics(x, x_dot, th, th_dot, force, s, c);
     store(xs + j, x);
     store(x_dots + j, x_dot);
     store(thetas + j, th);
     store(theta_dots + j, th_dot);
-    for (int64_t k = 0; k < kLanes; ++k) finish(j + k, lane(x, k), lane(x_dot, k), lane(th, k), lane(th_dot, k));
+
+    const vint term = __builtin_convertvector(cp::terminated(x, th), vint);  // -1 / 0
+    const vint st = load<vint>(steps + j) + 1;
+    const vint trunc = st >= max_lanes;
+    const vint d = term | trunc;
+    store(steps + j, st);
+    store_flags(term_out + j, term);
+    store_flags(trunc_out + j, trunc);
+    store_flags(done_out + j, d);
+    // -float(terminated), like gymnasium (-0.0 on ordinary steps).
+    const vfloat term_f = __builtin_convertvector(term, vfloat);  // -1.0 / 0.0
+    store(reward + j, sutton_barto ? -__builtin_convertvector(-term, vfloat) : ones);
+    store(ep_length + j, st & d);
+    store(ep_return + j, sutton_barto ? term_f : __builtin_convertvector(st & d, vfloat));
+    const vfloat fx = __builtin_convertvector(x, vfloat), fx_dot = __builtin_convertvector(x_dot, vfloat);
+    const vfloat fth = __builtin_convertvector(th, vfloat), fth_dot = __builtin_convertvector(th_dot, vfloat);
+    store_obs_rows(obs + 4 * j, fx, fx_dot, fth, fth_dot);
+    if constexpr (Mode == cp::kSameStep) {
+      const vfloat zero = {0.0f, 0.0f, 0.0f, 0.0f};
+      store_obs_rows(final_obs + 4 * j, d ? fx : zero, d ? fx_dot : zero, d ? fth : zero, d ? fth_dot : zero);
+    }
+    const vint wd = -__builtin_convertvector(load<vbyte>(reinterpret_cast<const int8_t*>(prev_done + j)), vint);
+    was_done_lanes |= wd;
+    store_flags(was_done + j, wd);
+    store_flags(prev_done + j, Mode == cp::kSameStep ? vint{0, 0, 0, 0} : d);
   }
+  bad_action |= (bad_lanes[0] | bad_lanes[1] | bad_lanes[2] | bad_lanes[3]) != 0;
+  any_was_done |= (was_done_lanes[0] | was_done_lanes[1] | was_done_lanes[2] | was_done_lanes[3]) != 0;
+#endif
   for (; j < count; ++j) {  // the last few envs of the tile, one at a time
     double x = xs[j], x_dot = x_dots[j], th = thetas[j], th_dot = theta_dots[j];
     double s, c;
@@ -165,10 +252,10 @@ void step_tile(const StepPointers& p, const action_t* __restrict__ actions, int6
 
   if (bad_action) {
     for (int64_t i = 0; i < count; ++i) {
-      TORCH_CHECK_VALUE(act[i] == action_t(0) || act[i] == action_t(1),
-                        "rltorch.cartpole_step_: `actions` must be 0 or 1, got ", static_cast<int64_t>(act[i]),
-                        " for env ", begin + i,
-                        " (envs already processed in this call have advanced; reset before stepping again)");
+      if (act[i] != action_t(0) && act[i] != action_t(1)) {
+        record_min(p.bad_action_env, begin + i);
+        break;
+      }
     }
   }
 
@@ -193,16 +280,29 @@ void step_tile(const StepPointers& p, const action_t* __restrict__ actions, int6
   } else {
     if (any_was_done) {
       for (int64_t i = 0; i < count; ++i) {
-        TORCH_CHECK(!was_done[i], "rltorch.cartpole_step_: env ", begin + i,
-                    " ended on the previous call and autoreset is disabled; reset it first "
-                    "(reset(options={\"reset_mask\": mask})). Envs already processed in this call have advanced.");
+        if (was_done[i]) {
+          record_min(p.ended_env, begin + i);
+          break;
+        }
       }
     }
   }
 }
 
+// x86-64 builds carry an AVX2 clone of the stepping loop, picked at load time
+// by the CPU's features (an ifunc), so wheels stay baseline-x86-64 yet use
+// 4-wide instructions where they exist. No FMA: it would change rounding.
+#if defined(__x86_64__) && defined(__linux__) && defined(__has_attribute) && !defined(RLTORCH_NO_CPU_CLONES)
+#if __has_attribute(target_clones)
+#define RLTORCH_CPU_CLONES __attribute__((target_clones("avx2", "default")))
+#endif
+#endif
+#ifndef RLTORCH_CPU_CLONES
+#define RLTORCH_CPU_CLONES
+#endif
+
 template <int64_t Mode, typename action_t>
-void step_range(const StepPointers& p, const action_t* actions, int64_t begin, int64_t end) {
+RLTORCH_CPU_CLONES void step_range(const StepPointers& p, const action_t* actions, int64_t begin, int64_t end) {
   for (int64_t t = begin; t < end; t += kTile) step_tile<Mode, action_t>(p, actions, t, std::min(kTile, end - t));
 }
 
@@ -213,6 +313,7 @@ CartPoleStepOutputs cartpole_step_cpu(at::Tensor& state, at::Tensor& steps, at::
   CartPoleStepArgs a = prepare_cartpole_step(state, steps, prev_done, episode, actions, seed, low, high,
                                              max_episode_steps, autoreset_mode);
   if (a.n == 0) return a.outputs();
+  std::atomic<int64_t> bad_action_env{kNoEnv}, ended_env{kNoEnv};
   StepPointers p{state.data_ptr<double>(),
                  steps.data_ptr<int32_t>(),
                  prev_done.data_ptr<bool>(),
@@ -230,7 +331,9 @@ CartPoleStepOutputs cartpole_step_cpu(at::Tensor& state, at::Tensor& steps, at::
                  low,
                  high,
                  a.max_episode_steps,
-                 sutton_barto_reward};
+                 sutton_barto_reward,
+                 &bad_action_env,
+                 &ended_env};
   AT_DISPATCH_INTEGRAL_TYPES(a.action.scalar_type(), "cartpole_step_cpu", [&] {
     const scalar_t* act = a.action.const_data_ptr<scalar_t>();
     at::parallel_for(0, a.n, kGrain, [&](int64_t begin, int64_t end) {
@@ -245,7 +348,15 @@ CartPoleStepOutputs cartpole_step_cpu(at::Tensor& state, at::Tensor& steps, at::
           step_range<cp::kDisabled>(p, act, begin, end);
       }
     });
+    const int64_t bad = bad_action_env.load();
+    TORCH_CHECK_VALUE(bad == kNoEnv, "rltorch.cartpole_step_: `actions` must be 0 or 1, got ",
+                      static_cast<int64_t>(act[bad]), " for env ", bad,
+                      " (the call has still advanced every env; reset before stepping again)");
   });
+  const int64_t ended = ended_env.load();
+  TORCH_CHECK(ended == kNoEnv, "rltorch.cartpole_step_: env ", ended,
+              " ended on the previous call and autoreset is disabled; reset it first "
+              "(reset(options={\"reset_mask\": mask})). The call has still advanced every env.");
   return a.outputs();
 }
 

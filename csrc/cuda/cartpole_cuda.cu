@@ -14,6 +14,13 @@ namespace {
 
 namespace cp = cartpole;
 
+// One 16-byte store per obs row (rows are 16-byte aligned: the allocator aligns
+// the tensor and a row is 4 floats), so a warp writes 512 contiguous bytes.
+__device__ __forceinline__ void store_row(float* rows, int64_t i, double a, double b, double c, double d) {
+  reinterpret_cast<float4*>(rows)[i] =
+      make_float4(static_cast<float>(a), static_cast<float>(b), static_cast<float>(c), static_cast<float>(d));
+}
+
 template <typename action_t>
 __global__ void cartpole_step_kernel(double* __restrict__ state, int32_t* __restrict__ steps,
                                      bool* __restrict__ prev_done, int64_t* __restrict__ episode,
@@ -61,15 +68,15 @@ __global__ void cartpole_step_kernel(double* __restrict__ state, int32_t* __rest
   ep_return[i] = d ? (sutton_barto ? (term ? -1.0f : 0.0f) : static_cast<float>(st)) : 0.0f;
   if (mode == cp::kSameStep) {
     if (d) {
-      cp::write_obs(final_obs + 4 * i, x, x_dot, th, th_dot);
+      store_row(final_obs, i, x, x_dot, th, th_dot);
       cp::reset_env(state, steps, prev_done, episode, obs, n, i, seed, low, high);
     } else {
-      cp::write_obs(final_obs + 4 * i, 0.0, 0.0, 0.0, 0.0);
-      cp::write_obs(obs + 4 * i, x, x_dot, th, th_dot);
+      store_row(final_obs, i, 0.0, 0.0, 0.0, 0.0);
+      store_row(obs, i, x, x_dot, th, th_dot);
       prev_done[i] = false;
     }
   } else {
-    cp::write_obs(obs + 4 * i, x, x_dot, th, th_dot);
+    store_row(obs, i, x, x_dot, th, th_dot);
     prev_done[i] = d;
   }
 }

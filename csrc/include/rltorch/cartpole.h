@@ -9,6 +9,17 @@
 
 #include "rltorch/macros.h"
 
+// The CPU kernel relies on these helpers being inlined into its vector loops
+// (an out-of-line call would pass the vectors through memory, and would not be
+// compiled for the kernel's instruction-set clone).
+#if defined(__CUDACC__) || defined(__HIPCC__)
+#define RLTORCH_CP_INLINE __host__ __device__ __forceinline__
+#elif defined(__GNUC__)
+#define RLTORCH_CP_INLINE inline __attribute__((always_inline))
+#else
+#define RLTORCH_CP_INLINE inline
+#endif
+
 namespace rltorch::cartpole {
 
 // Constants written as gymnasium computes them, so every derived value is the
@@ -34,7 +45,7 @@ enum AutoresetMode : int64_t { kNextStep = 0, kSameStep = 1, kDisabled = 2 };
 
 // Action 1 pushes right, 0 left (gymnasium: sign(action - 0.5) * force_mag).
 template <typename T>
-RLTORCH_HOST_DEVICE_INLINE T force_of(bool push_right) {
+RLTORCH_CP_INLINE T force_of(bool push_right) {
   return push_right ? T(kForceMag) : T(-kForceMag);
 }
 
@@ -45,7 +56,7 @@ RLTORCH_HOST_DEVICE_INLINE T force_of(bool push_right) {
 // T is double, or a GCC/Clang vector of doubles (the CPU kernel steps several
 // envs per instruction); the double constants broadcast in either case.
 template <typename T>
-RLTORCH_HOST_DEVICE_INLINE void physics(T& x, T& x_dot, T& theta, T& theta_dot, T force, T sin_t, T cos_t) {
+RLTORCH_CP_INLINE void physics(T& x, T& x_dot, T& theta, T& theta_dot, T force, T sin_t, T cos_t) {
   const T temp = (force + kPoleMassLength * (theta_dot * theta_dot) * sin_t) / kTotalMass;
   const T theta_acc =
       (kGravity * sin_t - cos_t * temp) / (kLength * (kFourThirds - kMassPole * (cos_t * cos_t) / kTotalMass));
@@ -61,7 +72,7 @@ RLTORCH_HOST_DEVICE_INLINE void physics(T& x, T& x_dot, T& theta, T& theta_dot, 
 // terminates (NumPy's comparisons say the same). For vector T the result is a
 // lane mask (-1 / 0).
 template <typename T>
-RLTORCH_HOST_DEVICE_INLINE auto terminated(T x, T theta) {
+RLTORCH_CP_INLINE auto terminated(T x, T theta) {
   return (x < -kXThreshold) | (x > kXThreshold) | (theta < -kThetaThreshold) | (theta > kThetaThreshold);
 }
 
@@ -75,7 +86,7 @@ RLTORCH_HOST_DEVICE_INLINE auto terminated(T x, T theta) {
 constexpr double kPolyLimit = kPi / 4;
 
 template <typename T>
-RLTORCH_HOST_DEVICE_INLINE T sin_poly(T x) {
+RLTORCH_CP_INLINE T sin_poly(T x) {
   const T z = x * x;
   const T p =
       -1.0 / 6.0 +
@@ -90,7 +101,7 @@ RLTORCH_HOST_DEVICE_INLINE T sin_poly(T x) {
 }
 
 template <typename T>
-RLTORCH_HOST_DEVICE_INLINE T cos_poly(T x) {
+RLTORCH_CP_INLINE T cos_poly(T x) {
   const T z = x * x;
   const T p =
       1.0 / 24.0 +
@@ -103,7 +114,7 @@ RLTORCH_HOST_DEVICE_INLINE T cos_poly(T x) {
 }
 
 // sin and cos of any angle: the polynomial where it is accurate, libm elsewhere.
-RLTORCH_HOST_DEVICE_INLINE void sincos_any(double x, double* s, double* c) {
+RLTORCH_CP_INLINE void sincos_any(double x, double* s, double* c) {
   if (x >= -kPolyLimit && x <= kPolyLimit) {
     *s = sin_poly(x);
     *c = cos_poly(x);
@@ -119,7 +130,7 @@ RLTORCH_HOST_DEVICE_INLINE void sincos_any(double x, double* s, double* c) {
 // are processed in, and a reset needs no generator state on the host.
 // SplitMix64's finaliser is a bijection with full avalanche; chaining it with
 // each key part gives independent-looking 64-bit words.
-RLTORCH_HOST_DEVICE_INLINE uint64_t mix64(uint64_t z) {
+RLTORCH_CP_INLINE uint64_t mix64(uint64_t z) {
   z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
   z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
   return z ^ (z >> 31);
@@ -127,26 +138,26 @@ RLTORCH_HOST_DEVICE_INLINE uint64_t mix64(uint64_t z) {
 
 constexpr uint64_t kGoldenGamma = 0x9e3779b97f4a7c15ULL;
 
-RLTORCH_HOST_DEVICE_INLINE uint64_t episode_key(uint64_t seed, uint64_t env, uint64_t episode) {
+RLTORCH_CP_INLINE uint64_t episode_key(uint64_t seed, uint64_t env, uint64_t episode) {
   uint64_t h = mix64(seed + kGoldenGamma);
   h = mix64(h ^ env);
   return mix64(h ^ (episode * kGoldenGamma));
 }
 
 // A double in [0, 1) with 53 random bits.
-RLTORCH_HOST_DEVICE_INLINE double unit_double(uint64_t key, uint64_t component) {
+RLTORCH_CP_INLINE double unit_double(uint64_t key, uint64_t component) {
   const uint64_t bits = mix64(key + (component + 1) * kGoldenGamma);
   return static_cast<double>(bits >> 11) * (1.0 / 9007199254740992.0);
 }
 
 // uniform(low, high) as NumPy computes it: low + (high - low) * u.
-RLTORCH_HOST_DEVICE_INLINE double reset_value(uint64_t key, uint64_t component, double low, double high) {
+RLTORCH_CP_INLINE double reset_value(uint64_t key, uint64_t component, double low, double high) {
   return low + (high - low) * unit_double(key, component);
 }
 
 // Draws env `env`'s initial state (x, x_dot, theta, theta_dot) into a [4, N]
 // structure-of-arrays state.
-RLTORCH_HOST_DEVICE_INLINE void draw_initial_state(double* state, int64_t n, int64_t env, uint64_t seed,
+RLTORCH_CP_INLINE void draw_initial_state(double* state, int64_t n, int64_t env, uint64_t seed,
                                                    int64_t episode, double low, double high) {
   const uint64_t key = episode_key(seed, static_cast<uint64_t>(env), static_cast<uint64_t>(episode));
   for (int k = 0; k < 4; ++k) state[k * n + env] = reset_value(key, k, low, high);
@@ -157,7 +168,7 @@ RLTORCH_HOST_DEVICE_INLINE void draw_initial_state(double* state, int64_t n, int
 namespace rltorch::cartpole {
 
 // Writes one env's float32 observation row (NumPy's astype: round to nearest).
-RLTORCH_HOST_DEVICE_INLINE void write_obs(float* obs_row, double x, double x_dot, double theta,
+RLTORCH_CP_INLINE void write_obs(float* obs_row, double x, double x_dot, double theta,
                                           double theta_dot) {
   obs_row[0] = static_cast<float>(x);
   obs_row[1] = static_cast<float>(x_dot);
@@ -168,7 +179,7 @@ RLTORCH_HOST_DEVICE_INLINE void write_obs(float* obs_row, double x, double x_dot
 // Starts a new episode in env `env`: fresh state from the generator (keyed by
 // its episode counter, which then advances), zero steps, nothing pending, and
 // the new observation written to obs[env].
-RLTORCH_HOST_DEVICE_INLINE void reset_env(double* state, int32_t* steps, bool* prev_done, int64_t* episode,
+RLTORCH_CP_INLINE void reset_env(double* state, int32_t* steps, bool* prev_done, int64_t* episode,
                                           float* obs, int64_t n, int64_t env, uint64_t seed, double low,
                                           double high) {
   const int64_t ep = episode[env];
