@@ -23,10 +23,12 @@ $(VENV)/.installed: $(PY) pyproject.toml
 	$(PY) -m pip install -q --no-build-isolation -e '.[test]'
 	touch $@ $(VENV)/.built
 
-# Incremental rebuild after a C++/CUDA change (ninja keeps build/).
-$(VENV)/.built: $(VENV)/.installed $(SOURCES)
-	$(PY) setup.py -q build_ext --inplace
-	touch $@
+# Incremental rebuild after a C++/CUDA change (ninja keeps build/). The
+# install step has just built the extension on a fresh clone, so compile only
+# when a source is newer than the last build.
+$(VENV)/.built: $(SOURCES) | $(VENV)/.installed
+	@if [ -n "$$(find $(SOURCES) -newer $@ 2>/dev/null)" ]; then $(PY) setup.py -q build_ext --inplace; fi
+	@touch $@
 
 setup: $(VENV)/.installed
 build: $(VENV)/.built
