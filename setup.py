@@ -52,7 +52,8 @@ def extension():
     macros = []
     # -ffp-contract=off: no fused multiply-adds even when CFLAGS enable FMA, so the
     # CPU kernels round like NumPy (CartPole parity with gymnasium is bit-level).
-    cxx = opt + ["-fopenmp", "-Wall", "-Wno-unknown-pragmas", "-ffp-contract=off"]
+    # -Wno-psabi: GCC notes that 32-byte vector arguments changed ABI in GCC 4.6; they never cross our library boundary.
+    cxx = opt + ["-fopenmp", "-Wall", "-Wno-unknown-pragmas", "-Wno-psabi", "-ffp-contract=off"]
     extra = {"cxx": cxx}
     if cuda:
         os.environ.setdefault("TORCH_CUDA_ARCH_LIST", DEFAULT_ARCH_LIST)
