@@ -19,7 +19,11 @@ def case_label(bench: dict) -> str:
     impl = params.get("impl")
     if impl:
         return str(impl)
-    return re.sub(r"\[.*\]$", "", bench["name"]).removeprefix("test_")
+    varying = {k: v for k, v in params.items() if k not in ("device", "n", "batch", "op")}
+    base = re.sub(r"\[.*\]$", "", bench["name"]).removeprefix("test_")
+    if varying:
+        return base + " " + " ".join(f"{k}={v}" for k, v in varying.items())
+    return base
 
 
 def fmt_time(seconds: float) -> str:

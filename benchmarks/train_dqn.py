@@ -29,16 +29,23 @@ CLEANRL_ANCHOR = "CleanRL dqn.py (anchor measured on this 2-core machine, not th
 
 def run_rltorch(seed: int, extra: list[str]) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
-        cmd = [sys.executable, "-m", "rltorch", "train", "dqn", "--seed", str(seed), "--quiet",
+        cmd = [sys.executable, "-u", "-m", "rltorch", "train", "dqn", "--seed", str(seed), "--quiet",
                "--run-dir", os.path.join(tmp, "run"), *extra]
         start = time.perf_counter()
-        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        solved_line_at = None
+        for line in proc.stdout:  # timestamp the "solved" line: process start to solved, like CleanRL's clock
+            if line.startswith("solved ") and solved_line_at is None:
+                solved_line_at = time.perf_counter() - start
+        stderr = proc.stderr.read()
+        proc.wait()
         elapsed = time.perf_counter() - start
         if proc.returncode not in (0, 1):
-            raise RuntimeError(f"seed {seed} failed:\n{proc.stderr}")
+            raise RuntimeError(f"seed {seed} failed:\n{stderr}")
         with open(os.path.join(tmp, "run", "result.json")) as f:
             result = json.load(f)
     result["process_s"] = elapsed
+    result["from_process_start_s"] = solved_line_at
     return result
 
 
@@ -47,8 +54,9 @@ def cleanrl_venv(path: str) -> str:
     python = os.path.join(venv, "bin", "python")
     if not os.path.exists(python):
         subprocess.run([sys.executable, "-m", "venv", venv], check=True)
-        subprocess.run([python, "-m", "pip", "install", "-q", "torch", "gymnasium==0.29.1", "tyro", "tensorboard",
-                        "stable-baselines3==2.0.0", "numpy<2"], check=True)
+        # dqn.py pins gymnasium 0.29.1, which needs NumPy 1.x.
+        subprocess.run([python, "-m", "pip", "install", "-q", "torch", "gymnasium==0.29.1", "numpy<2", "tyro",
+                        "tensorboard"], check=True)
     return python
 
 
@@ -58,11 +66,11 @@ def run_cleanrl(path: str, seed: int) -> dict:
     start = time.perf_counter()
     proc = subprocess.Popen([python, "-u", script, "--seed", str(seed), "--env-id", "CartPole-v1", "--no-track",
                              "--no-capture-video"], cwd=path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
+                            text=True, env={**os.environ, "PYTHONPATH": path})  # cleanrl_utils lives at the root
     returns: list[float] = []
     solved_at = None
     for line in proc.stdout:
-        match = re.search(r"global_step=(\d+), episodic_return=([\d.]+)", line)
+        match = re.search(r"global_step=(\d+), episodic_return=\[?([\d.]+)", line)
         if not match:
             continue
         returns.append(float(match.group(2)))
@@ -98,9 +106,11 @@ def main() -> int:
         result = run_rltorch(seed, args.extra)
         results.append(result)
         print(f"rltorch seed {seed}: solved={result['solved']} time_to_solve={result['time_to_solve_s']} s "
-              f"steps={result['steps_to_solve']} updates={result['updates']} (process {result['process_s']:.1f} s)",
-              flush=True)
-    summarize("rltorch DQN", results)
+              f"(from process start {result['from_process_start_s']} s) steps={result['steps_to_solve']} "
+              f"updates={result['updates']} (whole process {result['process_s']:.1f} s)", flush=True)
+    summarize("rltorch DQN (from the start of training)", results)
+    summarize("rltorch DQN (from process start, like the CleanRL clock)",
+              [dict(r, time_to_solve_s=r["from_process_start_s"]) for r in results])
     if args.cleanrl:
         cleanrl = []
         for seed in seeds:

@@ -126,20 +126,22 @@ def _cmd_train(args: argparse.Namespace) -> int:
         result = agent.train(progress=not args.quiet, callback=metrics)
     finally:
         metrics.close()
-        agent.save(os.path.join(run_dir, runs.CHECKPOINT_FILE), include_buffer=args.save_buffer)
+    # Reported before the checkpoint and the plot are written, so a wrapper
+    # timing the process sees when training itself ended.
+    if result.solved:
+        print(f"solved {config.env_id}: greedy mean return >= {agent.threshold:g} over {config.eval_episodes} episodes "
+              f"after {result.time_to_solve_s:.1f} s and {result.steps_to_solve} env steps "
+              f"({result.updates} updates)", flush=True)
+    else:
+        print(f"not solved after {result.env_steps} env steps ({result.wall_time_s:.1f} s); "
+              f"last greedy evaluation {result.last_eval_return}", flush=True)
+    agent.save(os.path.join(run_dir, runs.CHECKPOINT_FILE), include_buffer=args.save_buffer)
     runs.write_json(os.path.join(run_dir, runs.RESULT_FILE), {
         "solved": result.solved, "time_to_solve_s": result.time_to_solve_s, "steps_to_solve": result.steps_to_solve,
         "env_steps": result.env_steps, "updates": result.updates, "wall_time_s": result.wall_time_s,
         "last_eval_return": result.last_eval_return, "threshold": agent.threshold,
     })
     curve = runs.plot_learning_curve(run_dir, agent.threshold)
-    if result.solved:
-        print(f"solved {config.env_id}: greedy mean return >= {agent.threshold:g} over {config.eval_episodes} episodes "
-              f"after {result.time_to_solve_s:.1f} s and {result.steps_to_solve} env steps "
-              f"({result.updates} updates)")
-    else:
-        print(f"not solved after {result.env_steps} env steps ({result.wall_time_s:.1f} s); "
-              f"last greedy evaluation {result.last_eval_return}")
     print(f"run dir: {run_dir}" + (f" (learning curve: {curve})" if curve else ""))
     agent.close()
     return 0 if result.solved or not config.stop_when_solved else 1
