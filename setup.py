@@ -59,7 +59,10 @@ def extension():
         os.environ.setdefault("TORCH_CUDA_ARCH_LIST", DEFAULT_ARCH_LIST)
         sources += sorted(glob.glob("csrc/cuda/*.cu"))
         macros.append(("RLTORCH_WITH_CUDA", None))
-        extra["nvcc"] = opt + ["--expt-relaxed-constexpr", "-lineinfo"]
+        # --fmad=false is nvcc's -ffp-contract=off: it contracts a + b * c into an
+        # FMA by default, so CUDA CartPole states and resets drifted by ulps from
+        # the CPU (and gymnasium) and termination flags could flip at a threshold.
+        extra["nvcc"] = opt + ["--expt-relaxed-constexpr", "-lineinfo", "--fmad=false"]
         ext_class = cpp_extension.CUDAExtension
     else:
         ext_class = cpp_extension.CppExtension

@@ -197,6 +197,17 @@ def test_nstep_matches_reference(device, n, T, N):
 
 
 @requires_ext
+def test_nstep_huge_n_means_to_the_end(device):
+    # t + n once overflowed int64, so every t >= 1 summed nothing.
+    g = torch.Generator().manual_seed(5)
+    r = torch.randn(12, 3, generator=g, dtype=torch.float64).to(device)
+    term = (torch.rand(12, 3, generator=g) < 0.15).to(device)
+    trunc = torch.zeros_like(term)
+    for a, b in zip(OPS.nstep_returns(r, term, trunc, 2**63 - 1, 0.9), OPS.nstep_returns(r, term, trunc, 12, 0.9)):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+@requires_ext
 @settings(max_examples=40, deadline=None)
 @given(
     T=st.integers(1, 12), N=st.integers(1, 9), n=st.integers(1, 6),

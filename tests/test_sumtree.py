@@ -9,7 +9,7 @@ import torch
 from rltorch import _ext, _reference
 from rltorch.ops import sumtree as st
 from rltorch.ops.sumtree import SumTree
-from tests.conftest import DEVICES, requires_ext
+from tests.conftest import DEVICES, requires_cuda, requires_ext
 
 FANOUTS = [2, 4, 8, 16]
 CAPACITIES = [1, 2, 3, 7, 8, 9, 100, 1000, 4097]
@@ -152,6 +152,18 @@ def test_alpha_eps_and_running_max(device, impl):
     update(tree.tree, 4, tree.fanout, torch.tensor([2], device=device), torch.tensor([0.5], device=device),
            None, 0.5, 1.0, rm)
     assert rm.item() == 4.0  # a running max never decreases
+
+
+@requires_cuda
+@requires_ext
+def test_unvalidated_cuda_update_keeps_running_max():
+    # Negative or NaN priorities skip validation here; the CPU kernel would
+    # raise. They must not win the running max (atomicMax on bit patterns).
+    tree = SumTree(4, device="cuda")
+    rm = torch.tensor([1.0], dtype=torch.float64, device="cuda")
+    tree.update(torch.tensor([0, 1, 2], device="cuda"), torch.tensor([-3.0, float("nan"), 2.0], device="cuda"),
+                running_max=rm, validate=False)
+    assert rm.item() == 2.0
 
 
 @pytest.mark.parametrize("device", DEVICES)

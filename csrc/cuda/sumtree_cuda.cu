@@ -18,6 +18,10 @@ namespace {
 
 __device__ __forceinline__ void atomic_max_nonneg(double* address, double value) {
   // Non-negative IEEE doubles order like their bit patterns read as unsigned integers.
+  // A negative value or NaN (unvalidated input) would compare above every
+  // positive one there and pin the running max for good; the CPU's
+  // `raw > batch_max` never lets them win, so neither may the GPU.
+  if (!(value > 0.0)) return;
   atomicMax(reinterpret_cast<unsigned long long*>(address),
             static_cast<unsigned long long>(__double_as_longlong(value)));
 }

@@ -81,7 +81,9 @@ RLTORCH_HOST_DEVICE_INLINE void nstep_cell(const scalar_t* reward, const bool* t
   acc_t total = 0;
   acc_t discount = 1;
   int64_t last = t;
-  const int64_t stop = (t + n < T) ? t + n : T;
+  // n < T - t, not t + n < T: a huge n (sys.maxsize for "to the episode end")
+  // would overflow the sum.
+  const int64_t stop = (n < T - t) ? t + n : T;
   bool ended_by_termination = false;
   for (int64_t k = t; k < stop; ++k) {
     const int64_t i = k * stride;
