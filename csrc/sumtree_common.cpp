@@ -37,6 +37,10 @@ SumtreeUpdateArgs prepare_sumtree_update(const at::Tensor& tree, int64_t capacit
   check_floating(op, priority, "priority");
   TORCH_CHECK(priority.numel() == index.numel(), "rltorch.", op, ": `priority` ",
               shape_string(priority), " must have one value per entry of `index` ", shape_string(index));
+  // A view of the tree itself (tree.priorities()[a:b]) would be read while the
+  // leaves are written: sequential on the CPU, a race on the GPU.
+  TORCH_CHECK(!priority.is_alias_of(tree) && !index.is_alias_of(tree),
+              "rltorch.", op, ": `priority` and `index` must not share memory with `tree`; pass a copy (.clone())");
   TORCH_CHECK_VALUE(std::isfinite(alpha) && alpha > 0.0, "rltorch.", op,
                     ": `alpha` must be finite and > 0, got ", alpha);
   TORCH_CHECK_VALUE(std::isfinite(eps) && eps >= 0.0, "rltorch.", op,

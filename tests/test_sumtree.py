@@ -283,6 +283,13 @@ def test_bad_tree_and_args_are_named():
         ops.sumtree_update_(tree.tree, 10, 8, torch.tensor([1]), torch.tensor([1.0]), None, 0.0)
     with pytest.raises(RuntimeError, match="`keep`"):
         ops.sumtree_update_(tree.tree, 10, 8, torch.tensor([1]), torch.tensor([1.0]), torch.tensor([1]))
+    # Priorities read from the tree itself would race with the leaf writes on a GPU.
+    tree.update(torch.arange(10), torch.rand(10, dtype=torch.float64) + 0.1)
+    before = tree.tree.clone()
+    aliased = tree.tree[0, -4:]
+    with pytest.raises(RuntimeError, match="must not share memory with `tree`"):
+        ops.sumtree_update_(tree.tree, 10, 8, torch.tensor([0, 1, 2, 3]), aliased)
+    assert torch.equal(tree.tree, before)
 
 
 def _opcheck_samples(device):
