@@ -157,18 +157,15 @@ RLTORCH_CP_INLINE void step_tile(const StepPointers& p, const action_t* __restri
   auto finish = [&](int64_t j, double x, double x_dot, double th, double th_dot) RLTORCH_LAMBDA_INLINE {
     const action_t a = act[j];
     bad_action |= (a != action_t(0)) & (a != action_t(1));
-    const bool term = cp::terminated(x, th);
-    const int32_t st = steps[j] + 1;
-    const bool trunc = st >= max_steps;
-    const bool d = term | trunc;
-    steps[j] = st;
-    term_out[j] = term;
-    trunc_out[j] = trunc;
+    const cp::StepOutcome out = cp::step_outcome(x, th, steps[j], max_steps, sutton_barto);
+    const bool d = out.done;
+    steps[j] = out.steps;
+    term_out[j] = out.terminated;
+    trunc_out[j] = out.truncated;
     done_out[j] = d;
-    // -float(terminated), like gymnasium (-0.0 on ordinary steps).
-    reward[j] = sutton_barto ? -static_cast<float>(term) : 1.0f;
-    ep_length[j] = d ? st : 0;
-    ep_return[j] = sutton_barto ? (term ? -1.0f : 0.0f) : (d ? static_cast<float>(st) : 0.0f);
+    reward[j] = out.reward;
+    ep_length[j] = out.episode_length;
+    ep_return[j] = out.episode_return;
     cp::write_obs(obs + 4 * j, x, x_dot, th, th_dot);
     if constexpr (Mode == cp::kSameStep) {
       cp::write_obs(final_obs + 4 * j, d ? x : 0.0, d ? x_dot : 0.0, d ? th : 0.0, d ? th_dot : 0.0);

@@ -55,17 +55,15 @@ __global__ void cartpole_step_kernel(double* __restrict__ state, int32_t* __rest
   state[n + i] = x_dot;
   state[2 * n + i] = th;
   state[3 * n + i] = th_dot;
-  const bool term = cp::terminated(x, th);
-  const int32_t st = steps[i] + 1;
-  const bool trunc = st >= max_steps;
-  const bool d = term | trunc;
-  steps[i] = st;
-  term_out[i] = term;
-  trunc_out[i] = trunc;
+  const cp::StepOutcome out = cp::step_outcome(x, th, steps[i], max_steps, sutton_barto);
+  const bool d = out.done;
+  steps[i] = out.steps;
+  term_out[i] = out.terminated;
+  trunc_out[i] = out.truncated;
   done_out[i] = d;
-  reward[i] = sutton_barto ? -static_cast<float>(term) : 1.0f;
-  ep_length[i] = d ? st : 0;
-  ep_return[i] = d ? (sutton_barto ? (term ? -1.0f : 0.0f) : static_cast<float>(st)) : 0.0f;
+  reward[i] = out.reward;
+  ep_length[i] = out.episode_length;
+  ep_return[i] = out.episode_return;
   if (mode == cp::kSameStep) {
     if (d) {
       store_row(final_obs, i, x, x_dot, th, th_dot);

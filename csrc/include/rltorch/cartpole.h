@@ -176,6 +176,32 @@ RLTORCH_CP_INLINE void write_obs(float* obs_row, double x, double x_dot, double 
   obs_row[3] = static_cast<float>(theta_dot);
 }
 
+// The bookkeeping of one env after its physics step: termination on the new
+// state, the step count, truncation at max_steps (the 500th step for v1; both
+// flags may hold), gymnasium's reward (1 every step incl. the terminating one;
+// sutton_barto: -float(terminated), so -0.0 on ordinary steps), and the return
+// and length of an episode that ends here (0 elsewhere).
+struct StepOutcome {
+  bool terminated, truncated, done;
+  int32_t steps;
+  float reward, episode_return;
+  int32_t episode_length;
+};
+
+RLTORCH_CP_INLINE StepOutcome step_outcome(double x, double theta, int32_t steps_before,
+                                           int32_t max_steps, bool sutton_barto) {
+  StepOutcome out;
+  out.terminated = terminated(x, theta);
+  out.steps = steps_before + 1;
+  out.truncated = out.steps >= max_steps;
+  out.done = out.terminated | out.truncated;
+  out.reward = sutton_barto ? -static_cast<float>(out.terminated) : 1.0f;
+  out.episode_length = out.done ? out.steps : 0;
+  out.episode_return =
+      out.done ? (sutton_barto ? (out.terminated ? -1.0f : 0.0f) : static_cast<float>(out.steps)) : 0.0f;
+  return out;
+}
+
 // Starts a new episode in env `env`: fresh state from the generator (keyed by
 // its episode counter, which then advances), zero steps, nothing pending, and
 // the new observation written to obs[env].
