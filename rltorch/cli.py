@@ -233,6 +233,10 @@ def main(argv: list[str] | None = None) -> int:
     except CliError as exc:
         print(f"rltorch: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # The reader went away (`rltorch info --json | head`): stop quietly, as Unix tools do.
+        sys.stdout = open(os.devnull, "w")
+        return 141
 
 
 if __name__ == "__main__":
