@@ -120,3 +120,28 @@ def test_envpool(benchmark, n):
     actions = _cycler(list(np.random.default_rng(0).integers(0, 2, size=(NUM_ACTION_ROWS, n)).astype(np.int32)))
     benchmark.pedantic(lambda: env.step(actions()), **_rounds(n))
     _record(benchmark, n)
+
+
+@pytest.mark.parametrize("n", [256, 16384])
+@pytest.mark.parametrize("impl", ["rltorch", "gymnasium_cartpole_vector_env"])
+def test_reset(benchmark, device, n, impl):
+    """A full reset of N envs (fresh uniform(-0.05, 0.05) states): rltorch's counter-based
+    generator vs gymnasium's PCG64 draw."""
+    if impl == "gymnasium_cartpole_vector_env" and device.type != "cpu":
+        pytest.skip("gymnasium runs on the CPU")
+    benchmark.group = f"cartpole reset N={n}"
+    if impl == "rltorch":
+        env = CartPoleVecEnv(n, device=device, seed=0)
+        env.reset()
+
+        def reset():
+            env.reset()
+            sync(device)
+    else:
+        env = CartPoleVectorEnv(num_envs=n)
+        env.reset(seed=0)
+
+        def reset():
+            env.reset()
+
+    benchmark.pedantic(reset, rounds=20, iterations=50, warmup_rounds=2)

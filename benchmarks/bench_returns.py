@@ -140,3 +140,18 @@ def test_gae_oracle_agrees():
     args = gae_inputs(16, 8, "cpu")
     torch.testing.assert_close(gae_loop(*args)[0], rltorch.ops.gae(*args, 0.99, 0.95)[0], rtol=1e-4, atol=1e-4)
     torch.testing.assert_close(_reference.gae(*args, 0.99, 0.95)[0], rltorch.ops.gae(*args, 0.99, 0.95)[0])
+
+
+def nstep_loop(r, term, trunc, n: int = 3, gamma: float = 0.99):
+    """The Python loop over time a replay writer otherwise runs (the reference's definition)."""
+    return _reference.nstep_returns(r, term, trunc, n, gamma)
+
+
+@pytest.mark.parametrize("T,N", [(128, 64), (128, 1024)])
+@pytest.mark.parametrize("impl", ["rltorch", "eager_loop"])
+def test_nstep_returns(benchmark, device, T, N, impl):
+    benchmark.group = f"nstep_returns n=3 T={T} N={N} {device.type}"
+    r, _, _, term, done = gae_inputs(T, N, device)
+    trunc = done & ~term
+    fn = (lambda *a: rltorch.ops.nstep_returns(*a, 3, 0.99)) if impl == "rltorch" else nstep_loop
+    run(benchmark, fn, device, r, term, trunc)
