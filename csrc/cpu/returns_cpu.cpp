@@ -110,8 +110,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> nstep_returns_cpu(const at::Tenso
     int64_t* ip = index.mutable_data_ptr<int64_t>();
     const int64_t T = a.T, N = a.N;
     const acc_t g = static_cast<acc_t>(gamma);
-    // Threads take whole time rows; envs are the inner loop, so no cell needs
-    // a division to find its (t, env) (the 64-bit div/mod cost 3 ns per cell).
+    // Threads take whole time rows and walk envs in memory order, so each
+    // thread writes contiguous output and no cell divides to find its (t, env).
     at::parallel_for(0, T, std::max<int64_t>(1, kGrain / (N * n)), [&](int64_t t_begin, int64_t t_end) {
       for (int64_t t = t_begin; t < t_end; ++t) {
         for (int64_t env = 0; env < N; ++env) {
