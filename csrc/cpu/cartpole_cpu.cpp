@@ -371,13 +371,7 @@ at::Tensor cartpole_reset_cpu(at::Tensor& state, at::Tensor& steps, at::Tensor& 
   const bool* m = mask.defined() ? mask.const_data_ptr<bool>() : nullptr;
   const uint64_t key_seed = static_cast<uint64_t>(seed);
   at::parallel_for(0, n, kGrain, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) {
-      if (m == nullptr || m[i]) {
-        cp::reset_env(s, st, pd, ep, o, n, i, key_seed, low, high);
-      } else {
-        cp::write_obs(o + 4 * i, s[i], s[n + i], s[2 * n + i], s[3 * n + i]);
-      }
-    }
+    for (int64_t i = begin; i < end; ++i) cp::reset_or_observe(s, st, pd, ep, m, o, n, i, key_seed, low, high);
   });
   return obs;
 }

@@ -85,11 +85,7 @@ __global__ void cartpole_reset_kernel(double* __restrict__ state, int32_t* __res
                                       double high, float* __restrict__ obs) {
   const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
   if (i >= n) return;
-  if (mask == nullptr || mask[i]) {
-    cp::reset_env(state, steps, prev_done, episode, obs, n, i, seed, low, high);
-  } else {
-    cp::write_obs(obs + 4 * i, state[i], state[n + i], state[2 * n + i], state[3 * n + i]);
-  }
+  cp::reset_or_observe(state, steps, prev_done, episode, mask, obs, n, i, seed, low, high);
 }
 
 CartPoleStepOutputs cartpole_step_cuda(at::Tensor& state, at::Tensor& steps, at::Tensor& prev_done,

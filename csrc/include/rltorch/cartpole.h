@@ -216,4 +216,16 @@ RLTORCH_CP_INLINE void reset_env(double* state, int32_t* steps, bool* prev_done,
   write_obs(obs + 4 * env, state[env], state[n + env], state[2 * n + env], state[3 * n + env]);
 }
 
+// One env of a reset call: envs in `mask` (all when null) start a new episode,
+// the others only report their current observation.
+RLTORCH_CP_INLINE void reset_or_observe(double* state, int32_t* steps, bool* prev_done, int64_t* episode,
+                                        const bool* mask, float* obs, int64_t n, int64_t env, uint64_t seed,
+                                        double low, double high) {
+  if (mask == nullptr || mask[env]) {
+    reset_env(state, steps, prev_done, episode, obs, n, env, seed, low, high);
+  } else {
+    write_obs(obs + 4 * env, state[env], state[n + env], state[2 * n + env], state[3 * n + env]);
+  }
+}
+
 }  // namespace rltorch::cartpole
