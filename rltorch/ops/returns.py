@@ -31,13 +31,6 @@ _GAE = resolve("gae", _reference.gae)
 KERNELS = {"td_target": _TD_TARGET, "nstep_returns": _NSTEP, "gae": _GAE}
 
 
-def _check_unit(name: str, value: float) -> float:
-    value = float(value)
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(f"rltorch: `{name}` must lie in [0, 1], got {value}")
-    return value
-
-
 def td_target(
     reward: Tensor,
     terminated: Tensor,
@@ -61,8 +54,8 @@ def td_target(
             bootstrap is ``next_q[argmax next_q_online]``.
         next_action: ``[*B]`` integer actions to bootstrap from instead.
     """
-    # A float gamma is range-checked by the kernel (and the reference), not here:
-    # this wrapper is on every training step's path.
+    # Float arguments are range-checked by the kernel and the reference, not
+    # again here: these wrappers are on every training step's path.
     if isinstance(gamma, Tensor):
         return pick(_TD_TARGET, reward)(reward, terminated, next_q, next_q_online, next_action, gamma, 1.0)
     return pick(_TD_TARGET, reward)(reward, terminated, next_q, next_q_online, next_action, None, gamma)
@@ -90,7 +83,6 @@ def nstep_returns(
     """
     if int(n) != n or n < 1:
         raise ValueError(f"rltorch.nstep_returns: `n` must be an integer >= 1, got {n!r}")
-    gamma = _check_unit("gamma", gamma)
     return pick(_NSTEP, reward)(reward, terminated, truncated, int(n), gamma)
 
 
@@ -112,8 +104,6 @@ def gae(
     (the value of its final observation). Returns ``(advantages, returns)``
     with ``returns = advantages + value`` (the TD(lambda) targets).
     """
-    gamma = _check_unit("gamma", gamma)
-    lmbda = _check_unit("lmbda", lmbda)
     return pick(_GAE, reward)(reward, value, next_value, terminated, done, gamma, lmbda)
 
 
