@@ -304,9 +304,8 @@ class DQN:
         step = self.env.step(action)
         self._store(obs, action, step)
         done = step.terminated | step.truncated
-        live = step.valid if step.valid is not None else None
-        reward = step.reward if live is None else step.reward * live
-        self._episode_return += reward
+        live = step.valid  # None: every row is a real step
+        self._episode_return += step.reward if live is None else step.reward * live
         self._episode_length += 1 if live is None else live.long()
         finished = torch.stack([done.sum(), torch.where(done, self._episode_return, 0).sum(),
                                 torch.where(done, self._episode_length, 0).sum()]).to(torch.float64)
