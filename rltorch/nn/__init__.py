@@ -1,0 +1,5 @@
+"""Network builders shared by every rltorch model: Q-networks, actor-critics and classifiers."""
+
+from rltorch.nn.mlp import ACTIVATIONS, mlp
+
+__all__ = ["mlp", "ACTIVATIONS"]
