@@ -16,11 +16,17 @@ all: test
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 
+# The torch releases this set-up has been tested with: a new release cannot
+# break a fresh clone overnight. Widen it after testing the new one.
+TORCH_SPEC ?= torch>=2.14,<2.16
+
 # torch first (the extension compiles against it), then the package with its
-# test extras; --no-build-isolation builds against this very torch.
+# test extras; --no-build-isolation builds against this very torch, and the
+# pin on the installed version keeps an extra's requirement from replacing it.
 $(VENV)/.installed: $(PY) pyproject.toml
-	$(PY) -m pip install -q torch numpy setuptools wheel ninja
-	$(PY) -m pip install -q --no-build-isolation -e '.[test]'
+	$(PY) -m pip install -q '$(TORCH_SPEC)' numpy setuptools wheel ninja
+	$(PY) -m pip install -q --no-build-isolation -e '.[test]' \
+		"torch==$$($(PY) -c 'import torch; print(torch.__version__)')"
 	touch $@ $(VENV)/.built
 
 # Incremental rebuild after a C++/CUDA change (ninja keeps build/). The
