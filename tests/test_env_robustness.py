@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from rltorch import _ext, _reference
 from rltorch.envs import CartPoleVecEnv
 from rltorch.ops import cartpole as cp_ops
+from tests.state_checks import assert_same_state
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -41,19 +42,6 @@ def snapshot(env: CartPoleVecEnv) -> dict:
     return snap
 
 
-def assert_same(a, b):
-    assert type(a) is type(b), (a, b)
-    if isinstance(a, torch.Tensor):
-        assert a.dtype == b.dtype and a.shape == b.shape
-        torch.testing.assert_close(a, b, rtol=0, atol=0, equal_nan=True)
-    elif isinstance(a, dict):
-        assert a.keys() == b.keys()
-        for k in a:
-            assert_same(a[k], b[k])
-    else:
-        assert a == b or (a != a and b != b), (a, b)
-
-
 def stepped_env(n=5, mode="next_step", steps=3, seed=0, **kwargs) -> CartPoleVecEnv:
     env = CartPoleVecEnv(n, seed=seed, autoreset_mode=mode, **kwargs)
     env.reset()
@@ -75,7 +63,7 @@ def test_bad_action_rejected_before_any_env_moves(impl, n, bad_env, bad_value):
     actions[bad_env] = bad_value
     with pytest.raises(ValueError, match=rf"`actions` must be 0 or 1, got {bad_value} for env {bad_env}"):
         env.step(actions)
-    assert_same(snapshot(env), before)
+    assert_same_state(snapshot(env), before)
     obs, *_ = env.step(torch.ones(n, dtype=torch.int64))  # usable at once, no reset
     assert torch.isfinite(obs).all()
 
@@ -96,7 +84,7 @@ def test_unsigned_out_of_range_action_names_actions(impl):
     before = snapshot(env)
     with pytest.raises(ValueError, match=r"`actions` must be 0 or 1, got 18446744073709551615 for env 1"):
         env.step(torch.tensor([0, 2**64 - 1, 0], dtype=torch.uint64))
-    assert_same(snapshot(env), before)
+    assert_same_state(snapshot(env), before)
 
 
 @pytest.mark.parametrize("actions,error", [
@@ -111,7 +99,7 @@ def test_bad_action_arguments_name_actions(impl, actions, error):
     before = snapshot(env)
     with pytest.raises(error, match="actions"):
         env.step(actions)
-    assert_same(snapshot(env), before)
+    assert_same_state(snapshot(env), before)
     env.step([0, 1, 0])
 
 
@@ -135,7 +123,7 @@ def test_disabled_autoreset_masked_reset_recovers(impl):
     first = int(done.nonzero()[0])
     with pytest.raises(RuntimeError, match=rf"env {first} ended on the previous call.*reset_mask.*No env was stepped"):
         env.step(ones)
-    assert_same(snapshot(env), before)
+    assert_same_state(snapshot(env), before)
     obs, _ = env.reset(options={"reset_mask": done})
     assert (env.steps[done] == 0).all() and torch.equal(env.steps[~done], before["steps"][~done])
     env.step(ones)  # recovered: the masked reset was enough
@@ -172,7 +160,7 @@ def test_rejected_reset_changes_nothing(impl, kwargs, error, name):
     before = snapshot(env)
     with pytest.raises(error, match=name):
         env.reset(**kwargs)
-    assert_same(snapshot(env), before)
+    assert_same_state(snapshot(env), before)
     env.step([1, 1, 1])
 
 
@@ -217,7 +205,7 @@ def test_rejected_set_state_changes_nothing(impl, kwargs, error, name):
     args = {"state": np.full((3, 4), 0.01), **kwargs}
     with pytest.raises(error, match=name):
         env.set_state(**args)
-    assert_same(snapshot(env), before)
+    assert_same_state(snapshot(env), before)
 
 
 def test_set_state_steps_bounds_truncate(impl):
@@ -261,9 +249,9 @@ def test_rejected_load_state_dict_changes_nothing(impl):
         before = snapshot(env)
         with pytest.raises((ValueError, TypeError), match=name):
             env.load_state_dict(bad)
-        assert_same(snapshot(env), before)
+        assert_same_state(snapshot(env), before)
     env.load_state_dict(sd)
-    assert_same(env.state_dict(), sd)
+    assert_same_state(env.state_dict(), sd)
     actions = torch.tensor([1, 0, 1])
     for x, y in zip(env.step(actions)[:4], source.step(actions)[:4]):
         assert torch.equal(x, y)
@@ -462,7 +450,7 @@ def test_property_env_rejected_calls_leave_state_unchanged(impl, calls, mode):
         except (ValueError, TypeError, RuntimeError) as exc:
             names = ("actions", "seed", "low", "high", "reset_mask", "state", "steps", "ended")
             assert any(name in str(exc) for name in names), exc  # says what was wrong
-            assert_same(snapshot(env), before)
+            assert_same_state(snapshot(env), before)
     # Valid calls keep working after whatever was rejected.
     env.reset(options={"reset_mask": env.prev_done.clone(), "low": -0.05, "high": 0.05})
     obs, *_ = env.step(torch.tensor([0, 1, 0]))
