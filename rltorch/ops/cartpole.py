@@ -9,6 +9,8 @@ Use :func:`new_cartpole_state` to allocate them.
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 import torch
 from torch import Tensor
@@ -47,6 +49,24 @@ def _as_seed(op: str, seed) -> int:
     return seed - 2**64 if seed >= 2**63 else seed
 
 
+def _as_float(op: str, name: str, value) -> float:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"rltorch.{op}: `{name}` must be a real number, got {type(value).__name__} {value!r}")
+    return float(value)
+
+
+def _as_int(op: str, name: str, value) -> int:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"rltorch.{op}: `{name}` must be an integer, got {type(value).__name__} {value!r}")
+    return int(value)
+
+
+def _as_bool(op: str, name: str, value) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"rltorch.{op}: `{name}` must be a bool, got {type(value).__name__} {value!r}")
+    return bool(value)
+
+
 def _check_devices(op: str, state: Tensor, **tensors: Tensor | None) -> None:
     # The dispatcher sends a call with a meta (or other higher-priority) tensor
     # to that device's kernel, which cannot know the env lives elsewhere.
@@ -68,8 +88,15 @@ def cartpole_step_(
     (kernel and reference) a bad action, or stepping an env that ended on the previous call with
     autoreset disabled, raises before any env moves: the env tensors are unchanged.
     """
-    seed = _as_seed("cartpole_step_", seed)
-    _check_devices("cartpole_step_", state, steps=steps, prev_done=prev_done, episode=episode, actions=actions)
+    # Scalars are typed here, so the kernel (whose dispatcher converts them) and the
+    # reference fallback see the same values and reject the same calls.
+    op = "cartpole_step_"
+    seed = _as_seed(op, seed)
+    low, high = _as_float(op, "low", low), _as_float(op, "high", high)
+    max_episode_steps = _as_int(op, "max_episode_steps", max_episode_steps)
+    autoreset_mode = _as_int(op, "autoreset_mode", autoreset_mode)
+    sutton_barto_reward = _as_bool(op, "sutton_barto_reward", sutton_barto_reward)
+    _check_devices(op, state, steps=steps, prev_done=prev_done, episode=episode, actions=actions)
     return pick(_STEP, state)(
         state, steps, prev_done, episode, actions, seed, low, high, max_episode_steps, autoreset_mode,
         sutton_barto_reward,
@@ -84,6 +111,7 @@ def cartpole_reset_(
 
     ``low`` and ``high`` must be finite with ``low <= high``; bad arguments raise before any write."""
     seed = _as_seed("cartpole_reset_", seed)
+    low, high = _as_float("cartpole_reset_", "low", low), _as_float("cartpole_reset_", "high", high)
     _check_devices("cartpole_reset_", state, steps=steps, prev_done=prev_done, episode=episode,
                    reset_mask=reset_mask)
     return pick(_RESET, state)(state, steps, prev_done, episode, reset_mask, seed, low, high)
