@@ -223,6 +223,21 @@ def test_rejected_update_priorities_changes_nothing(index, td, name):
     assert_same_state(buf.state_dict(), before)
 
 
+@pytest.mark.parametrize("cls", CLASSES)
+def test_re_adding_views_of_the_storage(cls):
+    # Rows 5..7 written to slots 6, 7, 0: the slices overlap. Before the fix torch refused the
+    # copy after `added` had already moved (ids no longer matched the storage).
+    buf = make(cls, capacity=8)
+    rows = batch(6)
+    buf.add(**rows)
+    expected = [t[5:8].clone() for t in (buf.obs, buf.action, buf.reward, buf.next_obs, buf.terminated)]
+    buf.add(buf.obs[5:8], buf.action[5:8], buf.reward[5:8], buf.next_obs[5:8], buf.terminated[5:8])
+    slots = torch.tensor([6, 7, 0])
+    for column, want in zip((buf.obs, buf.action, buf.reward, buf.next_obs, buf.terminated), expected):
+        assert torch.equal(column[slots], want)
+    assert len(buf) == 8 and buf.ids.tolist() == [8, 1, 2, 3, 4, 5, 6, 7]
+
+
 # ---------------------------------------------------------------- load_state_dict
 
 

@@ -261,8 +261,7 @@ class ReplayBuffer:
             discount = self._as(discount, torch.float32, (), "discount", batch)
         if batch == 0:
             return
-        first_id = self._added
-        self._added += batch
+        first_id, added = self._added, batch
         if batch > self.capacity:  # only the newest `capacity` survive
             drop = batch - self.capacity
             obs, action, reward, next_obs, terminated, discount = (
@@ -273,6 +272,12 @@ class ReplayBuffer:
         ids = torch.arange(first_id, first_id + batch, dtype=torch.int64, device=self.device)
         values = dict(obs=obs, action=action, reward=reward, next_obs=next_obs, terminated=terminated,
                       discount=discount, ids=ids)
+        for name, value in values.items():
+            # Re-adding rows that are views of this buffer (buf.obs[5:8]) would overlap the
+            # slices being written: torch refuses partial overlaps, and the first copy
+            # could overwrite rows a later one reads.
+            if value.untyped_storage().data_ptr() == getattr(self, name).untyped_storage().data_ptr():
+                values[name] = value.clone()
         start = first_id % self.capacity
         # At most two contiguous runs (before and after the wrap): slice copies, no scatter.
         head = min(batch, self.capacity - start)
@@ -281,6 +286,7 @@ class ReplayBuffer:
             storage[start : start + head] = value[:head]
             if head < batch:
                 storage[: batch - head] = value[head:]
+        self._added += added  # only once every column is written
         self._written(start, batch)
 
     def _written(self, start: int, count: int) -> None:
