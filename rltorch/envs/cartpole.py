@@ -131,6 +131,11 @@ class CartPoleVecEnv(VectorEnv):
     truncated bool [N], info)``, all on ``device``. ``info["episode"] = {"r": float32 [N],
     "l": int32 [N]}`` holds the return and length of episodes that ended on this call,
     with mask ``info["_episode"]`` (gymnasium's RecordEpisodeStatistics convention).
+
+    Bad arguments raise an error naming them before anything changes: a rejected ``step``
+    (an action other than 0/1, or an ended env with autoreset disabled), ``reset``,
+    ``set_state`` or ``load_state_dict`` leaves the env exactly as it was, usable at once.
+    Actions may have any integer dtype; seeds are integers in ``[0, 2**64)``.
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 50, "autoreset_mode": AutoresetMode.NEXT_STEP}
