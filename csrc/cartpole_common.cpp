@@ -2,6 +2,7 @@
 
 #include <ATen/ATen.h>
 
+#include <cmath>
 #include <limits>
 
 #include "checks.h"
@@ -41,8 +42,13 @@ int64_t check_cartpole_state(const char* op, const at::Tensor& state, const at::
 }
 
 void check_reset_bounds(const char* op, double low, double high) {
+  TORCH_CHECK_VALUE(std::isfinite(low), "rltorch.", op, ": reset bound `low` must be finite, got ", low);
+  TORCH_CHECK_VALUE(std::isfinite(high), "rltorch.", op, ": reset bound `high` must be finite, got ", high);
   TORCH_CHECK_VALUE(low <= high, "rltorch.", op, ": reset bound `low` (", low,
                     ") must not exceed `high` (", high, ")");
+  // Initial states are low + (high - low) * u: an infinite width gives inf/NaN states.
+  TORCH_CHECK_VALUE(std::isfinite(high - low), "rltorch.", op, ": reset bounds `low` (", low, ") and `high` (",
+                    high, ") are too far apart: high - low overflows");
 }
 
 CartPoleStepArgs prepare_cartpole_step(const at::Tensor& state, const at::Tensor& steps,
@@ -53,6 +59,7 @@ CartPoleStepArgs prepare_cartpole_step(const at::Tensor& state, const at::Tensor
   CartPoleStepArgs a;
   a.n = check_cartpole_state(op, state, steps, prev_done, episode);
   check_same_device(op, state, "state", action, "actions");
+  // Any integer dtype, signed or unsigned (uint16/32/64 included); bool is not an action.
   TORCH_CHECK(at::isIntegralType(action.scalar_type(), /*includeBool=*/false), "rltorch.", op,
               ": `actions` must be an integer tensor (0 = push left, 1 = push right), got ",
               action.scalar_type());

@@ -8,6 +8,8 @@ shared C++ header where that matters.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
@@ -160,13 +162,116 @@ def cartpole_initial_state(seed: int, episode: Tensor, low: float, high: float) 
     return torch.stack(rows)
 
 
+# The checks of csrc/cartpole_common.cpp and csrc/cpu/cartpole_cpu.cpp, in the
+# same order, with the same exception types (TORCH_CHECK is a RuntimeError,
+# TORCH_CHECK_VALUE a ValueError): the fallback rejects exactly what the kernels reject.
+
+_ACTION_DTYPES = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64, torch.uint16, torch.uint32,
+                  torch.uint64)
+_INT32_MAX = 2**31 - 1
+
+
+def _check_same_device(op: str, anchor: Tensor, anchor_name: str, other: Tensor, other_name: str) -> None:
+    if other.device != anchor.device:
+        raise RuntimeError(f"rltorch.{op}: `{other_name}` is on {other.device} but `{anchor_name}` is on "
+                           f"{anchor.device}; move them to one device")
+
+
+def _check_seed(op: str, seed: int) -> None:
+    # The schema's `int seed` is an int64: the dispatcher rejects anything else.
+    if isinstance(seed, float) or not -(2**63) <= seed < 2**63:
+        raise RuntimeError(f"rltorch.{op}: `seed` must be an int64, got {seed!r}")
+
+
+def _check_cartpole_state(op: str, state: Tensor, steps: Tensor, prev_done: Tensor, episode: Tensor) -> int:
+    if state.dtype != torch.float64:
+        raise RuntimeError(f"rltorch.{op}: `state` must be float64 (gymnasium steps CartPole in float64), "
+                           f"got {state.dtype}")
+    if state.dim() != 2 or state.shape[0] != 4:
+        raise RuntimeError(f"rltorch.{op}: `state` must have shape [4, num_envs] (x, x_dot, theta, theta_dot "
+                           f"rows), got {list(state.shape)}")
+    if not state.is_contiguous():
+        raise RuntimeError(f"rltorch.{op}: `state` must be contiguous")
+    n = state.shape[1]
+    if n > _INT32_MAX:
+        raise RuntimeError(f"rltorch.{op}: at most 2^31 - 1 envs, got {n}")
+    for t, name, dtype in ((steps, "steps", torch.int32), (prev_done, "prev_done", torch.bool),
+                           (episode, "episode", torch.int64)):
+        _check_same_device(op, state, "state", t, name)
+        if t.dtype != dtype:
+            raise RuntimeError(f"rltorch.{op}: `{name}` must be {dtype}, got {t.dtype}")
+        if t.shape != (n,):
+            raise RuntimeError(f"rltorch.{op}: `{name}` must have shape [{n}] (one entry per env), "
+                               f"got {list(t.shape)}")
+        if not t.is_contiguous():  # written in place, so a copy would silently drop the update
+            raise RuntimeError(f"rltorch.{op}: `{name}` must be contiguous")
+    return n
+
+
+def _check_reset_bounds(op: str, low: float, high: float) -> None:
+    if not math.isfinite(low):
+        raise ValueError(f"rltorch.{op}: reset bound `low` must be finite, got {low}")
+    if not math.isfinite(high):
+        raise ValueError(f"rltorch.{op}: reset bound `high` must be finite, got {high}")
+    if not low <= high:
+        raise ValueError(f"rltorch.{op}: reset bound `low` ({low}) must not exceed `high` ({high})")
+    if not math.isfinite(high - low):
+        raise ValueError(f"rltorch.{op}: reset bounds `low` ({low}) and `high` ({high}) are too far apart: "
+                         "high - low overflows")
+
+
+def _check_cartpole_step(
+    state: Tensor, steps: Tensor, prev_done: Tensor, episode: Tensor, actions: Tensor, seed: int, low: float,
+    high: float, max_episode_steps: int, autoreset_mode: int,
+) -> None:
+    op = "cartpole_step_"
+    n = _check_cartpole_state(op, state, steps, prev_done, episode)
+    _check_same_device(op, state, "state", actions, "actions")
+    if actions.dtype not in _ACTION_DTYPES:
+        raise RuntimeError(f"rltorch.{op}: `actions` must be an integer tensor (0 = push left, 1 = push right), "
+                           f"got {actions.dtype}")
+    if actions.shape != (n,):
+        raise RuntimeError(f"rltorch.{op}: `actions` must have shape [{n}] (one per env), got {list(actions.shape)}")
+    _check_seed(op, seed)
+    if not 1 <= max_episode_steps <= _INT32_MAX:
+        raise ValueError(f"rltorch.{op}: `max_episode_steps` must be in [1, 2^31 - 1], got {max_episode_steps}")
+    if autoreset_mode not in (0, 1, 2):
+        raise ValueError(f"rltorch.{op}: `autoreset_mode` must be 0 (next step), 1 (same step) or 2 (disabled), "
+                         f"got {autoreset_mode}")
+    _check_reset_bounds(op, low, high)
+    # The kernels' read-only pre-pass: nothing moves unless every env can step.
+    bad = ((actions != 0) & (actions != 1)).nonzero()
+    if bad.numel():
+        env = int(bad[0, 0])
+        value = actions[env : env + 1]
+        # int() of a uint64 above 2**63 overflows; its int64 bits read back exactly.
+        value = int(value.view(torch.int64)) & _U64 if value.dtype == torch.uint64 else int(value)
+        raise ValueError(f"rltorch.{op}: `actions` must be 0 or 1, got {value} for env {env} "
+                         "(no env was stepped)")
+    if autoreset_mode == 2:
+        ended = prev_done.nonzero()
+        if ended.numel():
+            raise RuntimeError(
+                f"rltorch.{op}: env {int(ended[0, 0])} ended on the previous call and autoreset is disabled; "
+                'reset the ended envs first (CartPoleVecEnv.reset(options={"reset_mask": mask}), or '
+                "cartpole_reset_ with that mask). No env was stepped.")
+
+
 def cartpole_reset_(
     state: Tensor, steps: Tensor, prev_done: Tensor, episode: Tensor, reset_mask: Tensor | None,
     seed: int, low: float = -0.05, high: float = 0.05,
 ) -> Tensor:
     """Resets the envs in ``reset_mask`` (all if None); see ``rltorch::cartpole_reset_``."""
-    if low > high:
-        raise ValueError(f"rltorch.cartpole_reset_: reset bound `low` ({low}) must not exceed `high` ({high})")
+    op = "cartpole_reset_"
+    n = _check_cartpole_state(op, state, steps, prev_done, episode)
+    _check_seed(op, seed)
+    _check_reset_bounds(op, low, high)
+    if reset_mask is not None:
+        _check_same_device(op, state, "state", reset_mask, "reset_mask")
+        if reset_mask.dtype != torch.bool:
+            raise RuntimeError(f"rltorch.{op}: `reset_mask` must be bool, got {reset_mask.dtype}")
+        if reset_mask.shape != (n,):
+            raise RuntimeError(f"rltorch.{op}: `reset_mask` must have shape [{n}], got {list(reset_mask.shape)}")
     mask = torch.ones_like(prev_done) if reset_mask is None else reset_mask
     fresh = cartpole_initial_state(seed, episode, low, high)
     state.copy_(torch.where(mask, fresh, state))
@@ -182,14 +287,8 @@ def cartpole_step_(
     sutton_barto_reward: bool = False,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
     """Steps every env in place, as gymnasium's CartPoleVectorEnv does; see ``rltorch::cartpole_step_``."""
-    if actions.dtype.is_floating_point or actions.dtype.is_complex or actions.dtype == torch.bool:
-        raise RuntimeError(f"rltorch.cartpole_step_: `actions` must be an integer tensor, got {actions.dtype}")
-    if actions.shape != prev_done.shape:
-        raise RuntimeError(f"rltorch.cartpole_step_: `actions` must have shape {list(prev_done.shape)}, got {list(actions.shape)}")
-    if bool(((actions != 0) & (actions != 1)).any()):
-        raise ValueError("rltorch.cartpole_step_: `actions` must be 0 or 1")
-    if autoreset_mode == 2 and bool(prev_done.any()):
-        raise RuntimeError("rltorch.cartpole_step_: an env ended on the previous call and autoreset is disabled; reset it first")
+    _check_cartpole_step(state, steps, prev_done, episode, actions, seed, low, high, max_episode_steps,
+                         autoreset_mode)
     x, x_dot, theta, theta_dot = state.unbind(0)
     force = torch.where(actions == 1, _CP_FORCE_MAG, -_CP_FORCE_MAG).to(torch.float64)
     costheta, sintheta = torch.cos(theta), torch.sin(theta)

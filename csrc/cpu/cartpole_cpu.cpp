@@ -1,10 +1,12 @@
 // CartPole on the CPU: threads own contiguous ranges of envs; each range is
 // walked in tiles of 256 envs, four envs per vector operation (the state is
 // structure-of-arrays, sin/cos is a polynomial, the loop has no data-dependent
-// branch but the rare wide-angle fallback). Rare per-env work (autoresets,
-// error bookkeeping) runs in scalar loops over the tile afterwards.
+// branch but the rare wide-angle fallback). Rare per-env work (autoresets)
+// runs in scalar loops over the tile afterwards. Every action (and, with
+// autoreset disabled, every env's done flag) is validated in a read-only pass
+// before any env moves, so a rejected call leaves the env tensors untouched.
 #include <ATen/ATen.h>
-#include <ATen/Dispatch.h>
+#include <ATen/Dispatch_v2.h>
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
@@ -13,6 +15,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <type_traits>
 
 #if defined(__GNUC__)
 // The kernel's vector types only cross always-inlined helpers, so GCC's note
@@ -51,19 +54,23 @@ struct StepPointers {
   double low, high;
   int32_t max_episode_steps;
   bool sutton_barto;
-  // Lowest env index with an invalid action / stepped while done with autoreset
-  // disabled (kNoEnv if none). Errors are raised after the parallel loop: an
-  // exception must not unwind through OpenMP or the ifunc-dispatched clones.
-  std::atomic<int64_t>* bad_action_env;
-  std::atomic<int64_t>* ended_env;
 };
 
-constexpr int64_t kNoEnv = std::numeric_limits<int64_t>::max();
+// Whether any of actions[begin, end) is neither 0 nor 1: as unsigned, only 0
+// and 1 have no bit above the lowest (negative values set the top bit). A
+// branch-free OR, so the compiler vectorises it.
+template <typename action_t>
+bool any_invalid_action(const action_t* actions, int64_t begin, int64_t end) {
+  using bits_t = std::make_unsigned_t<action_t>;
+  bits_t acc = 0;
+  for (int64_t i = begin; i < end; ++i) acc |= static_cast<bits_t>(actions[i]) >> 1;
+  return acc != 0;
+}
 
-void record_min(std::atomic<int64_t>* slot, int64_t env) {
-  int64_t seen = slot->load(std::memory_order_relaxed);
-  while (env < seen && !slot->compare_exchange_weak(seen, env, std::memory_order_relaxed)) {
-  }
+bool any_set(const bool* flags, int64_t begin, int64_t end) {
+  uint8_t acc = 0;
+  for (int64_t i = begin; i < end; ++i) acc |= static_cast<uint8_t>(flags[i]);
+  return acc != 0;
 }
 
 // RLTORCH_NO_CPU_VECTOR=1 builds the portable one-env-at-a-time loop only.
@@ -90,7 +97,7 @@ typedef int64_t vlong __attribute__((vector_size(32)));
 typedef int32_t vint __attribute__((vector_size(16)));
 typedef float vfloat __attribute__((vector_size(16)));
 typedef int8_t vbyte __attribute__((vector_size(4)));
-// Four actions of each dtype AT_DISPATCH_INTEGRAL_TYPES hands us.
+// Four actions of each integer dtype the kernel accepts.
 template <typename T>
 struct Vec4;
 #define RLTORCH_VEC4(T)                                           \
@@ -103,6 +110,9 @@ RLTORCH_VEC4(int8_t)
 RLTORCH_VEC4(int16_t)
 RLTORCH_VEC4(int32_t)
 RLTORCH_VEC4(int64_t)
+RLTORCH_VEC4(uint16_t)
+RLTORCH_VEC4(uint32_t)
+RLTORCH_VEC4(uint64_t)
 #undef RLTORCH_VEC4
 
 template <typename V, typename T>
@@ -151,12 +161,10 @@ RLTORCH_CP_INLINE void step_tile(const StepPointers& p, const action_t* __restri
   const bool sutton_barto = p.sutton_barto;
 
   bool was_done[kTile];
-  int bad_action = 0, any_was_done = 0;
+  int any_was_done = 0;
   // One env after its physics: flags, reward, counters and the obs row (the
   // scalar tail of a tile, and every env when the vector path is compiled out).
   auto finish = [&](int64_t j, double x, double x_dot, double th, double th_dot) RLTORCH_LAMBDA_INLINE {
-    const action_t a = act[j];
-    bad_action |= (a != action_t(0)) & (a != action_t(1));
     const cp::StepOutcome out = cp::step_outcome(x, th, steps[j], max_steps, sutton_barto);
     const bool d = out.done;
     steps[j] = out.steps;
@@ -180,7 +188,6 @@ RLTORCH_CP_INLINE void step_tile(const StepPointers& p, const action_t* __restri
   // steps them, then overwrites them).
   int64_t j = 0;
 #ifdef RLTORCH_CP_VECTOR
-  vlong bad_lanes = {0, 0, 0, 0};
   vint was_done_lanes = {0, 0, 0, 0};
   const vint max_lanes = {max_steps, max_steps, max_steps, max_steps};
   const vfloat ones = {1.0f, 1.0f, 1.0f, 1.0f};
@@ -189,7 +196,6 @@ RLTORCH_CP_INLINE void step_tile(const StepPointers& p, const action_t* __restri
     vdouble x = load<vdouble>(xs + j), x_dot = load<vdouble>(x_dots + j);
     vdouble th = load<vdouble>(thetas + j), th_dot = load<vdouble>(theta_dots + j);
     const vlong a = __builtin_convertvector(load<typename Vec4<action_t>::type>(act + j), vlong);
-    bad_lanes |= (a != 0) & (a != 1);
     const vdouble force = a == 1 ? push_right : -push_right;
     vdouble s = cp::sin_poly(th), c = cp::cos_poly(th);
     const vlong wide = (th > cp::kPolyLimit) | (th < -cp::kPolyLimit) | (th != th);
@@ -232,7 +238,6 @@ RLTORCH_CP_INLINE void step_tile(const StepPointers& p, const action_t* __restri
     store_flags(was_done + j, wd);
     store_flags(prev_done + j, Mode == cp::kSameStep ? vint{0, 0, 0, 0} : d);
   }
-  bad_action |= (bad_lanes[0] | bad_lanes[1] | bad_lanes[2] | bad_lanes[3]) != 0;
   any_was_done |= (was_done_lanes[0] | was_done_lanes[1] | was_done_lanes[2] | was_done_lanes[3]) != 0;
 #endif
   for (; j < count; ++j) {  // the last few envs of the tile, one at a time
@@ -245,15 +250,6 @@ RLTORCH_CP_INLINE void step_tile(const StepPointers& p, const action_t* __restri
     thetas[j] = th;
     theta_dots[j] = th_dot;
     finish(j, x, x_dot, th, th_dot);
-  }
-
-  if (bad_action) {
-    for (int64_t i = 0; i < count; ++i) {
-      if (act[i] != action_t(0) && act[i] != action_t(1)) {
-        record_min(p.bad_action_env, begin + i);
-        break;
-      }
-    }
   }
 
   if constexpr (Mode == cp::kNextStep) {
@@ -274,16 +270,8 @@ RLTORCH_CP_INLINE void step_tile(const StepPointers& p, const action_t* __restri
     for (int64_t i = 0; i < count; ++i) {
       if (done_out[i]) cp::reset_env(p.state, p.steps, p.prev_done, p.episode, p.obs, n, begin + i, p.seed, p.low, p.high);
     }
-  } else {
-    if (any_was_done) {
-      for (int64_t i = 0; i < count; ++i) {
-        if (was_done[i]) {
-          record_min(p.ended_env, begin + i);
-          break;
-        }
-      }
-    }
   }
+  // kDisabled: the pre-pass has rejected any call stepping an env that had ended.
 }
 
 // x86-64 builds carry an AVX2 clone of the stepping loop, picked at load time
@@ -303,6 +291,33 @@ RLTORCH_CPU_CLONES void step_range(const StepPointers& p, const action_t* action
   for (int64_t t = begin; t < end; t += kTile) step_tile<Mode, action_t>(p, actions, t, std::min(kTile, end - t));
 }
 
+// Rejects the call before any env moves: an action other than 0 or 1, or (with
+// autoreset disabled) an env that ended on the previous call. The same
+// thread ranges as the step loop, so each thread's actions stay in its cache.
+template <typename action_t>
+void check_step_preconditions(const action_t* act, const bool* prev_done, int64_t n, bool autoreset_disabled) {
+  std::atomic<bool> bad_action{false}, ended{false};
+  at::parallel_for(0, n, kGrain, [&](int64_t begin, int64_t end) {
+    if (any_invalid_action(act, begin, end)) bad_action.store(true, std::memory_order_relaxed);
+    if (autoreset_disabled && any_set(prev_done, begin, end)) ended.store(true, std::memory_order_relaxed);
+  });
+  if (bad_action.load()) {
+    int64_t env = 0;
+    while (!any_invalid_action(act, env, env + 1)) ++env;
+    using print_t = std::conditional_t<std::is_unsigned_v<action_t>, uint64_t, int64_t>;
+    TORCH_CHECK_VALUE(false, "rltorch.cartpole_step_: `actions` must be 0 or 1, got ", static_cast<print_t>(act[env]),
+                      " for env ", env, " (no env was stepped)");
+  }
+  if (ended.load()) {
+    int64_t env = 0;
+    while (!prev_done[env]) ++env;
+    TORCH_CHECK(false, "rltorch.cartpole_step_: env ", env,
+                " ended on the previous call and autoreset is disabled; reset the ended envs first "
+                "(CartPoleVecEnv.reset(options={\"reset_mask\": mask}), or cartpole_reset_ with that mask). "
+                "No env was stepped.");
+  }
+}
+
 CartPoleStepOutputs cartpole_step_cpu(at::Tensor& state, at::Tensor& steps, at::Tensor& prev_done,
                                       at::Tensor& episode, const at::Tensor& actions, int64_t seed, double low,
                                       double high, int64_t max_episode_steps, int64_t autoreset_mode,
@@ -310,7 +325,6 @@ CartPoleStepOutputs cartpole_step_cpu(at::Tensor& state, at::Tensor& steps, at::
   CartPoleStepArgs a = prepare_cartpole_step(state, steps, prev_done, episode, actions, seed, low, high,
                                              max_episode_steps, autoreset_mode);
   if (a.n == 0) return a.outputs();
-  std::atomic<int64_t> bad_action_env{kNoEnv}, ended_env{kNoEnv};
   StepPointers p{state.data_ptr<double>(),
                  steps.data_ptr<int32_t>(),
                  prev_done.data_ptr<bool>(),
@@ -328,11 +342,10 @@ CartPoleStepOutputs cartpole_step_cpu(at::Tensor& state, at::Tensor& steps, at::
                  low,
                  high,
                  a.max_episode_steps,
-                 sutton_barto_reward,
-                 &bad_action_env,
-                 &ended_env};
-  AT_DISPATCH_INTEGRAL_TYPES(a.action.scalar_type(), "cartpole_step_cpu", [&] {
+                 sutton_barto_reward};
+  AT_DISPATCH_V2(a.action.scalar_type(), "cartpole_step_cpu", AT_WRAP([&] {
     const scalar_t* act = a.action.const_data_ptr<scalar_t>();
+    check_step_preconditions(act, p.prev_done, a.n, autoreset_mode == cp::kDisabled);
     at::parallel_for(0, a.n, kGrain, [&](int64_t begin, int64_t end) {
       switch (autoreset_mode) {
         case cp::kNextStep:
@@ -345,15 +358,7 @@ CartPoleStepOutputs cartpole_step_cpu(at::Tensor& state, at::Tensor& steps, at::
           step_range<cp::kDisabled>(p, act, begin, end);
       }
     });
-    const int64_t bad = bad_action_env.load();
-    TORCH_CHECK_VALUE(bad == kNoEnv, "rltorch.cartpole_step_: `actions` must be 0 or 1, got ",
-                      static_cast<int64_t>(act[bad]), " for env ", bad,
-                      " (the call has still advanced every env; reset before stepping again)");
-  });
-  const int64_t ended = ended_env.load();
-  TORCH_CHECK(ended == kNoEnv, "rltorch.cartpole_step_: env ", ended,
-              " ended on the previous call and autoreset is disabled; reset it first "
-              "(reset(options={\"reset_mask\": mask})). The call has still advanced every env.");
+  }), AT_INTEGRAL_TYPES_V2);
   return a.outputs();
 }
 

@@ -14,6 +14,7 @@ given states.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -59,6 +60,56 @@ def _as_signed64(seed: int) -> int:
     return seed - 2**64 if seed >= 2**63 else seed
 
 
+def _is_int(value) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def _check_seed(seed) -> int | None:
+    """``seed``: None or an integer in [0, 2**64) (gymnasium's seeding takes no negative seed;
+    the reset generator keys on 64 bits, so larger seeds would alias smaller ones)."""
+    if seed is None:
+        return None
+    if not _is_int(seed):
+        raise TypeError(f"CartPoleVecEnv: `seed` must be None or an integer, got {type(seed).__name__} {seed!r}")
+    if not 0 <= int(seed) < 2**64:
+        raise ValueError(f"CartPoleVecEnv: `seed` must lie in [0, 2**64), got {seed}")
+    return int(seed)
+
+
+def _as_bound(name: str, value) -> float:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"CartPoleVecEnv: reset option `{name}` must be a real number, got "
+                        f"{type(value).__name__} {value!r}")
+    value = float(value)
+    if not np.isfinite(value):
+        raise ValueError(f"CartPoleVecEnv: reset option `{name}` must be finite, got {value}")
+    return value
+
+
+def _check_bounds(low: float, high: float) -> None:
+    if low > high:
+        raise ValueError(f"CartPoleVecEnv: reset option `low` ({low}) must not exceed `high` ({high})")
+    if not np.isfinite(high - low):  # initial states are low + (high - low) * u
+        raise ValueError(f"CartPoleVecEnv: reset options `low` ({low}) and `high` ({high}) are too far apart: "
+                         "high - low overflows")
+
+
+def _check_device(device) -> torch.device:
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError, ValueError) as exc:
+        raise ValueError(f"CartPoleVecEnv: `device` must name a torch device, got {device!r} ({exc})") from None
+    if device.type == "meta":
+        raise ValueError("CartPoleVecEnv: `device` cannot be 'meta' (an env needs real memory to step)")
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"CartPoleVecEnv: `device` is {device} but CUDA is not available")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ValueError(f"CartPoleVecEnv: `device` is {device} but only {torch.cuda.device_count()} "
+                             "CUDA device(s) exist")
+    return device
+
+
 class CartPoleVecEnv(VectorEnv):
     """``num_envs`` CartPole-v1 envs stepped together on ``device``.
 
@@ -80,6 +131,11 @@ class CartPoleVecEnv(VectorEnv):
     truncated bool [N], info)``, all on ``device``. ``info["episode"] = {"r": float32 [N],
     "l": int32 [N]}`` holds the return and length of episodes that ended on this call,
     with mask ``info["_episode"]`` (gymnasium's RecordEpisodeStatistics convention).
+
+    Bad arguments raise an error naming them before anything changes: a rejected ``step``
+    (an action other than 0/1, or an ended env with autoreset disabled), ``reset``,
+    ``set_state`` or ``load_state_dict`` leaves the env exactly as it was, usable at once.
+    Actions may have any integer dtype; seeds are integers in ``[0, 2**64)``.
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 50, "autoreset_mode": AutoresetMode.NEXT_STEP}
@@ -94,16 +150,19 @@ class CartPoleVecEnv(VectorEnv):
         sutton_barto_reward: bool = False,
         render_mode: str | None = None,
     ):
-        if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
-            raise ValueError(f"num_envs must be an integer >= 1, got {num_envs!r}")
+        if not _is_int(num_envs) or not 1 <= num_envs <= _NO_LIMIT:
+            raise ValueError(f"num_envs must be an integer in [1, 2**31 - 1], got {num_envs!r}")
         if max_episode_steps is None:
             max_episode_steps = _NO_LIMIT
-        if not 1 <= int(max_episode_steps) <= _NO_LIMIT:
-            raise ValueError(f"max_episode_steps must be in [1, 2**31 - 1] or None, got {max_episode_steps!r}")
+        if not _is_int(max_episode_steps) or not 1 <= max_episode_steps <= _NO_LIMIT:
+            raise ValueError(f"max_episode_steps must be an integer in [1, 2**31 - 1] or None, got {max_episode_steps!r}")
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be None or one of {self.metadata['render_modes']}, got {render_mode!r}")
+        if not isinstance(sutton_barto_reward, (bool, np.bool_)):
+            raise TypeError(f"sutton_barto_reward must be a bool, got {type(sutton_barto_reward).__name__}")
+        seed = _check_seed(seed)
         self.num_envs = int(num_envs)
-        self.device = torch.device(device)
+        self.device = _check_device(device)
         self.max_episode_steps = int(max_episode_steps)
         self.autoreset_mode = _parse_mode(autoreset_mode)
         self._mode_code = _MODE_CODES[self.autoreset_mode]
@@ -130,16 +189,19 @@ class CartPoleVecEnv(VectorEnv):
     ) -> tuple[torch.Tensor, dict[str, Any]]:
         """Resets every env, or those in ``options["reset_mask"]``; ``options["low"/"high"]``
         set the bounds of the uniform initial state (default -0.05, 0.05) for this and later resets."""
+        # Every argument is checked before anything (seed, counters, bounds) changes.
+        if options is not None and not isinstance(options, Mapping):
+            raise TypeError(f"CartPoleVecEnv.reset: `options` must be a dict or None, got {type(options).__name__}")
         options = dict(options or {})
-        low = float(options.pop("low", -0.05))
-        high = float(options.pop("high", 0.05))
-        if low > high:
-            raise ValueError(f"Lower bound ({low}) must be lower than higher bound ({high}).")
+        low = _as_bound("low", options.pop("low", -0.05))
+        high = _as_bound("high", options.pop("high", 0.05))
+        _check_bounds(low, high)
         mask = options.pop("reset_mask", None)
         if options:
             raise ValueError(f"unknown reset options {sorted(options)}; expected 'low', 'high', 'reset_mask'")
         if mask is not None:
             mask = self._as_mask(mask)
+        seed = _check_seed(seed)
         if seed is None and self._seed is None:
             seed = self._initial_seed
         if seed is not None:
@@ -165,16 +227,12 @@ class CartPoleVecEnv(VectorEnv):
                 "CartPoleVecEnv: call reset() before step() (also needed after a step that raised an error)"
             )
         actions = self._as_actions(actions)
-        try:
-            obs, reward, terminated, truncated, done, ep_return, ep_length, final_obs = cp_ops.cartpole_step_(
-                self.state, self.steps, self.prev_done, self.episode, actions, self._seed, self.low, self.high,
-                self.max_episode_steps, self._mode_code, self.sutton_barto_reward,
-            )
-        except Exception:
-            # The kernel raises mid-batch (bad action value, stepping an ended env
-            # with autoreset disabled): part of the batch has advanced.
-            self._needs_reset = True
-            raise
+        # A bad action value, or stepping an ended env with autoreset disabled, is
+        # rejected by the op before any env moves: the env stays usable as it was.
+        obs, reward, terminated, truncated, done, ep_return, ep_length, final_obs = cp_ops.cartpole_step_(
+            self.state, self.steps, self.prev_done, self.episode, actions, self._seed, self.low, self.high,
+            self.max_episode_steps, self._mode_code, self.sutton_barto_reward,
+        )
         info: dict[str, Any] = {"episode": {"r": ep_return, "l": ep_length}, "_episode": done}
         if self._mode_code == 1:
             info["final_obs"] = final_obs
@@ -197,14 +255,15 @@ class CartPoleVecEnv(VectorEnv):
         """Loads explicit float64 states ``[N, 4]`` (x, x_dot, theta, theta_dot per env, like
         gymnasium's ``env.unwrapped.state``) into the envs in ``mask`` (all if None), with
         ``steps`` already taken in their episodes (0 by default; ``None`` keeps the counts).
-        Clears any pending autoreset of those envs. Returns the float32 obs ``[N, 4]``."""
-        state = torch.as_tensor(state, dtype=torch.float64, device=self.device)
-        if state.shape != (self.num_envs, 4):
-            raise ValueError(f"state must have shape ({self.num_envs}, 4), got {tuple(state.shape)}")
+        Clears any pending autoreset of those envs. Returns the float32 obs ``[N, 4]``.
+
+        States must be finite; ``steps`` an integer (or one per env) in
+        ``[0, max_episode_steps)``. A rejected call changes nothing."""
+        state = self._as_states(state)
         m = torch.ones(self.num_envs, dtype=torch.bool, device=self.device) if mask is None else self._as_mask(mask)
+        steps_t = None if steps is None else self._as_steps(steps)
         self.state.copy_(torch.where(m, state.t(), self.state))
-        if steps is not None:
-            steps_t = torch.as_tensor(steps, dtype=torch.int32, device=self.device).expand(self.num_envs)
+        if steps_t is not None:
             self.steps.copy_(torch.where(m, steps_t, self.steps))
         self.prev_done.masked_fill_(m, False)
         if self._seed is None:
@@ -227,11 +286,48 @@ class CartPoleVecEnv(VectorEnv):
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        if int(state["num_envs"]) != self.num_envs:
-            raise ValueError(f"state_dict holds {state['num_envs']} envs, this env has {self.num_envs}")
-        for name in ("state", "steps", "prev_done", "episode"):
-            getattr(self, name).copy_(state[name])
-        self._seed, self.low, self.high = state["seed"], float(state["low"]), float(state["high"])
+        """Restores a :meth:`state_dict`. Every entry (keys, types, dtypes, shapes, value ranges)
+        is checked before anything is written: a rejected dict leaves the env as it was."""
+        if not isinstance(state, Mapping):
+            raise TypeError(f"CartPoleVecEnv.load_state_dict: expected a dict, got {type(state).__name__}")
+        expected = {"num_envs", "state", "steps", "prev_done", "episode", "seed", "low", "high", "needs_reset"}
+        if set(state) != expected:
+            raise ValueError(f"CartPoleVecEnv.load_state_dict: missing keys {sorted(expected - set(state))}, "
+                             f"unexpected keys {sorted(map(str, set(state) - expected))}")
+        num_envs = state["num_envs"]
+        if not _is_int(num_envs) or num_envs != self.num_envs:
+            raise ValueError(f"CartPoleVecEnv.load_state_dict: state_dict holds {num_envs!r} envs, "
+                             f"this env has {self.num_envs}")
+        n = self.num_envs
+        tensors = {}
+        for name, dtype, shape in (("state", torch.float64, (4, n)), ("steps", torch.int32, (n,)),
+                                   ("prev_done", torch.bool, (n,)), ("episode", torch.int64, (n,))):
+            value = state[name]
+            if not isinstance(value, torch.Tensor) or value.device.type == "meta":
+                raise TypeError(f"CartPoleVecEnv.load_state_dict: `{name}` must be a tensor with data, "
+                                f"got {type(value).__name__}")
+            if value.dtype != dtype or tuple(value.shape) != shape:
+                raise ValueError(f"CartPoleVecEnv.load_state_dict: `{name}` must be {dtype} of shape "
+                                 f"{shape}, got {value.dtype} of shape {tuple(value.shape)}")
+            tensors[name] = value.to(self.device)
+        steps = tensors["steps"]
+        if bool(((steps < 0) | (steps > self.max_episode_steps)).any()):
+            raise ValueError(f"CartPoleVecEnv.load_state_dict: `steps` must lie in [0, max_episode_steps="
+                             f"{self.max_episode_steps}]")
+        if bool((tensors["episode"] < 0).any()):
+            raise ValueError("CartPoleVecEnv.load_state_dict: `episode` counts must be >= 0")
+        seed = state["seed"]
+        if seed is not None and (not _is_int(seed) or not -(2**63) <= seed < 2**63):
+            raise ValueError(f"CartPoleVecEnv.load_state_dict: `seed` must be None or an int64, got {seed!r}")
+        low, high = _as_bound("low", state["low"]), _as_bound("high", state["high"])
+        _check_bounds(low, high)
+        if not isinstance(state["needs_reset"], (bool, np.bool_)):
+            raise TypeError("CartPoleVecEnv.load_state_dict: `needs_reset` must be a bool, "
+                            f"got {type(state['needs_reset']).__name__}")
+        for name, value in tensors.items():
+            getattr(self, name).copy_(value)
+        self._seed = None if seed is None else int(seed)
+        self.low, self.high = low, high
         self._needs_reset = bool(state["needs_reset"])
 
     def numpy(self) -> "CartPoleVecEnvNumpy":
@@ -243,15 +339,58 @@ class CartPoleVecEnv(VectorEnv):
             return None
         return _draw_cartpole(self.state[:, 0].double().cpu().numpy())
 
+    def _as_tensor(self, value, name: str) -> torch.Tensor:
+        """``value`` as a tensor on the env's device (copied from another device if needed)."""
+        if isinstance(value, torch.Tensor):
+            if value.device.type == "meta":
+                raise ValueError(f"`{name}` is a meta tensor (it holds no data)")
+            return value.to(self.device)
+        try:
+            arr = np.asarray(value)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"`{name}` must be an array or tensor, got {type(value).__name__} ({exc})") from None
+        if arr.dtype.kind not in "biuf":
+            raise TypeError(f"`{name}` must be a numeric or bool array, got an array of dtype {arr.dtype}")
+        return torch.from_numpy(np.asarray(arr, order="C")).to(self.device)  # keeps 0-d arrays 0-d
+
     def _as_mask(self, mask) -> torch.Tensor:
-        mask = torch.as_tensor(mask, device=self.device)
+        mask = self._as_tensor(mask, "reset_mask")
         if mask.dtype != torch.bool or mask.shape != (self.num_envs,):
             raise ValueError(f"reset_mask must be a bool array of shape ({self.num_envs},), got {mask.dtype} {tuple(mask.shape)}")
         return mask
 
+    def _as_states(self, state) -> torch.Tensor:
+        state = self._as_tensor(state, "state")
+        if state.dtype == torch.bool or state.dtype.is_complex:
+            raise TypeError(f"`state` must hold real numbers, got {state.dtype}")
+        if state.shape != (self.num_envs, 4):
+            raise ValueError(f"state must have shape ({self.num_envs}, 4), got {tuple(state.shape)}")
+        state = state.to(torch.float64)
+        if not bool(torch.isfinite(state).all()):
+            raise ValueError("`state` must be finite (NaN/inf states cannot be stepped)")
+        return state
+
+    def _as_steps(self, steps) -> torch.Tensor:
+        if isinstance(steps, (bool, np.bool_)):
+            raise TypeError("`steps` must be an integer or an integer array, got bool")
+        steps = self._as_tensor(steps, "steps")
+        if steps.dtype == torch.bool or steps.dtype.is_floating_point or steps.dtype.is_complex:
+            raise TypeError(f"`steps` must be an integer or an integer array, got {steps.dtype}")
+        if steps.shape not in ((), (self.num_envs,)):
+            raise ValueError(f"`steps` must be a scalar or have shape ({self.num_envs},), got {tuple(steps.shape)}")
+        # The counter is int32 and truncation fires at max_episode_steps: outside this
+        # range it would either never fire or wrap.
+        if bool(((steps < 0) | (steps >= self.max_episode_steps)).any()):
+            raise ValueError(f"`steps` must lie in [0, max_episode_steps) = [0, {self.max_episode_steps}), "
+                             f"got {steps.tolist()}")
+        return steps.to(torch.int32).expand(self.num_envs)
+
     def _as_actions(self, actions) -> torch.Tensor:
         if not isinstance(actions, torch.Tensor):
-            arr = np.asarray(actions)
+            try:
+                arr = np.asarray(actions)
+            except (TypeError, ValueError) as exc:
+                raise TypeError(f"`actions` must be an integer array or tensor ({exc})") from None
             if arr.dtype == np.bool_ or not np.issubdtype(arr.dtype, np.integer):
                 raise TypeError(f"`actions` must hold integers 0 or 1, got an array of dtype {arr.dtype}")
             actions = torch.from_numpy(np.ascontiguousarray(arr)).to(self.device)

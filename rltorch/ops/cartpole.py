@@ -9,6 +9,9 @@ Use :func:`new_cartpole_state` to allocate them.
 
 from __future__ import annotations
 
+import numbers
+
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -35,6 +38,44 @@ def new_cartpole_state(num_envs: int, device: torch.device | str = "cpu") -> tup
     )
 
 
+def _as_seed(op: str, seed) -> int:
+    """``seed`` as the int64 the ops take: any integer in [-2**63, 2**64) (the generator keys on its
+    64 bits, so ``s`` and ``s - 2**64`` are the same seed)."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise TypeError(f"rltorch.{op}: `seed` must be an integer, got {type(seed).__name__} {seed!r}")
+    seed = int(seed)
+    if not -(2**63) <= seed < 2**64:
+        raise ValueError(f"rltorch.{op}: `seed` must lie in [-2**63, 2**64), got {seed}")
+    return seed - 2**64 if seed >= 2**63 else seed
+
+
+def _as_float(op: str, name: str, value) -> float:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"rltorch.{op}: `{name}` must be a real number, got {type(value).__name__} {value!r}")
+    return float(value)
+
+
+def _as_int(op: str, name: str, value) -> int:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"rltorch.{op}: `{name}` must be an integer, got {type(value).__name__} {value!r}")
+    return int(value)
+
+
+def _as_bool(op: str, name: str, value) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"rltorch.{op}: `{name}` must be a bool, got {type(value).__name__} {value!r}")
+    return bool(value)
+
+
+def _check_devices(op: str, state: Tensor, **tensors: Tensor | None) -> None:
+    # The dispatcher sends a call with a meta (or other higher-priority) tensor
+    # to that device's kernel, which cannot know the env lives elsewhere.
+    for name, tensor in tensors.items():
+        if isinstance(tensor, Tensor) and tensor.device != state.device:
+            raise RuntimeError(f"rltorch.{op}: `{name}` is on {tensor.device} but `state` is on {state.device}; "
+                               "move them to one device")
+
+
 def cartpole_step_(
     state: Tensor, steps: Tensor, prev_done: Tensor, episode: Tensor, actions: Tensor, seed: int,
     low: float = -0.05, high: float = 0.05, max_episode_steps: int = 500, autoreset_mode: int = 0,
@@ -43,9 +84,19 @@ def cartpole_step_(
     """Steps every env once, in place. Returns ``(obs, reward, terminated, truncated, done,
     episode_return, episode_length, final_obs)``; see ``csrc/ops.cpp`` for their meaning.
 
-    Actions must be 0 or 1: on the CPU a bad value raises (envs before it in the
-    batch have already advanced: reset them), on CUDA it is a device-side assert.
+    ``actions`` may have any integer dtype (signed or unsigned) and must hold 0 or 1. On the CPU
+    (kernel and reference) a bad action, or stepping an env that ended on the previous call with
+    autoreset disabled, raises before any env moves: the env tensors are unchanged.
     """
+    # Scalars are typed here, so the kernel (whose dispatcher converts them) and the
+    # reference fallback see the same values and reject the same calls.
+    op = "cartpole_step_"
+    seed = _as_seed(op, seed)
+    low, high = _as_float(op, "low", low), _as_float(op, "high", high)
+    max_episode_steps = _as_int(op, "max_episode_steps", max_episode_steps)
+    autoreset_mode = _as_int(op, "autoreset_mode", autoreset_mode)
+    sutton_barto_reward = _as_bool(op, "sutton_barto_reward", sutton_barto_reward)
+    _check_devices(op, state, steps=steps, prev_done=prev_done, episode=episode, actions=actions)
     return pick(_STEP, state)(
         state, steps, prev_done, episode, actions, seed, low, high, max_episode_steps, autoreset_mode,
         sutton_barto_reward,
@@ -56,7 +107,13 @@ def cartpole_reset_(
     state: Tensor, steps: Tensor, prev_done: Tensor, episode: Tensor, reset_mask: Tensor | None, seed: int,
     low: float = -0.05, high: float = 0.05,
 ) -> Tensor:
-    """Resets the envs in ``reset_mask`` (all if None) in place; returns float32 obs ``[N, 4]`` of every env."""
+    """Resets the envs in ``reset_mask`` (all if None) in place; returns float32 obs ``[N, 4]`` of every env.
+
+    ``low`` and ``high`` must be finite with ``low <= high``; bad arguments raise before any write."""
+    seed = _as_seed("cartpole_reset_", seed)
+    low, high = _as_float("cartpole_reset_", "low", low), _as_float("cartpole_reset_", "high", high)
+    _check_devices("cartpole_reset_", state, steps=steps, prev_done=prev_done, episode=episode,
+                   reset_mask=reset_mask)
     return pick(_RESET, state)(state, steps, prev_done, episode, reset_mask, seed, low, high)
 
 

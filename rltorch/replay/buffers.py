@@ -28,6 +28,10 @@ as its ``next_obs``.
 
 from __future__ import annotations
 
+import math
+import numbers
+import operator
+from collections.abc import Mapping
 from typing import NamedTuple
 
 import torch
@@ -58,6 +62,110 @@ def _dtype_name(dtype: torch.dtype) -> str:
     return str(dtype).removeprefix("torch.")
 
 
+# ---- argument checks: each names its argument and runs before any state changes ----
+
+# Transition ids are int64 and grow without bound; far below 2**63 so ids never wrap.
+_MAX_COUNT = 2**62
+_FLAG_FIELDS = ("terminated", "truncated", "valid")
+
+
+def _as_int(name: str, value, minimum: int, maximum: int = _MAX_COUNT) -> int:
+    if isinstance(value, bool):
+        raise TypeError(f"rltorch.replay: `{name}` must be an integer, got bool {value!r}")
+    try:
+        value = operator.index(value)
+    except TypeError:
+        raise TypeError(f"rltorch.replay: `{name}` must be an integer, got {type(value).__name__} {value!r}") from None
+    if not minimum <= value <= maximum:
+        top = {_MAX_COUNT: "2**62", 2**64 - 1: "2**64 - 1"}.get(maximum, maximum)
+        raise ValueError(f"rltorch.replay: `{name}` must lie in [{minimum}, {top}], got {value}")
+    return value
+
+
+def _as_real(name: str, value, low: float, high: float = math.inf, *, open_low: bool = False) -> float:
+    """A finite real number in [low, high] ((low, high] with ``open_low``)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"rltorch.replay: `{name}` must be a real number, got {type(value).__name__} {value!r}")
+    value = float(value)
+    inside = (value > low if open_low else value >= low) and value <= high
+    if not (math.isfinite(value) and inside):
+        bounds = f"in {'(' if open_low else '['}{low:g}, {high:g}]" if math.isfinite(high) else (
+            f"{'> ' if open_low else '>= '}{low:g}")
+        raise ValueError(f"rltorch.replay: `{name}` must be finite and {bounds}, got {value}")
+    return value
+
+
+def _as_seed(seed) -> int | None:
+    if seed is None:
+        return None
+    seed = _as_int("seed", seed, 0, 2**64 - 1)  # torch.Generator.manual_seed takes 64 bits
+    return seed
+
+
+def _as_shape(name: str, shape) -> tuple[int, ...]:
+    if isinstance(shape, (int, torch.SymInt)) and not isinstance(shape, bool):
+        shape = (shape,)
+    try:
+        dims = tuple(shape)
+    except TypeError:
+        raise TypeError(f"rltorch.replay: `{name}` must be a tuple of sizes, got {type(shape).__name__}") from None
+    return tuple(_as_int(f"{name}[{i}]", d, 0) for i, d in enumerate(dims))
+
+
+def _as_dtype(name: str, dtype) -> torch.dtype:
+    if not isinstance(dtype, torch.dtype):
+        raise TypeError(f"rltorch.replay: `{name}` must be a torch.dtype, got {type(dtype).__name__} {dtype!r}")
+    return dtype
+
+
+def _as_device(device) -> torch.device:
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError, ValueError) as exc:
+        raise ValueError(f"rltorch.replay: `device` must name a torch device, got {device!r} ({exc})") from None
+    if device.type == "meta":
+        raise ValueError("rltorch.replay: `device` cannot be 'meta' (a buffer must hold data)")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"rltorch.replay: `device` is {device} but CUDA is not available")
+    return device
+
+
+def _input_tensor(name: str, value) -> Tensor:
+    """``value`` as a tensor cut from any autograd graph (storage must never keep one alive)."""
+    if isinstance(value, Tensor):
+        if value.device.type == "meta":
+            raise ValueError(f"rltorch.replay: `{name}` is a meta tensor (it holds no data)")
+        return value.detach()
+    try:
+        return torch.as_tensor(value)
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise TypeError(f"rltorch.replay: `{name}` must be a tensor or an array, got {type(value).__name__} "
+                        f"({exc})") from None
+
+
+def _expected_ids(added: int, capacity: int, device) -> Tensor:
+    """The id each slot holds after ``added`` transitions (writes are sequential; -1 = never written)."""
+    slots = torch.arange(capacity, dtype=torch.int64, device=device)
+    latest = slots + (added - 1 - slots).div(capacity, rounding_mode="floor") * capacity
+    return torch.where(slots < added, latest, torch.full_like(slots, -1))
+
+
+def _check_tensor(where: str, name: str, value, dtype: torch.dtype, shape: tuple) -> None:
+    if not isinstance(value, Tensor) or value.device.type == "meta":
+        raise TypeError(f"rltorch.replay: {where} `{name}` must be a tensor with data, got {type(value).__name__}")
+    if value.dtype != dtype or tuple(value.shape) != tuple(shape):
+        raise ValueError(f"rltorch.replay: {where} `{name}` must be {dtype} of shape {tuple(shape)}, "
+                         f"got {value.dtype} of shape {tuple(value.shape)}")
+
+
+def _check_keys(where: str, value, expected) -> None:
+    if not isinstance(value, Mapping):
+        raise TypeError(f"rltorch.replay: {where} must be a dict, got {type(value).__name__}")
+    if set(value) != set(expected):
+        raise ValueError(f"rltorch.replay: {where} has missing keys {sorted(set(expected) - set(value))}, "
+                         f"unexpected keys {sorted(map(str, set(value) - set(expected)))}")
+
+
 class ReplayBuffer:
     """Uniform replay over ``capacity`` preallocated transitions.
 
@@ -83,26 +191,26 @@ class ReplayBuffer:
         n_step: int = 1,
         gamma: float = 0.99,
     ):
-        if int(capacity) != capacity or capacity < 1:
-            raise ValueError(f"rltorch.replay: `capacity` must be an integer >= 1, got {capacity!r}")
-        if int(n_step) != n_step or n_step < 1:
-            raise ValueError(f"rltorch.replay: `n_step` must be an integer >= 1, got {n_step!r}")
-        if not 0.0 <= gamma <= 1.0:
-            raise ValueError(f"rltorch.replay: `gamma` must lie in [0, 1], got {gamma}")
-        self.capacity = int(capacity)
-        self.obs_shape = tuple(obs_shape)
-        self.action_shape = tuple(action_shape)
-        self.obs_dtype, self.action_dtype = obs_dtype, action_dtype
-        self.device = torch.device(device)
-        self.n_step, self.gamma = int(n_step), float(gamma)
+        self.capacity = _as_int("capacity", capacity, 1)
+        self.obs_shape = _as_shape("obs_shape", obs_shape)
+        self.action_shape = _as_shape("action_shape", action_shape)
+        self.obs_dtype, self.action_dtype = _as_dtype("obs_dtype", obs_dtype), _as_dtype("action_dtype", action_dtype)
+        self.device = _as_device(device)
+        seed = _as_seed(seed)
+        self.n_step = _as_int("n_step", n_step, 1)
+        self.gamma = _as_real("gamma", gamma, 0.0, 1.0)
         cap, dev = self.capacity, self.device
-        self.obs = torch.zeros((cap, *self.obs_shape), dtype=obs_dtype, device=dev)
-        self.next_obs = torch.zeros_like(self.obs)
-        self.action = torch.zeros((cap, *self.action_shape), dtype=action_dtype, device=dev)
-        self.reward = torch.zeros(cap, dtype=torch.float32, device=dev)
-        self.terminated = torch.zeros(cap, dtype=torch.bool, device=dev)
-        self.discount = torch.zeros(cap, dtype=torch.float32, device=dev)
-        self.ids = torch.full((cap,), -1, dtype=torch.int64, device=dev)
+        try:
+            self.obs = torch.zeros((cap, *self.obs_shape), dtype=obs_dtype, device=dev)
+            self.next_obs = torch.zeros_like(self.obs)
+            self.action = torch.zeros((cap, *self.action_shape), dtype=action_dtype, device=dev)
+            self.reward = torch.zeros(cap, dtype=torch.float32, device=dev)
+            self.terminated = torch.zeros(cap, dtype=torch.bool, device=dev)
+            self.discount = torch.zeros(cap, dtype=torch.float32, device=dev)
+            self.ids = torch.full((cap,), -1, dtype=torch.int64, device=dev)
+        except (RuntimeError, MemoryError) as exc:
+            raise MemoryError(f"rltorch.replay: cannot allocate `capacity`={cap} transitions of obs_shape "
+                              f"{self.obs_shape} on {dev}: {exc}") from exc
         self._columns = [self.obs, self.action, self.reward, self.next_obs, self.terminated, self.discount, self.ids]
         # Kernels resolved once: sample/update run every training step.
         self._gather = pick(_GATHER, self.ids)
@@ -111,7 +219,7 @@ class ReplayBuffer:
         if seed is None:
             self.generator.seed()
         else:
-            self.generator.manual_seed(int(seed))
+            self.generator.manual_seed(seed)
         self._window: dict | None = None
         self._w_head = 0
         self._w_len = 0
@@ -121,12 +229,19 @@ class ReplayBuffer:
         return min(self._added, self.capacity)
 
     def _as(self, x, dtype, shape, name: str, batch: int | None) -> Tensor:
-        t = torch.as_tensor(x).to(device=self.device, dtype=dtype)
-        if batch is None:
-            batch = t.shape[0] if t.dim() > 0 else -1
-        if tuple(t.shape) != (batch, *shape):
-            raise ValueError(f"rltorch.replay: `{name}` must have shape {(batch, *shape)}, got {tuple(t.shape)}")
-        return t
+        t = _input_tensor(name, x)
+        if t.dtype.is_complex:
+            raise TypeError(f"rltorch.replay: `{name}` must be real, got {t.dtype}")
+        # A float cast to integer storage would be truncated silently (0.7 -> 0).
+        # Episode flags are exempt: CleanRL-style code stores float 0/1 dones.
+        if t.dtype.is_floating_point and not (dtype.is_floating_point or name in _FLAG_FIELDS):
+            raise TypeError(f"rltorch.replay: `{name}` is {t.dtype} but the buffer stores {dtype}; "
+                            "pass integers (floats would be truncated)")
+        if t.dim() != 1 + len(shape) or tuple(t.shape[1:]) != shape or (batch is not None and t.shape[0] != batch):
+            dims = ", ".join(map(str, ("B" if batch is None else batch, *shape)))
+            raise ValueError(f"rltorch.replay: `{name}` must have shape ({dims}{',' if not shape else ''}), "
+                             f"got {tuple(t.shape)}")
+        return t.to(device=self.device, dtype=dtype)
 
     def add(self, obs, action, reward, next_obs, terminated, discount=None) -> None:
         """Appends a batch of B transitions (B may exceed capacity: the last ``capacity`` are kept).
@@ -146,8 +261,7 @@ class ReplayBuffer:
             discount = self._as(discount, torch.float32, (), "discount", batch)
         if batch == 0:
             return
-        first_id = self._added
-        self._added += batch
+        first_id, added = self._added, batch
         if batch > self.capacity:  # only the newest `capacity` survive
             drop = batch - self.capacity
             obs, action, reward, next_obs, terminated, discount = (
@@ -158,6 +272,12 @@ class ReplayBuffer:
         ids = torch.arange(first_id, first_id + batch, dtype=torch.int64, device=self.device)
         values = dict(obs=obs, action=action, reward=reward, next_obs=next_obs, terminated=terminated,
                       discount=discount, ids=ids)
+        for name, value in values.items():
+            # Re-adding rows that are views of this buffer (buf.obs[5:8]) would overlap the
+            # slices being written: torch refuses partial overlaps, and the first copy
+            # could overwrite rows a later one reads.
+            if value.untyped_storage().data_ptr() == getattr(self, name).untyped_storage().data_ptr():
+                values[name] = value.clone()
         start = first_id % self.capacity
         # At most two contiguous runs (before and after the wrap): slice copies, no scatter.
         head = min(batch, self.capacity - start)
@@ -166,6 +286,7 @@ class ReplayBuffer:
             storage[start : start + head] = value[:head]
             if head < batch:
                 storage[: batch - head] = value[head:]
+        self._added += added  # only once every column is written
         self._written(start, batch)
 
     def _written(self, start: int, count: int) -> None:
@@ -263,9 +384,10 @@ class ReplayBuffer:
 
     def sample(self, batch_size: int) -> ReplayBatch:
         """``batch_size`` transitions drawn with replacement, as a :class:`ReplayBatch`."""
+        batch_size = _as_int("batch_size", batch_size, 0)
         if self._added == 0:
-            raise RuntimeError("rltorch.replay: cannot sample from an empty buffer")
-        slots, weight = self._sample_slots(int(batch_size))
+            raise RuntimeError("rltorch.replay: cannot sample from an empty buffer; add transitions first")
+        slots, weight = self._sample_slots(batch_size)
         # One call gathers every column (7 indexing ops cost more than the sampling itself).
         obs, action, reward, next_obs, terminated, discount, ids = self._gather(self._columns, slots)
         return ReplayBatch(obs, action, reward, next_obs, terminated, discount, ids, weight)
@@ -294,18 +416,71 @@ class ReplayBuffer:
             }
         return state
 
+    _STATE_KEYS = ("config", "storage", "added", "rng_state", "window")
+
     def load_state_dict(self, state: dict) -> None:
+        """Restores a :meth:`state_dict`. Everything (keys, config, dtypes, shapes, counters,
+        RNG state) is checked before anything is written: a rejected dict changes nothing."""
+        checked = self._check_state(state)
+        self._load_checked(checked)
+
+    def _check_state(self, state) -> dict:
+        _check_keys("state_dict", state, self._STATE_KEYS)
         if state["config"] != self._config():
             raise ValueError(f"rltorch.replay: state is for {state['config']}, this buffer is {self._config()}")
+        storage = state["storage"]
+        _check_keys("state_dict['storage']", storage, _STORAGE_FIELDS)
         for name in _STORAGE_FIELDS:
-            getattr(self, name).copy_(state["storage"][name])
-        self._added = int(state["added"])
-        self.generator.set_state(state["rng_state"].cpu())
-        if state["window"] is None:
+            mine = getattr(self, name)
+            _check_tensor("storage", name, storage[name], mine.dtype, mine.shape)
+        added = _as_int("added", state["added"], 0)
+        # Writes are sequential, so the ids are a function of the count: a cheap consistency check.
+        if not torch.equal(storage["ids"].to(self.device), _expected_ids(added, self.capacity, self.device)):
+            raise ValueError(f"rltorch.replay: storage `ids` do not match `added`={added}")
+        rng = state["rng_state"]
+        if not isinstance(rng, Tensor) or rng.dtype != torch.uint8 or rng.device.type == "meta":
+            raise TypeError(f"rltorch.replay: `rng_state` must be a uint8 tensor, got {type(rng).__name__}")
+        try:
+            torch.Generator(device=self.device).set_state(rng.cpu())
+        except (RuntimeError, ValueError, TypeError) as exc:
+            raise ValueError(f"rltorch.replay: `rng_state` is not a {self.device.type} generator state: {exc}") from None
+        window = state["window"]
+        if window is not None:
+            if self.n_step == 1:
+                raise ValueError("rltorch.replay: state holds an n-step `window` but this buffer has n_step=1")
+            _check_keys("state_dict['window']", window, ("tensors", "head", "length"))
+            tensors = window["tensors"]
+            _check_keys("state_dict['window']['tensors']", tensors, _WINDOW_FIELDS)
+            pending = tensors["pending"]
+            n_env = pending.shape[1] if isinstance(pending, Tensor) and pending.dim() == 2 else -1
+            if n_env < 0:
+                raise ValueError("rltorch.replay: window `pending` must be a [n_step, num_envs] tensor")
+            n = self.n_step
+            for name, dtype, tail in (("obs", self.obs_dtype, self.obs_shape),
+                                      ("action", self.action_dtype, self.action_shape),
+                                      ("reward", torch.float32, ()), ("next_obs", self.obs_dtype, self.obs_shape),
+                                      ("terminated", torch.bool, ()), ("truncated", torch.bool, ()),
+                                      ("pending", torch.bool, ())):
+                _check_tensor("window", name, tensors[name], dtype, (n, n_env, *tail))
+            length = _as_int("window length", window["length"], 0, n)
+            head = _as_int("window head", window["head"], 0, n - 1)
+            if length < n and head != length:  # the window fills from slot 0
+                raise ValueError(f"rltorch.replay: window head {head} does not match its length {length}")
+            window = {"tensors": {k: v.to(self.device) for k, v in tensors.items()}, "head": head, "length": length}
+        return {"storage": {k: v.to(self.device) for k, v in storage.items()}, "added": added,
+                "rng_state": rng.cpu(), "window": window}
+
+    def _load_checked(self, checked: dict) -> None:
+        for name in _STORAGE_FIELDS:
+            getattr(self, name).copy_(checked["storage"][name])
+        self._added = checked["added"]
+        self.generator.set_state(checked["rng_state"])
+        window = checked["window"]
+        if window is None:
             self._window, self._w_head, self._w_len = None, 0, 0
         else:
-            self._window = {k: v.to(self.device).clone() for k, v in state["window"]["tensors"].items()}
-            self._w_head, self._w_len = int(state["window"]["head"]), int(state["window"]["length"])
+            self._window = {k: v.clone() for k, v in window["tensors"].items()}
+            self._w_head, self._w_len = window["head"], window["length"]
 
     def save(self, path) -> None:
         torch.save(self.state_dict(), path)
@@ -350,12 +525,15 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         fanout: int = DEFAULT_FANOUT,
         validate: bool = True,
     ):
+        # Checked before any storage exists: alpha/eps = inf (or NaN) used to be accepted
+        # and fail only once priorities were written.
+        alpha = _as_real("alpha", alpha, 0.0, open_low=True)
+        eps = _as_real("eps", eps, 0.0)
+        beta = _as_real("beta", beta, 0.0)
+        if not isinstance(validate, bool):
+            raise TypeError(f"rltorch.replay: `validate` must be a bool, got {type(validate).__name__}")
         super().__init__(capacity, obs_shape, obs_dtype, action_shape, action_dtype, device, seed, n_step, gamma)
-        if not alpha > 0:
-            raise ValueError(f"rltorch.replay: `alpha` must be > 0, got {alpha}")
-        if not eps >= 0:
-            raise ValueError(f"rltorch.replay: `eps` must be >= 0, got {eps}")
-        self.alpha, self.eps = float(alpha), float(eps)
+        self.alpha, self.eps = alpha, eps
         self.beta = beta
         self.validate = validate
         self.tree = SumTree(self.capacity, self.device, fanout)
@@ -370,10 +548,7 @@ class PrioritizedReplayBuffer(ReplayBuffer):
 
     @beta.setter
     def beta(self, value: float) -> None:
-        value = float(value)
-        if not value >= 0:
-            raise ValueError(f"rltorch.replay: `beta` must be >= 0, got {value}")
-        self._beta = value
+        self._beta = _as_real("beta", value, 0.0)
 
     def _written(self, start: int, count: int) -> None:
         end = start + count
@@ -385,12 +560,22 @@ class PrioritizedReplayBuffer(ReplayBuffer):
 
     def _sample_slots(self, batch_size: int) -> tuple[Tensor, Tensor]:
         tree = self.tree
+        if self.device.type == "cpu":
+            # Reading a CPU scalar costs no sync. (On CUDA the sum-tree op itself flags a zero total.)
+            total = float(tree.tree[0, 0])
+            if not total > 0:
+                raise RuntimeError(
+                    "rltorch.replay: cannot sample: every stored transition has priority 0 (with eps=0, all "
+                    "their TD errors were 0); construct the buffer with eps > 0 or update some priorities")
+            if not math.isfinite(total):
+                raise RuntimeError("rltorch.replay: cannot sample: the total priority overflowed to inf; "
+                                   "lower `alpha` or the TD errors")
         return self._sample_op(tree.tree, tree.capacity, tree.fanout, batch_size, self._beta, self.generator)
 
     def update_priorities(self, index: Tensor, td_error: Tensor) -> None:
         """Sets the priorities of the sampled transitions ``index`` to ``(|td_error| + eps) ** alpha``."""
-        index = torch.as_tensor(index, device=self.device)
-        td = torch.as_tensor(td_error, device=self.device).detach()
+        index = _input_tensor("index", index).to(self.device)
+        td = _input_tensor("td_error", td_error).to(self.device)
         if self.validate and self.device.type != "cpu":  # CPU kernels check for free
             _validate_update(self.capacity, index.remainder(self.capacity), td.abs(), name="td_error")
         self._update_op(self.tree.tree, self.capacity, self.tree.fanout, self.ids, index, td,
@@ -406,8 +591,31 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         state.update(tree=self.tree.tree.clone(), max_priority=self.max_priority.clone(), beta=self._beta)
         return state
 
-    def load_state_dict(self, state: dict) -> None:
-        super().load_state_dict(state)
-        self.tree.tree.copy_(state["tree"])
-        self.max_priority.copy_(state["max_priority"])
-        self.beta = state["beta"]
+    _STATE_KEYS = ReplayBuffer._STATE_KEYS + ("tree", "max_priority", "beta")
+
+    def _check_state(self, state) -> dict:
+        checked = super()._check_state(state)
+        tree = state["tree"]
+        _check_tensor("state_dict", "tree", tree, torch.float64, self.tree.tree.shape)
+        leaves = tree.to(self.device)[0, self.tree._leaf_offset : self.tree._leaf_offset + self.capacity]
+        if not bool((torch.isfinite(leaves) & (leaves >= 0)).all()):
+            raise ValueError("rltorch.replay: `tree` priorities must be finite and >= 0")
+        if bool(((checked["storage"]["ids"] < 0) & (leaves != 0)).any()):
+            raise ValueError("rltorch.replay: `tree` gives priority to slots that hold no transition")
+        # Inner nodes are a function of the leaves (always recomputed from the
+        # children): rebuild them rather than trust them.
+        rebuilt = SumTree(self.capacity, self.device, self.tree.fanout)
+        rebuilt.update(torch.arange(self.capacity, device=self.device), leaves)
+        max_priority = state["max_priority"]
+        _check_tensor("state_dict", "max_priority", max_priority, torch.float64, (1,))
+        max_priority = max_priority.to(self.device)
+        if not bool((torch.isfinite(max_priority) & (max_priority > 0)).all()):
+            raise ValueError("rltorch.replay: `max_priority` must be finite and > 0")
+        checked.update(tree=rebuilt.tree, max_priority=max_priority, beta=_as_real("beta", state["beta"], 0.0))
+        return checked
+
+    def _load_checked(self, checked: dict) -> None:
+        super()._load_checked(checked)
+        self.tree.tree.copy_(checked["tree"])
+        self.max_priority.copy_(checked["max_priority"])
+        self._beta = checked["beta"]
