@@ -1,6 +1,5 @@
-"""The DQN agent and the command line: learning, exact resume, export, flags and errors."""
+"""The DQN agent: learning, exact resume, export, config and input errors (the CLI: tests/test_cli.py)."""
 
-import json
 import os
 import subprocess
 import sys
@@ -10,8 +9,6 @@ import pytest
 import torch
 
 from rltorch.agents import DQN, DQNConfig
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def small_config(**overrides) -> DQNConfig:
@@ -112,66 +109,3 @@ def test_config_errors():
     if not torch.cuda.is_available():
         with pytest.raises(RuntimeError, match="CUDA is not available"):
             DQN(small_config(device="cuda"))
-
-
-# ---------------------------------------------------------------- command line
-
-
-def cli(*args, timeout=600):
-    return subprocess.run([sys.executable, "-m", "rltorch", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=timeout)
-
-
-def test_cli_train_eval_export(tmp_path):
-    run_dir = tmp_path / "run"
-    proc = cli("train", "dqn", "--total-steps", "2000", "--seed", "2", "--no-stop", "--quiet", "--run-dir",
-               str(run_dir), "--set", "eval_interval=1000", "--set", "eval_episodes=5", "--set", "learning_starts=500")
-    assert proc.returncode == 0, proc.stderr
-    for name in ("config.json", "metrics.csv", "checkpoint.pt", "result.json"):
-        assert (run_dir / name).exists(), name
-    config = json.loads((run_dir / "config.json").read_text())
-    assert config["seed"] == 2 and config["eval_interval"] == 1000
-    result = json.loads((run_dir / "result.json").read_text())
-    assert result["env_steps"] >= 2000
-    proc = cli("eval", str(run_dir), "--episodes", "7")
-    assert proc.returncode == 0, proc.stderr
-    assert "greedy return over 7 episodes" in proc.stdout
-    proc = cli("export", str(run_dir))
-    assert proc.returncode == 0 and (run_dir / "policy.ts").exists(), proc.stderr
-
-
-def test_cli_errors(tmp_path):
-    proc = cli("train", "dqn", "--bogus-flag")
-    assert proc.returncode == 2 and "unrecognized arguments: --bogus-flag" in proc.stderr
-    proc = cli("train", "dqn", "--env", "NoSuchEnv-v9", "--quiet", "--run-dir", str(tmp_path / "r1"))
-    assert proc.returncode == 2 and "unknown or unusable env id 'NoSuchEnv-v9'" in proc.stderr
-    proc = cli("train", "dqn", "--set", "gamma=2", "--run-dir", str(tmp_path / "r2"))
-    assert proc.returncode == 2 and "gamma must lie in [0, 1]" in proc.stderr
-    proc = cli("train", "dqn", "--set", "nonsense", "--run-dir", str(tmp_path / "r3"))
-    assert proc.returncode == 2 and "KEY=VALUE" in proc.stderr
-    if not torch.cuda.is_available():
-        proc = cli("train", "dqn", "--device", "cuda", "--run-dir", str(tmp_path / "r4"))
-        assert proc.returncode == 2 and "needs CUDA" in proc.stderr
-    proc = cli("eval", str(tmp_path / "missing"))
-    assert proc.returncode == 2 and "does not exist" in proc.stderr
-    empty = tmp_path / "empty"
-    empty.mkdir()
-    proc = cli("eval", str(empty))
-    assert proc.returncode == 2 and "no checkpoint" in proc.stderr
-    corrupt = tmp_path / "corrupt"
-    corrupt.mkdir()
-    (corrupt / "checkpoint.pt").write_bytes(b"definitely not a checkpoint")
-    proc = cli("eval", str(corrupt))
-    assert proc.returncode == 2 and "not a readable rltorch checkpoint" in proc.stderr
-    proc = cli("train", "dqn", "--config", str(tmp_path / "nope.toml"))
-    assert proc.returncode == 2 or "does not exist" in proc.stderr
-
-
-def test_cli_config_file(tmp_path):
-    cfg = tmp_path / "fast.toml"
-    cfg.write_text('[dqn]\ntotal_steps = 600\nlearning_starts = 200\neval_interval = 600\neval_episodes = 3\n'
-                   'hidden_sizes = [32, 32]\nstop_when_solved = false\n')
-    proc = cli("train", "dqn", "--config", str(cfg), "--quiet", "--run-dir", str(tmp_path / "run"))
-    assert proc.returncode == 0, proc.stderr
-    config = json.loads((tmp_path / "run" / "config.json").read_text())
-    assert config["hidden_sizes"] == [32, 32] and config["total_steps"] == 600
