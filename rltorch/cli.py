@@ -76,52 +76,105 @@ class CliError(Exception):
     """A user mistake: printed as one line, exit status 2."""
 
 
-def _parse_override(text: str) -> tuple[str, object]:
-    if "=" not in text:
-        raise CliError(f"--set expects KEY=VALUE, got {text!r}")
-    key, raw = text.split("=", 1)
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _config_flags(parser: argparse.ArgumentParser, config_class) -> None:
+    """One flag per config field, help from the field's docstring; absent flags leave the field alone."""
+    import dataclasses
+    import typing
+
+    from rltorch.agents.config import describe, field_docs, field_hints
+
+    docs, hints, defaults = field_docs(config_class), field_hints(config_class), config_class()
+    group = parser.add_argument_group(f"{config_class.__name__} fields (also --config FILE, --set KEY=VALUE)")
+    for f in dataclasses.fields(config_class):
+        hint, default = hints[f.name], getattr(defaults, f.name)
+        shown = ",".join(map(str, default)) if isinstance(default, tuple) else ("none" if default is None else default)
+        text = docs.get(f.name) or f"{f.name.replace('_', ' ')} ({describe(hint)})"
+        text = f"{text} (default: {shown})".replace("%", "%%")
+        flags = [_flag(f.name)] + (["--env"] if f.name == "env_id" else [])
+        if hint is bool:
+            group.add_argument(*flags, dest=f.name, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
+                               help=text)
+        elif typing.get_origin(hint) is typing.Literal:
+            group.add_argument(*flags, dest=f.name, default=argparse.SUPPRESS, choices=typing.get_args(hint), help=text)
+        else:
+            group.add_argument(*flags, dest=f.name, default=argparse.SUPPRESS, metavar=_metavar(hint), help=text)
+
+
+def _metavar(hint) -> str:
+    import typing
+
+    from rltorch.agents.config import optional_inner
+
+    inner, nullable = optional_inner(hint)
+    if typing.get_origin(inner) is tuple:
+        text = "N,N,..."
+    else:
+        text = {int: "N", float: "X", str: "TEXT"}.get(inner, "VALUE")
+    return f"{text}|none" if nullable else text
+
+
+def _config_from_args(args: argparse.Namespace, config_class, algorithm: str):
+    import dataclasses
+
+    from rltorch import runs
+    from rltorch.agents.config import parse_field
+
+    values: dict = {}
     try:
-        value = json.loads(raw)
-    except json.JSONDecodeError:
-        value = raw
-    return key.strip().replace("-", "_"), value
+        if args.config:
+            values.update(runs.load_config_file(args.config, algorithm))
+        for f in dataclasses.fields(config_class):
+            if hasattr(args, f.name):
+                value = getattr(args, f.name)
+                values[f.name] = parse_field(config_class, f.name, value) if isinstance(value, str) else value
+        for item in args.set or []:
+            if "=" not in item:
+                raise CliError(f"--set expects KEY=VALUE, got {item!r}")
+            key, text = item.split("=", 1)
+            key = key.strip().replace("-", "_")
+            values[key] = parse_field(config_class, key, text)
+        return config_class.from_dict(values)
+    except (FileNotFoundError, TypeError, ValueError) as exc:
+        raise CliError(str(exc)) from None
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    import torch
-
     from rltorch import runs
-    from rltorch.agents import DQN, DQNConfig
+    from rltorch.envs import resolve_device
 
-    values: dict = {}
-    if args.config:
-        values.update(runs.load_config_file(args.config))
-    for flag in ("env_id", "num_envs", "device", "seed", "total_steps", "env_backend"):
-        value = getattr(args, flag)
-        if value is not None:
-            values[flag] = value
-    if args.no_stop:
-        values["stop_when_solved"] = False
-    for item in args.set or []:
-        key, value = _parse_override(item)
-        values[key] = value
+    agent_class = args.agent_class
+    config = _config_from_args(args, agent_class.config_class, agent_class.name)
+    # Everything is checked before the run directory exists: a rejected run leaves nothing behind.
     try:
-        config = DQNConfig.from_dict(values)
-    except (TypeError, ValueError) as exc:
-        raise CliError(str(exc)) from exc
-    if config.device.startswith("cuda") and not torch.cuda.is_available():
-        raise CliError(f"--device {config.device} needs CUDA, but torch.cuda.is_available() is False")
-
-    run_dir = args.run_dir or runs.new_run_dir(args.runs_root, "dqn", config.env_id, config.seed)
-    os.makedirs(run_dir, exist_ok=True)
-    runs.write_json(os.path.join(run_dir, runs.CONFIG_FILE), config.to_dict())
+        resolve_device(config.device)
+    except (RuntimeError, ValueError) as exc:
+        raise CliError(f"--device {config.device}: {exc}") from None
     try:
-        agent = DQN(config)
+        if args.run_dir:
+            runs.check_run_dir(args.run_dir, "--run-dir")
+            run_dir = args.run_dir
+        else:
+            runs.check_run_dir(args.runs_root, "--runs-root")
+            run_dir = runs.plan_run_dir(args.runs_root, agent_class.name, config.env_id, config.seed)
     except ValueError as exc:
-        raise CliError(str(exc)) from exc
-    metrics = runs.MetricsWriter(run_dir)
-    print(f"rltorch: training DQN on {config.env_id} ({agent.env.num_envs} envs, {agent.device}); run dir {run_dir}",
-          flush=True)
+        raise CliError(str(exc)) from None
+    try:
+        agent = agent_class(config)
+    except (RuntimeError, ValueError) as exc:
+        raise CliError(str(exc)) from None
+    try:
+        os.makedirs(run_dir, exist_ok=True)
+        runs.write_config(run_dir, agent_class.name, config)
+        metrics = runs.MetricsWriter(run_dir, agent.metric_columns())
+    except OSError as exc:
+        agent.close()
+        raise CliError(f"cannot write the run directory {run_dir!r}: {exc.strerror or exc}") from None
+    print(f"rltorch: training {agent_class.__name__} on {config.env_id} ({agent.env.num_envs} envs, {agent.device}); "
+          f"run dir {run_dir}", flush=True)
     try:
         result = agent.train(progress=not args.quiet, callback=metrics)
     finally:
@@ -148,37 +201,71 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _load_run(run_dir: str, device: str | None):
+    """The agent saved in ``run_dir``, of the algorithm its config.json records."""
     from rltorch import runs
-    from rltorch.agents import DQN
+    from rltorch.agents import Agent, algorithm_class
+    from rltorch.envs import resolve_device
 
-    if not os.path.isdir(run_dir):
+    if not os.path.exists(run_dir):
         raise CliError(f"run directory {run_dir!r} does not exist")
+    if not os.path.isdir(run_dir):
+        raise CliError(f"run directory {run_dir!r} is not a directory")
+    if device is not None:
+        try:
+            resolve_device(device)
+        except (RuntimeError, ValueError) as exc:
+            raise CliError(f"--device {device}: {exc}") from None
     try:
-        return DQN.load(os.path.join(run_dir, runs.CHECKPOINT_FILE), device=device)
-    except (FileNotFoundError, ValueError) as exc:
-        raise CliError(str(exc)) from exc
+        algorithm = runs.read_algorithm(run_dir)
+        agent_class = Agent if algorithm is None else algorithm_class(algorithm)
+        return agent_class.load(os.path.join(run_dir, runs.CHECKPOINT_FILE), device=device)
+    except (FileNotFoundError, RuntimeError, ValueError) as exc:
+        raise CliError(str(exc)) from None
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
     agent = _load_run(args.run_dir, args.device)
-    returns = agent.evaluate_returns(args.episodes, seed=args.seed)
-    print(f"greedy return over {args.episodes} episodes: {returns.mean().item():.2f} +- {returns.std().item():.2f} "
+    try:
+        returns = agent.evaluate_returns(args.episodes, seed=args.seed)
+    finally:
+        agent.close()
+    print(f"greedy return over {args.episodes} episodes: {returns.mean().item():.2f} +- "
+          f"{returns.std().item() if args.episodes > 1 else 0.0:.2f} "
           f"(min {returns.min().item():.0f}, max {returns.max().item():.0f}; solved at >= {agent.threshold:g})")
-    agent.close()
     return 0
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    agent = _load_run(args.run_dir, "cpu")
     suffix = {"torchscript": "policy.ts", "export": "policy.pt2"}[args.format]
-    path = agent.export(args.output or os.path.join(args.run_dir, suffix), format=args.format)
+    output = args.output or os.path.join(args.run_dir, suffix)
+    agent = _load_run(args.run_dir, "cpu")
+    try:
+        path = agent.export(output, format=args.format)
+    except (OSError, ValueError) as exc:
+        raise CliError(str(exc)) from None
+    finally:
+        agent.close()
     loader = "torch.jit.load" if args.format == "torchscript" else "torch.export.load(...).module()"
     print(f"exported the greedy policy to {path} (load with {loader}; input float32 [batch, obs_dim], output actions)")
-    agent.close()
     return 0
 
 
+def _int_at_least(low: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {low}, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {low}, got {value}")
+        return value
+
+    return parse
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from rltorch.agents import ALGORITHMS
+
     parser = argparse.ArgumentParser(prog="rltorch", description="Fast C++/CUDA reinforcement-learning ops for PyTorch.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     p_info = sub.add_parser("info", help="report version, build and which kernels each op uses")
@@ -189,35 +276,35 @@ def build_parser() -> argparse.ArgumentParser:
 
     p_train = sub.add_parser("train", help="train an agent")
     algos = p_train.add_subparsers(dest="algo", metavar="ALGO", required=True)
-    p_dqn = algos.add_parser("dqn", help="DQN (Double, dueling, n-step, prioritized replay: see --set)")
-    p_dqn.add_argument("--env", dest="env_id", default=None, help="gymnasium env id (default CartPole-v1)")
-    p_dqn.add_argument("--env-backend", default=None, choices=["auto", "rltorch", "gymnasium"],
-                       help="CartPole-v1 runs on rltorch's vectorized env unless 'gymnasium'")
-    p_dqn.add_argument("--num-envs", type=int, default=None)
-    p_dqn.add_argument("--device", default=None, help="auto, cpu, cuda or cuda:N")
-    p_dqn.add_argument("--seed", type=int, default=None)
-    p_dqn.add_argument("--total-steps", type=int, default=None, help="upper bound on env steps")
-    p_dqn.add_argument("--config", default=None, help="a .toml or .json file of DQNConfig fields")
-    p_dqn.add_argument("--set", action="append", metavar="KEY=VALUE",
-                       help="override one DQNConfig field, e.g. --set n_step=3 --set prioritized=true")
-    p_dqn.add_argument("--no-stop", action="store_true", help="keep training after solving")
-    p_dqn.add_argument("--run-dir", default=None, help="where to write the run (default runs/dqn-ENV-sSEED-TIME)")
-    p_dqn.add_argument("--runs-root", default="runs")
-    p_dqn.add_argument("--save-buffer", action="store_true", help="include the replay buffer in the checkpoint")
-    p_dqn.add_argument("--quiet", action="store_true", help="no progress bar")
-    p_dqn.set_defaults(func=_cmd_train)
+    for name, agent_class in ALGORITHMS.items():
+        summary = (agent_class.config_class.__doc__ or name).strip().splitlines()[0]
+        p_algo = algos.add_parser(name, help=summary, description=f"Train {agent_class.__name__}. {summary}")
+        run = p_algo.add_argument_group("run options")
+        run.add_argument("--config", default=None, metavar="FILE",
+                         help=f"a .toml or .json file of {agent_class.config_class.__name__} fields "
+                              f"(flags and --set override it)")
+        run.add_argument("--set", action="append", metavar="KEY=VALUE",
+                         help="override one config field, e.g. --set n_step=3 (applied last)")
+        run.add_argument("--no-stop", dest="stop_when_solved", action="store_false", default=argparse.SUPPRESS,
+                         help="keep training after solving (same as --no-stop-when-solved)")
+        run.add_argument("--run-dir", default=None, help=f"where to write the run (default RUNS_ROOT/{name}-ENV-sSEED-TIME)")
+        run.add_argument("--runs-root", default="runs", help="parent of new run directories (default: runs)")
+        run.add_argument("--save-buffer", action="store_true", help="include the replay buffer in the checkpoint")
+        run.add_argument("--quiet", action="store_true", help="no progress bar")
+        _config_flags(p_algo, agent_class.config_class)
+        p_algo.set_defaults(func=_cmd_train, agent_class=agent_class)
 
     p_eval = sub.add_parser("eval", help="greedy return of a trained run")
     p_eval.add_argument("run_dir")
-    p_eval.add_argument("--episodes", type=int, default=100)
-    p_eval.add_argument("--device", default=None)
-    p_eval.add_argument("--seed", type=int, default=12345)
+    p_eval.add_argument("--episodes", type=_int_at_least(1), default=100, help="episodes to run (default: 100)")
+    p_eval.add_argument("--device", default=None, help="device to evaluate on (default: the run's)")
+    p_eval.add_argument("--seed", type=_int_at_least(0), default=12345, help="evaluation seed (default: 12345)")
     p_eval.set_defaults(func=_cmd_eval)
 
     p_export = sub.add_parser("export", help="save a run's greedy policy for deployment without rltorch")
     p_export.add_argument("run_dir")
     p_export.add_argument("--format", choices=["torchscript", "export"], default="torchscript")
-    p_export.add_argument("--output", default=None)
+    p_export.add_argument("--output", default=None, help="file to write (default: RUN_DIR/policy.ts or policy.pt2)")
     p_export.set_defaults(func=_cmd_export)
     return parser
 

@@ -1,7 +1,7 @@
 """Run directories: what ``rltorch train`` leaves behind and ``eval``/``export`` read.
 
-A run directory holds ``config.json`` (the exact DQNConfig), ``metrics.csv``
-(one row per log interval), ``checkpoint.pt``, ``result.json`` (time and steps
+A run directory holds ``config.json`` (the algorithm's name and its exact
+config), ``metrics.csv`` (one row per log interval, columns from the agent), ``checkpoint.pt``, ``result.json`` (time and steps
 to solve), ``learning_curve.png`` (matplotlib) and, when tensorboard is
 installed, TensorBoard event files.
 """
@@ -20,27 +20,62 @@ CHECKPOINT_FILE = "checkpoint.pt"
 RESULT_FILE = "result.json"
 CURVE_FILE = "learning_curve.png"
 
-METRIC_COLUMNS = ["env_steps", "updates", "wall_time_s", "steps_per_s", "episodes", "train_return", "train_length",
-                  "epsilon", "eval_return"]
 
 
-def new_run_dir(root: str, algo: str, env_id: str, seed: int) -> str:
+def plan_run_dir(root: str, algo: str, env_id: str, seed: int) -> str:
+    """A fresh run directory path under ``root`` (not created: see :func:`check_run_dir`)."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
     base = os.path.join(root, f"{algo}-{env_id.replace('/', '_')}-s{seed}-{stamp}")
     path, k = base, 1
     while os.path.exists(path):
         k += 1
         path = f"{base}-{k}"
-    os.makedirs(path)
     return path
+
+
+def check_run_dir(path: str, what: str = "run directory") -> None:
+    """Raises ValueError (naming ``what``) unless ``path`` is a directory or can be created as one."""
+    if os.path.exists(path):
+        if not os.path.isdir(path):
+            raise ValueError(f"{what} {path!r} exists and is not a directory")
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise ValueError(f"{what} {path!r} is not writable")
+        return
+    ancestor = os.path.dirname(os.path.abspath(path))
+    while not os.path.exists(ancestor):
+        ancestor = os.path.dirname(ancestor)
+    if not os.path.isdir(ancestor):
+        raise ValueError(f"{what} {path!r} cannot be created: {ancestor!r} is not a directory")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise ValueError(f"{what} {path!r} cannot be created: {ancestor!r} is not writable")
+
+
+def write_config(run_dir: str, algorithm: str, config) -> None:
+    """config.json: ``{"algorithm": name, **config.to_dict()}``."""
+    write_json(os.path.join(run_dir, CONFIG_FILE), {"algorithm": algorithm, **config.to_dict()})
+
+
+def read_algorithm(run_dir: str) -> str | None:
+    """The algorithm recorded in a run's config.json ("dqn" for runs older than the tag; None without the file)."""
+    path = os.path.join(run_dir, CONFIG_FILE)
+    if not os.path.exists(path):
+        return None
+    try:
+        with open(path) as f:
+            data = json.load(f)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path!r} is not readable JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path!r} does not hold a config object")
+    return str(data.get("algorithm", "dqn"))
 
 
 class MetricsWriter:
     """Appends metric rows to metrics.csv (flushed per row, so a killed run keeps its log) and TensorBoard."""
 
-    def __init__(self, run_dir: str):
+    def __init__(self, run_dir: str, columns: list[str]):
         self.file = open(os.path.join(run_dir, METRICS_FILE), "w", newline="")
-        self.writer = csv.DictWriter(self.file, fieldnames=METRIC_COLUMNS, extrasaction="ignore")
+        self.writer = csv.DictWriter(self.file, fieldnames=columns, extrasaction="ignore")
         self.writer.writeheader()
         self.tensorboard = None
         try:
@@ -81,8 +116,9 @@ def plot_learning_curve(run_dir: str, threshold: float | None = None) -> str | N
     rows = read_metrics(run_dir)
     fig, ax = plt.subplots(figsize=(7, 4))
     steps = [r["env_steps"] for r in rows]
-    ax.plot(steps, [r["train_return"] for r in rows], label="training episodes (mean return)", color="tab:blue")
-    evals = [(r["env_steps"], r["eval_return"]) for r in rows if not math.isnan(r["eval_return"])]
+    if rows and "train_return" in rows[0]:
+        ax.plot(steps, [r["train_return"] for r in rows], label="training episodes (mean return)", color="tab:blue")
+    evals = [(r["env_steps"], r["eval_return"]) for r in rows if "eval_return" in r and not math.isnan(r["eval_return"])]
     if evals:
         ax.plot(*zip(*evals), "o-", label="greedy evaluation", color="tab:orange")
     if threshold is not None and math.isfinite(threshold):
@@ -107,18 +143,35 @@ def write_json(path: str, payload: dict) -> None:
     os.replace(tmp, path)
 
 
-def load_config_file(path: str) -> dict:
-    """A DQNConfig as a dict, from .toml or .json."""
+def load_config_file(path: str, algorithm: str) -> dict:
+    """Config fields for ``algorithm`` from a .toml or .json file: the whole file, or its ``[algorithm]``
+    table. An ``algorithm`` key (as in a run's config.json) must name the same algorithm. ValueError (or
+    FileNotFoundError) with a one-line message otherwise."""
     if not os.path.exists(path):
         raise FileNotFoundError(f"config file {path!r} does not exist")
-    if path.endswith(".toml"):
-        try:
-            import tomllib
-        except ImportError:  # Python < 3.11
-            import tomli as tomllib
+    if os.path.isdir(path):
+        raise ValueError(f"config file {path!r} is a directory")
+    kind = "TOML" if path.endswith(".toml") else "JSON"
+    try:
+        if kind == "TOML":
+            try:
+                import tomllib
+            except ImportError:  # Python < 3.11
+                import tomli as tomllib
 
-        with open(path, "rb") as f:
-            data = tomllib.load(f)
-        return data.get("dqn", data)
-    with open(path) as f:
-        return json.load(f)
+            with open(path, "rb") as f:
+                data = tomllib.load(f)
+        else:
+            with open(path) as f:
+                data = json.load(f)
+    except (OSError, UnicodeDecodeError, ValueError) as exc:  # JSONDecodeError and TOMLDecodeError are ValueErrors
+        raise ValueError(f"config file {path!r} is not valid {kind}: {str(exc).splitlines()[0] if str(exc) else exc!r}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"config file {path!r} must hold a table/object of config fields, got {type(data).__name__}")
+    if isinstance(data.get(algorithm), dict):
+        data = data[algorithm]
+    data = dict(data)
+    recorded = data.pop("algorithm", algorithm)
+    if recorded != algorithm:
+        raise ValueError(f"config file {path!r} is for {recorded!r}, not {algorithm!r}")
+    return data

@@ -1,17 +1,17 @@
-"""The DQN agent and the command line: learning, exact resume, export, flags and errors."""
+"""The DQN agent: learning, exact resume, export, config and input errors (the CLI: tests/test_cli.py)."""
 
+import copy
 import json
-import os
 import subprocess
 import sys
 
 import gymnasium as gym
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from rltorch.agents import DQN, DQNConfig
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def small_config(**overrides) -> DQNConfig:
@@ -114,64 +114,188 @@ def test_config_errors():
             DQN(small_config(device="cuda"))
 
 
-# ---------------------------------------------------------------- command line
+def test_act_on_an_empty_batch_returns_no_actions():
+    agent = DQN(small_config())
+    for deterministic in (True, False):
+        actions = agent.act(torch.zeros(0, 4), deterministic=deterministic)
+        assert actions.shape == (0,) and actions.dtype == torch.int64
+    assert agent.act(torch.zeros(4)).shape == ()
+    agent.close()
 
 
-def cli(*args, timeout=600):
-    return subprocess.run([sys.executable, "-m", "rltorch", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=timeout)
+def test_config_rejects_what_it_cannot_mean():
+    # Each names the field: non-finite floats, non-integers, bools for numbers, wrong choices.
+    cases = {
+        "learning_rate": [float("inf"), float("nan"), True, "0.1"],
+        "batch_size": [64.5, float("inf"), True, "64"],
+        "updates_per_step": [float("inf"), 0.0],
+        "seed": [-1, 2**64, 1.5],
+        "hidden_sizes": [(), (64, 0), (64.5,), "64"],
+        "double_dqn": [1, "yes", None],
+        "loss": ["l1", 1],
+        "device": ["foo", "cuda:x"],
+        "env_backend": ["numpy"],
+        "max_grad_norm": [0.0, float("inf")],
+    }
+    for name, values in cases.items():
+        for value in values:
+            with pytest.raises(ValueError, match=f"`{name}"):
+                DQNConfig(**{name: value})
+    config = DQNConfig(total_steps=1e5, max_grad_norm=None, hidden_sizes=[32])  # whole floats count as integers
+    assert config.total_steps == 100_000 and isinstance(config.total_steps, int) and config.hidden_sizes == (32,)
 
 
-def test_cli_train_eval_export(tmp_path):
-    run_dir = tmp_path / "run"
-    proc = cli("train", "dqn", "--total-steps", "2000", "--seed", "2", "--no-stop", "--quiet", "--run-dir",
-               str(run_dir), "--set", "eval_interval=1000", "--set", "eval_episodes=5", "--set", "learning_starts=500")
-    assert proc.returncode == 0, proc.stderr
-    for name in ("config.json", "metrics.csv", "checkpoint.pt", "result.json"):
-        assert (run_dir / name).exists(), name
-    config = json.loads((run_dir / "config.json").read_text())
-    assert config["seed"] == 2 and config["eval_interval"] == 1000
-    result = json.loads((run_dir / "result.json").read_text())
-    assert result["env_steps"] >= 2000
-    proc = cli("eval", str(run_dir), "--episodes", "7")
-    assert proc.returncode == 0, proc.stderr
-    assert "greedy return over 7 episodes" in proc.stdout
-    proc = cli("export", str(run_dir))
-    assert proc.returncode == 0 and (run_dir / "policy.ts").exists(), proc.stderr
+def state_snapshot(agent: DQN) -> dict:
+    return copy.deepcopy(agent.state_dict(include_buffer=True))
 
 
-def test_cli_errors(tmp_path):
-    proc = cli("train", "dqn", "--bogus-flag")
-    assert proc.returncode == 2 and "unrecognized arguments: --bogus-flag" in proc.stderr
-    proc = cli("train", "dqn", "--env", "NoSuchEnv-v9", "--quiet", "--run-dir", str(tmp_path / "r1"))
-    assert proc.returncode == 2 and "unknown or unusable env id 'NoSuchEnv-v9'" in proc.stderr
-    proc = cli("train", "dqn", "--set", "gamma=2", "--run-dir", str(tmp_path / "r2"))
-    assert proc.returncode == 2 and "gamma must lie in [0, 1]" in proc.stderr
-    proc = cli("train", "dqn", "--set", "nonsense", "--run-dir", str(tmp_path / "r3"))
-    assert proc.returncode == 2 and "KEY=VALUE" in proc.stderr
-    if not torch.cuda.is_available():
-        proc = cli("train", "dqn", "--device", "cuda", "--run-dir", str(tmp_path / "r4"))
-        assert proc.returncode == 2 and "needs CUDA" in proc.stderr
-    proc = cli("eval", str(tmp_path / "missing"))
-    assert proc.returncode == 2 and "does not exist" in proc.stderr
-    empty = tmp_path / "empty"
-    empty.mkdir()
-    proc = cli("eval", str(empty))
-    assert proc.returncode == 2 and "no checkpoint" in proc.stderr
-    corrupt = tmp_path / "corrupt"
-    corrupt.mkdir()
-    (corrupt / "checkpoint.pt").write_bytes(b"definitely not a checkpoint")
-    proc = cli("eval", str(corrupt))
-    assert proc.returncode == 2 and "not a readable rltorch checkpoint" in proc.stderr
-    proc = cli("train", "dqn", "--config", str(tmp_path / "nope.toml"))
-    assert proc.returncode == 2 or "does not exist" in proc.stderr
+def assert_same_state(a, b, path="state"):
+    if isinstance(a, torch.Tensor):
+        assert isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b), path
+    elif isinstance(a, dict):
+        assert isinstance(b, dict) and set(a) == set(b), path
+        for key in a:
+            assert_same_state(a[key], b[key], f"{path}.{key}")
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), path
+        for i, (x, y) in enumerate(zip(a, b)):
+            assert_same_state(x, y, f"{path}[{i}]")
+    else:
+        assert a == b or (a != a and b != b), path
 
 
-def test_cli_config_file(tmp_path):
-    cfg = tmp_path / "fast.toml"
-    cfg.write_text('[dqn]\ntotal_steps = 600\nlearning_starts = 200\neval_interval = 600\neval_episodes = 3\n'
-                   'hidden_sizes = [32, 32]\nstop_when_solved = false\n')
-    proc = cli("train", "dqn", "--config", str(cfg), "--quiet", "--run-dir", str(tmp_path / "run"))
-    assert proc.returncode == 0, proc.stderr
-    config = json.loads((tmp_path / "run" / "config.json").read_text())
-    assert config["hidden_sizes"] == [32, 32] and config["total_steps"] == 600
+def test_rejected_calls_leave_the_agent_unchanged(tmp_path):
+    torch.set_num_threads(1)
+    agent = DQN(small_config(total_steps=1_200, n_step=3, prioritized=True))
+    agent.train()
+    before = state_snapshot(agent)
+    bad_obs = [torch.zeros(3, 5), torch.zeros(2, 2, 4), [["a", "b", "c", "d"]], object()]
+    for obs in bad_obs:
+        for deterministic in (True, False):
+            with pytest.raises(ValueError, match="`obs`"):
+                agent.act(obs, deterministic=deterministic)
+    # A checkpoint of another architecture: rejected before anything is written.
+    other = DQN(small_config(hidden_sizes=(32,)))
+    with pytest.raises(ValueError, match="`q"):
+        agent.load_state_dict(other.state_dict())
+    # A checkpoint that fails midway (its buffer was built for another capacity): rolled back.
+    bigger = DQN(small_config(total_steps=1_200, n_step=3, prioritized=True, buffer_size=20_000))
+    bigger.train(stop_at=600)
+    with pytest.raises(ValueError, match="nothing was changed"):
+        agent.load_state_dict(bigger.state_dict(include_buffer=True))
+    with pytest.raises(ValueError, match="'ppo' checkpoint"):
+        agent.load_state_dict({**agent.state_dict(), "algorithm": "ppo"})
+    with pytest.raises(ValueError, match="`episodes`"):
+        agent.evaluate(0)
+    with pytest.raises(ValueError, match="`format`"):
+        agent.export(tmp_path / "p", format="onnx")
+    assert_same_state(before, state_snapshot(agent))
+    for a in (agent, other, bigger):
+        a.close()
+
+
+class _Exploit:
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))  # unpickling this would create the marker file
+
+
+def test_load_refuses_a_checkpoint_that_would_run_code(tmp_path):
+    agent = DQN(small_config())
+    state = agent.state_dict()
+    marker = tmp_path / "pwned"
+    state["optimizer"] = _Exploit(marker)
+    path = tmp_path / "evil.pt"
+    torch.save(state, path)
+    with pytest.raises(ValueError, match="never runs code") as info:
+        DQN.load(path)
+    assert "\n" not in str(info.value)
+    assert not marker.exists()
+    agent.close()
+
+
+def test_gymnasium_resume_does_not_splice_episodes(tmp_path):
+    """gymnasium's envs cannot be restored: the resumed run starts fresh episodes, so the n-step window
+    of the interrupted ones is dropped instead of being completed with the new episodes' rewards."""
+    torch.set_num_threads(1)
+    config = small_config(env_backend="gymnasium", total_steps=2_000, n_step=3)
+    agent = DQN(config)
+    agent.train(stop_at=1_000)
+    path = tmp_path / "ckpt.pt"
+    agent.save(path, include_buffer=True)
+    window = agent.buffer.state_dict()["window"]["tensors"]
+    interrupted_obs = window["obs"][window["pending"]]
+    assert len(interrupted_obs) > 0  # there are unfinished n-step entries to splice
+    resumed = DQN.load(path)
+    stored = len(resumed.buffer)
+    for _ in range(6):
+        resumed.collect()
+    new_obs = resumed.buffer.obs[stored:len(resumed.buffer)]
+    assert len(new_obs) > 0
+    spliced = (new_obs.unsqueeze(1) == interrupted_obs.unsqueeze(0)).all(-1).any()
+    assert not bool(spliced), "a transition from the interrupted episode was completed in the new one"
+    rewards = resumed.buffer.reward[stored:len(resumed.buffer)]
+    assert bool(((rewards >= 1.0) & (rewards <= 1 + 0.99 + 0.99**2 + 1e-5)).all())
+    assert bool((resumed._episodes.episode_length <= 6).all())  # episode statistics restarted too
+    # rltorch's env is restored: there the window is kept and the run continues bit for bit (see above).
+    for a in (agent, resumed):
+        a.close()
+
+
+# Per field: a strategy of valid values and a list of invalid ones. Valid ranges keep the cross-field rules
+# (buffer_size and learning_starts >= batch_size, eps_end <= eps_start) satisfied.
+_INF, _NAN = float("inf"), float("nan")
+CONFIG_FIELDS = {
+    "num_envs": (st.integers(1, 64), [0, -1, 1.5, True, "4", _INF]),
+    "seed": (st.integers(0, 2**63 - 1), [-1, 2**64, 1.5, False, _NAN]),
+    "learning_rate": (st.floats(1e-6, 1.0), [0.0, -1.0, _INF, _NAN, True, "x"]),
+    "batch_size": (st.integers(1, 256), [64.5, 0, True, _INF]),
+    "buffer_size": (st.integers(256, 100_000), [255.5, "big", None]),
+    "learning_starts": (st.integers(256, 5_000), [-1, _NAN]),
+    "gamma": (st.floats(0.0, 1.0), [1.5, -0.1, _NAN, None]),
+    "loss": (st.sampled_from(["huber", "mse"]), ["l1", 1, None]),
+    "max_grad_norm": (st.none() | st.floats(0.1, 100.0), [0.0, -1.0, _INF]),
+    "hidden_sizes": (st.lists(st.integers(1, 64), min_size=1, max_size=3), [[], [0], [1.5], "64", 64]),
+    "double_dqn": (st.booleans(), [1, "true", None]),
+    "target_update": (st.sampled_from(["soft", "hard"]), ["polyak"]),
+    "device": (st.sampled_from(["cpu", "auto", "cuda:1"]), ["foo", 3, ""]),
+    "updates_per_step": (st.floats(0.01, 4.0), [_INF, 0.0, -1.0]),
+    "n_step": (st.integers(1, 10), [0, 2.5]),
+    "eps_start": (st.floats(0.5, 1.0), [1.5, _NAN]),
+    "eps_end": (st.floats(0.0, 0.5), [-0.1, _INF]),
+    "tau": (st.floats(0.001, 1.0), [0.0, 1.5]),
+    "solve_threshold": (st.none() | st.floats(-1e6, 1e6), [_INF, "475"]),
+    "stop_when_solved": (st.booleans(), [0]),
+    "env_id": (st.sampled_from(["CartPole-v1", "Acrobot-v1"]), ["", 7]),
+}
+
+
+@st.composite
+def config_dicts(draw):
+    names = draw(st.lists(st.sampled_from(sorted(CONFIG_FIELDS)), unique=True, max_size=6))
+    values, invalid = {}, []
+    for name in names:
+        valid_values, invalid_values = CONFIG_FIELDS[name]
+        if draw(st.booleans()):
+            values[name] = draw(valid_values)
+        else:
+            values[name] = draw(st.sampled_from(invalid_values))
+            invalid.append(name)
+    return values, invalid
+
+
+@settings(max_examples=300, deadline=None)
+@given(config_dicts())
+def test_config_property(case):
+    values, invalid = case
+    if invalid:
+        with pytest.raises(ValueError) as info:
+            DQNConfig.from_dict(values)
+        assert any(f"`{name}" in str(info.value) for name in invalid), (values, str(info.value))
+    else:
+        config = DQNConfig.from_dict(values)
+        data = config.to_dict()
+        assert json.loads(json.dumps(data)) == data
+        assert DQNConfig.from_dict(data) == config

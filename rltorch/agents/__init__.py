@@ -1,6 +1,26 @@
-"""Reinforcement-learning agents built on rltorch's ops."""
+"""Reinforcement-learning agents built on rltorch's ops, on one shared frame (:mod:`rltorch.agents.base`).
 
-from rltorch.agents.dqn import DQN, DQNConfig, TrainResult
+``ALGORITHMS`` maps each algorithm's ``name`` to its class; the command line
+(``rltorch train NAME``, ``eval``, ``export``) reads it, so a new algorithm only
+adds its class here.
+"""
+
+from rltorch.agents.base import Agent, TrainResult
+from rltorch.agents.config import RunConfig
+from rltorch.agents.dqn import DQN, DQNConfig
 from rltorch.agents.networks import GreedyPolicy, QNetwork
 
-__all__ = ["DQN", "DQNConfig", "TrainResult", "QNetwork", "GreedyPolicy"]
+ALGORITHMS: dict[str, type[Agent]] = {
+    DQN.name: DQN,
+}
+
+
+def algorithm_class(name: str) -> type[Agent]:
+    """The agent class registered as ``name`` (ValueError listing the known names otherwise)."""
+    if name not in ALGORITHMS:
+        raise ValueError(f"unknown algorithm {name!r}; known: {', '.join(sorted(ALGORITHMS))}")
+    return ALGORITHMS[name]
+
+
+__all__ = ["ALGORITHMS", "Agent", "DQN", "DQNConfig", "GreedyPolicy", "QNetwork", "RunConfig", "TrainResult",
+           "algorithm_class"]

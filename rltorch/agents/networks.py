@@ -1,11 +1,12 @@
-"""Q-networks for discrete actions."""
+"""Q-networks for discrete actions, built with :func:`rltorch.nn.mlp`."""
 
 from __future__ import annotations
 
 from typing import Sequence
 
-import torch
 from torch import Tensor, nn
+
+from rltorch.nn import mlp
 
 
 class QNetwork(nn.Module):
@@ -19,12 +20,8 @@ class QNetwork(nn.Module):
         super().__init__()
         if obs_dim < 1 or num_actions < 1:
             raise ValueError(f"QNetwork needs obs_dim >= 1 and num_actions >= 1, got {obs_dim} and {num_actions}")
-        layers: list[nn.Module] = []
-        width = obs_dim
-        for size in hidden_sizes:
-            layers += [nn.Linear(width, size), nn.ReLU()]
-            width = size
-        self.body = nn.Sequential(*layers)
+        self.body = mlp(obs_dim, hidden_sizes)
+        width = int(hidden_sizes[-1]) if len(hidden_sizes) else obs_dim
         self.dueling = dueling
         if dueling:
             self.value = nn.Linear(width, 1)
@@ -35,7 +32,7 @@ class QNetwork(nn.Module):
         self.num_actions = num_actions
 
     def forward(self, obs: Tensor) -> Tensor:
-        features = self.body(obs.reshape(obs.shape[0], -1).float())
+        features = self.body(obs.flatten(1).float())  # flatten(1), not reshape(B, -1): an empty batch stays [0, obs_dim]
         if self.dueling:
             advantage = self.advantage(features)
             return self.value(features) + advantage - advantage.mean(dim=1, keepdim=True)

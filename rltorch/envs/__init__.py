@@ -1,4 +1,5 @@
-"""Vectorized environments whose step is one rltorch kernel call.
+"""Vectorized environments whose step is one rltorch kernel call, and the env
+plumbing every agent shares (:mod:`rltorch.envs.vector`).
 
 Importing this package registers ``rltorch/CartPole-v1`` with gymnasium, so
 ``gym.make_vec("rltorch/CartPole-v1", num_envs=N)`` builds a
@@ -10,8 +11,9 @@ from __future__ import annotations
 import gymnasium
 
 from rltorch.envs.cartpole import CartPoleVecEnv, CartPoleVecEnvNumpy
+from rltorch.envs.vector import VectorEnvAdapter, make_env, resolve_device, solve_threshold
 
-__all__ = ["CartPoleVecEnv", "CartPoleVecEnvNumpy"]
+__all__ = ["CartPoleVecEnv", "CartPoleVecEnvNumpy", "VectorEnvAdapter", "make_env", "resolve_device", "solve_threshold"]
 
 ENV_ID = "rltorch/CartPole-v1"
 
