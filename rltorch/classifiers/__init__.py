@@ -10,6 +10,7 @@ vectorized CartPole (``collect_expert_pairs``, ``collect_failure_pairs``).
 from rltorch.classifiers.datasets import (
     SYNTHETIC_DATASETS, make_blobs, make_circles, make_moons, make_multilabel, make_spirals, train_test_split,
 )
+from rltorch.classifiers.env_data import ENV_DATASETS, LinearExpert, collect_expert_pairs, collect_failure_pairs
 from rltorch.classifiers.metrics import (
     classification_metrics, confusion_matrix, multilabel_confusion_matrix, multilabel_metrics,
 )
@@ -22,5 +23,6 @@ __all__ = [
     "load_classifier",
     "make_circles", "make_moons", "make_blobs", "make_spirals", "make_multilabel", "train_test_split",
     "SYNTHETIC_DATASETS",
+    "LinearExpert", "collect_expert_pairs", "collect_failure_pairs", "ENV_DATASETS",
     "confusion_matrix", "classification_metrics", "multilabel_confusion_matrix", "multilabel_metrics",
 ]

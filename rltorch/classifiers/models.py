@@ -31,6 +31,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from rltorch.classifiers import metrics as _metrics
+from rltorch.envs.vector import resolve_device
 from rltorch.nn import ACTIVATIONS, cnn, mlp
 
 __all__ = ["Classifier", "BinaryClassifier", "MulticlassClassifier", "MultilabelClassifier", "NotFittedError",
@@ -91,15 +92,10 @@ class Decision(nn.Module):
 
 
 def _resolve_device(device: str | torch.device) -> torch.device:
-    if isinstance(device, str) and device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
-        resolved = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise ValueError(f"`device` must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}") from exc
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"`device` {device!r} needs CUDA, but torch.cuda.is_available() is False")
-    return resolved
+        return resolve_device(device)
+    except RuntimeError as exc:  # CUDA asked for but absent: a bad argument here
+        raise ValueError(f"`device`: {exc}") from None
 
 
 def _int_at_least(value: Any, name: str, minimum: int) -> int:
@@ -190,6 +186,10 @@ class Classifier:
         self.input_shape: tuple[int, ...] | None = None
         self.history: list[dict] = []
         self._generator: torch.Generator | None = None
+        #: The optimizer of the last ``fit`` (None before); see :meth:`make_optimizer`.
+        self.optimizer: torch.optim.Optimizer | None = None
+        self._optimizer_key: tuple | None = None
+        self._stats_pending = False
 
     # ---- what each kind defines ----
 
@@ -250,8 +250,25 @@ class Classifier:
         self.network = nn.Sequential(*layers).to(self.device)
         self.input_shape = tuple(input_shape)
         self._generator = torch.Generator(device=self.device).manual_seed(self.seed)
+        self.optimizer, self._optimizer_key = None, None
+        self._stats_pending = True
+
+    def build(self, input_shape: Sequence[int]) -> "Classifier":
+        """Builds the (untrained) network for samples of ``input_shape`` now rather than at the first
+        ``fit`` (needs ``num_classes``/``num_labels``); the first fit still sets the input statistics."""
+        shape = tuple(input_shape)
+        if not shape or any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1 for v in shape):
+            raise ValueError(f"`input_shape` must be positive integers, got {input_shape!r}")
+        if self.network is not None:
+            raise ValueError(f"{type(self).__name__} is already built for inputs of shape {self.input_shape}")
+        if self.num_outputs is None:
+            raise ValueError(f"{type(self).__name__}.build needs the number of outputs: pass "
+                             f"{'num_classes' if self._multiclass else 'num_labels'} to the constructor")
+        self._build(tuple(int(v) for v in shape))
+        return self
 
     def _set_standardization(self, total: Tensor, total_sq: Tensor, count: int) -> None:
+        self._stats_pending = False
         if not self.standardize:
             return
         mean = total / count
@@ -358,6 +375,7 @@ class Classifier:
             y_t = self._targets(y_raw, len(X_t), "y")
             if self.network is None:
                 self._build(tuple(X_t.shape[1:]))
+            if self._stats_pending:
                 dims = self._moment_dims(X_t)
                 x64 = X_t.double()
                 count = math.prod(X_t.shape[d] for d in dims)
@@ -380,7 +398,7 @@ class Classifier:
                 raise ValueError("`validation_split` needs in-memory data; pass `validation_data` with a Dataset")
             loader = X if isinstance(X, DataLoader) else DataLoader(
                 X, batch_size=batch_size, shuffle=True, generator=torch.Generator().manual_seed(self.seed))
-            if self.network is None:
+            if self.network is None or self._stats_pending:
                 self._build_from_loader(loader)
             batches = lambda: self._loader_batches(loader)  # noqa: E731
             num_batches = len(loader) if hasattr(loader, "__len__") else None
@@ -391,11 +409,7 @@ class Classifier:
             validation = validation_data if validation_targets_checked else self._validation_set(validation_data)
 
         network = self.network
-        params = [p for p in network.parameters() if p.requires_grad]
-        if optimizer == "adam":
-            opt = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
-        else:
-            opt = torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+        opt = self.make_optimizer(optimizer, lr, weight_decay, momentum)
         bar_cls = None
         if progress:
             from tqdm.auto import tqdm as bar_cls
@@ -455,6 +469,23 @@ class Classifier:
         network.eval()
         return self
 
+    def make_optimizer(self, optimizer: str = "adam", lr: float = 1e-3, weight_decay: float = 0.0,
+                       momentum: float = 0.9) -> torch.optim.Optimizer:
+        """The optimizer ``fit`` uses: the current one (its moments intact) when the settings are
+        unchanged, so repeated ``fit`` calls continue training; a fresh one otherwise."""
+        network = self._require_fitted("make_optimizer")
+        key = (optimizer, float(lr), float(weight_decay), float(momentum))
+        if self.optimizer is None or self._optimizer_key != key:
+            params = [p for p in network.parameters() if p.requires_grad]
+            if optimizer == "adam":
+                self.optimizer = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+            elif optimizer == "sgd":
+                self.optimizer = torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+            else:
+                raise ValueError(f"`optimizer` must be one of {OPTIMIZERS}, got {optimizer!r}")
+            self._optimizer_key = key
+        return self.optimizer
+
     def _check_trainable_shape(self, X: Tensor) -> None:
         if self.batch_norm and len(X) < 2:
             raise ValueError("`X` needs at least 2 samples to train with batch_norm=True")
@@ -508,9 +539,13 @@ class Classifier:
         if first_shape is None:
             raise ValueError("`X` is empty: the Dataset/DataLoader yielded no samples")
         y_all = torch.cat([t.reshape(len(t), -1) if t.dim() > 1 else t for t in labels])
-        self._adopt_targets(y_all)
-        self._targets(y_all, len(y_all), "y")
-        self._build(first_shape)
+        if self.network is None:
+            self._adopt_targets(y_all)
+            self._targets(y_all, len(y_all), "y")
+            self._build(first_shape)
+        elif first_shape != self.input_shape:
+            raise ValueError(f"`X` has samples of shape {first_shape}, but the classifier was built for "
+                             f"{self.input_shape}")
         self._set_standardization(total.to(self.device), total_sq.to(self.device), count)
 
     def _validation_set(self, data: Any) -> tuple[Tensor, Tensor] | Iterable:
@@ -630,6 +665,7 @@ class Classifier:
             "params": self.get_params(), "input_shape": list(self.input_shape),
             "network": {k: v.detach().cpu().clone() for k, v in network.state_dict().items()},
             "history": [dict(row) for row in self.history],
+            "stats_pending": self._stats_pending,
         }
 
     def save(self, path: str | os.PathLike) -> str:
@@ -668,6 +704,7 @@ class Classifier:
         model.network.load_state_dict(state["network"])
         model.network.eval()
         model.history = [dict(row) for row in state.get("history", [])]
+        model._stats_pending = bool(state.get("stats_pending", False))
         return model
 
     @classmethod
@@ -685,6 +722,7 @@ class Classifier:
         if self.network is not None:
             self.network.to(self.device)
             self._generator = torch.Generator(device=self.device).manual_seed(self.seed)
+            self.optimizer, self._optimizer_key = None, None
         return self
 
     def as_module(self, output: str = "labels") -> Decision:
