@@ -22,6 +22,7 @@ import copy
 import math
 import os
 import time
+import warnings
 from typing import Any, Callable, ClassVar, Iterable, Sequence
 
 import numpy as np
@@ -352,6 +353,8 @@ class Classifier:
         validation_split = _finite(validation_split, "validation_split", 0.0, 1.0, high_open=True)
         if early_stopping is not None:
             early_stopping = _int_at_least(early_stopping, "early_stopping", 1)
+        if callback is not None and not callable(callback):
+            raise TypeError(f"`callback` must be callable or None, got {callback!r}")
         if validation_data is not None and validation_split > 0:
             raise ValueError("give either `validation_data` or `validation_split`, not both")
         has_validation = validation_data is not None or validation_split > 0
@@ -363,50 +366,18 @@ class Classifier:
         if monitor.startswith("val_") and not has_validation:
             raise ValueError(f"`monitor`={monitor!r} needs `validation_data` or `validation_split`")
 
-        memory = self._in_memory(X, y, "X", "y")
-        if memory is not None:
-            X_t = self._features(memory[0], "X")
-            if self.network is None:
-                self._check_trainable_shape(X_t)
-            y_raw = _as_tensor(memory[1], "y")
-            self._matching_length(X_t, y_raw, "X", "y")
-            if self.network is None:
-                self._adopt_targets(y_raw)
-            y_t = self._targets(y_raw, len(X_t), "y")
-            if self.network is None:
-                self._build(tuple(X_t.shape[1:]))
-            if self._stats_pending:
-                dims = self._moment_dims(X_t)
-                x64 = X_t.double()
-                count = math.prod(X_t.shape[d] for d in dims)
-                self._set_standardization(x64.sum(dims), (x64 * x64).sum(dims), count)
-            if validation_split > 0:
-                n_val = int(round(len(X_t) * validation_split))
-                if n_val < 1 or n_val >= len(X_t):
-                    raise ValueError(f"`validation_split`={validation_split} leaves an empty split of {len(X_t)} "
-                                     f"samples")
-                perm = torch.randperm(len(X_t), generator=self._generator, device=self.device)
-                validation_data = (X_t[perm[:n_val]], y_t[perm[:n_val]])
-                X_t, y_t = X_t[perm[n_val:]], y_t[perm[n_val:]]
-                validation_targets_checked = True
-            else:
-                validation_targets_checked = False
-            batches = lambda: self._index_batches(X_t, y_t, batch_size)  # noqa: E731
-            num_batches = math.ceil(len(X_t) / batch_size)
-        else:
-            if validation_split > 0:
-                raise ValueError("`validation_split` needs in-memory data; pass `validation_data` with a Dataset")
-            loader = X if isinstance(X, DataLoader) else DataLoader(
-                X, batch_size=batch_size, shuffle=True, generator=torch.Generator().manual_seed(self.seed))
-            if self.network is None or self._stats_pending:
-                self._build_from_loader(loader)
-            batches = lambda: self._loader_batches(loader)  # noqa: E731
-            num_batches = len(loader) if hasattr(loader, "__len__") else None
-            validation_targets_checked = False
-
-        validation = None
-        if validation_data is not None:
-            validation = validation_data if validation_targets_checked else self._validation_set(validation_data)
+        # Everything is checked before anything changes: a rejected fit leaves the classifier as it was.
+        snapshot = dict(self.__dict__)
+        generator_state = self._generator.get_state() if self._generator is not None else None
+        try:
+            batches, num_batches, validation = self._prepare_fit(X, y, batch_size, validation_data,
+                                                                 validation_split)
+        except BaseException:
+            self.__dict__.clear()
+            self.__dict__.update(snapshot)
+            if generator_state is not None:
+                self._generator.set_state(generator_state)
+            raise
 
         network = self.network
         opt = self.make_optimizer(optimizer, lr, weight_decay, momentum)
@@ -468,6 +439,49 @@ class Classifier:
             network.load_state_dict(best_state)
         network.eval()
         return self
+
+    def _prepare_fit(self, X: Any, y: Any, batch_size: int, validation_data: Any, validation_split: float):
+        """Checks the data, builds the network on the first fit; returns (batches, count, validation)."""
+        memory = self._in_memory(X, y, "X", "y")
+        if memory is None:
+            if validation_split > 0:
+                raise ValueError("`validation_split` needs in-memory data; pass `validation_data` with a Dataset")
+            loader = X if isinstance(X, DataLoader) else DataLoader(
+                X, batch_size=batch_size, shuffle=True, generator=torch.Generator().manual_seed(self.seed))
+            if self.network is None or self._stats_pending:
+                self._build_from_loader(loader)
+            validation = None if validation_data is None else self._validation_set(validation_data)
+            num_batches = len(loader) if hasattr(loader, "__len__") else None
+            return (lambda: self._loader_batches(loader)), num_batches, validation
+
+        X_t = self._features(memory[0], "X")
+        if self.network is None:
+            self._check_trainable_shape(X_t)
+        y_raw = _as_tensor(memory[1], "y")
+        self._matching_length(X_t, y_raw, "X", "y")
+        if self.network is None:
+            self._adopt_targets(y_raw)
+        y_t = self._targets(y_raw, len(X_t), "y")
+        n_val = 0
+        if validation_split > 0:
+            n_val = int(round(len(X_t) * validation_split))
+            if n_val < 1 or n_val >= len(X_t):
+                raise ValueError(f"`validation_split`={validation_split} leaves an empty split of {len(X_t)} samples")
+        validation = None
+        if validation_data is not None:
+            validation = self._validation_set(validation_data, tuple(X_t.shape[1:]))
+        if self.network is None:
+            self._build(tuple(X_t.shape[1:]))
+        if self._stats_pending:
+            dims = self._moment_dims(X_t)
+            x64 = X_t.double()
+            count = math.prod(X_t.shape[d] for d in dims)
+            self._set_standardization(x64.sum(dims), (x64 * x64).sum(dims), count)
+        if n_val:
+            perm = torch.randperm(len(X_t), generator=self._generator, device=self.device)
+            validation = (X_t[perm[:n_val]], y_t[perm[:n_val]])
+            X_t, y_t = X_t[perm[n_val:]], y_t[perm[n_val:]]
+        return (lambda: self._index_batches(X_t, y_t, batch_size)), math.ceil(len(X_t) / batch_size), validation
 
     def make_optimizer(self, optimizer: str = "adam", lr: float = 1e-3, weight_decay: float = 0.0,
                        momentum: float = 0.9) -> torch.optim.Optimizer:
@@ -548,7 +562,8 @@ class Classifier:
                              f"{self.input_shape}")
         self._set_standardization(total.to(self.device), total_sq.to(self.device), count)
 
-    def _validation_set(self, data: Any) -> tuple[Tensor, Tensor] | Iterable:
+    def _validation_set(self, data: Any, sample_shape: tuple[int, ...] | None = None
+                        ) -> tuple[Tensor, Tensor] | Iterable:
         memory = self._in_memory(data, None, "validation_data", "validation_data") if isinstance(
             data, (Dataset, DataLoader)) else None
         if isinstance(data, (Dataset, DataLoader)):
@@ -560,6 +575,8 @@ class Classifier:
                 raise TypeError("`validation_data` must be (X_val, y_val) or a Dataset/DataLoader")
             X_v, y_v = data
         X_v = self._features(X_v, "validation_data")
+        if sample_shape is not None and tuple(X_v.shape[1:]) != sample_shape:
+            raise ValueError(f"`validation_data` has samples of shape {tuple(X_v.shape[1:])}, `X` of {sample_shape}")
         y_raw = _as_tensor(y_v, "validation_data")
         self._matching_length(X_v, y_raw, "validation_data[0]", "validation_data[1]")
         return X_v, self._targets(y_raw, len(X_v), "validation_data")
@@ -713,7 +730,12 @@ class Classifier:
         path = os.fspath(path)
         if not os.path.exists(path):
             raise FileNotFoundError(f"classifier file {path!r} does not exist")
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # pickled code (refused by weights_only), a damaged or foreign file
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise ValueError(f"{path!r} is not a readable rltorch classifier file (rltorch never runs code from a "
+                             f"file): {first}") from None
         return cls.from_state_dict(state, device)
 
     def to(self, device: str | torch.device) -> "Classifier":
@@ -747,7 +769,9 @@ class Classifier:
         if directory:
             os.makedirs(directory, exist_ok=True)
         if format == "torchscript":
-            torch.jit.save(torch.jit.script(module), path)
+            with warnings.catch_warnings():  # torch >= 2.10 flags TorchScript as deprecated; users still ask for it
+                warnings.simplefilter("ignore", FutureWarning)
+                torch.jit.save(torch.jit.script(module), path)
         else:
             example = torch.zeros(4, *self.input_shape)
             batch = torch.export.Dim("batch", min=1)
