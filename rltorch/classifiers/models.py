@@ -683,6 +683,9 @@ class Classifier:
             "network": {k: v.detach().cpu().clone() for k, v in network.state_dict().items()},
             "history": [dict(row) for row in self.history],
             "stats_pending": self._stats_pending,
+            # The shuffling/split/dropout stream, so that a loaded classifier trains on exactly as it would have.
+            "generator": self._generator.get_state(),
+            "generator_device": self.device.type,
         }
 
     def save(self, path: str | os.PathLike) -> str:
@@ -722,6 +725,9 @@ class Classifier:
         model.network.eval()
         model.history = [dict(row) for row in state.get("history", [])]
         model._stats_pending = bool(state.get("stats_pending", False))
+        generator = state.get("generator")
+        if isinstance(generator, Tensor) and state.get("generator_device") == model.device.type:
+            model._generator.set_state(generator)
         return model
 
     @classmethod
