@@ -611,7 +611,8 @@ class Classifier:
         return back(self._shape_logits(self._logits_of(X_t)))
 
     def predict_proba(self, X: Any) -> Any:
-        """Class probabilities ``[N, classes]`` (multiclass), ``P(y=1)`` ``[N]`` (binary) or per-label ``[N, labels]``."""
+        """Class probabilities ``[N, classes]`` (multiclass), ``P(y=1)`` ``[N]`` (binary) or
+        per-label probabilities ``[N, labels]`` (multilabel)."""
         X_t, back = self._predict_input(X, "predict_proba")
         logits = self._logits_of(X_t)
         proba = torch.softmax(logits, 1) if self._multiclass else torch.sigmoid(logits)
