@@ -195,9 +195,48 @@ def _cmd_train(args: argparse.Namespace) -> int:
         "last_eval_return": result.last_eval_return, "threshold": agent.threshold,
     })
     curve = runs.plot_learning_curve(run_dir, agent.threshold)
+    extra_files = getattr(agent, "write_run_files", None)  # an algorithm's own figures (BC: confusion matrix)
+    if extra_files is not None:
+        extra_files(run_dir)
     print(f"run dir: {run_dir}" + (f" (learning curve: {curve})" if curve else ""))
     agent.close()
     return 0 if result.solved or not config.stop_when_solved else 1
+
+
+def _cmd_train_classifier(args: argparse.Namespace) -> int:
+    from rltorch import runs
+    from rltorch.classifiers.run import ALGORITHM, ClassifierConfig, run_classifier
+    from rltorch.envs import resolve_device
+
+    config = _config_from_args(args, ClassifierConfig, ALGORITHM)
+    try:
+        resolve_device(config.device)
+    except (RuntimeError, ValueError) as exc:
+        raise CliError(f"--device {config.device}: {exc}") from None
+    if config.dataset.startswith("cartpole") and config.expert != "linear" and not os.path.exists(config.expert):
+        raise CliError(f"--expert {config.expert!r}: no such run directory or checkpoint (or use 'linear')")
+    try:
+        if args.run_dir:
+            runs.check_run_dir(args.run_dir, "--run-dir")
+            run_dir = args.run_dir
+        else:
+            runs.check_run_dir(args.runs_root, "--runs-root")
+            run_dir = runs.plan_run_dir(args.runs_root, ALGORITHM, config.dataset, config.seed)
+        os.makedirs(run_dir, exist_ok=True)
+    except (OSError, ValueError) as exc:
+        raise CliError(str(exc)) from None
+    print(f"rltorch: training a classifier on {config.dataset} ({config.num_samples} samples); run dir {run_dir}",
+          flush=True)
+    try:
+        result = run_classifier(config, run_dir, progress=not args.quiet)
+    except (RuntimeError, ValueError) as exc:
+        raise CliError(str(exc)) from None
+    test = result["test"]
+    print(f"{result['classifier']} on {config.dataset}: test accuracy {test['accuracy']:.4f}, macro F1 "
+          f"{test['f1_macro']:.4f} over {result['test_samples']} samples after {result['epochs']} epochs "
+          f"({result['fit_time_s']:.1f} s of fit)")
+    print(f"run dir: {run_dir}")
+    return 0
 
 
 def _load_run(run_dir: str, device: str | None):
@@ -217,6 +256,9 @@ def _load_run(run_dir: str, device: str | None):
             raise CliError(f"--device {device}: {exc}") from None
     try:
         algorithm = runs.read_algorithm(run_dir)
+        if algorithm == "classifier":
+            raise CliError(f"{run_dir!r} is a classifier run: its test metrics are in {runs.RESULT_FILE}; "
+                           f"load it with rltorch.classifiers.load_classifier")
         agent_class = Agent if algorithm is None else algorithm_class(algorithm)
         return agent_class.load(os.path.join(run_dir, runs.CHECKPOINT_FILE), device=device)
     except (FileNotFoundError, RuntimeError, ValueError) as exc:
@@ -238,6 +280,22 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 def _cmd_export(args: argparse.Namespace) -> int:
     suffix = {"torchscript": "policy.ts", "export": "policy.pt2"}[args.format]
     output = args.output or os.path.join(args.run_dir, suffix)
+    if os.path.isdir(args.run_dir):
+        from rltorch import runs
+
+        try:
+            classifier_run = runs.read_algorithm(args.run_dir) == "classifier"
+        except ValueError as exc:
+            raise CliError(str(exc)) from None
+        if classifier_run:
+            from rltorch.classifiers import load_classifier
+
+            try:
+                path = load_classifier(os.path.join(args.run_dir, runs.CHECKPOINT_FILE)).export(output, args.format)
+            except (OSError, ValueError) as exc:
+                raise CliError(str(exc)) from None
+            print(f"exported the classifier to {path} (input float32 [batch, *features], output labels)")
+            return 0
     agent = _load_run(args.run_dir, "cpu")
     try:
         path = agent.export(output, format=args.format)
@@ -293,6 +351,20 @@ def build_parser() -> argparse.ArgumentParser:
         run.add_argument("--quiet", action="store_true", help="no progress bar")
         _config_flags(p_algo, agent_class.config_class)
         p_algo.set_defaults(func=_cmd_train, agent_class=agent_class)
+
+    from rltorch.classifiers.run import ClassifierConfig
+
+    summary = ClassifierConfig.__doc__.strip().splitlines()[0]
+    p_cls = algos.add_parser("classifier", help=summary, description=f"{summary} Writes a run directory like "
+                             f"the agents' (config.json, metrics.csv, checkpoint.pt, result.json, PNGs).")
+    run = p_cls.add_argument_group("run options")
+    run.add_argument("--config", default=None, metavar="FILE", help="a .toml or .json file of ClassifierConfig fields")
+    run.add_argument("--set", action="append", metavar="KEY=VALUE", help="override one config field (applied last)")
+    run.add_argument("--run-dir", default=None, help="where to write the run (default RUNS_ROOT/classifier-DATASET-sSEED-TIME)")
+    run.add_argument("--runs-root", default="runs", help="parent of new run directories (default: runs)")
+    run.add_argument("--quiet", action="store_true", help="no progress bars")
+    _config_flags(p_cls, ClassifierConfig)
+    p_cls.set_defaults(func=_cmd_train_classifier)
 
     p_eval = sub.add_parser("eval", help="greedy return of a trained run")
     p_eval.add_argument("run_dir")

@@ -6,12 +6,14 @@ adds its class here.
 """
 
 from rltorch.agents.base import Agent, TrainResult
+from rltorch.agents.bc import BC, BCConfig
 from rltorch.agents.config import RunConfig
 from rltorch.agents.dqn import DQN, DQNConfig
 from rltorch.agents.networks import GreedyPolicy, QNetwork
 
 ALGORITHMS: dict[str, type[Agent]] = {
     DQN.name: DQN,
+    BC.name: BC,
 }
 
 
@@ -22,5 +24,5 @@ def algorithm_class(name: str) -> type[Agent]:
     return ALGORITHMS[name]
 
 
-__all__ = ["ALGORITHMS", "Agent", "DQN", "DQNConfig", "GreedyPolicy", "QNetwork", "RunConfig", "TrainResult",
+__all__ = ["ALGORITHMS", "Agent", "BC", "BCConfig", "DQN", "DQNConfig", "GreedyPolicy", "QNetwork", "RunConfig", "TrainResult",
            "algorithm_class"]

@@ -31,7 +31,51 @@ MAX_SEED = 2**63 - 1
 
 
 @dataclass(kw_only=True)
-class RunConfig:
+class Config:
+    """A dataclass whose fields are checked against their annotations (:meth:`validate`), read from
+    dicts and files (:meth:`from_dict`) and turned into command-line flags. Subclasses add fields
+    with a docstring under each and range checks in :meth:`check`."""
+
+    def __post_init__(self):
+        self.validate()
+
+    def validate(self):
+        """Checks every field (type, then range) and normalises it (tuples, ints); raises ValueError naming the
+        field. Nothing is changed when a check fails. Returns ``self``."""
+        values = {f.name: _coerce(type(self), f.name, hint, getattr(self, f.name))
+                  for f, hint in _fields_and_hints(type(self))}
+        self.check(values)
+        for name, value in values.items():
+            setattr(self, name, value)
+        return self
+
+    def check(self, values: dict[str, Any]) -> None:
+        """Range checks on the type-checked ``values``; subclasses extend it (call ``super().check(values)``)."""
+
+    def requirement(self, cond: bool, name: str, message: str) -> None:
+        """Raises ``ValueError("<Config>: `name` message")`` unless ``cond``."""
+        if not cond:
+            raise ValueError(f"{type(self).__name__}: `{name}` {message}")
+
+    @classmethod
+    def from_dict(cls, values: dict):
+        """A validated config from a dict of field values (unknown keys are an error)."""
+        if not isinstance(values, dict):
+            raise ValueError(f"{cls.__name__}: expected a dict of field values, got {type(values).__name__}")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(str(k) for k in set(values) - known)
+        if unknown:
+            raise ValueError(f"{cls.__name__}: unknown field(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        return cls(**values)
+
+    def to_dict(self) -> dict:
+        """Plain JSON/TOML values (tuples become lists); ``from_dict(to_dict())`` gives an equal config."""
+        return {name: list(value) if isinstance(value, tuple) else value
+                for name, value in ((f.name, getattr(self, f.name)) for f in dataclasses.fields(self))}
+
+
+@dataclass(kw_only=True)
+class RunConfig(Config):
     """Run-level settings every algorithm shares; each algorithm's config subclasses this."""
 
     env_id: str = "CartPole-v1"
@@ -59,21 +103,8 @@ class RunConfig:
     compile: bool = False
     """torch.compile the update step (pays compile time up front)."""
 
-    def __post_init__(self):
-        self.validate()
-
-    def validate(self):
-        """Checks every field (type, then range) and normalises it (tuples, ints); raises ValueError naming the
-        field. Nothing is changed when a check fails. Returns ``self``."""
-        values = {f.name: _coerce(type(self), f.name, hint, getattr(self, f.name))
-                  for f, hint in _fields_and_hints(type(self))}
-        self.check(values)
-        for name, value in values.items():
-            setattr(self, name, value)
-        return self
-
     def check(self, values: dict[str, Any]) -> None:
-        """Range checks on the type-checked ``values``; subclasses extend it (call ``super().check(values)``)."""
+        super().check(values)
         need = self.requirement
         need(values["env_id"] != "", "env_id", "must not be empty")
         need(values["env_backend"] in ENV_BACKENDS, "env_backend", f"must be one of {'|'.join(ENV_BACKENDS)}")
@@ -84,27 +115,6 @@ class RunConfig:
         need(values["total_steps"] >= 1, "total_steps", f"must be >= 1, got {values['total_steps']}")
         for name in ("eval_interval", "eval_episodes", "log_interval"):
             need(values[name] >= 1, name, f"must be >= 1, got {values[name]}")
-
-    def requirement(self, cond: bool, name: str, message: str) -> None:
-        """Raises ``ValueError("<Config>: `name` message")`` unless ``cond``."""
-        if not cond:
-            raise ValueError(f"{type(self).__name__}: `{name}` {message}")
-
-    @classmethod
-    def from_dict(cls, values: dict):
-        """A validated config from a dict of field values (unknown keys are an error)."""
-        if not isinstance(values, dict):
-            raise ValueError(f"{cls.__name__}: expected a dict of field values, got {type(values).__name__}")
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(str(k) for k in set(values) - known)
-        if unknown:
-            raise ValueError(f"{cls.__name__}: unknown field(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-        return cls(**values)
-
-    def to_dict(self) -> dict:
-        """Plain JSON/TOML values (tuples become lists); ``from_dict(to_dict())`` gives an equal config."""
-        return {name: list(value) if isinstance(value, tuple) else value
-                for name, value in ((f.name, getattr(self, f.name)) for f in dataclasses.fields(self))}
 
 
 def _is_device(name: str) -> bool:

@@ -1,5 +1,6 @@
 """Network builders shared by every rltorch model: Q-networks, actor-critics and classifiers."""
 
+from rltorch.nn.cnn import cnn
 from rltorch.nn.mlp import ACTIVATIONS, mlp
 
-__all__ = ["mlp", "ACTIVATIONS"]
+__all__ = ["mlp", "cnn", "ACTIVATIONS"]

@@ -1,0 +1,211 @@
+"""``rltorch train classifier``: one classifier run, with the agents' run-directory layout.
+
+A run directory holds ``config.json`` (``algorithm: "classifier"`` and the
+:class:`ClassifierConfig`), ``metrics.csv`` (one row per epoch),
+``checkpoint.pt`` (:meth:`Classifier.save`; load with ``load_classifier``),
+``result.json`` (test metrics), ``learning_curve.png`` and either
+``decision_boundary.png`` (2-D data) or ``confusion_matrix.png``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+
+from rltorch.agents.config import Config
+from rltorch.classifiers import datasets as synthetic
+from rltorch.classifiers.env_data import collect_expert_pairs, collect_failure_pairs
+from rltorch.classifiers.models import BinaryClassifier, Classifier, MulticlassClassifier, MultilabelClassifier
+
+__all__ = ["ClassifierConfig", "make_dataset", "make_classifier", "run_classifier", "ALGORITHM", "DATASETS"]
+
+ALGORITHM = "classifier"
+DATASETS = ("circles", "moons", "blobs", "spirals", "multilabel", "cartpole-bc", "cartpole-fail")
+BOUNDARY_FILE = "decision_boundary.png"
+CONFUSION_FILE = "confusion_matrix.png"
+
+
+@dataclass(kw_only=True)
+class ClassifierConfig(Config):
+    """A classifier trained on synthetic 2-D data or on data collected from rltorch's CartPole."""
+
+    dataset: Literal["circles", "moons", "blobs", "spirals", "multilabel", "cartpole-bc", "cartpole-fail"] = "circles"
+    """circles|moons|blobs|spirals|multilabel (made in torch) or cartpole-bc (observation -> expert action) or cartpole-fail (observation -> falls within `horizon` steps)."""
+    kind: Literal["auto", "binary", "multiclass", "multilabel"] = "auto"
+    """Classifier kind; auto: multilabel for the multilabel set, binary for two-class sets, multiclass otherwise."""
+    num_samples: int = 4000
+    """Samples generated or collected (train + validation + test)."""
+    num_classes: int = 4
+    """Classes of the blobs and spirals sets (labels of the multilabel set)."""
+    noise: float | None = None
+    """Gaussian noise of the synthetic sets; none keeps each generator's default."""
+    test_fraction: float = 0.25
+    """Share of the samples held out for the final test metrics."""
+    validation_split: float = 0.1
+    """Share of the training samples held out for per-epoch validation (0 for none)."""
+    expert: str = "linear"
+    """cartpole-*: the policy that acts, 'linear' or a trained agent's run directory."""
+    epsilon: float | None = None
+    """cartpole-*: probability of a random action while collecting; none: 0.2 for cartpole-bc, 0.75 for cartpole-fail."""
+    horizon: int = 10
+    """cartpole-fail: label 1 when the pole falls within this many steps."""
+
+    hidden_sizes: tuple[int, ...] = (64, 64)
+    """Widths of the MLP's hidden layers."""
+    activation: Literal["relu", "tanh", "gelu", "silu", "elu", "leaky_relu"] = "relu"
+    """Activation of the hidden layers."""
+    dropout: float = 0.0
+    """Dropout after each hidden layer."""
+    batch_norm: bool = False
+    """BatchNorm1d after each hidden linear layer."""
+    label_smoothing: float = 0.0
+    """Cross-entropy label smoothing (multiclass)."""
+
+    epochs: int = 40
+    """Passes over the training data (fewer with early_stopping)."""
+    batch_size: int = 128
+    """Samples per gradient step."""
+    learning_rate: float = 3e-3
+    """Optimizer learning rate."""
+    optimizer: Literal["adam", "sgd"] = "adam"
+    """adam or sgd (momentum 0.9)."""
+    weight_decay: float = 0.0
+    """L2 weight decay."""
+    early_stopping: int | None = None
+    """Stop after this many epochs without a better `monitor` (restoring the best weights); none trains all epochs."""
+    monitor: Literal["loss", "val_loss", "val_accuracy", "val_f1_macro"] = "val_loss"
+    """Metric early stopping watches (val_* need validation_split > 0)."""
+
+    device: str = "auto"
+    """'cpu', 'cuda', 'cuda:1', or 'auto' (cuda when available)."""
+    seed: int = 0
+    """Seeds the data, the split, the initial weights and the shuffling."""
+
+    def check(self, values: dict[str, Any]) -> None:
+        need = self.requirement
+        need(values["num_samples"] >= 20, "num_samples", f"must be >= 20, got {values['num_samples']}")
+        need(values["num_classes"] >= 2, "num_classes", f"must be >= 2, got {values['num_classes']}")
+        need(values["noise"] is None or values["noise"] >= 0, "noise", f"must be >= 0 or none, got {values['noise']}")
+        need(0 < values["test_fraction"] < 1, "test_fraction", f"must lie in (0, 1), got {values['test_fraction']}")
+        need(0 <= values["validation_split"] < 1, "validation_split",
+             f"must lie in [0, 1), got {values['validation_split']}")
+        need(values["epsilon"] is None or 0 <= values["epsilon"] <= 1, "epsilon",
+             f"must lie in [0, 1] or be none, got {values['epsilon']}")
+        need(values["horizon"] >= 1, "horizon", f"must be >= 1, got {values['horizon']}")
+        need(len(values["hidden_sizes"]) >= 1 and all(h >= 1 for h in values["hidden_sizes"]), "hidden_sizes",
+             f"must be one or more integers >= 1, got {list(values['hidden_sizes'])}")
+        need(0 <= values["dropout"] < 1, "dropout", f"must lie in [0, 1), got {values['dropout']}")
+        need(0 <= values["label_smoothing"] < 1, "label_smoothing",
+             f"must lie in [0, 1), got {values['label_smoothing']}")
+        for name in ("epochs", "batch_size"):
+            need(values[name] >= 1, name, f"must be >= 1, got {values[name]}")
+        need(values["learning_rate"] > 0, "learning_rate", f"must be > 0, got {values['learning_rate']}")
+        need(values["weight_decay"] >= 0, "weight_decay", f"must be >= 0, got {values['weight_decay']}")
+        need(values["early_stopping"] is None or values["early_stopping"] >= 1, "early_stopping",
+             f"must be >= 1 or none, got {values['early_stopping']}")
+        need(not (values["monitor"].startswith("val_") and values["early_stopping"] is not None
+                  and values["validation_split"] == 0), "monitor",
+             f"{values['monitor']!r} needs validation_split > 0")
+        kind = values["kind"]
+        dataset = values["dataset"]
+        need(kind in ("auto", "multilabel") or dataset != "multilabel", "kind",
+             f"must be auto or multilabel for the multilabel dataset, got {kind!r}")
+        need(kind != "multilabel" or dataset == "multilabel", "kind",
+             f"multilabel needs the multilabel dataset, got {dataset!r}")
+        need(kind != "binary" or _num_classes(dataset, values["num_classes"]) == 2, "kind",
+             f"binary needs a two-class dataset; {dataset!r} has {_num_classes(dataset, values['num_classes'])}")
+        need(not (dataset.startswith("cartpole") and values["expert"] == ""), "expert", "must not be empty")
+
+
+def _num_classes(dataset: str, num_classes: int) -> int:
+    return num_classes if dataset in ("blobs", "spirals", "multilabel") else 2
+
+
+def make_dataset(config: ClassifierConfig, device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+    """``(X, y)`` of the config's dataset, on ``device``."""
+    n, seed, name = config.num_samples, config.seed, config.dataset
+    noise = {} if config.noise is None else {"noise": config.noise}
+    if name in ("circles", "moons"):
+        return synthetic.SYNTHETIC_DATASETS[name](n, seed=seed, device=device, **noise)
+    if name == "blobs":
+        std = {} if config.noise is None else {"cluster_std": config.noise}
+        return synthetic.make_blobs(n, num_classes=config.num_classes, seed=seed, device=device, **std)
+    if name == "spirals":
+        return synthetic.make_spirals(n, num_classes=config.num_classes, seed=seed, device=device, **noise)
+    if name == "multilabel":
+        return synthetic.make_multilabel(n, num_labels=config.num_classes, seed=seed, device=device)
+    from rltorch.agents.bc import load_expert
+
+    policy = load_expert(config.expert, device)
+    if name == "cartpole-bc":
+        epsilon = 0.2 if config.epsilon is None else config.epsilon
+        return collect_expert_pairs(policy, n, epsilon=epsilon, seed=seed, device=device)
+    epsilon = 0.75 if config.epsilon is None else config.epsilon
+    return collect_failure_pairs(policy, n, horizon=config.horizon, epsilon=epsilon, seed=seed, device=device)
+
+
+def make_classifier(config: ClassifierConfig, device: torch.device | str = "cpu") -> Classifier:
+    """The (unfitted) classifier the config describes."""
+    common = dict(hidden_sizes=config.hidden_sizes, activation=config.activation, dropout=config.dropout,
+                  batch_norm=config.batch_norm, device=device, seed=config.seed)
+    kind = config.kind
+    if kind == "auto":
+        kind = ("multilabel" if config.dataset == "multilabel" else
+                "binary" if _num_classes(config.dataset, config.num_classes) == 2 else "multiclass")
+    if kind == "multilabel":
+        return MultilabelClassifier(config.num_classes, **common)
+    if kind == "binary":
+        return BinaryClassifier(**common)
+    return MulticlassClassifier(_num_classes(config.dataset, config.num_classes),
+                                label_smoothing=config.label_smoothing, **common)
+
+
+def run_classifier(config: ClassifierConfig, run_dir: str, progress: bool = False) -> dict:
+    """Makes the data, trains, tests and writes the run directory (``run_dir`` must exist). Returns the
+    test metrics (also in result.json)."""
+    from rltorch import runs
+    from rltorch.classifiers import plots
+    from rltorch.classifiers.datasets import train_test_split
+    from rltorch.envs import resolve_device
+
+    device = resolve_device(config.device)
+    runs.write_config(run_dir, ALGORITHM, config)
+    began = time.perf_counter()
+    X, y = make_dataset(config, device)
+    data_time = time.perf_counter() - began
+    X_train, X_test, y_train, y_test = train_test_split(X, y, config.test_fraction, seed=config.seed)
+    classifier = make_classifier(config, device)
+    columns = ["epoch", "loss", "samples", "wall_time_s", "samples_per_s"]
+    if config.validation_split > 0:
+        columns += ["val_loss", "val_accuracy", "val_f1_macro"]
+    metrics = runs.MetricsWriter(run_dir, columns)
+    try:
+        fit_began = time.perf_counter()
+        classifier.fit(X_train, y_train, epochs=config.epochs, batch_size=config.batch_size,
+                       lr=config.learning_rate, optimizer=config.optimizer, weight_decay=config.weight_decay,
+                       validation_split=config.validation_split, early_stopping=config.early_stopping,
+                       monitor=config.monitor if config.early_stopping is not None else None,
+                       progress=progress, callback=lambda row: metrics({**row, "env_steps": row["epoch"]}))
+        fit_time = time.perf_counter() - fit_began
+    finally:
+        metrics.close()
+    scores = classifier.evaluate(X_test, y_test)
+    classifier.save(os.path.join(run_dir, runs.CHECKPOINT_FILE))
+    result = {"dataset": config.dataset, "classifier": type(classifier).__name__, "train_samples": len(X_train),
+              "test_samples": len(X_test), "epochs": len(classifier.history), "data_time_s": data_time,
+              "fit_time_s": fit_time, "test": scores}
+    runs.write_json(os.path.join(run_dir, runs.RESULT_FILE), result)
+    plots.plot_training_curves(classifier.history, os.path.join(run_dir, runs.CURVE_FILE),
+                               f"{config.dataset}: {type(classifier).__name__}")
+    if X.dim() == 2 and X.shape[1] == 2:
+        plots.plot_decision_boundary(classifier, X_test, y_test, os.path.join(run_dir, BOUNDARY_FILE),
+                                     f"{config.dataset}: test accuracy {scores['accuracy']:.4f}")
+    else:
+        plots.plot_confusion_matrix(scores["confusion_matrix"], os.path.join(run_dir, CONFUSION_FILE),
+                                    f"{config.dataset}: test accuracy {scores['accuracy']:.4f} "
+                                    f"(rows: true class)")
+    return result
