@@ -9,9 +9,11 @@ from rltorch.agents.base import Agent, TrainResult
 from rltorch.agents.config import RunConfig
 from rltorch.agents.dqn import DQN, DQNConfig
 from rltorch.agents.networks import GreedyPolicy, QNetwork
+from rltorch.agents.ppo import PPO, PPOConfig
 
 ALGORITHMS: dict[str, type[Agent]] = {
     DQN.name: DQN,
+    PPO.name: PPO,
 }
 
 
@@ -22,5 +24,5 @@ def algorithm_class(name: str) -> type[Agent]:
     return ALGORITHMS[name]
 
 
-__all__ = ["ALGORITHMS", "Agent", "DQN", "DQNConfig", "GreedyPolicy", "QNetwork", "RunConfig", "TrainResult",
+__all__ = ["ALGORITHMS", "Agent", "DQN", "DQNConfig", "GreedyPolicy", "PPO", "PPOConfig", "QNetwork", "RunConfig", "TrainResult",
            "algorithm_class"]
