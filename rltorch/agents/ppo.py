@@ -258,18 +258,14 @@ class PPO(Agent):
 
     def learn(self) -> None:
         """One PPO update on the rollout in the buffer."""
-        cfg, buf, net = self.config, self.buffer, self.net
+        cfg, buf = self.config, self.buffer
         frac = 1.0 - self.iterations / self.num_iterations
         self.learning_rate = cfg.learning_rate * (frac if cfg.anneal_lr else 1.0)
         clip_coef = cfg.clip_coef * (frac if cfg.anneal_clip else 1.0)
         for group in self.optimizer.param_groups:
             group["lr"] = self.learning_rate
 
-        # Values of every observation and every successor (the final observation where an episode
-        # ended) in one call; GAE bootstraps truncated steps from the latter and terminated ones not at all.
-        with torch.no_grad():
-            values = net.value(torch.cat([buf.obs, buf.next_obs]).flatten(0, 1)).view(2, buf.num_steps, buf.num_envs)
-        buf.compute_advantages(values[0], values[1], cfg.gamma, cfg.gae_lambda)
+        self.compute_advantages()
         batch = buf.flatten()
         weight = batch.valid.float() if self.masked else None
 
@@ -285,8 +281,17 @@ class PPO(Agent):
                 break
 
         # After the update: the policy that collected this rollout also learned from it with these statistics.
-        net.obs_norm.update(buf.obs)
+        self.net.obs_norm.update(buf.obs)
         self.iterations += 1
+
+    @torch.no_grad()
+    def compute_advantages(self) -> None:
+        """Values, GAE advantages and returns of the rollout in the buffer."""
+        buf = self.buffer
+        # Values of every observation and every successor (the final observation where an episode
+        # ended) in one call; GAE bootstraps truncated steps from the latter and terminated ones not at all.
+        values = self.net.value(torch.cat([buf.obs, buf.next_obs]).flatten(0, 1)).view(2, buf.num_steps, buf.num_envs)
+        buf.compute_advantages(values[0], values[1], self.config.gamma, self.config.gae_lambda)
 
     def _minibatch_update(self, batch, index: Tensor, weight: Tensor | None, clip_coef: float) -> Tensor:
         cfg = self.config
