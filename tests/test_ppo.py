@@ -257,6 +257,23 @@ def test_checkpoint_of_another_algorithm_is_refused(tmp_path):
     dqn.close()
 
 
+def test_evaluation_stops_early_only_once_the_threshold_is_out_of_reach():
+    agent = PPO(small_config())
+    full = agent.evaluate_returns(50, seed=4)
+    assert float(full.mean()) < 100  # an untrained policy
+    early = agent.evaluate_returns(50, seed=4, stop_below=475.0)
+    assert float(early.mean()) < 475 and bool((early <= full).all())
+    assert not torch.equal(early, full)  # it stopped before every episode ended
+    # Shortfalls past 50 * (500 - 475) = 1250 prove the mean below 475; the first 16-step check sees them.
+    assert float((500 - early[early == full]).sum()) > 50 * 25
+    assert torch.equal(agent.evaluate_returns(50, seed=4, stop_below=float(full.mean()) - 1), full)
+    gym_agent = PPO(small_config(env_backend="gymnasium", num_envs=2, num_steps=4))
+    # gymnasium's envs do not bound an episode's return: no early stop.
+    assert torch.equal(gym_agent.evaluate_returns(5, seed=4, stop_below=475.0), gym_agent.evaluate_returns(5, seed=4))
+    agent.close()
+    gym_agent.close()
+
+
 # ---------------------------------------------------------------- export
 
 

@@ -112,6 +112,9 @@ class PPOConfig(RunConfig):
     """Env steps between greedy evaluations."""
     log_interval: int = 2_048
     """Env steps between log rows (metrics.csv, progress bar, callback)."""
+    eval_stop_early: bool = True
+    """Stop a training-time evaluation once its mean can no longer reach solve_threshold (envs with a known
+    best episode return: rltorch's CartPole); its logged eval_return is then a lower bound."""
 
     num_steps: int = 32
     """Steps per env in each rollout (a rollout holds num_envs * num_steps transitions)."""
