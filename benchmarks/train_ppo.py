@@ -22,6 +22,7 @@ small, and an oversubscribed thread pool only waits).
 
     python benchmarks/train_ppo.py --seeds 5
     python benchmarks/train_ppo.py --seeds 5 --sb3
+    python benchmarks/train_ppo.py --profile        # time split: rollout, gradient steps, evaluation
     python benchmarks/train_ppo.py --seeds 3 --cleanrl ~/src/cleanrl -- --num-envs 32
 """
 
@@ -176,6 +177,49 @@ def run_cleanrl(path: str, seed: int, threads: int) -> dict:
             "steps_to_solve": solved_at[1] if solved_at else None}
 
 
+def profile_breakdown(seeds: list[int], threads: int, extra: list[str]) -> None:
+    """Where the time to solve goes (rollout, gradient steps, evaluation), timed in this process."""
+    import torch
+
+    from rltorch.agents import PPO, PPOConfig
+    from rltorch.agents.base import Agent
+    from rltorch.cli import _config_from_args, build_parser
+
+    torch.set_num_threads(threads)
+    # The config `rltorch train ppo` builds from the same flags.
+    args = build_parser().parse_args(["train", "ppo", "--device", "cpu", *extra])
+    base = _config_from_args(args, PPOConfig, "ppo").to_dict()
+    totals: dict[str, list[float]] = {}
+    for seed in seeds:
+        spent = {"collect": 0.0, "learn": 0.0, "evaluate": 0.0}
+
+        def timed(name, fn):
+            def wrapper(*a, **k):
+                start = time.perf_counter()
+                try:
+                    return fn(*a, **k)
+                finally:
+                    spent[name] += time.perf_counter() - start
+            return wrapper
+
+        agent = PPO(PPOConfig.from_dict({**base, "seed": seed}))
+        agent.collect = timed("collect", agent.collect)
+        agent.learn = timed("learn", agent.learn)
+        original = Agent.evaluate_returns
+        agent.evaluate_returns = timed("evaluate", lambda *a, **k: original(agent, *a, **k))
+        result = agent.train()
+        spent["other"] = result.wall_time_s - sum(spent.values())
+        spent["total"] = result.wall_time_s
+        print(f"seed {seed}: solved={result.solved} steps={result.env_steps} updates={result.updates} "
+              + " ".join(f"{k}={v:.3f}s" for k, v in spent.items()), flush=True)
+        for k, v in spent.items():
+            totals.setdefault(k, []).append(v)
+        agent.close()
+    total = statistics.median(totals["total"])
+    print("median: " + ", ".join(f"{k} {statistics.median(v):.3f} s ({100 * statistics.median(v) / total:.0f}%)"
+                                 for k, v in totals.items() if k != "total") + f", total {total:.3f} s")
+
+
 def summarize(name: str, results: list[dict], key: str = "time_to_solve_s") -> float | None:
     solved = [r for r in results if r["solved"] and r.get(key) is not None]
     print(f"\n{name}: {len(solved)} of {len(results)} seeds solved")
@@ -201,9 +245,14 @@ def main() -> int:
     parser.add_argument("--sb3-venv", default="/tmp/sb3-venv", help="virtualenv for SB3 (created when missing)")
     parser.add_argument("--sb3-eval-every", type=int, default=2048, help="env steps between SB3's evaluations")
     parser.add_argument("--cleanrl", default=None, help="path to a CleanRL checkout, to run its ppo.py side by side")
+    parser.add_argument("--profile", action="store_true",
+                        help="only time rollout, gradient steps and evaluation of each seed, in this process")
     parser.add_argument("extra", nargs="*", help="extra arguments for `rltorch train ppo` (after --)")
     args = parser.parse_args()
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
+    if args.profile:
+        profile_breakdown(seeds, args.threads, args.extra)
+        return 0
 
     results = []
     for seed in seeds:
