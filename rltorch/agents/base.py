@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import math
 import os
 import pickle
 import time
@@ -185,6 +184,8 @@ class Agent:
         torch.manual_seed(cfg.seed)
         if env is None:
             env = make_env(cfg.env_id, cfg.num_envs, backend=cfg.env_backend, device=self.device)
+        elif not hasattr(env, "single_observation_space") or not hasattr(env, "num_envs"):
+            raise ValueError(f"{type(self).__name__}: `env` must be a gymnasium VectorEnv, got {type(env).__name__}")
         self.env = VectorEnvAdapter(env, self.device)
         self.threshold = solve_threshold(cfg.env_id, cfg.solve_threshold)
         self.env_steps = 0
