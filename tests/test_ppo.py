@@ -6,7 +6,6 @@ import os
 import subprocess
 import sys
 
-import gymnasium as gym
 import pytest
 import torch
 from gymnasium.envs.classic_control.cartpole import CartPoleVectorEnv
@@ -108,6 +107,10 @@ def test_log_probabilities_and_entropies_match_torch_distributions():
     torch.testing.assert_close(entropy, dist.entropy().sum(-1))
     clipped = gaussian.env_action(action * 10)
     assert bool((clipped.abs() <= torch.tensor([1.0, 2.0])).all())
+    matrix = ActorCritic((3,), 6, continuous=True, hidden_sizes=(8,), action_shape=(2, 3))
+    assert matrix.deterministic(obs).shape == (9, 2, 3) and matrix.sample(obs, g)[0].shape == (9, 6)
+    with pytest.raises(ValueError, match="action_shape"):
+        ActorCritic((3,), 6, continuous=True, action_shape=(2, 2))
 
 
 def test_the_first_minibatch_sees_ratio_one():

@@ -52,8 +52,8 @@ class RunningObsNorm(nn.Module):
         delta = batch_mean - self.mean
         total = self.count + batch_count
         self.mean += delta * (batch_count / total)
-        self.var.copy_((self.var * self.count + batch_var * batch_count + delta.square() * self.count * batch_count / total)
-                       / total)
+        merged = self.var * self.count + batch_var * batch_count + delta.square() * self.count * batch_count / total
+        self.var.copy_(merged / total)
         self.count.copy_(total)
 
     def forward(self, obs: Tensor) -> Tensor:
@@ -77,8 +77,10 @@ def _orthogonal_init(network: nn.Sequential, head_gain: float) -> nn.Sequential:
 class ActorCritic(nn.Module):
     """Policy and value networks (separate MLPs) over normalized, flattened observations.
 
-    ``action_dim`` is the number of actions (Discrete) or the action vector's
-    length (Box, ``continuous=True``). Box policies are Gaussian with mean
+    ``action_dim`` is the number of actions (Discrete) or the number of
+    action components (Box, ``continuous=True``; ``action_shape`` is the env's
+    action shape, default ``(action_dim,)``: actions are sampled and scored
+    flat and handed to the env in that shape). Box policies are Gaussian with mean
     ``actor(obs)`` and a learned state-independent ``log_std``; actions are
     sampled unbounded (the log-probabilities refer to these) and clipped to
     ``[action_low, action_high]`` only when sent to the env.
@@ -95,6 +97,7 @@ class ActorCritic(nn.Module):
         init_log_std: float = 0.0,
         action_low: Tensor | None = None,
         action_high: Tensor | None = None,
+        action_shape: Sequence[int] | None = None,
     ):
         super().__init__()
         self.obs_shape = tuple(int(s) for s in obs_shape)
@@ -106,10 +109,13 @@ class ActorCritic(nn.Module):
         self.critic = _orthogonal_init(mlp(obs_dim, hidden_sizes, 1, activation=activation), 1.0)
         if self.continuous:
             self.log_std = nn.Parameter(torch.full((action_dim,), float(init_log_std)))
-            low = torch.full((action_dim,), -math.inf) if action_low is None else torch.as_tensor(action_low, dtype=torch.float32)
-            high = torch.full((action_dim,), math.inf) if action_high is None else torch.as_tensor(action_high, dtype=torch.float32)
-            self.register_buffer("action_low", low.reshape(action_dim).float())
-            self.register_buffer("action_high", high.reshape(action_dim).float())
+            low = -math.inf if action_low is None else action_low
+            high = math.inf if action_high is None else action_high
+            self.register_buffer("action_low", torch.as_tensor(low, dtype=torch.float32).reshape(-1).expand(action_dim).clone())
+            self.register_buffer("action_high", torch.as_tensor(high, dtype=torch.float32).reshape(-1).expand(action_dim).clone())
+            self.action_shape = (self.action_dim,) if action_shape is None else tuple(int(s) for s in action_shape)
+            if math.prod(self.action_shape) != self.action_dim:
+                raise ValueError(f"ActorCritic: `action_shape` {self.action_shape} does not hold {action_dim} components")
 
     def features(self, obs: Tensor) -> Tensor:
         return self.obs_norm(obs.reshape(obs.shape[0], -1).float())
@@ -152,13 +158,14 @@ class ActorCritic(nn.Module):
         """The greedy action: argmax of the logits, or the Gaussian mean clipped to the action bounds."""
         out = self.actor(self.features(obs))
         if self.continuous:
-            return torch.maximum(torch.minimum(out, self.action_high), self.action_low)
+            return self.env_action(out)
         return out.argmax(dim=-1)
 
     def env_action(self, action: Tensor) -> Tensor:
-        """What the env receives for a sampled action (Box actions clipped to their bounds)."""
+        """What the env receives for a sampled action (Box actions clipped to their bounds, in the env's shape)."""
         if self.continuous:
-            return torch.maximum(torch.minimum(action, self.action_high), self.action_low)
+            clipped = torch.maximum(torch.minimum(action, self.action_high), self.action_low)
+            return clipped.view(action.shape[0], *self.action_shape)
         return action
 
 

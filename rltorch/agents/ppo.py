@@ -98,8 +98,6 @@ def ppo_loss(
     return loss, stats
 
 
-
-
 @dataclass(kw_only=True)
 class PPOConfig(RunConfig):
     """PPO hyperparameters. The defaults solve CartPole-v1 in about half a second on two CPU cores."""
@@ -212,13 +210,14 @@ class PPO(Agent):
             activation=cfg.activation, normalize_obs=cfg.normalize_obs, init_log_std=cfg.init_log_std,
             action_low=None if self.env.discrete else torch.as_tensor(space.low),
             action_high=None if self.env.discrete else torch.as_tensor(space.high),
+            action_shape=None if self.env.discrete else self.env.action_shape,
         ).to(self.device)
         self.deterministic_policy = DeterministicPolicy(self.net)
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=cfg.learning_rate, eps=cfg.adam_eps,
                                           fused=self.device.type in ("cpu", "cuda"))
         self.generator = torch.Generator(device=self.device).manual_seed(cfg.seed)
         self.buffer = RolloutBuffer(
-            cfg.num_steps, self.env.num_envs, self.env.obs_shape, action_shape=self.env.action_shape,
+            cfg.num_steps, self.env.num_envs, self.env.obs_shape, action_shape=() if self.env.discrete else (action_dim,),
             action_dtype=torch.int64 if self.env.discrete else torch.float32, device=self.device,
         )
         # Rows of gymnasium's NEXT_STEP reset calls are no transitions: the loss weighs them 0.
