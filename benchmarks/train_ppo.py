@@ -56,6 +56,7 @@ from gymnasium.envs.classic_control.cartpole import CartPoleVectorEnv
 from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.logger import Logger
 
 seed, threads, eval_every = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 torch.set_num_threads(threads)
@@ -99,6 +100,7 @@ class Evaluate(BaseCallback):
 env = make_vec_env("CartPole-v1", n_envs=8, seed=seed)
 model = PPO("MlpPolicy", env, n_steps=32, batch_size=256, n_epochs=20, gamma=0.98, gae_lambda=0.8, ent_coef=0.0,
             learning_rate=linear(1e-3), clip_range=linear(0.2), seed=seed, device="cpu", verbose=0)
+model.set_logger(Logger(folder=None, output_formats=[]))  # SB3's default logger makes a folder in /tmp per run
 callback = Evaluate()
 train_start = time.perf_counter()
 model.learn(total_timesteps=100_000, callback=callback)
