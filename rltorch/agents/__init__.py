@@ -10,9 +10,11 @@ from rltorch.agents.bc import BC, BCConfig
 from rltorch.agents.config import RunConfig
 from rltorch.agents.dqn import DQN, DQNConfig
 from rltorch.agents.networks import GreedyPolicy, QNetwork
+from rltorch.agents.ppo import PPO, PPOConfig
 
 ALGORITHMS: dict[str, type[Agent]] = {
     DQN.name: DQN,
+    PPO.name: PPO,
     BC.name: BC,
 }
 
@@ -24,5 +26,5 @@ def algorithm_class(name: str) -> type[Agent]:
     return ALGORITHMS[name]
 
 
-__all__ = ["ALGORITHMS", "Agent", "BC", "BCConfig", "DQN", "DQNConfig", "GreedyPolicy", "QNetwork", "RunConfig", "TrainResult",
-           "algorithm_class"]
+__all__ = ["ALGORITHMS", "Agent", "BC", "BCConfig", "DQN", "DQNConfig", "GreedyPolicy", "PPO", "PPOConfig", "QNetwork",
+           "RunConfig", "TrainResult", "algorithm_class"]

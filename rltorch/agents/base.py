@@ -47,7 +47,7 @@ import torch
 from torch import Tensor, nn
 
 from rltorch.agents.config import RunConfig
-from rltorch.envs.vector import Step, VectorEnvAdapter, make_env, resolve_device, solve_threshold
+from rltorch.envs.vector import Step, VectorEnvAdapter, make_env, max_episode_return, resolve_device, solve_threshold
 
 #: Version of the checkpoint layout. 1: DQN-only files (no ``algorithm`` key); 2: tagged with the algorithm.
 CHECKPOINT_FORMAT = 2
@@ -316,7 +316,8 @@ class Agent:
                     window = (time.perf_counter(), self.env_steps)
                     if self.env_steps >= next_eval:
                         next_eval = (self.env_steps // cfg.eval_interval + 1) * cfg.eval_interval
-                        last_eval = self.evaluate(cfg.eval_episodes)
+                        last_eval = self.evaluate(cfg.eval_episodes,
+                                                  stop_below=self.threshold if cfg.eval_stop_early else None)
                         row["eval_return"] = last_eval
                         row["wall_time_s"] = time.perf_counter() - start
                         if last_eval >= self.threshold and solved_at is None:
@@ -343,14 +344,20 @@ class Agent:
 
     # ------------------------------------------------------------------ evaluation
 
-    def evaluate(self, episodes: int = 100, seed: int | None = None) -> float:
-        """Mean deterministic-policy return over ``episodes`` episodes, one per env of a fresh vector env."""
-        return float(self.evaluate_returns(episodes, seed).mean())
+    def evaluate(self, episodes: int = 100, seed: int | None = None, stop_below: float | None = None) -> float:
+        """Mean deterministic-policy return over ``episodes`` episodes, one per env of a fresh vector env
+        (``stop_below``: see :meth:`evaluate_returns`)."""
+        return float(self.evaluate_returns(episodes, seed, stop_below).mean())
 
     @torch.no_grad()
-    def evaluate_returns(self, episodes: int = 100, seed: int | None = None) -> Tensor:
+    def evaluate_returns(self, episodes: int = 100, seed: int | None = None,
+                         stop_below: float | None = None) -> Tensor:
         """Deterministic-policy returns of ``episodes`` episodes (float64 CPU tensor), one per env of a fresh
-        vector env; ``seed`` defaults to one derived from the run's seed and progress."""
+        vector env; ``seed`` defaults to one derived from the run's seed and progress.
+
+        With ``stop_below``, on an env that bounds an episode's return (rltorch's CartPole: 500), the
+        evaluation stops as soon as the mean can no longer reach ``stop_below``; the returns of unfinished
+        episodes are then partial, so their mean is a lower bound, and below ``stop_below``."""
         name = f"{type(self).__name__}.evaluate"
         if isinstance(episodes, bool) or not isinstance(episodes, int) or episodes < 1:
             raise ValueError(f"{name}: `episodes` must be an integer >= 1, got {episodes!r}")
@@ -359,6 +366,7 @@ class Agent:
         cfg = self.config
         seed = cfg.seed + 10_000 + self.env_steps if seed is None else seed
         env = VectorEnvAdapter(make_env(cfg.env_id, episodes, backend=cfg.env_backend, device=self.device), self.device)
+        best = max_episode_return(env.env) if stop_below is not None else None
         policy = self.policy_module()
         try:
             with eval_mode(policy):
@@ -373,8 +381,17 @@ class Agent:
                     finished |= step.terminated | step.truncated
                     obs = step.obs
                     steps += 1
-                    if steps % check_every == 0 and bool(finished.all()):
-                        break
+                    if steps % check_every == 0:
+                        if best is None:
+                            if bool(finished.all()):
+                                break
+                            continue
+                        # Finished episodes fell short of the best return by this much in all: past
+                        # episodes * (best - stop_below), no ending of the others reaches stop_below.
+                        shortfall = torch.where(finished, best - returns, 0.0).sum()
+                        all_finished, short = torch.stack([finished.all().double(), shortfall]).tolist()
+                        if all_finished or short > episodes * (best - stop_below):
+                            break
             return returns.cpu()
         finally:
             env.close()

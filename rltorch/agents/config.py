@@ -102,6 +102,9 @@ class RunConfig(Config):
     """Env steps between log rows (metrics.csv, progress bar, callback)."""
     compile: bool = False
     """torch.compile the update step (pays compile time up front)."""
+    eval_stop_early: bool = False
+    """Stop a training-time evaluation once its mean can no longer reach solve_threshold (envs with a known
+    best episode return: rltorch's CartPole); its logged eval_return is then a lower bound."""
 
     def check(self, values: dict[str, Any]) -> None:
         super().check(values)

@@ -69,6 +69,16 @@ def solve_threshold(env_id: str, override: float | None = None) -> float:
     return math.inf if threshold is None else float(threshold)
 
 
+def max_episode_return(env) -> float | None:
+    """The most one episode of ``env`` can return, where the env makes it known (rltorch's CartPole:
+    1 per step up to its time limit, or 0 with the Sutton-Barto reward); ``None`` otherwise."""
+    from rltorch.envs.cartpole import CartPoleVecEnv
+
+    if isinstance(env, CartPoleVecEnv):
+        return 0.0 if env.sutton_barto_reward else float(env.max_episode_steps)
+    return None
+
+
 @dataclass
 class Step:
     obs: Tensor             # observation to act on next
