@@ -314,3 +314,11 @@ def test_prioritized_dqn_matches_sb3_dqn_api(tmp_path):
     with pytest.raises(ValueError, match="optimize_memory_usage"):
         DQN("MlpPolicy", env, replay_buffer_class=PrioritizedReplayBuffer, buffer_size=10_000,
             optimize_memory_usage=True, replay_buffer_kwargs={"handle_timeout_termination": False})
+
+
+def test_sb3_per_dqn_example_runs():
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, "examples", "sb3_per_dqn.py"), "--steps", "1100"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "PYTHONPATH": ROOT})
+    assert proc.returncode == 0, proc.stderr
+    assert "PrioritizedDQN: 1100 steps" in proc.stdout and "same greedy actions: True" in proc.stdout
