@@ -175,6 +175,51 @@ def test_torchrl_gym_wrapper_check_env_specs_and_rollout(face, mode):
     assert (td["next", "reward"] == 1.0).all()
 
 
+def _balancing_policy(td):
+    td["action"] = (td["observation"][..., 2] + 0.5 * td["observation"][..., 3] > 0).long()
+    return td
+
+
+def test_torchrl_native_env():
+    from torchrl.envs.utils import check_env_specs
+
+    from rltorch.integrations.torchrl import CartPoleEnv
+
+    env = CartPoleEnv(num_envs=4, seed=0, max_episode_steps=40)
+    check_env_specs(env)
+    env.set_seed(7)
+    td = env.rollout(150, policy=_balancing_policy, break_when_any_done=False)
+    assert td.batch_size == torch.Size([4, 150]) and td["action"].dtype == torch.int64
+    done = td["next", "done"].squeeze(-1)
+    truncated = td["next", "truncated"].squeeze(-1)
+    assert truncated.sum() >= 4 and torch.equal(done, truncated | td["next", "terminated"].squeeze(-1))
+    env_i, t_i = done[:, :-1].nonzero(as_tuple=True)
+    assert (td["observation"][env_i, t_i + 1].abs() <= 0.05).all()  # TorchRL's "_reset" restarted them
+    # TorchRL's plumbing (next/root keys, "_reset" masks) matches driving the env by hand.
+    ref = CartPoleVecEnv(4, max_episode_steps=40, autoreset_mode="disabled")
+    obs, _ = ref.reset(seed=7)
+    for t in range(150):
+        assert torch.equal(td["observation"][:, t], obs)
+        action = (obs[:, 2] + 0.5 * obs[:, 3] > 0).long()
+        obs, reward, term, trunc, _ = ref.step(action)
+        assert torch.equal(td["next", "observation"][:, t], obs) and torch.equal(truncated[:, t], trunc)
+        assert torch.equal(td["next", "reward"][:, t, 0], reward)
+        if (term | trunc).any():
+            obs, _ = ref.reset(options={"reset_mask": term | trunc})
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_torchrl_native_env_on_cuda():
+    from torchrl.envs.utils import check_env_specs
+
+    from rltorch.integrations.torchrl import CartPoleEnv
+
+    env = CartPoleEnv(num_envs=256, device="cuda", seed=0)
+    check_env_specs(env)
+    td = env.rollout(100, break_when_any_done=False)
+    assert td.device.type == "cuda" and td["next", "observation"].device.type == "cuda"
+
+
 # ---------------------------------------------------------------- stable-baselines3
 
 sb3 = pytest.importorskip("stable_baselines3", reason="stable-baselines3 is in the test extra")

@@ -6,9 +6,10 @@ Each submodule imports its framework, so import the one you use:
   a ``VecEnv`` over :class:`rltorch.envs.CartPoleVecEnv`, and prioritized replay for
   SB3's DQN on rltorch's sum tree.
 
-TorchRL needs no adapter: ``torchrl.envs.GymWrapper`` wraps :class:`~rltorch.envs.CartPoleVecEnv`
-(torch or NumPy face) built with ``autoreset_mode="same_step"`` or ``"disabled"``, the
-modes TorchRL accepts (see ``tests/test_integrations.py``).
+- :mod:`rltorch.integrations.torchrl`: TorchRL (``pip install rltorch[torchrl]``): a native
+  ``EnvBase`` over :class:`~rltorch.envs.CartPoleVecEnv` whose tensors stay on its device.
+  ``torchrl.envs.GymWrapper`` works too, on either face of ``CartPoleVecEnv`` built with
+  ``autoreset_mode="same_step"`` or ``"disabled"`` (the modes TorchRL accepts).
 
 This package itself imports nothing, so ``import rltorch`` never pulls in these frameworks.
 """
