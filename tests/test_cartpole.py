@@ -63,7 +63,7 @@ def test_golden_constant_policy_terminates(device, action, steps, final):
     # FACTS.md: from CartPoleEnv.reset(seed=42), always-1 ends on step 10, always-0 on step 8.
     ref = gym.make("CartPole-v1")
     ref.reset(seed=42)
-    env = CartPoleVecEnv(1, device=device)
+    env = CartPoleVecEnv(1, device=device, episode_statistics=True)
     env.set_state(np.asarray(ref.unwrapped.state)[None])
     for t in range(1, steps + 1):
         obs, reward, term, trunc, info = env.step(torch.tensor([action], device=device))
@@ -135,7 +135,7 @@ def test_truncation_on_step_500(device, terminal):
     ref._elapsed_steps = 499
     _, r_reward, r_term, r_trunc, _ = ref.step(1)
     assert r_trunc and r_term == terminal
-    env = CartPoleVecEnv(1, device=device)
+    env = CartPoleVecEnv(1, device=device, episode_statistics=True)
     env.set_state(np.array([state]), steps=499)
     _, reward, term, trunc, info = env.step(torch.tensor([1], device=device))
     assert (reward.item(), bool(term.item()), bool(trunc.item())) == (r_reward, r_term, r_trunc)
@@ -144,7 +144,7 @@ def test_truncation_on_step_500(device, terminal):
 
 def test_full_500_step_episode_truncates(device):
     # A balancing controller survives: truncated exactly on step 500, never before.
-    env = CartPoleVecEnv(2, device=device, seed=5)
+    env = CartPoleVecEnv(2, device=device, seed=5, episode_statistics=True)
     obs, _ = env.reset()
     for t in range(1, 501):
         actions = ((obs[:, 2] + 0.5 * obs[:, 3] + 0.01 * obs[:, 0] + 0.1 * obs[:, 1]) > 0).long()
@@ -180,7 +180,7 @@ def test_next_step_autoreset_row_matches_gymnasium(device):
     # The next call resets env 0 only: reward 0, flags False, action ignored.
     r = ref.step(np.array([0, 0, 0]))
     for action in (0, 1):  # the ignored action does not matter
-        env2 = CartPoleVecEnv(3, device=device, seed=11)
+        env2 = CartPoleVecEnv(3, device=device, seed=11, episode_statistics=True)
         env2.reset()
         env2.set_state(_one_step_from_death())
         env2.step(torch.tensor([1, 1, 1], device=device))
@@ -200,7 +200,7 @@ def test_next_step_autoreset_row_matches_gymnasium(device):
 
 def test_same_step_autoreset_final_obs(device):
     nxt = CartPoleVecEnv(3, device=device, seed=4)
-    same = CartPoleVecEnv(3, device=device, seed=4, autoreset_mode="same_step")
+    same = CartPoleVecEnv(3, device=device, seed=4, autoreset_mode="same_step", episode_statistics=True)
     assert same.metadata["autoreset_mode"] is AutoresetMode.SAME_STEP
     for e in (nxt, same):
         e.reset()
@@ -251,7 +251,7 @@ def test_sutton_barto_reward_matches_gymnasium(device):
     ref = CartPoleVectorEnv(num_envs=n, sutton_barto_reward=True)
     ref.reset(seed=0)
     ref.state = states.T.copy()
-    env = CartPoleVecEnv(n, device=device, sutton_barto_reward=True)
+    env = CartPoleVecEnv(n, device=device, sutton_barto_reward=True, episode_statistics=True)
     env.reset(seed=0)
     env.set_state(states)
     saw_termination = False
@@ -286,6 +286,10 @@ def test_spaces_dtypes_shapes_and_info(device):
     assert obs.shape == (5, 4) and obs.dtype == torch.float32
     assert reward.shape == (5,) and reward.dtype == torch.float32
     assert term.dtype == torch.bool and trunc.dtype == torch.bool and term.shape == trunc.shape == (5,)
+    assert info == {}  # gymnasium's CartPoleVectorEnv: episode statistics are opt-in
+    stats_env = CartPoleVecEnv(5, device=device, seed=0, episode_statistics=True)
+    stats_env.reset()
+    *_, info = stats_env.step(torch.as_tensor(env.action_space.sample(), device=device))
     assert set(info) == {"episode", "_episode"}
     assert info["episode"]["r"].dtype == torch.float32 and info["episode"]["l"].dtype == torch.int32
     assert info["_episode"].dtype == torch.bool and info["_episode"].shape == (5,)
@@ -318,7 +322,7 @@ def test_autoreset_mode_strings():
 
 
 def test_numpy_wrapper_follows_gymnasium_api():
-    env = CartPoleVecEnv(4, seed=3).numpy()
+    env = CartPoleVecEnv(4, seed=3, episode_statistics=True).numpy()
     assert isinstance(env, CartPoleVecEnvNumpy)
     obs, info = env.reset()
     assert isinstance(obs, np.ndarray) and obs.dtype == np.float32 and obs.shape == (4, 4)

@@ -1,10 +1,11 @@
 // CartPole on the CPU: threads own contiguous ranges of envs; each range is
 // walked in tiles of 256 envs, four envs per vector operation (the state is
 // structure-of-arrays, sin/cos is a polynomial, the loop has no data-dependent
-// branch but the rare wide-angle fallback). Rare per-env work (autoresets)
-// runs in scalar loops over the tile afterwards. Every action (and, with
-// autoreset disabled, every env's done flag) is validated in a read-only pass
-// before any env moves, so a rejected call leaves the env tensors untouched.
+// branch but the rare wide-angle argument reduction). Rare per-env work
+// (autoresets) runs in scalar loops over the tile afterwards. Every action
+// (and, with autoreset disabled, every env's done flag) is validated in a
+// read-only pass before any env moves, so a rejected call leaves the env
+// tensors untouched.
 #include <ATen/ATen.h>
 #include <ATen/Dispatch_v2.h>
 #include <ATen/Parallel.h>
@@ -199,7 +200,7 @@ RLTORCH_CP_INLINE void step_tile(const StepPointers& p, const action_t* __restri
     const vdouble force = a == 1 ? push_right : -push_right;
     vdouble s = cp::sin_poly(th), c = cp::cos_poly(th);
     const vlong wide = (th > cp::kPolyLimit) | (th < -cp::kPolyLimit) | (th != th);
-    if (wide[0] | wide[1] | wide[2] | wide[3]) {  // rare: |angle| > pi/4 (or NaN/inf) takes libm's values
+    if (wide[0] | wide[1] | wide[2] | wide[3]) {  // rare: |angle| > pi/4 (or NaN/inf) is reduced first
       for (int k = 0; k < kLanes; ++k) {
         double sk, ck;
         cp::sincos_any(th[k], &sk, &ck);

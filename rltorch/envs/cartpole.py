@@ -126,11 +126,20 @@ class CartPoleVecEnv(VectorEnv):
             that has ended is an error).
         sutton_barto_reward: reward 0 per step and -1 on termination instead of 1 per step.
         render_mode: ``None`` or ``"rgb_array"`` (env 0, drawn with NumPy).
+        episode_statistics: also report finished episodes' returns and lengths in ``info``
+            (below). Off by default, so ``info`` is what gymnasium's ``CartPoleVectorEnv``
+            returns and gymnasium's own ``RecordEpisodeStatistics`` wrapper (which refuses
+            an ``info`` that already holds ``"episode"``) can be stacked on top.
 
     ``step`` returns ``(obs float32 [N, 4], reward float32 [N], terminated bool [N],
-    truncated bool [N], info)``, all on ``device``. ``info["episode"] = {"r": float32 [N],
-    "l": int32 [N]}`` holds the return and length of episodes that ended on this call,
-    with mask ``info["_episode"]`` (gymnasium's RecordEpisodeStatistics convention).
+    truncated bool [N], info)``, all on ``device``. With ``episode_statistics=True``,
+    ``info["episode"] = {"r": float32 [N], "l": int32 [N]}`` holds the return and length of
+    episodes that ended on this call, with mask ``info["_episode"]`` (the layout gymnasium's
+    RecordEpisodeStatistics writes, computed by the kernel at no extra cost). In SAME_STEP
+    mode ``info`` also holds ``final_obs`` (float32 [N, 4], zeros where no episode ended),
+    ``_final_obs``, ``final_info`` (``{}``, as CartPole's step info is empty) and
+    ``_final_info``; the NumPy face (:meth:`numpy`) gives ``final_obs`` as gymnasium's
+    ``SyncVectorEnv`` does.
 
     Bad arguments raise an error naming them before anything changes: a rejected ``step``
     (an action other than 0/1, or an ended env with autoreset disabled), ``reset``,
@@ -149,6 +158,7 @@ class CartPoleVecEnv(VectorEnv):
         autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP,
         sutton_barto_reward: bool = False,
         render_mode: str | None = None,
+        episode_statistics: bool = False,
     ):
         if not _is_int(num_envs) or not 1 <= num_envs <= _NO_LIMIT:
             raise ValueError(f"num_envs must be an integer in [1, 2**31 - 1], got {num_envs!r}")
@@ -168,6 +178,7 @@ class CartPoleVecEnv(VectorEnv):
         self._mode_code = _MODE_CODES[self.autoreset_mode]
         self.sutton_barto_reward = bool(sutton_barto_reward)
         self.render_mode = render_mode
+        self.episode_statistics = bool(episode_statistics)
         self.metadata = dict(self.metadata, autoreset_mode=self.autoreset_mode)
 
         high = np.array([_X_THRESHOLD * 2, np.inf, _THETA_THRESHOLD * 2, np.inf], dtype=np.float32)
@@ -233,11 +244,14 @@ class CartPoleVecEnv(VectorEnv):
             self.state, self.steps, self.prev_done, self.episode, actions, self._seed, self.low, self.high,
             self.max_episode_steps, self._mode_code, self.sutton_barto_reward,
         )
-        info: dict[str, Any] = {"episode": {"r": ep_return, "l": ep_length}, "_episode": done}
+        info: dict[str, Any] = {}
+        if self.episode_statistics:
+            info["episode"] = {"r": ep_return, "l": ep_length}
+            info["_episode"] = done
         if self._mode_code == 1:
             info["final_obs"] = final_obs
             info["_final_obs"] = done
-            info["final_info"] = {"episode": {"r": ep_return, "l": ep_length}, "_episode": done}
+            info["final_info"] = {}
             info["_final_info"] = done
         return obs, reward, terminated, truncated, info
 
@@ -413,10 +427,34 @@ def _to_numpy(value):
 
 class CartPoleVecEnvNumpy(VectorWrapper):
     """A :class:`CartPoleVecEnv` behind gymnasium's NumPy API: actions are array-likes,
-    results are NumPy arrays (obs float32, reward float32, flags bool, info dict of arrays)."""
+    results are NumPy arrays (obs float32, reward float32, flags bool, info dict of arrays).
+
+    In SAME_STEP mode the final observations come as gymnasium's ``SyncVectorEnv`` gives
+    them: only on calls where an episode ended, ``info["final_obs"]`` is an object array
+    holding each finished env's float32 obs (``None`` elsewhere), with bool masks
+    ``info["_final_obs"]`` / ``info["_final_info"]`` and ``info["final_info"] = {}``.
+    The attributes gymnasium's wrappers and TorchRL's ``GymWrapper`` read (spaces,
+    ``num_envs``, ``metadata``, ``render_mode``, ``autoreset_mode``, ...) are the env's.
+    """
 
     def __init__(self, env: CartPoleVecEnv):
         super().__init__(env)
+
+    @property
+    def autoreset_mode(self) -> AutoresetMode:
+        return self.env.autoreset_mode
+
+    @property
+    def max_episode_steps(self) -> int:
+        return self.env.max_episode_steps
+
+    @property
+    def sutton_barto_reward(self) -> bool:
+        return self.env.sutton_barto_reward
+
+    @property
+    def episode_statistics(self) -> bool:
+        return self.env.episode_statistics
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         obs, info = self.env.reset(seed=seed, options=options)
@@ -424,8 +462,22 @@ class CartPoleVecEnvNumpy(VectorWrapper):
 
     def step(self, actions):
         obs, reward, terminated, truncated, info = self.env.step(np.asarray(actions))
-        return (obs.cpu().numpy(), reward.cpu().numpy(), terminated.cpu().numpy(), truncated.cpu().numpy(),
-                _to_numpy(info))
+        info = _to_numpy(info)
+        if "final_obs" in info:
+            done = info["_final_obs"]
+            if done.any():
+                final_obs = np.empty(self.num_envs, dtype=object)  # None where no episode ended
+                for i in np.flatnonzero(done):
+                    final_obs[i] = info["final_obs"][i]
+                info["final_obs"] = final_obs
+            else:
+                for key in ("final_obs", "_final_obs", "final_info", "_final_info"):
+                    del info[key]
+        return (obs.cpu().numpy(), reward.cpu().numpy(), terminated.cpu().numpy(), truncated.cpu().numpy(), info)
+
+    def set_state(self, state, steps=0, mask=None) -> np.ndarray:
+        """:meth:`CartPoleVecEnv.set_state`, returning the float32 obs as a NumPy array."""
+        return self.env.set_state(state, steps, mask).cpu().numpy()
 
 
 def _draw_cartpole(state: np.ndarray) -> np.ndarray:
