@@ -149,7 +149,7 @@ def _wide_states(n: int, seed: int) -> np.ndarray:
     states = rng.uniform(-BOX_HIGH, BOX_HIGH, size=(n, 4))
     scale = np.array([1.0, 10.0, 1e3, 1e6, 1.6e6, 1e12])[rng.integers(0, 6, size=n)]
     states[:, 2] = rng.uniform(-1, 1, size=n) * scale
-    states[:5, 2] = [math.pi / 2, -math.pi, 1e300, float("inf"), float("nan")]
+    states[:3, 2] = [math.pi / 2, -math.pi, 1e300]
     return states
 
 
@@ -164,8 +164,16 @@ def test_wide_angle_one_step_matches_gymnasium():
     scale = np.maximum(np.abs(ref[:, exact_range]), 1.0)
     err = np.abs(ours[:, exact_range] - ref[:, exact_range]) / scale
     assert err.max() <= 8 * np.finfo(np.float64).eps, err.max()
-    # inf/NaN angles give NaN velocities, as libm's sin/cos of them are NaN.
-    assert np.isnan(ours[3, 3]) and np.isnan(ours[3, 4]) and np.isnan(ref[3, 3])
+
+
+def test_non_finite_angles_step_to_nan_like_libm():
+    # set_state refuses non-finite states, but the op's state tensor is the caller's:
+    # an inf/NaN angle written there gives NaN velocities, as libm's sin/cos of it would.
+    env = CartPoleVecEnv(2)
+    env.reset(seed=0)
+    env.state[2] = torch.tensor([float("inf"), float("nan")], dtype=torch.float64)
+    env.step(torch.zeros(2, dtype=torch.int64))
+    assert torch.isnan(env.state[1]).all() and torch.isnan(env.state[3]).all()
 
 
 def test_wide_angles_same_bits_in_vector_lanes_and_scalar_tail():
