@@ -44,7 +44,10 @@ def cartpole_step_(
     episode_return, episode_length, final_obs)``; see ``csrc/ops.cpp`` for their meaning.
 
     Actions must be 0 or 1: on the CPU a bad value raises (envs before it in the
-    batch have already advanced: reset them), on CUDA it is a device-side assert.
+    batch have already advanced: reset them). On CUDA (no host sync) a bad
+    action, or stepping an ended env with autoreset disabled, is recorded on the
+    device and no env moves (the outputs show the unchanged envs: their obs,
+    reward 0, no flags); :func:`rltorch.ops.check_device_errors` raises it.
     """
     return pick(_STEP, state)(
         state, steps, prev_done, episode, actions, seed, low, high, max_episode_steps, autoreset_mode,

@@ -52,7 +52,10 @@ def td_target(
             per sample) used as the discount.
         next_q_online: ``[*B, A]`` online-network Q values: Double DQN, the
             bootstrap is ``next_q[argmax next_q_online]``.
-        next_action: ``[*B]`` integer actions to bootstrap from instead.
+        next_action: ``[*B]`` integer actions to bootstrap from instead. One
+            outside ``[0, A)`` raises ``IndexError`` on CPU; on CUDA (no host
+            sync) that row's target is NaN and
+            :func:`rltorch.ops.check_device_errors` raises the same error.
     """
     # Float arguments are range-checked by the kernel and the reference, not
     # again here: these wrappers are on every training step's path.
