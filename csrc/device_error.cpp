@@ -12,11 +12,13 @@
 
 #include "rltorch/device_error.h"
 
+#ifdef RLTORCH_WITH_CUDA
+#include <c10/cuda/CUDAFunctions.h>
+#endif
+
 namespace rltorch {
 
 #ifdef RLTORCH_WITH_CUDA
-#include <c10/cuda/CUDAFunctions.h>
-
 namespace cuda {
 // csrc/cuda/device_error.cu: the device's record (a __device__ array).
 uint64_t* error_record(c10::DeviceIndex device);

@@ -80,6 +80,11 @@ class CartPoleVecEnv(VectorEnv):
     truncated bool [N], info)``, all on ``device``. ``info["episode"] = {"r": float32 [N],
     "l": int32 [N]}`` holds the return and length of episodes that ended on this call,
     with mask ``info["_episode"]`` (gymnasium's RecordEpisodeStatistics convention).
+
+    Bad input on CUDA (an action other than 0/1, stepping an ended env with autoreset
+    disabled) cannot raise from ``step`` without a host sync per step: the kernel records it
+    on the device, no env moves, and :func:`rltorch.ops.check_device_errors` raises it (call
+    it where the loop syncs anyway, e.g. at logging). On the CPU ``step`` raises at once.
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 50, "autoreset_mode": AutoresetMode.NEXT_STEP}
