@@ -9,7 +9,10 @@ import torch
 
 from rltorch import _reference
 from rltorch.ops.sumtree import SumTree
-from tests.conftest import DEVICES, requires_ext
+from tests.conftest import requires_cuda, requires_ext
+
+# CUDA runs the compare-and-swap fold (csrc/cuda/sumtree_cuda.cu atomic_running_max).
+DEVICES = ["cpu", pytest.param("cuda", marks=requires_cuda)]
 
 STARTS = [-math.inf, -0.0, 0.0, math.nan, math.inf, 0.5, 3.0]
 BATCHES = {

@@ -149,7 +149,7 @@ __global__ void __launch_bounds__(kSmallBatch)
   bool kept = false;
   if (t < batch) {
     int64_t leaf;
-    if (!source.load(t, record, &leaf, &p, &kept)) bad_input = 1;
+    if (!source.load(t, record, &leaf, &p, &kept)) atomicOr(&bad_input, 1);  // atomic: no racecheck hazard
     key = kept ? leaf : layout.capacity + t;
   }
   keys[t] = key;
