@@ -106,6 +106,11 @@ def gae(
     the bootstrap: a truncated step still bootstraps from ``next_value``
     (the value of its final observation). Returns ``(advantages, returns)``
     with ``returns = advantages + value`` (the TD(lambda) targets).
+
+    On CUDA, few envs with long rollouts (fewer than 2048 envs, T >= 256) use a
+    chunked scan over time, which reassociates the carries between chunks: it
+    matches the sequential scan to ``2e-6 * (1 + max|A|)`` in float32
+    (``1e-14`` in float64; tests/test_gae_chunked.py).
     """
     return pick(_GAE, reward)(reward, value, next_value, terminated, done, gamma, lmbda)
 
