@@ -54,7 +54,7 @@ bench: build
 	$(PY) -m pytest benchmarks -q --benchmark-only --benchmark-columns=median,iqr,rounds --benchmark-sort=name
 
 # Everything that needs a GPU, on a machine with one: builds against that
-# machine's own torch (GPU_PYTHON, --no-build-isolation), runs the full suite,
+# machine's own torch (GPU_PYTHON, in place, no build isolation), runs the full suite,
 # the GPU-only checks, compute-sanitizer and the GPU benchmarks, and writes
 # $(GPU_REPORT)/gpu_check.md and .json naming the device (tools/gpu_check.py).
 GPU_PYTHON ?= python3

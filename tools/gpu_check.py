@@ -1,8 +1,9 @@
 """`make gpu-check`: everything that needs a GPU, in one command, into one report.
 
 On a machine with a CUDA GPU and a CUDA build of torch:
-  1. build rltorch against that torch (pip install --no-build-isolation -e .,
-     CUDA required, for this GPU's architecture unless TORCH_CUDA_ARCH_LIST is set);
+  1. build rltorch in place against that torch (setup.py build_ext --inplace: no
+     build isolation; CUDA required; for this GPU's architecture unless
+     TORCH_CUDA_ARCH_LIST is set);
   2. the full test suite (CUDA cases included);
   3. the GPU-only checks (tests/test_cuda.py, tests/test_gae_chunked.py);
   4. compute-sanitizer memcheck, racecheck and initcheck over the small
@@ -53,8 +54,8 @@ def plan(python: str, out_dir: Path, sanitizer: str | None) -> list[Step]:
     """The steps of a check, in order."""
     strict = {"RLTORCH_STRICT": "1"}
     steps = [
-        Step("build", [python, "-m", "pip", "install", "--no-build-isolation", "--no-deps", "-e", "."],
-             env={"RLTORCH_CUDA": "1"}),
+        # In place, against this very torch (no build isolation, no download: GPU boxes may be offline).
+        Step("build", [python, "setup.py", "-q", "build_ext", "--inplace"], env={"RLTORCH_CUDA": "1"}),
         Step("tests", [python, "-m", "pytest", "tests", "-q", "-rs", f"--junitxml={out_dir / 'tests.xml'}"], env=strict),
         Step("gpu-checks", [python, "-m", "pytest", "tests/test_cuda.py", "tests/test_gae_chunked.py", "-q", "-rs",
                             f"--junitxml={out_dir / 'gpu_checks.xml'}"], env=strict),
