@@ -9,7 +9,7 @@ export RLTORCH_STRICT ?= 1
 
 SOURCES := $(shell find csrc -type f) setup.py pyproject.toml
 
-.PHONY: all setup build test test-python test-cpp train bench demo clean
+.PHONY: all setup build test test-python test-cpp train bench demo clean gpu-check
 
 all: test
 
@@ -58,6 +58,15 @@ demo: build
 
 bench: build
 	$(PY) -m pytest benchmarks -q --benchmark-only --benchmark-columns=median,iqr,rounds --benchmark-sort=name
+
+# Everything that needs a GPU, on a machine with one: builds against that
+# machine's own torch (GPU_PYTHON, in place, no build isolation), runs the full suite,
+# the GPU-only checks, compute-sanitizer and the GPU benchmarks, and writes
+# $(GPU_REPORT)/gpu_check.md and .json naming the device (tools/gpu_check.py).
+GPU_PYTHON ?= python3
+GPU_REPORT ?= gpu-report
+gpu-check:
+	$(GPU_PYTHON) tools/gpu_check.py --python $(GPU_PYTHON) --out $(GPU_REPORT)
 
 clean:
 	rm -rf build $(CMAKE_BUILD) rltorch/_C*.so *.egg-info

@@ -3,11 +3,14 @@
 CUDA kernels are compiled whenever this torch has CUDA and a CUDA toolkit is
 found: no GPU is needed at build time. Environment switches:
   RLTORCH_CUDA=0|1        force the CPU-only build, or require CUDA (fails loudly if impossible)
-  TORCH_CUDA_ARCH_LIST    GPU architectures (default below)
+  TORCH_CUDA_ARCH_LIST    GPU architectures (default: every architecture both this torch
+                          and the toolkit support, plus PTX of the newest; tools/cuda_arch.py)
   RLTORCH_DEBUG=1         -O0 -g
+  RLTORCH_PTXAS_VERBOSE=1 print registers, stack frames and spills per kernel (-Xptxas -v)
 """
 
 import glob
+import importlib.util
 import os
 import sys
 
@@ -22,8 +25,21 @@ if "CUDA_HOME" not in os.environ and "CUDA_PATH" not in os.environ:
 import torch  # noqa: E402
 from torch.utils import cpp_extension  # noqa: E402
 
-DEFAULT_ARCH_LIST = "8.0;9.0"
 ROOT = os.path.dirname(os.path.abspath(__file__))
+
+
+def _cuda_arch():
+    # tools/ is not a package of the wheel; load the module by path.
+    spec = importlib.util.spec_from_file_location("rltorch_cuda_arch", os.path.join(ROOT, "tools", "cuda_arch.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def default_arch_list() -> str:
+    arch = _cuda_arch()
+    nvcc = os.path.join(cpp_extension.CUDA_HOME, "bin", "nvcc")
+    return arch.default_arch_list(torch.cuda.get_arch_list(), arch.toolkit_archs(nvcc))
 
 
 def want_cuda() -> bool:
@@ -56,13 +72,17 @@ def extension():
     cxx = opt + ["-fopenmp", "-Wall", "-Wno-unknown-pragmas", "-Wno-psabi", "-ffp-contract=off"]
     extra = {"cxx": cxx}
     if cuda:
-        os.environ.setdefault("TORCH_CUDA_ARCH_LIST", DEFAULT_ARCH_LIST)
+        if not os.environ.get("TORCH_CUDA_ARCH_LIST"):
+            os.environ["TORCH_CUDA_ARCH_LIST"] = default_arch_list()
+        print(f"rltorch: TORCH_CUDA_ARCH_LIST={os.environ['TORCH_CUDA_ARCH_LIST']}", file=sys.stderr)
         sources += sorted(glob.glob("csrc/cuda/*.cu"))
         macros.append(("RLTORCH_WITH_CUDA", None))
         # --fmad=false is nvcc's -ffp-contract=off: it contracts a + b * c into an
         # FMA by default, so CUDA CartPole states and resets drifted by ulps from
         # the CPU (and gymnasium) and termination flags could flip at a threshold.
         extra["nvcc"] = opt + ["--expt-relaxed-constexpr", "-lineinfo", "--fmad=false"]
+        if os.environ.get("RLTORCH_PTXAS_VERBOSE") == "1":
+            extra["nvcc"].append("-Xptxas=-v")
         ext_class = cpp_extension.CUDAExtension
     else:
         ext_class = cpp_extension.CppExtension

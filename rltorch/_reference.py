@@ -421,7 +421,10 @@ def sumtree_update_(
     if index.numel() == 0:
         return
     if running_max is not None:
-        running_max.copy_(torch.maximum(running_max, (priority + eps).max()).reshape(running_max.shape))
+        # The rule of csrc/include/rltorch/sumtree.h running_max_fold: a NaN start is
+        # replaced, otherwise only a strictly larger value wins (+0.0 keeps -0.0).
+        batch_max = (priority + eps).max().reshape(running_max.shape)
+        running_max.copy_(torch.where(torch.isnan(running_max) | (batch_max > running_max), batch_max, running_max))
     # Last occurrence wins: after a stable sort, keep the last entry of each run.
     order = torch.argsort(index, stable=True)
     sorted_index = index[order]

@@ -67,7 +67,7 @@ double update_level_sync(double* sums, double* mins, const sumtree::Layout& layo
   std::vector<int64_t> current, next;
   current.reserve(B);
   next.reserve(B);
-  double batch_max = 0.0;
+  double batch_max = NAN;  // NaN: no kept entry yet (see running_max_fold)
   const int64_t leaf_offset = layout.leaf_offset();
   // Leaves in input order: the last kept write to a leaf is the one that stays.
   for (int64_t i = 0; i < B; ++i) {
@@ -77,7 +77,7 @@ double update_level_sync(double* sums, double* mins, const sumtree::Layout& layo
     }
     if (kept != nullptr && !kept[i]) continue;
     const double raw = p[i] + eps;
-    batch_max = raw > batch_max ? raw : batch_max;
+    batch_max = sumtree::running_max_fold(batch_max, raw);
     const double v = sumtree::transform_priority(p[i], alpha, eps);
     sums[leaf_offset + idx[i]] = v;
     mins[leaf_offset + idx[i]] = sumtree::min_value(v);
@@ -112,12 +112,13 @@ double update_level_sync(double* sums, double* mins, const sumtree::Layout& layo
   return batch_max;
 }
 
-// Writes validated (index, priority) pairs; returns max(priority + eps) over kept entries.
+// Writes validated (index, priority) pairs; returns max(priority + eps) over
+// kept entries, NaN when none is kept.
 double apply_update(const at::Tensor& tree, const sumtree::Layout& layout, int64_t fanout, const int64_t* idx,
                     const double* p, const bool* kept, int64_t B, double alpha, double eps) {
   double* sums = tree.mutable_data_ptr<double>();
   double* mins = sums + layout.storage;
-  double batch_max = 0.0;
+  double batch_max = NAN;  // NaN: no kept entry yet (see running_max_fold)
   dispatch_fanout(fanout, [&](auto k) {
     constexpr int K = decltype(k)::value;
     if (B < kLevelSyncMinBatch) {
@@ -126,7 +127,7 @@ double apply_update(const at::Tensor& tree, const sumtree::Layout& layout, int64
       for (int64_t i = 0; i < B; ++i) {
         if (kept != nullptr && !kept[i]) continue;
         const double raw = p[i] + eps;
-        batch_max = raw > batch_max ? raw : batch_max;
+        batch_max = sumtree::running_max_fold(batch_max, raw);
         sumtree::set_leaf<K, double>(sums, mins, layout, idx[i], sumtree::transform_priority(p[i], alpha, eps));
       }
     } else {
@@ -156,7 +157,7 @@ void sumtree_update_cpu(const at::Tensor& tree, int64_t capacity, int64_t fanout
   const double batch_max = apply_update(tree, a.layout, fanout, idx, p, kept, B, alpha, eps);
   if (running_max.has_value() && running_max->defined()) {
     double* rm = running_max->mutable_data_ptr<double>();
-    *rm = batch_max > *rm ? batch_max : *rm;
+    if (!std::isnan(batch_max)) *rm = sumtree::running_max_fold(*rm, batch_max);
   }
 }
 
@@ -187,7 +188,7 @@ void per_update_priorities_cpu(const at::Tensor& tree, int64_t capacity, int64_t
   const double batch_max = apply_update(tree, a.layout, fanout, slots.data(), priority.data(),
                                         reinterpret_cast<const bool*>(kept.data()), B, alpha, eps);
   double* rm = running_max.mutable_data_ptr<double>();
-  *rm = batch_max > *rm ? batch_max : *rm;
+  if (!std::isnan(batch_max)) *rm = sumtree::running_max_fold(*rm, batch_max);
 }
 
 std::vector<at::Tensor> replay_gather_cpu(at::TensorList columns, const at::Tensor& index) {

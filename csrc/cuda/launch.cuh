@@ -5,6 +5,7 @@
 #include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
+#include <c10/util/Exception.h>
 
 #include <algorithm>
 #include <cstdint>
@@ -13,8 +14,16 @@ namespace rltorch::cuda {
 
 constexpr int kThreads = 256;
 
+// CUDA grids have at most 2^31 - 1 blocks in x. Kernels index with int64, so
+// only the grid size itself can overflow: refuse it rather than wrap it.
+constexpr int64_t kMaxBlocks = 2147483647;
+
 inline unsigned int blocks_for(int64_t n, int threads = kThreads) {
-  return static_cast<unsigned int>(std::max<int64_t>(1, (n + threads - 1) / threads));
+  TORCH_CHECK(n >= 0 && threads > 0, "rltorch: bad launch size ", n, " with ", threads, " threads per block");
+  const int64_t blocks = std::max<int64_t>(1, n / threads + (n % threads != 0));
+  TORCH_CHECK(blocks <= kMaxBlocks, "rltorch: ", n, " elements need ", blocks, " blocks of ", threads,
+              " threads, more than a CUDA grid holds (", kMaxBlocks, ")");
+  return static_cast<unsigned int>(blocks);
 }
 
 // Kernels run on the caller's current stream, which CUDA graphs and

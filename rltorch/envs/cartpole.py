@@ -144,7 +144,10 @@ class CartPoleVecEnv(VectorEnv):
     Bad arguments raise an error naming them before anything changes: a rejected ``step``
     (an action other than 0/1, or an ended env with autoreset disabled), ``reset``,
     ``set_state`` or ``load_state_dict`` leaves the env exactly as it was, usable at once.
-    Actions may have any integer dtype; seeds are integers in ``[0, 2**64)``.
+    Actions may have any integer dtype; seeds are integers in ``[0, 2**64)``. On CUDA the
+    bad values of ``step`` cannot raise without a host sync per step: the kernel records
+    them on the device, no env moves, and :func:`rltorch.ops.check_device_errors` raises
+    the CPU's error (call it where the loop syncs anyway, e.g. at logging).
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 50, "autoreset_mode": AutoresetMode.NEXT_STEP}

@@ -1,5 +1,6 @@
 """rltorch's operators (compiled kernels with pure-PyTorch fallbacks)."""
 
+from rltorch.ops.device_errors import check_device_errors, device_error_pending
 from rltorch.ops.cartpole import cartpole_reset_, cartpole_step_, new_cartpole_state
 from rltorch.ops.returns import double_dqn_target, gae, lambda_returns, nstep_returns, td_target
 from rltorch.ops.sumtree import SumTree
@@ -7,5 +8,5 @@ from rltorch.ops.sumtree import SumTree
 __all__ = [
     "td_target", "double_dqn_target", "nstep_returns", "gae", "lambda_returns",
     "cartpole_step_", "cartpole_reset_", "new_cartpole_state",
-    "SumTree",
+    "SumTree", "check_device_errors", "device_error_pending",
 ]

@@ -86,7 +86,10 @@ def cartpole_step_(
 
     ``actions`` may have any integer dtype (signed or unsigned) and must hold 0 or 1. On the CPU
     (kernel and reference) a bad action, or stepping an env that ended on the previous call with
-    autoreset disabled, raises before any env moves: the env tensors are unchanged.
+    autoreset disabled, raises before any env moves: the env tensors are unchanged. On CUDA (no
+    host sync) the same is recorded on the device and no env moves (the outputs show the
+    unchanged envs: their obs, reward 0, no flags); :func:`rltorch.ops.check_device_errors`
+    raises it.
     """
     # Scalars are typed here, so the kernel (whose dispatcher converts them) and the
     # reference fallback see the same values and reject the same calls.

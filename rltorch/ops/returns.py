@@ -52,7 +52,10 @@ def td_target(
             per sample) used as the discount.
         next_q_online: ``[*B, A]`` online-network Q values: Double DQN, the
             bootstrap is ``next_q[argmax next_q_online]``.
-        next_action: ``[*B]`` integer actions to bootstrap from instead.
+        next_action: ``[*B]`` integer actions to bootstrap from instead. One
+            outside ``[0, A)`` raises ``IndexError`` on CPU; on CUDA (no host
+            sync) that row's target is NaN and
+            :func:`rltorch.ops.check_device_errors` raises the same error.
     """
     # Float arguments are range-checked by the kernel and the reference, not
     # again here: these wrappers are on every training step's path.
@@ -103,6 +106,11 @@ def gae(
     the bootstrap: a truncated step still bootstraps from ``next_value``
     (the value of its final observation). Returns ``(advantages, returns)``
     with ``returns = advantages + value`` (the TD(lambda) targets).
+
+    On CUDA, few envs with long rollouts (fewer than 2048 envs, T >= 256) use a
+    chunked scan over time, which reassociates the carries between chunks: it
+    matches the sequential scan to ``2e-6 * (1 + max|A|)`` in float32
+    (``1e-14`` in float64; tests/test_gae_chunked.py).
     """
     return pick(_GAE, reward)(reward, value, next_value, terminated, done, gamma, lmbda)
 

@@ -30,6 +30,7 @@ from torch import Tensor
 
 from rltorch import _ext, _reference
 from rltorch.ops._dispatch import pick, resolve
+from rltorch.ops.device_errors import CLEAR, check_device_errors, device_error_record
 
 __all__ = [
     "SumTree", "DEFAULT_FANOUT", "sumtree_update_", "sumtree_find", "sumtree_sample",
@@ -74,8 +75,11 @@ def per_update_priorities_(tree, capacity, fanout, slot_ids, index, td_error, al
     still holds it (``slot_ids[slot] == index[i]``), sets that leaf to
     ``(|td_error[i]| + eps) ** alpha``; ids of overwritten transitions are
     skipped. ``running_max`` becomes ``max(running_max, |td| + eps)`` over
-    the kept entries. Non-finite td errors are an error on CPU (checked before
-    any write); CUDA callers validate first (see :meth:`SumTree.update`).
+    the kept entries (``running_max_fold`` in ``csrc/include/rltorch/sumtree.h``:
+    a NaN start is replaced, otherwise only a larger value wins). Non-finite
+    td errors: on CPU a ``ValueError`` before any write; on CUDA (no host sync)
+    those entries are skipped, the rest written, and the error is reported by
+    :func:`rltorch.ops.check_device_errors` (see :mod:`rltorch.ops.device_errors`).
     """
     pick(_PER_UPDATE, tree)(tree, capacity, fanout, slot_ids, index, td_error, float(alpha), float(eps), running_max)
 
@@ -136,9 +140,13 @@ class SumTree:
         range or on another device, non-int64 index, NaN/inf/negative
         priority) raises an error naming the argument and leaves the tree
         unchanged. On CPU the kernel checks before writing. On CUDA the value
-        checks need one host sync, done here when ``validate`` is true;
-        ``validate=False`` skips it for speed (an out-of-range index then
-        trips a device-side assert, a bad priority is stored as is).
+        checks need one host sync, done here when ``validate`` is true (it also
+        raises any error pending in the device's error record);
+        ``validate=False`` skips it for speed: the kernel then records bad
+        input on the device and leaves the tree (and ``running_max``)
+        unchanged, and :func:`rltorch.ops.check_device_errors` raises it later.
+        ``running_max`` follows ``running_max_fold`` (``sumtree.h``) over the
+        kept ``priority + eps``.
         """
         # Checked here as well as in the kernel: the dispatcher routes a call
         # with a meta (or other higher-priority) tensor to that device's
@@ -208,11 +216,18 @@ def _check_device(name: str, tensor: Tensor, tree: Tensor) -> None:
 
 
 def _validate_update(capacity: int, index: Tensor, priority: Tensor, name: str = "priority") -> None:
-    # One fused device reduction and a single host sync for both checks.
+    # One fused device reduction and a single host sync for both checks and
+    # the device's error record (an error an earlier op recorded is raised here).
     if index.device == priority.device and index.dtype == torch.int64 and priority.is_floating_point():
         bad_index = ((index < 0) | (index >= capacity)).any()
         bad_priority = ~(torch.isfinite(priority) & (priority >= 0)).all()
-        flags = torch.stack([bad_index, bad_priority]).tolist()
+        checks = [bad_index, bad_priority]
+        recorded = _ext.HAS_EXT and index.is_cuda and _ext.cuda_compiled()
+        if recorded:
+            checks.append(device_error_record(index.device)[0] != CLEAR)
+        flags = torch.stack(checks).tolist()
+        if recorded and flags[2]:
+            check_device_errors(index.device)
         if flags[0]:
             raise IndexError(f"rltorch.sumtree_update_: `index` holds values outside [0, {capacity})")
         if flags[1]:

@@ -123,6 +123,32 @@ RLTORCH_HOST_DEVICE_INLINE void set_leaf(T* sums, T* mins, const Layout& layout,
 // early mispredicts about once per level (measured: ~2x slower search).
 template <int K, typename T>
 RLTORCH_HOST_DEVICE_INLINE int choose_child(const T* children, T& u) {
+#if defined(__CUDA_ARCH__)
+  // On the GPU a prefix array indexed by the runtime `chosen` would live in
+  // local memory (a stack frame per thread). Here every index is a
+  // compile-time constant after unrolling, so c[] and the sums stay in
+  // registers; the start of the chosen child is re-summed in the same order
+  // as the prefix (adding +0.0 past it leaves the bits unchanged), so the
+  // result is the CPU's bit for bit.
+  T c[K];
+  T prefix = T(0);
+  int below = 0;
+  int last_nonzero = 0;
+#pragma unroll
+  for (int j = 0; j < K; ++j) {
+    c[j] = children[j];
+    prefix = prefix + c[j];
+    below += prefix <= u ? 1 : 0;
+    last_nonzero = c[j] > T(0) ? j : last_nonzero;
+  }
+  const bool fell_through = below == K;
+  const int chosen = fell_through ? last_nonzero : below;
+  T start = T(0);
+#pragma unroll
+  for (int j = 0; j < K; ++j) start = start + (j < chosen ? c[j] : T(0));
+  u = fell_through ? infinity<T>() : u - start;
+  return chosen;
+#else
   T prefix[K + 1];
   prefix[0] = T(0);
   int below = 0;         // children whose inclusive prefix is <= u
@@ -137,6 +163,7 @@ RLTORCH_HOST_DEVICE_INLINE int choose_child(const T* children, T& u) {
   const int chosen = fell_through ? last_nonzero : below;
   u = fell_through ? infinity<T>() : u - prefix[chosen];
   return chosen;
+#endif
 }
 
 // The first leaf whose inclusive running sum exceeds u (u is clamped to
@@ -160,6 +187,19 @@ template <typename T>
 RLTORCH_HOST_DEVICE_INLINE float importance_weight(T priority, T min_priority, float beta) {
   if (beta == 0.0f) return 1.0f;
   return powf(static_cast<float>(priority / min_priority), -beta);
+}
+
+// The running-max rule of sumtree_update_ and per_update_priorities_, the
+// same on CPU, CUDA and in the reference: fold every kept entry's v =
+// priority + eps (before alpha) into m by `if (isnan(m) || v > m) m = v`.
+// A NaN start is replaced by the first value; -inf and -0.0 starts are raised
+// by any larger value; +0.0 does not replace -0.0 (they compare equal); no
+// kept entry leaves m as it was. With non-NaN values (priorities are
+// validated) the result does not depend on the order of the fold, so CUDA can
+// fold in any order with a compare-and-swap loop.
+template <typename T>
+RLTORCH_HOST_DEVICE_INLINE T running_max_fold(T m, T v) {
+  return (m != m || v > m) ? v : m;
 }
 
 // The stored leaf for a raw priority: (p + eps)^alpha.
