@@ -93,13 +93,16 @@ void raise_device_error(c10::IntArrayRef record) {
       TORCH_CHECK_INDEX(false, "rltorch.td_target: `next_action` holds an out-of-range value at position ", pos);
     case de::kCartpoleBadAction:
       if (has_payload) {
-        TORCH_CHECK_VALUE(false, "rltorch.cartpole_step_: `actions` must be 0 or 1, got ", value, " for env ", pos);
+        TORCH_CHECK_VALUE(false, "rltorch.cartpole_step_: `actions` must be 0 or 1, got ", value, " for env ", pos,
+                          " (no env was stepped)");
       }
-      TORCH_CHECK_VALUE(false, "rltorch.cartpole_step_: `actions` must be 0 or 1, got another value for env ", pos);
+      TORCH_CHECK_VALUE(false, "rltorch.cartpole_step_: `actions` must be 0 or 1, got another value for env ", pos,
+                        " (no env was stepped)");
     case de::kCartpoleEnded:
       TORCH_CHECK(false, "rltorch.cartpole_step_: env ", pos,
-                  " ended on the previous call and autoreset is disabled; reset it first "
-                  "(reset(options={\"reset_mask\": mask})).");
+                  " ended on the previous call and autoreset is disabled; reset the ended envs first "
+                  "(CartPoleVecEnv.reset(options={\"reset_mask\": mask}), or cartpole_reset_ with that mask). "
+                  "No env was stepped.");
     case de::kPerTdNan:
     case de::kPerTdPosInf:
     case de::kPerTdNegInf: {

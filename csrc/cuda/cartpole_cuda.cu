@@ -3,7 +3,7 @@
 // so a warp's loads and stores of each component are coalesced. The math is
 // the header shared with the CPU kernel.
 #include <ATen/ATen.h>
-#include <ATen/Dispatch.h>
+#include <ATen/Dispatch_v2.h>
 #include <torch/library.h>
 
 #include "../cartpole_common.h"
@@ -128,7 +128,8 @@ CartPoleStepOutputs cartpole_step_cuda(at::Tensor& state, at::Tensor& steps, at:
   const cuda::ErrorRecord record = cuda::error_record_for(state);
   const unsigned int blocks = cuda::blocks_for(a.n);
   const cudaStream_t stream = cuda::current_stream();
-  AT_DISPATCH_INTEGRAL_TYPES(a.action.scalar_type(), "cartpole_step_cuda", [&] {
+  // Unsigned action dtypes too, as on the CPU (prepare_cartpole_step accepts them).
+  AT_DISPATCH_V2(a.action.scalar_type(), "cartpole_step_cuda", AT_WRAP([&] {
     cartpole_validate_kernel<scalar_t><<<blocks, cuda::kThreads, 0, stream>>>(
         a.action.const_data_ptr<scalar_t>(), prev_done.const_data_ptr<bool>(), a.n, autoreset_mode, record);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
@@ -140,7 +141,7 @@ CartPoleStepOutputs cartpole_step_cuda(at::Tensor& state, at::Tensor& steps, at:
         a.done.data_ptr<bool>(), a.episode_return.data_ptr<float>(), a.episode_length.data_ptr<int32_t>(),
         autoreset_mode == cp::kSameStep ? a.final_obs.data_ptr<float>() : nullptr, record);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
-  });
+  }), AT_INTEGRAL_TYPES_V2);
   return a.outputs();
 }
 

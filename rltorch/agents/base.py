@@ -47,6 +47,7 @@ import torch
 from torch import Tensor, nn
 
 from rltorch.agents.config import RunConfig
+from rltorch.ops.device_errors import check_device_errors
 from rltorch.envs.vector import Step, VectorEnvAdapter, make_env, max_episode_return, resolve_device, solve_threshold
 
 #: Version of the checkpoint layout. 1: DQN-only files (no ``algorithm`` key); 2: tagged with the algorithm.
@@ -267,6 +268,10 @@ class Agent:
     # ------------------------------------------------------------------ training
 
     def _metric_row(self, start: float, window: tuple[float, int]) -> dict:
+        if self.device.type == "cuda":
+            # CUDA kernels record bad input (a bad action, a skipped NaN TD error) on
+            # the device instead of raising; a log row syncs anyway, so surface it here.
+            check_device_errors(self.device)
         now = time.perf_counter()
         return {"env_steps": self.env_steps, "updates": self.updates, "wall_time_s": now - start,
                 "steps_per_s": (self.env_steps - window[1]) / max(now - window[0], 1e-9),
