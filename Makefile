@@ -6,6 +6,10 @@ CMAKE_BUILD ?= build-cmake
 # torch guesses /usr/local from the nvcc symlink on PATH, which has no libcudart.
 export CUDA_HOME ?= /usr/local/cuda
 export RLTORCH_STRICT ?= 1
+# A short list keeps a 2-core build in minutes; sm_80 code runs on every 8.x
+# GPU and the 9.0 PTX is compiled by the driver for anything newer. A plain
+# `pip install` (setup.py) defaults to every architecture torch and nvcc share.
+export TORCH_CUDA_ARCH_LIST ?= 8.0;9.0+PTX
 
 SOURCES := $(shell find csrc -type f) setup.py pyproject.toml
 
