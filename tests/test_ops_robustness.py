@@ -517,3 +517,34 @@ def test_load_state_dict_validates_before_writing():
     other = SumTree(10, fanout=2)
     other.load_state_dict(good)
     assert torch.equal(other.tree, tree.tree)
+
+
+def test_non_tensor_and_non_number_arguments_are_named():
+    f4, r4, q = torch.zeros(4, dtype=torch.bool), torch.zeros(4), torch.zeros(4, 2)
+    flags = torch.zeros(3, 4, dtype=torch.bool)
+    tree = _filled_tree()
+    cases = [
+        (lambda: rltorch.ops.td_target([0.0] * 4, f4, q), "`reward` must be a torch.Tensor, got list"),
+        (lambda: rltorch.ops.td_target(r4, None, q), "`terminated` must be a torch.Tensor, got NoneType"),
+        (lambda: rltorch.ops.td_target(r4, f4, q, next_action=[0, 1, 0, 1]), "`next_action` must be a torch.Tensor"),
+        (lambda: rltorch.ops.nstep_returns(torch.zeros(3, 4), flags, None, 2), "`truncated` must be a torch.Tensor"),
+        (lambda: rltorch.ops.gae(torch.zeros(3, 4), None, torch.zeros(3, 4), flags, flags), "`value` must be a"),
+        (lambda: tree.update([0, 1], torch.ones(2)), "`index` must be a torch.Tensor, got list"),
+        (lambda: tree.update(torch.tensor([0]), 1.0), "`priority` must be a torch.Tensor, got float"),
+        (lambda: tree.update(torch.tensor([0]), torch.ones(1), keep=[True]), "`keep` must be a torch.Tensor or None"),
+        (lambda: tree.update(torch.tensor([0]), torch.ones(1), alpha="x"), "`alpha` must be a real number"),
+        (lambda: tree.update(torch.tensor([0]), torch.ones(1), eps=None), "`eps` must be a real number"),
+        (lambda: tree.find([1.0]), "`mass` must be a torch.Tensor, got list"),
+        (lambda: tree.sample(2, "x"), "`beta` must be a real number"),
+        (lambda: tree.sample(2**70), "`batch_size` must fit in int64"),
+        (lambda: SumTree(2**70), "`capacity` must fit in int64"),
+        (lambda: st.replay_gather([torch.zeros(4)], [0]), "`index` must be a torch.Tensor, got list"),
+        (lambda: st.replay_gather([torch.zeros(4), [1.0]], torch.tensor([0])), "`columns\\[1\\]` must be a torch.Tensor"),
+        (lambda: st.per_update_priorities_(tree.tree, 10, 2, torch.arange(10), torch.tensor([0]), [1.0], 0.6, 0.0,
+                                           torch.ones(1, dtype=torch.float64)), "`td_error` must be a torch.Tensor"),
+    ]
+    before = tree.tree.clone()
+    for call, pattern in cases:
+        with pytest.raises((TypeError, ValueError), match=pattern):
+            call()
+    assert torch.equal(tree.tree, before)

@@ -80,3 +80,25 @@ def check_same_device(op: str, anchor: torch.Tensor, anchor_name: str, **others:
                 f"rltorch.{op}: `{name}` is on {other.device} but `{anchor_name}` is on {anchor.device}; "
                 "move them to one device"
             )
+
+
+def non_tensor_argument(op: str, required: dict, optional: dict | None = None) -> TypeError | None:
+    """A TypeError naming the first argument that should be a tensor and is not
+    (None allowed for ``optional``), or None. Wrappers call it only in an
+    ``except`` clause after the dispatcher or ``.device`` failed, so the hot
+    path pays nothing for a message that names the argument."""
+    for name, value in required.items():
+        if not isinstance(value, torch.Tensor):
+            return TypeError(f"rltorch.{op}: `{name}` must be a torch.Tensor, got {type(value).__name__}")
+    for name, value in (optional or {}).items():
+        if value is not None and not isinstance(value, torch.Tensor):
+            return TypeError(f"rltorch.{op}: `{name}` must be a torch.Tensor or None, got {type(value).__name__}")
+    return None
+
+
+def as_float(op: str, name: str, value) -> float:
+    """``float(value)``, with an error naming the argument (Python or NumPy real, or 0-dim tensor)."""
+    try:
+        return float(value)
+    except (TypeError, ValueError, RuntimeError):
+        raise TypeError(f"rltorch.{op}: `{name}` must be a real number, got {value!r:.60}") from None

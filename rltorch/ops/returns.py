@@ -23,7 +23,7 @@ import torch
 from torch import Tensor
 
 from rltorch import _ext, _reference
-from rltorch.ops._dispatch import check_same_device, pick, resolve
+from rltorch.ops._dispatch import check_same_device, non_tensor_argument, pick, resolve
 
 __all__ = ["td_target", "double_dqn_target", "nstep_returns", "gae", "lambda_returns"]
 
@@ -59,9 +59,16 @@ def td_target(
     """
     # Float arguments are range-checked by the kernel and the reference, not
     # again here: these wrappers are on every training step's path.
-    if isinstance(gamma, Tensor):
-        return pick(_TD_TARGET, reward)(reward, terminated, next_q, next_q_online, next_action, gamma, 1.0)
-    return pick(_TD_TARGET, reward)(reward, terminated, next_q, next_q_online, next_action, None, gamma)
+    try:
+        if isinstance(gamma, Tensor):
+            return pick(_TD_TARGET, reward)(reward, terminated, next_q, next_q_online, next_action, gamma, 1.0)
+        return pick(_TD_TARGET, reward)(reward, terminated, next_q, next_q_online, next_action, None, gamma)
+    except (AttributeError, RuntimeError, TypeError) as error:
+        bad = non_tensor_argument("td_target", dict(reward=reward, terminated=terminated, next_q=next_q),
+                                  dict(next_q_online=next_q_online, next_action=next_action))
+        if bad is None:
+            raise
+        raise bad from error
 
 
 def double_dqn_target(
@@ -88,7 +95,13 @@ def nstep_returns(
             isinstance(n, float) and not n.is_integer()):
         raise ValueError(f"rltorch.nstep_returns: `n` must be an integer >= 1, got {n!r}")
     # Any n beyond the block's length means "to the episode end"; the op takes an int64.
-    return pick(_NSTEP, reward)(reward, terminated, truncated, min(int(n), _INT64_MAX), gamma)
+    try:
+        return pick(_NSTEP, reward)(reward, terminated, truncated, min(int(n), _INT64_MAX), gamma)
+    except (AttributeError, RuntimeError, TypeError) as error:
+        bad = non_tensor_argument("nstep_returns", dict(reward=reward, terminated=terminated, truncated=truncated))
+        if bad is None:
+            raise
+        raise bad from error
 
 
 def gae(
@@ -109,7 +122,14 @@ def gae(
     (the value of its final observation). Returns ``(advantages, returns)``
     with ``returns = advantages + value`` (the TD(lambda) targets).
     """
-    return pick(_GAE, reward)(reward, value, next_value, terminated, done, gamma, lmbda)
+    try:
+        return pick(_GAE, reward)(reward, value, next_value, terminated, done, gamma, lmbda)
+    except (AttributeError, RuntimeError, TypeError) as error:
+        bad = non_tensor_argument(
+            "gae", dict(reward=reward, value=value, next_value=next_value, terminated=terminated, done=done))
+        if bad is None:
+            raise
+        raise bad from error
 
 
 def lambda_returns(

@@ -31,7 +31,7 @@ import torch
 from torch import Tensor
 
 from rltorch import _ext, _reference
-from rltorch.ops._dispatch import check_same_device, pick, resolve, snapshot
+from rltorch.ops._dispatch import as_float, check_same_device, non_tensor_argument, pick, resolve, snapshot
 
 __all__ = [
     "SumTree", "DEFAULT_FANOUT", "sumtree_update_", "sumtree_find", "sumtree_sample",
@@ -56,18 +56,34 @@ KERNELS = {
 
 def sumtree_update_(tree, capacity, fanout, index, priority, keep=None, alpha=1.0, eps=0.0, running_max=None):
     """The raw op (see :meth:`SumTree.update`); dispatches on ``tree``'s device."""
-    pick(_UPDATE, tree)(tree, capacity, fanout, index, priority, keep, float(alpha), float(eps), running_max)
+    op = "sumtree_update_"
+    alpha, eps = as_float(op, "alpha", alpha), as_float(op, "eps", eps)
+    try:
+        pick(_UPDATE, tree)(tree, capacity, fanout, index, priority, keep, alpha, eps, running_max)
+    except (AttributeError, RuntimeError, TypeError) as error:
+        bad = non_tensor_argument(op, dict(tree=tree, index=index, priority=priority),
+                                  dict(keep=keep, running_max=running_max))
+        if bad is None:
+            raise
+        raise bad from error
 
 
 def sumtree_find(tree, capacity, fanout, mass):
     """The raw op (see :meth:`SumTree.find`)."""
-    return pick(_FIND, tree)(tree, capacity, fanout, mass)
+    try:
+        return pick(_FIND, tree)(tree, capacity, fanout, mass)
+    except (AttributeError, RuntimeError, TypeError) as error:
+        bad = non_tensor_argument("sumtree_find", dict(tree=tree, mass=mass))
+        if bad is None:
+            raise
+        raise bad from error
 
 
 def sumtree_sample(tree, capacity, fanout, batch_size, beta=0.0, generator=None):
     """The raw op (see :meth:`SumTree.sample`)."""
-    batch_size = _integer("sumtree_sample", "batch_size", batch_size)
-    return pick(_SAMPLE, tree)(tree, capacity, fanout, batch_size, float(beta), generator)
+    op = "sumtree_sample"
+    batch_size = _integer(op, "batch_size", batch_size)
+    return pick(_SAMPLE, tree)(tree, capacity, fanout, batch_size, as_float(op, "beta", beta), generator)
 
 
 def per_update_priorities_(tree, capacity, fanout, slot_ids, index, td_error, alpha, eps, running_max):
@@ -80,27 +96,54 @@ def per_update_priorities_(tree, capacity, fanout, slot_ids, index, td_error, al
     the kept entries. Non-finite td errors are an error on CPU (checked before
     any write); CUDA callers validate first (see :meth:`SumTree.update`).
     """
-    pick(_PER_UPDATE, tree)(tree, capacity, fanout, slot_ids, index, td_error, float(alpha), float(eps), running_max)
+    op = "per_update_priorities_"
+    alpha, eps = as_float(op, "alpha", alpha), as_float(op, "eps", eps)
+    try:
+        pick(_PER_UPDATE, tree)(tree, capacity, fanout, slot_ids, index, td_error, alpha, eps, running_max)
+    except (AttributeError, RuntimeError, TypeError) as error:
+        bad = non_tensor_argument(op, dict(tree=tree, slot_ids=slot_ids, index=index, td_error=td_error,
+                                           running_max=running_max))
+        if bad is None:
+            raise
+        raise bad from error
 
 
 def replay_gather(columns: list[Tensor], index: Tensor) -> list[Tensor]:
     """``[c[index] for c in columns]`` in one call (rows are memcpy'd on CPU)."""
-    return pick(_GATHER, index)(columns, index)
+    try:
+        return pick(_GATHER, index)(columns, index)
+    except (AttributeError, RuntimeError, TypeError) as error:
+        bad = non_tensor_argument("replay_gather", dict(index=index))
+        if bad is None and isinstance(columns, (list, tuple)):
+            bad = non_tensor_argument("replay_gather", {f"columns[{c}]": col for c, col in enumerate(columns)})
+        if bad is None:
+            raise
+        raise bad from error
+
+
+_INT64_MAX = 2**63 - 1
+# Storage is about capacity * K / (K - 1) elements per row: past 2**62 leaves it overflows int64.
+_MAX_CAPACITY = 2**62
 
 
 def _integer(op: str, name: str, value) -> int:
-    """``value`` as an int: Python/NumPy integers only (not bool, float or str)."""
+    """``value`` as an int64: Python/NumPy integers only (not bool, float or str)."""
     if isinstance(value, bool):
         raise TypeError(f"rltorch.{op}: `{name}` must be an integer, got {value!r}")
     try:
-        return operator.index(value)
+        value = operator.index(value)
     except TypeError:
-        raise TypeError(f"rltorch.{op}: `{name}` must be an integer, got {value!r}") from None
+        raise TypeError(f"rltorch.{op}: `{name}` must be an integer, got {value!r:.60}") from None
+    if value > _INT64_MAX:
+        raise ValueError(f"rltorch.{op}: `{name}` must fit in int64, got {value}")
+    return value
 
 
 def _check_layout_args(capacity, fanout) -> tuple[int, int]:
     capacity = _integer("SumTree", "capacity", capacity)
     fanout = _integer("SumTree", "fanout", fanout)
+    if capacity > _MAX_CAPACITY:
+        raise ValueError(f"rltorch.SumTree: `capacity` must be <= 2**62, got {capacity}")
     if capacity < 1:
         raise ValueError(f"rltorch.SumTree: `capacity` must be an integer >= 1, got {capacity!r}")
     if fanout not in (2, 4, 8, 16):
@@ -164,9 +207,14 @@ class SumTree:
         # with a meta (or other higher-priority) tensor to that device's
         # kernel, which cannot know the tree lives elsewhere.
         tree = self.tree
-        if index.device != tree.device or priority.device != tree.device or (
-            keep is not None and keep.device != tree.device) or (
-                running_max is not None and running_max.device != tree.device):
+        try:
+            mixed = index.device != tree.device or priority.device != tree.device or (
+                keep is not None and keep.device != tree.device) or (
+                    running_max is not None and running_max.device != tree.device)
+        except AttributeError as error:
+            raise non_tensor_argument("SumTree.update", dict(index=index, priority=priority),
+                                      dict(keep=keep, running_max=running_max)) from error
+        if mixed:
             check_same_device("SumTree.update", tree, "tree", index=index, priority=priority, keep=keep,
                               running_max=running_max)
         if validate and tree.device.type != "cpu":
@@ -181,6 +229,8 @@ class SumTree:
         ``torch.searchsorted(priorities.cumsum(0), u, right=True)`` where no
         rounding is involved (e.g. integer-valued priorities).
         """
+        if not isinstance(mass, Tensor):
+            raise non_tensor_argument("SumTree.find", dict(mass=mass))
         check_same_device("SumTree.find", self.tree, "tree", mass=mass)
         return sumtree_find(self.tree, self.capacity, self.fanout, mass)
 
