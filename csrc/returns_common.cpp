@@ -1,6 +1,7 @@
 #include "returns_common.h"
 
 #include <ATen/ATen.h>
+#include <torch/library.h>
 
 #include "checks.h"
 
@@ -68,10 +69,11 @@ TdTargetArgs prepare_td_target(const at::Tensor& reward, const at::Tensor& termi
     args.mode = Bootstrap::kAction;
   }
   if (discount.has_value() && discount->defined()) {
-    check_same_device(op, reward, "reward", *discount, "discount");
-    check_same_dtype(op, reward, "reward", *discount, "discount");
+    // Named `gamma` in messages: rltorch.ops.td_target takes the tensor discount as `gamma`.
+    check_same_device(op, reward, "reward", *discount, "gamma");
+    check_same_dtype(op, reward, "reward", *discount, "gamma");
     TORCH_CHECK(discount->dim() == 0 || discount->sizes() == reward.sizes(), "rltorch.", op,
-                ": `discount` must be a scalar tensor or have the shape of `reward` ",
+                ": a tensor `gamma` must be a scalar tensor or have the shape of `reward` ",
                 shape_string(reward), ", got ", shape_string(*discount));
     args.discount = discount->expand(reward.sizes()).contiguous();
   } else {
@@ -138,6 +140,16 @@ GaeArgs prepare_gae(const at::Tensor& reward, const at::Tensor& value, const at:
   args.terminated = as_contiguous_flags(op, terminated, "terminated");
   args.done = as_contiguous_flags(op, done, "done");
   return args;
+}
+
+// Targets, returns and advantages are regression labels: they carry no
+// gradient on any device, like the pure-PyTorch fallback (which runs under
+// no_grad). Without this the autograd fallback marks the outputs as requiring
+// grad and backward silently yields nothing.
+TORCH_LIBRARY_IMPL(rltorch, Autograd, m) {
+  m.impl("td_target", torch::CppFunction::makeFallthrough());
+  m.impl("nstep_returns", torch::CppFunction::makeFallthrough());
+  m.impl("gae", torch::CppFunction::makeFallthrough());
 }
 
 }  // namespace rltorch

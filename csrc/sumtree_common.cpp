@@ -1,12 +1,31 @@
 #include "sumtree_common.h"
 
 #include <ATen/ATen.h>
+#include <torch/library.h>
 
 #include <cmath>
+#include <limits>
 
 #include "checks.h"
 
 namespace rltorch {
+
+double max_raw_priority(int64_t capacity, double alpha) {
+  const double max_leaf = std::numeric_limits<double>::max() / (2.0 * static_cast<double>(capacity));
+  return std::pow(max_leaf, 1.0 / alpha);
+}
+
+namespace {
+
+void check_not_alias(const char* op, const at::Tensor& tree, const at::Tensor& other, const char* name) {
+  // Written while the tree is read (or read while it is written): a view of
+  // the tree would corrupt it (running_max over the min-tree root) or race
+  // on a GPU.
+  TORCH_CHECK(!other.is_alias_of(tree), "rltorch.", op, ": `", name,
+              "` must not share memory with `tree`; pass a separate tensor (.clone())");
+}
+
+}  // namespace
 
 sumtree::Layout checked_tree_layout(const char* op, const at::Tensor& tree, int64_t capacity,
                                     int64_t fanout) {
@@ -39,8 +58,8 @@ SumtreeUpdateArgs prepare_sumtree_update(const at::Tensor& tree, int64_t capacit
               shape_string(priority), " must have one value per entry of `index` ", shape_string(index));
   // A view of the tree itself (tree.priorities()[a:b]) would be read while the
   // leaves are written: sequential on the CPU, a race on the GPU.
-  TORCH_CHECK(!priority.is_alias_of(tree) && !index.is_alias_of(tree),
-              "rltorch.", op, ": `priority` and `index` must not share memory with `tree`; pass a copy (.clone())");
+  check_not_alias(op, tree, index, "index");
+  check_not_alias(op, tree, priority, "priority");
   TORCH_CHECK_VALUE(std::isfinite(alpha) && alpha > 0.0, "rltorch.", op,
                     ": `alpha` must be finite and > 0, got ", alpha);
   TORCH_CHECK_VALUE(std::isfinite(eps) && eps >= 0.0, "rltorch.", op,
@@ -51,6 +70,7 @@ SumtreeUpdateArgs prepare_sumtree_update(const at::Tensor& tree, int64_t capacit
                 keep->scalar_type());
     TORCH_CHECK(keep->numel() == index.numel(), "rltorch.", op, ": `keep` ", shape_string(*keep),
                 " must have one flag per entry of `index` ", shape_string(index));
+    check_not_alias(op, tree, *keep, "keep");
     args.keep = keep->contiguous().view({-1});
   }
   if (running_max.has_value() && running_max->defined()) {
@@ -59,6 +79,7 @@ SumtreeUpdateArgs prepare_sumtree_update(const at::Tensor& tree, int64_t capacit
                 op, ": `running_max` must be a one-element float64 tensor, got ",
                 running_max->scalar_type(), " ", shape_string(*running_max));
     TORCH_CHECK(running_max->is_contiguous(), "rltorch.", op, ": `running_max` must be contiguous");
+    check_not_alias(op, tree, *running_max, "running_max");
   }
   args.index = index.contiguous().view({-1});
   args.priority = priority.to(at::kDouble).contiguous().view({-1});
@@ -83,6 +104,13 @@ sumtree::Layout prepare_sumtree_sample(const at::Tensor& tree, int64_t capacity,
   TORCH_CHECK_VALUE(std::isfinite(beta) && beta >= 0.0, "rltorch.", op,
                     ": `beta` must be finite and >= 0, got ", beta);
   return layout;
+}
+
+void check_sampling_mass(double total) {
+  TORCH_CHECK_VALUE(std::isfinite(total), "rltorch.sumtree_sample: the tree's total priority is ", total,
+                    ": nothing can be sampled from a non-finite total");
+  TORCH_CHECK_VALUE(total > 0.0, "rltorch.sumtree_sample: the tree holds no priority mass (its total is ",
+                    total, "): nothing can be sampled; give some leaf a priority > 0 first");
 }
 
 PerUpdateArgs prepare_per_update(const at::Tensor& tree, int64_t capacity, int64_t fanout,
@@ -110,6 +138,10 @@ PerUpdateArgs prepare_per_update(const at::Tensor& tree, int64_t capacity, int64
                     ": `alpha` must be finite and > 0, got ", alpha);
   TORCH_CHECK_VALUE(std::isfinite(eps) && eps >= 0.0, "rltorch.", op,
                     ": `eps` must be finite and >= 0, got ", eps);
+  check_not_alias(op, tree, slot_ids, "slot_ids");
+  check_not_alias(op, tree, index, "index");
+  check_not_alias(op, tree, td_error, "td_error");
+  check_not_alias(op, tree, running_max, "running_max");
   args.slot_ids = slot_ids.contiguous();
   args.index = index.contiguous().view({-1});
   args.td_error = td_error.to(at::kDouble).contiguous().view({-1});
@@ -139,6 +171,14 @@ at::Tensor prepare_replay_gather(at::TensorList columns, const at::Tensor& index
     }
   }
   return idx;
+}
+
+// Sampled indices, weights and gathered rows carry no gradient on any device,
+// like the fallback (which runs under no_grad): replay data is data.
+TORCH_LIBRARY_IMPL(rltorch, Autograd, m) {
+  m.impl("sumtree_find", torch::CppFunction::makeFallthrough());
+  m.impl("sumtree_sample", torch::CppFunction::makeFallthrough());
+  m.impl("replay_gather", torch::CppFunction::makeFallthrough());
 }
 
 }  // namespace rltorch

@@ -25,6 +25,14 @@ void dispatch_fanout(int64_t fanout, F&& body) {
   }
 }
 
+// The largest `priority + eps` a leaf may receive: its transformed value
+// (priority + eps) ** alpha stays <= DBL_MAX / (2 * capacity), so the sum of
+// all leaves (the root) cannot overflow to inf however the leaves are filled,
+// with a factor 2 to spare for rounding on the way up. Checked before any
+// write; the Python reference and SumTree.update's CUDA validation use the
+// same bound (rltorch/_reference.py::max_raw_priority).
+double max_raw_priority(int64_t capacity, double alpha);
+
 // Checks the tree tensor against (capacity, fanout) and returns its layout.
 sumtree::Layout checked_tree_layout(const char* op, const at::Tensor& tree, int64_t capacity,
                                     int64_t fanout);
@@ -45,6 +53,11 @@ SumtreeUpdateArgs prepare_sumtree_update(const at::Tensor& tree, int64_t capacit
 // Returns `mass` as contiguous float64.
 at::Tensor prepare_sumtree_find(const at::Tensor& tree, int64_t capacity, int64_t fanout,
                                 const at::Tensor& mass, sumtree::Layout* layout);
+
+// Rejects a tree with nothing to sample: a zero total would return leaf 0
+// with weight inf, a non-finite one garbage. Host memory only: the CUDA
+// kernel reports the same through its device error word.
+void check_sampling_mass(double total);
 
 sumtree::Layout prepare_sumtree_sample(const at::Tensor& tree, int64_t capacity, int64_t fanout,
                                        int64_t batch_size, double beta);

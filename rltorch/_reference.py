@@ -14,15 +14,56 @@ import torch
 from torch import Tensor
 
 
-def _check_unit(name: str, value: float) -> None:
+def _check_unit(name: str, value: float, op: str = "") -> None:
     if not 0.0 <= float(value) <= 1.0:
-        raise ValueError(f"rltorch: `{name}` must lie in [0, 1], got {value}")
+        raise ValueError(f"rltorch.{op}: `{name}` must lie in [0, 1], got {value}")
 
 
-def _flags(flags: Tensor) -> Tensor:
+# The argument checks below mirror csrc/checks.h and csrc/*_common.cpp one for
+# one (same order, same exception type, same wording), so the fallback rejects
+# exactly what the kernels reject.
+
+
+def _same_device(op: str, anchor: Tensor, anchor_name: str, other: Tensor, other_name: str) -> None:
+    if other.device != anchor.device:
+        raise RuntimeError(
+            f"rltorch.{op}: `{other_name}` is on {other.device} but `{anchor_name}` is on {anchor.device}; "
+            "move them to one device"
+        )
+
+
+def _same_shape(op: str, anchor: Tensor, anchor_name: str, other: Tensor, other_name: str) -> None:
+    if other.shape != anchor.shape:
+        raise RuntimeError(
+            f"rltorch.{op}: `{other_name}` must have the shape of `{anchor_name}` {list(anchor.shape)}, "
+            f"got {list(other.shape)}"
+        )
+
+
+def _same_dtype(op: str, anchor: Tensor, anchor_name: str, other: Tensor, other_name: str) -> None:
+    if other.dtype != anchor.dtype:
+        raise RuntimeError(
+            f"rltorch.{op}: `{other_name}` must have the dtype of `{anchor_name}` ({anchor.dtype}), got {other.dtype}"
+        )
+
+
+def _floating(op: str, tensor: Tensor, name: str) -> None:
+    if not tensor.is_floating_point():
+        raise RuntimeError(f"rltorch.{op}: `{name}` must be a floating-point tensor, got {tensor.dtype}")
+
+
+def _flags(op: str, flags: Tensor, name: str) -> Tensor:
+    if flags.is_complex():
+        raise RuntimeError(f"rltorch.{op}: `{name}` must be bool (or 0/1 integers or floats), got {flags.dtype}")
     return flags if flags.dtype == torch.bool else flags != 0
 
 
+def _accumulator(dtype: torch.dtype) -> torch.dtype:
+    """The kernels' at::opmath_type: half and bfloat16 accumulate in float32."""
+    return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
+
+
+@torch.no_grad()
 def td_target(
     reward: Tensor,
     terminated: Tensor,
@@ -32,33 +73,111 @@ def td_target(
     discount: Tensor | None = None,
     gamma: float = 0.99,
 ) -> Tensor:
-    """y = r + discount * (1 - terminated) * bootstrap (see ``rltorch.ops.td_target``)."""
-    if discount is None:
-        _check_unit("gamma", gamma)
-    if next_q.dim() == reward.dim():
+    """y = r + discount * (1 - terminated) * bootstrap (see ``rltorch.ops.td_target``).
+
+    Targets are labels: computed without autograd, like the kernels.
+    """
+    op = "td_target"
+    _floating(op, reward, "reward")
+    _same_device(op, reward, "reward", terminated, "terminated")
+    _same_device(op, reward, "reward", next_q, "next_q")
+    _same_shape(op, reward, "reward", terminated, "terminated")
+    _same_dtype(op, reward, "reward", next_q, "next_q")
+    has_action_dim = next_q.dim() == reward.dim() + 1
+    if not (has_action_dim or next_q.dim() == reward.dim()):
+        raise RuntimeError(
+            f"rltorch.{op}: `next_q` must have shape [*reward.shape, num_actions] (Q values) or reward.shape "
+            f"(state values), got {list(next_q.shape)} with reward {list(reward.shape)}"
+        )
+    if next_q.shape[: reward.dim()] != reward.shape:
+        raise RuntimeError(
+            f"rltorch.{op}: the leading dims of `next_q` {list(next_q.shape)} must equal the shape of `reward` "
+            f"{list(reward.shape)}"
+        )
+    if has_action_dim and next_q.shape[-1] < 1:
+        raise RuntimeError(f"rltorch.{op}: `next_q` needs at least one action, got shape {list(next_q.shape)}")
+    if next_q_online is not None and next_action is not None:
+        raise RuntimeError(f"rltorch.{op}: pass either `next_q_online` or `next_action` for Double DQN, not both")
+    if (next_q_online is not None or next_action is not None) and not has_action_dim:
+        raise RuntimeError(
+            f"rltorch.{op}: Double DQN needs `next_q` with an action dim [*reward.shape, num_actions], "
+            f"got {list(next_q.shape)}"
+        )
+    if next_q_online is not None:
+        _same_device(op, reward, "reward", next_q_online, "next_q_online")
+        _same_shape(op, next_q, "next_q", next_q_online, "next_q_online")
+        _same_dtype(op, next_q, "next_q", next_q_online, "next_q_online")
+    if next_action is not None:
+        _same_device(op, reward, "reward", next_action, "next_action")
+        if next_action.is_floating_point() or next_action.is_complex() or next_action.dtype == torch.bool:
+            raise RuntimeError(f"rltorch.{op}: `next_action` must hold integer action indices, got {next_action.dtype}")
+        _same_shape(op, reward, "reward", next_action, "next_action")
+    if discount is not None:
+        _same_device(op, reward, "reward", discount, "gamma")
+        _same_dtype(op, reward, "reward", discount, "gamma")
+        if discount.dim() != 0 and discount.shape != reward.shape:
+            raise RuntimeError(
+                f"rltorch.{op}: a tensor `gamma` must be a scalar tensor or have the shape of `reward` "
+                f"{list(reward.shape)}, got {list(discount.shape)}"
+            )
+    else:
+        _check_unit("gamma", gamma, op)
+    terminated = _flags(op, terminated, "terminated")
+
+    if not has_action_dim:
         bootstrap = next_q
     elif next_q_online is not None:
         best = next_q_online.argmax(dim=-1, keepdim=True)
         bootstrap = next_q.gather(-1, best).squeeze(-1)
     elif next_action is not None:
-        bootstrap = next_q.gather(-1, next_action.long().unsqueeze(-1)).squeeze(-1)
+        action = next_action.long()
+        num_actions = next_q.shape[-1]
+        bad = (action < 0) | (action >= num_actions)
+        if bool(bad.any()):
+            position = int(bad.reshape(-1).nonzero()[0])
+            raise IndexError(
+                f"rltorch.{op}: `next_action` holds {int(action.reshape(-1)[position])} at position {position}, "
+                f"outside [0, {num_actions})"
+            )
+        bootstrap = next_q.gather(-1, action.unsqueeze(-1)).squeeze(-1)
     else:
         bootstrap = next_q.amax(dim=-1)
-    if discount is None:
-        discount = torch.tensor(gamma, dtype=torch.float64).to(reward.dtype)
-    acc = torch.float32 if reward.dtype in (torch.float16, torch.bfloat16) else reward.dtype
-    y = reward.to(acc) + discount.to(acc) * bootstrap.to(acc)
-    return torch.where(_flags(terminated), reward.to(acc), y).to(reward.dtype)
+    acc = _accumulator(reward.dtype)
+    # A float gamma enters at the accumulator's precision, as in the kernels
+    # (never rounded to a half-precision reward dtype first).
+    discount = torch.tensor(gamma, dtype=acc, device=reward.device) if discount is None else discount.to(acc)
+    y = reward.to(acc) + discount * bootstrap.to(acc)
+    return torch.where(terminated, reward.to(acc), y).to(reward.dtype)
 
 
+def _time_major(op: str, reward: Tensor) -> None:
+    _floating(op, reward, "reward")
+    if reward.dim() < 1:
+        raise RuntimeError(f"rltorch.{op}: `reward` must be time-major [T, *batch] with at least one dim, got a scalar")
+
+
+def _flag_like(op: str, reward: Tensor, flags: Tensor, name: str) -> None:
+    _same_device(op, reward, "reward", flags, name)
+    _same_shape(op, reward, "reward", flags, name)
+
+
+@torch.no_grad()
 def nstep_returns(
     reward: Tensor, terminated: Tensor, truncated: Tensor, n: int, gamma: float
 ) -> tuple[Tensor, Tensor, Tensor]:
     """n-step returns over a time-major [T, *batch] block (see ``rltorch.ops.nstep_returns``)."""
-    _check_unit("gamma", gamma)
+    op = "nstep_returns"
+    _time_major(op, reward)
+    _flag_like(op, reward, terminated, "terminated")
+    _flag_like(op, reward, truncated, "truncated")
+    if n < 1:
+        raise ValueError(f"rltorch.nstep_returns: `n` must be >= 1, got {n}")
+    _check_unit("gamma", gamma, op)
     T = reward.shape[0]
-    terminated, truncated = _flags(terminated), _flags(truncated)
-    acc = torch.float32 if reward.dtype in (torch.float16, torch.bfloat16) else reward.dtype
+    terminated, truncated = _flags(op, terminated, "terminated"), _flags(op, truncated, "truncated")
+    acc = _accumulator(reward.dtype)
+    # The kernels hold gamma at the accumulator's precision.
+    gamma = torch.tensor(gamma, dtype=acc, device=reward.device)
     returns = torch.zeros(reward.shape, dtype=acc, device=reward.device)
     discount = torch.ones(reward.shape, dtype=acc, device=reward.device)
     index = torch.zeros(reward.shape, dtype=torch.long, device=reward.device)
@@ -80,6 +199,7 @@ def nstep_returns(
     return returns.to(reward.dtype), discount.to(reward.dtype), index
 
 
+@torch.no_grad()
 def gae(
     reward: Tensor,
     value: Tensor,
@@ -89,15 +209,28 @@ def gae(
     gamma: float,
     lmbda: float,
 ) -> tuple[Tensor, Tensor]:
-    """Exact GAE by a reverse loop over time (see ``rltorch.ops.gae``)."""
-    _check_unit("gamma", gamma)
-    _check_unit("lmbda", lmbda)
-    terminated, done = _flags(terminated), _flags(done)
-    acc = torch.float32 if reward.dtype in (torch.float16, torch.bfloat16) else reward.dtype
+    """Exact GAE by a reverse loop over time (see ``rltorch.ops.gae``).
+
+    Advantages are labels: computed without autograd, like the kernels.
+    """
+    op = "gae"
+    _time_major(op, reward)
+    _flag_like(op, reward, value, "value")
+    _flag_like(op, reward, next_value, "next_value")
+    _same_dtype(op, reward, "reward", value, "value")
+    _same_dtype(op, reward, "reward", next_value, "next_value")
+    _flag_like(op, reward, terminated, "terminated")
+    _flag_like(op, reward, done, "done")
+    _check_unit("gamma", gamma, op)
+    _check_unit("lmbda", lmbda, op)
+    terminated, done = _flags(op, terminated, "terminated"), _flags(op, done, "done")
+    acc = _accumulator(reward.dtype)
     r, v, nv = reward.to(acc), value.to(acc), next_value.to(acc)
     advantage = torch.empty_like(r)
     carry = torch.zeros(reward.shape[1:], dtype=acc, device=reward.device)
-    gamma_lambda = gamma * lmbda
+    # The kernels hold gamma and gamma * lmbda (a double product) at the accumulator's precision.
+    gamma_lambda = torch.tensor(gamma * lmbda, dtype=acc, device=reward.device)
+    gamma = torch.tensor(gamma, dtype=acc, device=reward.device)
     for t in range(reward.shape[0] - 1, -1, -1):
         bootstrap = torch.where(terminated[t], torch.zeros_like(nv[t]), gamma * nv[t])
         delta = r[t] + bootstrap - v[t]
@@ -358,22 +491,84 @@ def sumtree_layout(capacity: int, fanout: int) -> tuple[list[int], list[int], in
     return offsets, widths, off
 
 
+_FANOUTS = (2, 4, 8, 16)
+_DBL_MAX = torch.finfo(torch.float64).max
+
+
+def max_raw_priority(capacity: int, alpha: float) -> float:
+    """The largest ``priority + eps`` a leaf may receive (csrc/sumtree_common.cpp).
+
+    Its stored value ``(priority + eps) ** alpha`` stays <= DBL_MAX / (2 * capacity),
+    so the root (the sum of all leaves) cannot overflow, with a factor 2 to
+    spare for rounding.
+    """
+    max_leaf = _DBL_MAX / (2.0 * float(capacity))
+    try:
+        return max_leaf ** (1.0 / alpha)
+    except OverflowError:  # C's pow gives inf here: every finite value is allowed
+        return math.inf
+
+
 def _check_tree(op: str, tree: Tensor, capacity: int, fanout: int) -> tuple[list[int], list[int], int]:
     if capacity < 1:
         raise ValueError(f"rltorch.{op}: `capacity` must be >= 1, got {capacity}")
-    if fanout not in (2, 4, 8, 16):
+    if fanout not in _FANOUTS:
         raise ValueError(f"rltorch.sumtree: `fanout` must be 2, 4, 8 or 16, got {fanout}")
     offsets, widths, storage = sumtree_layout(capacity, fanout)
     if tree.dtype != torch.float64:
-        raise RuntimeError(f"rltorch.{op}: `tree` must be float64, got {tree.dtype}")
+        raise RuntimeError(
+            f"rltorch.{op}: `tree` must be float64 (sums of many priorities need the precision), got {tree.dtype}"
+        )
     if tree.shape != (2, storage):
-        raise RuntimeError(f"rltorch.{op}: `tree` must have shape [2, {storage}], got {list(tree.shape)}")
+        raise RuntimeError(
+            f"rltorch.{op}: `tree` must have shape [2, {storage}] for capacity {capacity} and fanout {fanout} "
+            f"(build it with rltorch.ops.SumTree), got {list(tree.shape)}"
+        )
+    if not tree.is_contiguous():
+        raise RuntimeError(f"rltorch.{op}: `tree` must be contiguous")
     return offsets, widths, storage
 
 
 def _check_device(op: str, tree: Tensor, other: Tensor, name: str) -> None:
-    if other.device != tree.device:
-        raise RuntimeError(f"rltorch.{op}: `{name}` is on {other.device} but `tree` is on {tree.device}")
+    _same_device(op, tree, "tree", other, name)
+
+
+def _shares_memory(a: Tensor, b: Tensor) -> bool:
+    """at::Tensor::is_alias_of: the same storage (meta tensors have none to share)."""
+    if a.device.type == "meta" or b.device.type == "meta":
+        return False
+    return a.untyped_storage().data_ptr() == b.untyped_storage().data_ptr()
+
+
+def _check_not_alias(op: str, tree: Tensor, other: Tensor, name: str) -> None:
+    if _shares_memory(tree, other):
+        raise RuntimeError(
+            f"rltorch.{op}: `{name}` must not share memory with `tree`; pass a separate tensor (.clone())"
+        )
+
+
+def _check_alpha_eps(op: str, alpha: float, eps: float) -> None:
+    if not (math.isfinite(alpha) and alpha > 0.0):
+        raise ValueError(f"rltorch.{op}: `alpha` must be finite and > 0, got {alpha}")
+    if not (math.isfinite(eps) and eps >= 0.0):
+        raise ValueError(f"rltorch.{op}: `eps` must be finite and >= 0, got {eps}")
+
+
+def _check_running_max(op: str, tree: Tensor, running_max: Tensor) -> None:
+    _check_device(op, tree, running_max, "running_max")
+    if running_max.dtype != torch.float64 or running_max.numel() != 1 or not running_max.is_contiguous():
+        raise RuntimeError(
+            f"rltorch.{op}: `running_max` must be a contiguous one-element float64 tensor, "
+            f"got {running_max.dtype} {list(running_max.shape)}"
+        )
+    _check_not_alias(op, tree, running_max, "running_max")
+
+
+def _first_bad(bad: Tensor) -> int | None:
+    """Position of the first True in a flat bool tensor (one host sync), or None."""
+    if not bool(bad.any()):
+        return None
+    return int(bad.nonzero()[0])
 
 
 def _recompute_nodes(tree: Tensor, offsets: list[int], level: int, nodes: Tensor, fanout: int) -> None:
@@ -406,15 +601,54 @@ def sumtree_update_(
     _check_device(op, tree, priority, "priority")
     if index.dtype != torch.int64:
         raise RuntimeError(f"rltorch.{op}: `index` must be int64, got {index.dtype}")
-    if not priority.is_floating_point():
-        raise RuntimeError(f"rltorch.{op}: `priority` must be a floating-point tensor, got {priority.dtype}")
+    _floating(op, priority, "priority")
     if priority.numel() != index.numel():
-        raise RuntimeError(f"rltorch.{op}: `priority` must have one value per entry of `index`")
-    index, priority = index.reshape(-1), priority.reshape(-1).to(torch.float64)
-    if bool(((index < 0) | (index >= capacity)).any()):
-        raise IndexError(f"rltorch.{op}: `index` holds values outside [0, {capacity})")
-    if not bool((torch.isfinite(priority) & (priority >= 0)).all()):
-        raise ValueError(f"rltorch.{op}: `priority` must be finite and >= 0")
+        raise RuntimeError(
+            f"rltorch.{op}: `priority` {list(priority.shape)} must have one value per entry of `index` "
+            f"{list(index.shape)}"
+        )
+    _check_not_alias(op, tree, index, "index")
+    _check_not_alias(op, tree, priority, "priority")
+    _check_alpha_eps(op, alpha, eps)
+    if keep is not None:
+        _check_device(op, tree, keep, "keep")
+        if keep.dtype != torch.bool:
+            raise RuntimeError(f"rltorch.{op}: `keep` must be bool, got {keep.dtype}")
+        if keep.numel() != index.numel():
+            raise RuntimeError(
+                f"rltorch.{op}: `keep` {list(keep.shape)} must have one flag per entry of `index` {list(index.shape)}"
+            )
+        _check_not_alias(op, tree, keep, "keep")
+    if running_max is not None:
+        _check_running_max(op, tree, running_max)
+    with torch.no_grad():
+        index, priority = index.reshape(-1), priority.reshape(-1).to(torch.float64)
+        max_raw = max_raw_priority(capacity, alpha)
+        # The kernel checks entry by entry (index, then value): report the same first failure.
+        bad_index = (index < 0) | (index >= capacity)
+        bad_value = ~(torch.isfinite(priority) & (priority >= 0))
+        too_big = ~(priority + eps <= max_raw)
+        position = _first_bad(bad_index | bad_value | too_big)
+        if position is not None:
+            if bool(bad_index[position]):
+                raise IndexError(
+                    f"rltorch.{op}: `index` holds {int(index[position])} at position {position}, "
+                    f"outside [0, {capacity})"
+                )
+            if bool(bad_value[position]):
+                raise ValueError(
+                    f"rltorch.{op}: `priority` holds {float(priority[position]):g} at position {position}; "
+                    "priorities must be finite and >= 0"
+                )
+            raise ValueError(
+                f"rltorch.{op}: `priority` holds {float(priority[position]):g} at position {position}; "
+                f"priority + eps must be <= {max_raw:g} for this capacity and alpha, or the total of the tree "
+                "could overflow"
+            )
+        _write_leaves(tree, offsets, fanout, index, priority, keep, alpha, eps, running_max)
+
+
+def _write_leaves(tree, offsets, fanout, index, priority, keep, alpha, eps, running_max) -> None:
     if keep is not None:
         keep = keep.reshape(-1)
         index, priority = index[keep], priority[keep]
@@ -440,10 +674,16 @@ def sumtree_update_(
         _recompute_nodes(tree, offsets, level, nodes, fanout)
 
 
+@torch.no_grad()
 def sumtree_find(tree: Tensor, capacity: int, fanout: int, mass: Tensor) -> Tensor:
     """First leaf whose inclusive prefix sum exceeds each mass (see ``rltorch.ops.SumTree.find``)."""
     offsets, _, _ = _check_tree("sumtree_find", tree, capacity, fanout)
     _check_device("sumtree_find", tree, mass, "mass")
+    _floating("sumtree_find", mass, "mass")
+    return _find(tree, offsets, fanout, mass)
+
+
+def _find(tree: Tensor, offsets: list[int], fanout: int, mass: Tensor) -> Tensor:
     shape = mass.shape
     u = mass.reshape(-1).to(torch.float64)
     u = torch.where(u > 0, u, torch.zeros_like(u))
@@ -468,15 +708,36 @@ def sumtree_find(tree: Tensor, capacity: int, fanout: int, mass: Tensor) -> Tens
     return node.reshape(shape)
 
 
+def check_sampling_mass(total: float) -> None:
+    """Rejects a tree with nothing to sample (csrc/sumtree_common.cpp::check_sampling_mass)."""
+    if not math.isfinite(total):
+        raise ValueError(
+            f"rltorch.sumtree_sample: the tree's total priority is {total}: nothing can be sampled from a "
+            "non-finite total"
+        )
+    if not total > 0.0:
+        raise ValueError(
+            f"rltorch.sumtree_sample: the tree holds no priority mass (its total is {total}): nothing can be "
+            "sampled; give some leaf a priority > 0 first"
+        )
+
+
+@torch.no_grad()
 def sumtree_sample(
     tree: Tensor, capacity: int, fanout: int, batch_size: int, beta: float = 0.0, generator=None
 ) -> tuple[Tensor, Tensor]:
     """Stratified sampling with importance weights (see ``rltorch.ops.SumTree.sample``)."""
-    offsets, _, storage = _check_tree("sumtree_sample", tree, capacity, fanout)
+    op = "sumtree_sample"
+    offsets, _, storage = _check_tree(op, tree, capacity, fanout)
+    if batch_size < 0:
+        raise ValueError(f"rltorch.{op}: `batch_size` must be >= 0, got {batch_size}")
+    if not (math.isfinite(beta) and beta >= 0.0):
+        raise ValueError(f"rltorch.{op}: `beta` must be finite and >= 0, got {beta}")
+    check_sampling_mass(float(tree[0, 0]))
     uniform = torch.rand(batch_size, generator=generator, dtype=torch.float64, device=tree.device)
     arange = torch.arange(batch_size, dtype=torch.float64, device=tree.device)
     mass = (arange + uniform) / batch_size * tree[0, 0]
-    index = sumtree_find(tree, capacity, fanout, mass)
+    index = _find(tree, offsets, fanout, mass)
     if beta == 0.0:
         weight = torch.ones(batch_size, dtype=torch.float32, device=tree.device)
     else:
@@ -496,15 +757,70 @@ def per_update_priorities_(
     running_max: Tensor,
 ) -> None:
     """``update_priorities`` of a prioritized buffer (see ``rltorch.ops.sumtree.per_update_priorities_``)."""
-    td = td_error.reshape(-1).to(torch.float64)
-    if not bool(torch.isfinite(td).all()):
-        raise ValueError("rltorch.per_update_priorities_: `td_error` must be finite")
-    index = index.reshape(-1)
-    slots = index.remainder(capacity)
-    keep = (slot_ids[slots] == index) & (index >= 0)
-    sumtree_update_(tree, capacity, fanout, slots, td.abs(), keep, alpha, eps, running_max)
+    op = "per_update_priorities_"
+    offsets, _, _ = _check_tree(op, tree, capacity, fanout)
+    _check_device(op, tree, slot_ids, "slot_ids")
+    _check_device(op, tree, index, "index")
+    _check_device(op, tree, td_error, "td_error")
+    _check_device(op, tree, running_max, "running_max")
+    if slot_ids.dtype != torch.int64 or slot_ids.dim() != 1 or slot_ids.shape[0] != capacity:
+        raise RuntimeError(
+            f"rltorch.{op}: `slot_ids` must be int64 of shape [{capacity}], got {slot_ids.dtype} "
+            f"{list(slot_ids.shape)}"
+        )
+    if index.dtype != torch.int64:
+        raise RuntimeError(f"rltorch.{op}: `index` must be int64, got {index.dtype}")
+    _floating(op, td_error, "td_error")
+    if td_error.numel() != index.numel():
+        raise RuntimeError(
+            f"rltorch.{op}: `td_error` {list(td_error.shape)} must have one value per entry of `index` "
+            f"{list(index.shape)}"
+        )
+    if running_max.dtype != torch.float64 or running_max.numel() != 1 or not running_max.is_contiguous():
+        raise RuntimeError(f"rltorch.{op}: `running_max` must be a contiguous one-element float64 tensor")
+    _check_alpha_eps(op, alpha, eps)
+    for other, name in ((slot_ids, "slot_ids"), (index, "index"), (td_error, "td_error"), (running_max, "running_max")):
+        _check_not_alias(op, tree, other, name)
+    with torch.no_grad():
+        td = td_error.reshape(-1).to(torch.float64)
+        max_raw = max_raw_priority(capacity, alpha)
+        not_finite = ~torch.isfinite(td)
+        position = _first_bad(not_finite | ~(td.abs() + eps <= max_raw))
+        if position is not None:
+            if bool(not_finite[position]):
+                raise ValueError(
+                    f"rltorch.{op}: `td_error` holds {float(td[position]):g} at position {position}; "
+                    "td errors must be finite"
+                )
+            raise ValueError(
+                f"rltorch.{op}: `td_error` holds {float(td[position]):g} at position {position}; |td_error| + eps "
+                f"must be <= {max_raw:g} for this capacity and alpha, or the total of the tree could overflow"
+            )
+        index = index.reshape(-1)
+        slots = index.remainder(capacity)
+        keep = (slot_ids[slots] == index) & (index >= 0)
+        _write_leaves(tree, offsets, fanout, slots, td.abs(), keep, alpha, eps, running_max)
 
 
+@torch.no_grad()
 def replay_gather(columns: list[Tensor], index: Tensor) -> list[Tensor]:
     """Rows ``index`` of every column."""
+    op = "replay_gather"
+    if index.dtype != torch.int64 or index.dim() != 1:
+        raise RuntimeError(f"rltorch.{op}: `index` must be a 1-D int64 tensor, got {index.dtype} {list(index.shape)}")
+    if len(columns) == 0:
+        raise RuntimeError(f"rltorch.{op}: `columns` is empty")
+    rows = columns[0].shape[0] if columns[0].dim() > 0 else 0
+    for c, column in enumerate(columns):
+        if column.device != index.device:
+            raise RuntimeError(f"rltorch.{op}: `columns[{c}]` is on {column.device} but `index` is on {index.device}")
+        if column.dim() < 1 or column.shape[0] != rows:
+            raise RuntimeError(
+                f"rltorch.{op}: `columns[{c}]` must have {rows} rows like `columns[0]`, got {list(column.shape)}"
+            )
+    position = _first_bad((index < 0) | (index >= rows))
+    if position is not None:
+        raise IndexError(
+            f"rltorch.{op}: `index` holds {int(index[position])} at position {position}, outside [0, {rows})"
+        )
     return [column.index_select(0, index) for column in columns]

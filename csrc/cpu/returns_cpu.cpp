@@ -4,6 +4,8 @@
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
+#include <algorithm>
+
 #include "../returns_common.h"
 #include "rltorch/returns.h"
 
@@ -112,7 +114,11 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> nstep_returns_cpu(const at::Tenso
     const acc_t g = static_cast<acc_t>(gamma);
     // Threads take whole time rows and walk envs in memory order, so each
     // thread writes contiguous output and no cell divides to find its (t, env).
-    at::parallel_for(0, T, std::max<int64_t>(1, kGrain / (N * n)), [&](int64_t t_begin, int64_t t_end) {
+    // A row costs at most N * min(n, T) reads; that product is bounded by the
+    // tensor's numel, so unlike N * n (n may be 2**62: "to the episode end")
+    // it cannot overflow.
+    const int64_t row_cost = N * std::min(n, T);
+    at::parallel_for(0, T, std::max<int64_t>(1, kGrain / row_cost), [&](int64_t t_begin, int64_t t_end) {
       for (int64_t t = t_begin; t < t_end; ++t) {
         for (int64_t env = 0; env < N; ++env) {
           const int64_t cell = t * N + env;

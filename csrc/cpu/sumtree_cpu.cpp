@@ -146,6 +146,7 @@ void sumtree_update_cpu(const at::Tensor& tree, int64_t capacity, int64_t fanout
   const double* p = a.priority.const_data_ptr<double>();
   const bool* kept = a.keep.defined() ? a.keep.const_data_ptr<bool>() : nullptr;
   const int64_t B = a.batch;
+  const double max_raw = max_raw_priority(capacity, alpha);
   // Validate everything before the first write: a rejected batch leaves
   // the tree untouched.
   for (int64_t i = 0; i < B; ++i) {
@@ -153,6 +154,9 @@ void sumtree_update_cpu(const at::Tensor& tree, int64_t capacity, int64_t fanout
                       idx[i], " at position ", i, ", outside [0, ", capacity, ")");
     TORCH_CHECK_VALUE(std::isfinite(p[i]) && p[i] >= 0.0, "rltorch.sumtree_update_: `priority` holds ",
                       p[i], " at position ", i, "; priorities must be finite and >= 0");
+    TORCH_CHECK_VALUE(p[i] + eps <= max_raw, "rltorch.sumtree_update_: `priority` holds ", p[i],
+                      " at position ", i, "; priority + eps must be <= ", max_raw,
+                      " for this capacity and alpha, or the total of the tree could overflow");
   }
   const double batch_max = apply_update(tree, a.layout, fanout, idx, p, kept, B, alpha, eps);
   if (running_max.has_value() && running_max->defined()) {
@@ -173,12 +177,16 @@ void per_update_priorities_cpu(const at::Tensor& tree, int64_t capacity, int64_t
   std::vector<int64_t> slots(B);
   std::vector<double> priority(B);
   std::vector<uint8_t> kept(B);
+  const double max_raw = max_raw_priority(capacity, alpha);
   for (int64_t i = 0; i < B; ++i) {
     if (i + kGatherLookahead < B && idx[i + kGatherLookahead] >= 0) {
       __builtin_prefetch(ids + idx[i + kGatherLookahead] % capacity);
     }
     TORCH_CHECK_VALUE(std::isfinite(td[i]), "rltorch.per_update_priorities_: `td_error` holds ", td[i],
                       " at position ", i, "; td errors must be finite");
+    TORCH_CHECK_VALUE(std::fabs(td[i]) + eps <= max_raw, "rltorch.per_update_priorities_: `td_error` holds ",
+                      td[i], " at position ", i, "; |td_error| + eps must be <= ", max_raw,
+                      " for this capacity and alpha, or the total of the tree could overflow");
     const int64_t id = idx[i];
     const int64_t slot = id >= 0 ? id % capacity : 0;
     slots[i] = slot;
@@ -240,6 +248,7 @@ std::tuple<at::Tensor, at::Tensor> sumtree_sample_cpu(const at::Tensor& tree, in
                                                       int64_t fanout, int64_t batch_size, double beta,
                                                       std::optional<at::Generator> generator) {
   const sumtree::Layout layout = prepare_sumtree_sample(tree, capacity, fanout, batch_size, beta);
+  check_sampling_mass(tree.const_data_ptr<double>()[0]);
   const at::Tensor uniform = at::rand({batch_size}, generator, tree.options());
   at::Tensor index = at::empty({batch_size}, tree.options().dtype(at::kLong));
   at::Tensor weight = at::empty({batch_size}, tree.options().dtype(at::kFloat));

@@ -3,8 +3,10 @@
 Every function runs the compiled kernel for its inputs' device when there is
 one, and the pure-PyTorch reference otherwise; both give the same numbers.
 None of them synchronises with the host, so they are safe inside CUDA graphs
-and ``torch.compile(fullgraph=True)``. Targets are regression labels: they
-carry no gradient (compute them under ``torch.no_grad()`` as usual).
+and ``torch.compile(fullgraph=True)``. Targets, returns and advantages are
+regression labels: their outputs never require grad, on either path, even
+when an input does (no gradient flows through them into ``next_q``,
+``value`` etc.; differentiate your loss through the network outputs).
 
 Example::
 
@@ -21,13 +23,14 @@ import torch
 from torch import Tensor
 
 from rltorch import _ext, _reference
-from rltorch.ops._dispatch import pick, resolve
+from rltorch.ops._dispatch import check_same_device, non_tensor_argument, pick, resolve
 
 __all__ = ["td_target", "double_dqn_target", "nstep_returns", "gae", "lambda_returns"]
 
 _TD_TARGET = resolve("td_target", _reference.td_target)
 _NSTEP = resolve("nstep_returns", _reference.nstep_returns)
 _GAE = resolve("gae", _reference.gae)
+_INT64_MAX = 2**63 - 1
 KERNELS = {"td_target": _TD_TARGET, "nstep_returns": _NSTEP, "gae": _GAE}
 
 
@@ -59,9 +62,16 @@ def td_target(
     """
     # Float arguments are range-checked by the kernel and the reference, not
     # again here: these wrappers are on every training step's path.
-    if isinstance(gamma, Tensor):
-        return pick(_TD_TARGET, reward)(reward, terminated, next_q, next_q_online, next_action, gamma, 1.0)
-    return pick(_TD_TARGET, reward)(reward, terminated, next_q, next_q_online, next_action, None, gamma)
+    try:
+        if isinstance(gamma, Tensor):
+            return pick(_TD_TARGET, reward)(reward, terminated, next_q, next_q_online, next_action, gamma, 1.0)
+        return pick(_TD_TARGET, reward)(reward, terminated, next_q, next_q_online, next_action, None, gamma)
+    except (AttributeError, RuntimeError, TypeError) as error:
+        bad = non_tensor_argument("td_target", dict(reward=reward, terminated=terminated, next_q=next_q),
+                                  dict(next_q_online=next_q_online, next_action=next_action))
+        if bad is None:
+            raise
+        raise bad from error
 
 
 def double_dqn_target(
@@ -84,9 +94,17 @@ def nstep_returns(
     terminated inside the window. ``bootstrap_index - t + 1`` is k, which is
     below ``n`` near an episode end or the block's end.
     """
-    if int(n) != n or n < 1:
+    if isinstance(n, bool) or not isinstance(n, (int, float)) or not n >= 1 or (
+            isinstance(n, float) and not n.is_integer()):
         raise ValueError(f"rltorch.nstep_returns: `n` must be an integer >= 1, got {n!r}")
-    return pick(_NSTEP, reward)(reward, terminated, truncated, int(n), gamma)
+    # Any n beyond the block's length means "to the episode end"; the op takes an int64.
+    try:
+        return pick(_NSTEP, reward)(reward, terminated, truncated, min(int(n), _INT64_MAX), gamma)
+    except (AttributeError, RuntimeError, TypeError) as error:
+        bad = non_tensor_argument("nstep_returns", dict(reward=reward, terminated=terminated, truncated=truncated))
+        if bad is None:
+            raise
+        raise bad from error
 
 
 def gae(
@@ -112,7 +130,14 @@ def gae(
     matches the sequential scan to ``2e-6 * (1 + max|A|)`` in float32
     (``1e-14`` in float64; tests/test_gae_chunked.py).
     """
-    return pick(_GAE, reward)(reward, value, next_value, terminated, done, gamma, lmbda)
+    try:
+        return pick(_GAE, reward)(reward, value, next_value, terminated, done, gamma, lmbda)
+    except (AttributeError, RuntimeError, TypeError) as error:
+        bad = non_tensor_argument(
+            "gae", dict(reward=reward, value=value, next_value=next_value, terminated=terminated, done=done))
+        if bad is None:
+            raise
+        raise bad from error
 
 
 def lambda_returns(
@@ -123,28 +148,19 @@ def lambda_returns(
     return gae(reward, value, next_value, terminated, done, gamma, lmbda)[1]
 
 
-def _check_devices(op: str, reward: Tensor, **others: Tensor | None) -> None:
-    for name, other in others.items():
-        if other is not None:
-            torch._check(
-                other.device == reward.device,
-                lambda: f"rltorch.{op}: `{name}` is on {other.device} but `reward` is on {reward.device}",
-            )
-
-
 if _ext.HAS_EXT:
 
     @torch.library.register_fake("rltorch::td_target")
     def _td_target_fake(reward, terminated, next_q, next_q_online=None, next_action=None, discount=None, gamma=0.99):
-        _check_devices("td_target", reward, terminated=terminated, next_q=next_q, next_q_online=next_q_online,
-                       next_action=next_action, discount=discount)
+        check_same_device("td_target", reward, "reward", terminated=terminated, next_q=next_q,
+                          next_q_online=next_q_online, next_action=next_action, gamma=discount)
         torch._check(terminated.shape == reward.shape, lambda: "rltorch.td_target: `terminated` must match `reward`")
         torch._check(next_q.dtype == reward.dtype, lambda: "rltorch.td_target: `next_q` must have the dtype of `reward`")
         return torch.empty(reward.shape, dtype=reward.dtype, device=reward.device)
 
     @torch.library.register_fake("rltorch::nstep_returns")
     def _nstep_fake(reward, terminated, truncated, n, gamma):
-        _check_devices("nstep_returns", reward, terminated=terminated, truncated=truncated)
+        check_same_device("nstep_returns", reward, "reward", terminated=terminated, truncated=truncated)
         torch._check(terminated.shape == reward.shape)
         torch._check(truncated.shape == reward.shape)
         return (
@@ -155,7 +171,8 @@ if _ext.HAS_EXT:
 
     @torch.library.register_fake("rltorch::gae")
     def _gae_fake(reward, value, next_value, terminated, done, gamma, lmbda):
-        _check_devices("gae", reward, value=value, next_value=next_value, terminated=terminated, done=done)
+        check_same_device("gae", reward, "reward", value=value, next_value=next_value, terminated=terminated,
+                          done=done)
         for other in (value, next_value, terminated, done):
             torch._check(other.shape == reward.shape)
         return (

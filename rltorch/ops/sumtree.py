@@ -25,16 +25,18 @@ Example::
 
 from __future__ import annotations
 
+import operator
+
 import torch
 from torch import Tensor
 
 from rltorch import _ext, _reference
-from rltorch.ops._dispatch import pick, resolve
+from rltorch.ops._dispatch import as_float, check_same_device, non_tensor_argument, pick, resolve, snapshot
 from rltorch.ops.device_errors import CLEAR, check_device_errors, device_error_record
 
 __all__ = [
     "SumTree", "DEFAULT_FANOUT", "sumtree_update_", "sumtree_find", "sumtree_sample",
-    "per_update_priorities_", "replay_gather",
+    "per_update_priorities_", "replay_gather", "max_raw_priority",
 ]
 
 # Children per node. 8 float64 children fill one 64-byte cache line; the
@@ -55,17 +57,34 @@ KERNELS = {
 
 def sumtree_update_(tree, capacity, fanout, index, priority, keep=None, alpha=1.0, eps=0.0, running_max=None):
     """The raw op (see :meth:`SumTree.update`); dispatches on ``tree``'s device."""
-    pick(_UPDATE, tree)(tree, capacity, fanout, index, priority, keep, float(alpha), float(eps), running_max)
+    op = "sumtree_update_"
+    alpha, eps = as_float(op, "alpha", alpha), as_float(op, "eps", eps)
+    try:
+        pick(_UPDATE, tree)(tree, capacity, fanout, index, priority, keep, alpha, eps, running_max)
+    except (AttributeError, RuntimeError, TypeError) as error:
+        bad = non_tensor_argument(op, dict(tree=tree, index=index, priority=priority),
+                                  dict(keep=keep, running_max=running_max))
+        if bad is None:
+            raise
+        raise bad from error
 
 
 def sumtree_find(tree, capacity, fanout, mass):
     """The raw op (see :meth:`SumTree.find`)."""
-    return pick(_FIND, tree)(tree, capacity, fanout, mass)
+    try:
+        return pick(_FIND, tree)(tree, capacity, fanout, mass)
+    except (AttributeError, RuntimeError, TypeError) as error:
+        bad = non_tensor_argument("sumtree_find", dict(tree=tree, mass=mass))
+        if bad is None:
+            raise
+        raise bad from error
 
 
 def sumtree_sample(tree, capacity, fanout, batch_size, beta=0.0, generator=None):
     """The raw op (see :meth:`SumTree.sample`)."""
-    return pick(_SAMPLE, tree)(tree, capacity, fanout, int(batch_size), float(beta), generator)
+    op = "sumtree_sample"
+    batch_size = _integer(op, "batch_size", batch_size)
+    return pick(_SAMPLE, tree)(tree, capacity, fanout, batch_size, as_float(op, "beta", beta), generator)
 
 
 def per_update_priorities_(tree, capacity, fanout, slot_ids, index, td_error, alpha, eps, running_max):
@@ -81,21 +100,65 @@ def per_update_priorities_(tree, capacity, fanout, slot_ids, index, td_error, al
     those entries are skipped, the rest written, and the error is reported by
     :func:`rltorch.ops.check_device_errors` (see :mod:`rltorch.ops.device_errors`).
     """
-    pick(_PER_UPDATE, tree)(tree, capacity, fanout, slot_ids, index, td_error, float(alpha), float(eps), running_max)
+    op = "per_update_priorities_"
+    alpha, eps = as_float(op, "alpha", alpha), as_float(op, "eps", eps)
+    try:
+        pick(_PER_UPDATE, tree)(tree, capacity, fanout, slot_ids, index, td_error, alpha, eps, running_max)
+    except (AttributeError, RuntimeError, TypeError) as error:
+        bad = non_tensor_argument(op, dict(tree=tree, slot_ids=slot_ids, index=index, td_error=td_error,
+                                           running_max=running_max))
+        if bad is None:
+            raise
+        raise bad from error
 
 
 def replay_gather(columns: list[Tensor], index: Tensor) -> list[Tensor]:
     """``[c[index] for c in columns]`` in one call (rows are memcpy'd on CPU)."""
-    return pick(_GATHER, index)(columns, index)
+    try:
+        return pick(_GATHER, index)(columns, index)
+    except (AttributeError, RuntimeError, TypeError) as error:
+        bad = non_tensor_argument("replay_gather", dict(index=index))
+        if bad is None and isinstance(columns, (list, tuple)):
+            bad = non_tensor_argument("replay_gather", {f"columns[{c}]": col for c, col in enumerate(columns)})
+        if bad is None:
+            raise
+        raise bad from error
+
+
+_INT64_MAX = 2**63 - 1
+# Storage is about capacity * K / (K - 1) elements per row: past 2**62 leaves it overflows int64.
+_MAX_CAPACITY = 2**62
+
+
+def _integer(op: str, name: str, value) -> int:
+    """``value`` as an int64: Python/NumPy integers only (not bool, float or str)."""
+    if isinstance(value, bool):
+        raise TypeError(f"rltorch.{op}: `{name}` must be an integer, got {value!r}")
+    try:
+        value = operator.index(value)
+    except TypeError:
+        raise TypeError(f"rltorch.{op}: `{name}` must be an integer, got {value!r:.60}") from None
+    if value > _INT64_MAX:
+        raise ValueError(f"rltorch.{op}: `{name}` must fit in int64, got {value}")
+    return value
+
+
+def _check_layout_args(capacity, fanout) -> tuple[int, int]:
+    capacity = _integer("SumTree", "capacity", capacity)
+    fanout = _integer("SumTree", "fanout", fanout)
+    if capacity > _MAX_CAPACITY:
+        raise ValueError(f"rltorch.SumTree: `capacity` must be <= 2**62, got {capacity}")
+    if capacity < 1:
+        raise ValueError(f"rltorch.SumTree: `capacity` must be an integer >= 1, got {capacity!r}")
+    if fanout not in (2, 4, 8, 16):
+        raise ValueError(f"rltorch.SumTree: `fanout` must be 2, 4, 8 or 16, got {fanout!r}")
+    return capacity, fanout
 
 
 def empty_tree(capacity: int, fanout: int = DEFAULT_FANOUT, device=None) -> Tensor:
     """An all-zero tree: sums 0, minima +inf (nothing can be sampled yet)."""
-    if int(capacity) != capacity or capacity < 1:
-        raise ValueError(f"rltorch.SumTree: `capacity` must be an integer >= 1, got {capacity!r}")
-    if fanout not in (2, 4, 8, 16):
-        raise ValueError(f"rltorch.SumTree: `fanout` must be 2, 4, 8 or 16, got {fanout!r}")
-    _, _, storage = _reference.sumtree_layout(int(capacity), fanout)
+    capacity, fanout = _check_layout_args(capacity, fanout)
+    _, _, storage = _reference.sumtree_layout(capacity, fanout)
     tree = torch.zeros(2, storage, dtype=torch.float64, device=device)
     tree[1].fill_(float("inf"))
     return tree
@@ -112,8 +175,7 @@ class SumTree:
     """
 
     def __init__(self, capacity: int, device=None, fanout: int = DEFAULT_FANOUT):
-        self.capacity = int(capacity)
-        self.fanout = int(fanout)
+        self.capacity, self.fanout = _check_layout_args(capacity, fanout)
         self.tree = empty_tree(self.capacity, self.fanout, device)
         offsets, _, _ = _reference.sumtree_layout(self.capacity, self.fanout)
         self._leaf_offset = offsets[-1]
@@ -138,23 +200,33 @@ class SumTree:
         O(B log N): only the ancestors of the touched leaves are recomputed.
         A leaf named twice keeps its last kept value. Bad input (index out of
         range or on another device, non-int64 index, NaN/inf/negative
-        priority) raises an error naming the argument and leaves the tree
-        unchanged. On CPU the kernel checks before writing. On CUDA the value
-        checks need one host sync, done here when ``validate`` is true (it also
-        raises any error pending in the device's error record);
-        ``validate=False`` skips it for speed: the kernel then records bad
-        input on the device and leaves the tree (and ``running_max``)
-        unchanged, and :func:`rltorch.ops.check_device_errors` raises it later.
+        priority, ``priority + eps`` above :func:`max_raw_priority`) raises an
+        error naming the argument and leaves the tree unchanged. On CPU the
+        kernel checks before writing. On CUDA the value checks need one host
+        sync, done here when ``validate`` is true (it also raises any error
+        pending in the device's error record); ``validate=False`` skips it for
+        speed: the kernel then records bad input on the device and leaves the
+        tree (and ``running_max``) unchanged, and
+        :func:`rltorch.ops.check_device_errors` raises it later.
         ``running_max`` follows ``running_max_fold`` (``sumtree.h``) over the
         kept ``priority + eps``.
         """
         # Checked here as well as in the kernel: the dispatcher routes a call
         # with a meta (or other higher-priority) tensor to that device's
         # kernel, which cannot know the tree lives elsewhere.
-        _check_device("index", index, self.tree)
-        _check_device("priority", priority, self.tree)
-        if validate and self.tree.device.type != "cpu":
-            _validate_update(self.capacity, index, priority)
+        tree = self.tree
+        try:
+            mixed = index.device != tree.device or priority.device != tree.device or (
+                keep is not None and keep.device != tree.device) or (
+                    running_max is not None and running_max.device != tree.device)
+        except AttributeError as error:
+            raise non_tensor_argument("SumTree.update", dict(index=index, priority=priority),
+                                      dict(keep=keep, running_max=running_max)) from error
+        if mixed:
+            check_same_device("SumTree.update", tree, "tree", index=index, priority=priority, keep=keep,
+                              running_max=running_max)
+        if validate and tree.device.type != "cpu":
+            _validate_update(self.capacity, index, priority, alpha=alpha, eps=eps)
         sumtree_update_(self.tree, self.capacity, self.fanout, index, priority, keep, alpha, eps, running_max)
 
     def find(self, mass: Tensor) -> Tensor:
@@ -165,7 +237,9 @@ class SumTree:
         ``torch.searchsorted(priorities.cumsum(0), u, right=True)`` where no
         rounding is involved (e.g. integer-valued priorities).
         """
-        _check_device("mass", mass, self.tree)
+        if not isinstance(mass, Tensor):
+            raise non_tensor_argument("SumTree.find", dict(mass=mass))
+        check_same_device("SumTree.find", self.tree, "tree", mass=mass)
         return sumtree_find(self.tree, self.capacity, self.fanout, mass)
 
     def sample(self, batch_size: int, beta: float = 0.0, generator: torch.Generator | None = None):
@@ -173,20 +247,28 @@ class SumTree:
 
         ``U_i`` is drawn on the tree's device from ``generator``;
         ``weight = (p_i / p_min) ** -beta`` (float32, max 1) with ``p_min``
-        the smallest non-zero leaf. The tree must hold some non-zero priority.
+        the smallest non-zero leaf. The tree must hold some non-zero priority:
+        sampling a tree whose total is 0 (or not finite) raises ValueError
+        (on CUDA, through the device error word).
         """
         return sumtree_sample(self.tree, self.capacity, self.fanout, batch_size, beta, generator)
 
     def total(self) -> Tensor:
-        """Sum of all leaves, a 0-dim float64 tensor on the tree's device (no sync)."""
-        return self.tree[0, 0].clone()
+        """Sum of all leaves, a 0-dim float64 tensor on the tree's device (no sync).
+
+        A snapshot: inside ``torch.compile`` it stays the value at this point
+        even when the same graph updates the tree afterwards (docs/compile.md).
+        """
+        return snapshot(self.tree[0, 0])
 
     def min(self) -> Tensor:
-        """Smallest non-zero leaf (+inf when all are zero), 0-dim float64 (no sync)."""
-        return self.tree[1, 0].clone()
+        """Smallest non-zero leaf (+inf when all are zero), 0-dim float64 (no sync); a snapshot like :meth:`total`."""
+        return snapshot(self.tree[1, 0])
 
     def priorities(self) -> Tensor:
-        """The leaves, a ``[capacity]`` view into the tree."""
+        """The leaves, a ``[capacity]`` view into the tree (it changes with the tree;
+        inside ``torch.compile`` copy it with ``rltorch.ops._dispatch.snapshot``,
+        not ``.clone()``, if the graph updates the tree afterwards)."""
         return self.tree[0, self._leaf_offset : self._leaf_offset + self.capacity]
 
     def to(self, device) -> "SumTree":
@@ -196,66 +278,111 @@ class SumTree:
         return out
 
     def state_dict(self) -> dict:
-        return {"capacity": self.capacity, "fanout": self.fanout, "tree": self.tree.clone()}
+        return {"capacity": self.capacity, "fanout": self.fanout, "tree": snapshot(self.tree)}
 
     def load_state_dict(self, state: dict) -> None:
+        """Restores a :meth:`state_dict`. Everything is checked first (keys,
+        layout, dtype, shape, leaves valid, every internal node exactly the
+        sum and min of its children), so a rejected state leaves this tree
+        as it was."""
+        self.tree.copy_(self._checked_state_tree(state))
+
+    def _checked_state_tree(self, state) -> Tensor:
+        where = "rltorch.SumTree.load_state_dict"
+        if not isinstance(state, dict) or any(key not in state for key in ("capacity", "fanout", "tree")):
+            raise ValueError(f"{where}: `state` must be a dict with 'capacity', 'fanout' and 'tree', got {state!r:.80}")
         if state["capacity"] != self.capacity or state["fanout"] != self.fanout:
             raise ValueError(
-                f"rltorch.SumTree: state is for capacity={state['capacity']}, fanout={state['fanout']}; "
+                f"{where}: state is for capacity={state['capacity']!r}, fanout={state['fanout']!r}; "
                 f"this tree has capacity={self.capacity}, fanout={self.fanout}"
             )
-        self.tree.copy_(state["tree"])
+        saved = state["tree"]
+        if not isinstance(saved, Tensor) or saved.dtype != torch.float64 or saved.shape != self.tree.shape:
+            described = f"{saved.dtype} {list(saved.shape)}" if isinstance(saved, Tensor) else type(saved).__name__
+            raise ValueError(
+                f"{where}: state['tree'] must be a float64 tensor of shape {list(self.tree.shape)}, got {described}"
+            )
+        saved = saved.to(self.tree.device)
+        leaves = saved[0, self._leaf_offset : self._leaf_offset + self.capacity]
+        limit = _reference.max_raw_priority(self.capacity, 1.0)
+        if not bool((torch.isfinite(leaves) & (leaves >= 0) & (leaves <= limit)).all()):
+            raise ValueError(f"{where}: state['tree'] holds leaves that are negative, not finite or above {limit}")
+        # Rebuilt from the leaves, a valid tree is bit for bit the saved one
+        # (internal nodes are pure functions of their children).
+        rebuilt = empty_tree(self.capacity, self.fanout, self.tree.device)
+        everything = torch.arange(self.capacity, device=self.tree.device)
+        sumtree_update_(rebuilt, self.capacity, self.fanout, everything, leaves.clone())
+        if not torch.equal(rebuilt, saved):
+            raise ValueError(f"{where}: state['tree'] is not a consistent sum tree (a node differs from its children)")
+        return rebuilt
 
     def __repr__(self) -> str:
         return f"SumTree(capacity={self.capacity}, fanout={self.fanout}, device={self.tree.device})"
 
 
-def _check_device(name: str, tensor: Tensor, tree: Tensor) -> None:
-    if tensor.device != tree.device:
-        raise RuntimeError(f"rltorch.SumTree: `{name}` is on {tensor.device} but the tree is on {tree.device}")
+def max_raw_priority(capacity: int, alpha: float = 1.0) -> float:
+    """The largest ``priority + eps`` a tree of ``capacity`` leaves accepts:
+    ``(priority + eps) ** alpha <= DBL_MAX / (2 * capacity)``, so the total
+    can never overflow to inf (about 9e307 / capacity for alpha = 1)."""
+    return _reference.max_raw_priority(capacity, alpha)
 
 
-def _validate_update(capacity: int, index: Tensor, priority: Tensor, name: str = "priority") -> None:
-    # One fused device reduction and a single host sync for both checks and
+def _validate_update(
+    capacity: int, index: Tensor, priority: Tensor, name: str = "priority", alpha: float = 1.0, eps: float = 0.0
+) -> None:
+    # One fused device reduction and a single host sync for every check and
     # the device's error record (an error an earlier op recorded is raised here).
     if index.device == priority.device and index.dtype == torch.int64 and priority.is_floating_point():
         bad_index = ((index < 0) | (index >= capacity)).any()
         bad_priority = ~(torch.isfinite(priority) & (priority >= 0)).all()
-        checks = [bad_index, bad_priority]
+        too_big = ~(priority.double() + eps <= _reference.max_raw_priority(capacity, alpha)).all()
+        checks = [bad_index, bad_priority, too_big]
         recorded = _ext.HAS_EXT and index.is_cuda and _ext.cuda_compiled()
         if recorded:
             checks.append(device_error_record(index.device)[0] != CLEAR)
         flags = torch.stack(checks).tolist()
-        if recorded and flags[2]:
+        if recorded and flags[3]:
             check_device_errors(index.device)
         if flags[0]:
             raise IndexError(f"rltorch.sumtree_update_: `index` holds values outside [0, {capacity})")
         if flags[1]:
             raise ValueError(f"rltorch.sumtree_update_: `{name}` must be finite and >= 0")
+        if flags[2]:
+            raise ValueError(
+                f"rltorch.sumtree_update_: `{name}` + eps must be <= "
+                f"{_reference.max_raw_priority(capacity, alpha)} for this capacity and alpha"
+            )
 
 
 if _ext.HAS_EXT:
 
     @torch.library.register_fake("rltorch::sumtree_update_")
     def _update_fake(tree, capacity, fanout, index, priority, keep=None, alpha=1.0, eps=0.0, running_max=None):
+        check_same_device("sumtree_update_", tree, "tree", index=index, priority=priority, keep=keep,
+                          running_max=running_max)
         torch._check(priority.numel() == index.numel())
         return None
 
     @torch.library.register_fake("rltorch::per_update_priorities_")
     def _per_update_fake(tree, capacity, fanout, slot_ids, index, td_error, alpha, eps, running_max):
+        check_same_device("per_update_priorities_", tree, "tree", slot_ids=slot_ids, index=index,
+                          td_error=td_error, running_max=running_max)
         torch._check(td_error.numel() == index.numel())
         return None
 
     @torch.library.register_fake("rltorch::replay_gather")
     def _gather_fake(columns, index):
+        check_same_device("replay_gather", index, "index", **{f"columns[{c}]": col for c, col in enumerate(columns)})
         return [column.new_empty((index.shape[0], *column.shape[1:])) for column in columns]
 
     @torch.library.register_fake("rltorch::sumtree_find")
     def _find_fake(tree, capacity, fanout, mass):
+        check_same_device("sumtree_find", tree, "tree", mass=mass)
         return torch.empty(mass.shape, dtype=torch.long, device=mass.device)
 
     @torch.library.register_fake("rltorch::sumtree_sample")
     def _sample_fake(tree, capacity, fanout, batch_size, beta=0.0, generator=None):
+        torch._check(batch_size >= 0, lambda: f"rltorch.sumtree_sample: `batch_size` must be >= 0, got {batch_size}")
         return (
             torch.empty(batch_size, dtype=torch.long, device=tree.device),
             torch.empty(batch_size, dtype=torch.float32, device=tree.device),

@@ -577,7 +577,8 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         index = _input_tensor("index", index).to(self.device)
         td = _input_tensor("td_error", td_error).to(self.device)
         if self.validate and self.device.type != "cpu":  # CPU kernels check for free
-            _validate_update(self.capacity, index.remainder(self.capacity), td.abs(), name="td_error")
+            _validate_update(self.capacity, index.remainder(self.capacity), td.abs(), name="td_error",
+                             alpha=self.alpha, eps=self.eps)
         self._update_op(self.tree.tree, self.capacity, self.tree.fanout, self.ids, index, td,
                         self.alpha, self.eps, self.max_priority)
 
