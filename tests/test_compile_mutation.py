@@ -70,3 +70,25 @@ def test_snapshot_is_a_copy_in_eager_and_passes_opcheck():
     x.add_(1)
     assert torch.equal(y, torch.arange(4.0))
     torch.library.opcheck(torch.ops.rltorch.snapshot.default, (torch.arange(4.0),))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_env_state_read_between_two_steps(backend):
+    # The second case: env counters read between two steps of one compiled
+    # graph. state_dict() reads through snapshot, so it sees the first step only.
+    from rltorch.envs import CartPoleVecEnv
+
+    env = CartPoleVecEnv(4, seed=0)
+    env.reset(seed=0)
+    actions = torch.zeros(4, dtype=torch.int64)
+
+    def two_steps(actions):
+        env.step(actions)
+        state = env.state_dict()
+        env.step(actions)
+        return state["steps"], state["state"]
+
+    steps, state = torch.compile(two_steps, backend=backend, fullgraph=True)(actions)
+    assert steps.tolist() == [1, 1, 1, 1]
+    assert env.steps.tolist() == [2, 2, 2, 2]
+    assert not torch.equal(state, env.state)

@@ -24,6 +24,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv, VectorWrapper
 from gymnasium.vector.utils import batch_space
 
 from rltorch.ops import cartpole as cp_ops
+from rltorch.ops._dispatch import snapshot
 
 __all__ = ["CartPoleVecEnv", "CartPoleVecEnvNumpy"]
 
@@ -297,8 +298,10 @@ class CartPoleVecEnv(VectorEnv):
         an env restored with :meth:`load_state_dict` continues bit for bit."""
         return {
             "num_envs": self.num_envs,
-            "state": self.state.clone(), "steps": self.steps.clone(),
-            "prev_done": self.prev_done.clone(), "episode": self.episode.clone(),
+            # snapshot, not clone: a copy read between two steps in one compiled graph
+            # must keep its value under inductor (docs/compile.md).
+            "state": snapshot(self.state), "steps": snapshot(self.steps),
+            "prev_done": snapshot(self.prev_done), "episode": snapshot(self.episode),
             "seed": self._seed, "low": self.low, "high": self.high, "needs_reset": self._needs_reset,
         }
 
