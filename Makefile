@@ -30,7 +30,7 @@ TORCH_SPEC ?= torch>=2.14,<2.16
 $(VENV)/.installed: $(PY) pyproject.toml
 	$(PY) -m pip install -q '$(TORCH_SPEC)' numpy setuptools wheel ninja
 	$(PY) -m pip install -q --no-build-isolation -e '.[test]' \
-		"torch==$$($(PY) -c 'import torch; print(torch.__version__)')"
+		"torch==$$($(PY) -c 'import torch; print(torch.__version__.split("+")[0])')"
 	touch $@ $(VENV)/.built
 
 # Incremental rebuild after a C++/CUDA change (ninja keeps build/). The

@@ -60,13 +60,15 @@ def cleanrl_venv(path: str) -> str:
     return python
 
 
-def run_cleanrl(path: str, seed: int) -> dict:
+def run_cleanrl(path: str, seed: int, script: str = "dqn.py", env: dict | None = None) -> dict:
+    """One seed of CleanRL's ``cleanrl/SCRIPT`` from the checkout at ``path``, timed from process start
+    until the rolling mean of its last 100 training episodes first reaches 475 (its own criterion)."""
     python = cleanrl_venv(path)
-    script = os.path.join(path, "cleanrl", "dqn.py")
     start = time.perf_counter()
-    proc = subprocess.Popen([python, "-u", script, "--seed", str(seed), "--env-id", "CartPole-v1", "--no-track",
-                             "--no-capture-video"], cwd=path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, env={**os.environ, "PYTHONPATH": path})  # cleanrl_utils lives at the root
+    proc = subprocess.Popen([python, "-u", os.path.join(path, "cleanrl", script), "--seed", str(seed),
+                             "--env-id", "CartPole-v1", "--no-track", "--no-capture-video"], cwd=path,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**(env or os.environ), "PYTHONPATH": path})  # cleanrl_utils lives at the root
     returns: list[float] = []
     solved_at = None
     for line in proc.stdout:

@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import statistics
 import subprocess
 import sys
@@ -41,7 +40,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from benchmarks.train_dqn import cleanrl_venv  # noqa: E402  (the CleanRL venv is shared with the DQN benchmark)
+from benchmarks.train_dqn import run_cleanrl as run_cleanrl_script  # noqa: E402  (one CleanRL runner and venv)
 
 SB3_ANCHOR = ("stable-baselines3 2.9.2 PPO, rl-zoo3 hyperparameters (anchor measured on this 2-core machine, not this "
               "run): median 2.2 s of training (1.2-3.6 s), median 14k env steps (8k-25k)")
@@ -157,26 +156,7 @@ def run_sb3(python: str, seed: int, threads: int, eval_every: int) -> dict:
 
 
 def run_cleanrl(path: str, seed: int, threads: int) -> dict:
-    python = cleanrl_venv(path)
-    script = os.path.join(path, "cleanrl", "ppo.py")
-    start = time.perf_counter()
-    proc = subprocess.Popen([python, "-u", script, "--seed", str(seed), "--env-id", "CartPole-v1", "--no-track",
-                             "--no-capture-video"], cwd=path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, env={**child_env(threads), "PYTHONPATH": path})
-    returns: list[float] = []
-    solved_at = None
-    for line in proc.stdout:
-        match = re.search(r"global_step=(\d+), episodic_return=\[?([\d.]+)", line)
-        if not match:
-            continue
-        returns.append(float(match.group(2)))
-        if solved_at is None and len(returns) >= 100 and statistics.fmean(returns[-100:]) >= 475:
-            solved_at = (time.perf_counter() - start, int(match.group(1)))
-            proc.kill()
-            break
-    proc.wait()
-    return {"solved": solved_at is not None, "time_to_solve_s": solved_at[0] if solved_at else None,
-            "steps_to_solve": solved_at[1] if solved_at else None}
+    return run_cleanrl_script(path, seed, script="ppo.py", env=child_env(threads))
 
 
 def profile_breakdown(seeds: list[int], threads: int, extra: list[str]) -> None:

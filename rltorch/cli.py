@@ -142,26 +142,37 @@ def _config_from_args(args: argparse.Namespace, config_class, algorithm: str):
         raise CliError(str(exc)) from None
 
 
+def _check_device(device: str) -> None:
+    from rltorch.envs import resolve_device
+
+    try:
+        resolve_device(device)
+    except (RuntimeError, ValueError) as exc:
+        raise CliError(f"--device {device}: {exc}") from None
+
+
+def _plan_run_dir(args: argparse.Namespace, algorithm: str, label: str, seed: int) -> str:
+    """Where the run will be written, checked but not created yet (a rejected run leaves nothing behind)."""
+    from rltorch import runs
+
+    try:
+        if args.run_dir:
+            runs.check_run_dir(args.run_dir, "--run-dir")
+            return args.run_dir
+        runs.check_run_dir(args.runs_root, "--runs-root")
+        return runs.plan_run_dir(args.runs_root, algorithm, label, seed)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     from rltorch import runs
-    from rltorch.envs import resolve_device
 
     agent_class = args.agent_class
     config = _config_from_args(args, agent_class.config_class, agent_class.name)
     # Everything is checked before the run directory exists: a rejected run leaves nothing behind.
-    try:
-        resolve_device(config.device)
-    except (RuntimeError, ValueError) as exc:
-        raise CliError(f"--device {config.device}: {exc}") from None
-    try:
-        if args.run_dir:
-            runs.check_run_dir(args.run_dir, "--run-dir")
-            run_dir = args.run_dir
-        else:
-            runs.check_run_dir(args.runs_root, "--runs-root")
-            run_dir = runs.plan_run_dir(args.runs_root, agent_class.name, config.env_id, config.seed)
-    except ValueError as exc:
-        raise CliError(str(exc)) from None
+    _check_device(config.device)
+    run_dir = _plan_run_dir(args, agent_class.name, config.env_id, config.seed)
     try:
         agent = agent_class(config)
     except (RuntimeError, ValueError) as exc:
@@ -204,26 +215,16 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_train_classifier(args: argparse.Namespace) -> int:
-    from rltorch import runs
     from rltorch.classifiers.run import ALGORITHM, ClassifierConfig, run_classifier
-    from rltorch.envs import resolve_device
 
     config = _config_from_args(args, ClassifierConfig, ALGORITHM)
-    try:
-        resolve_device(config.device)
-    except (RuntimeError, ValueError) as exc:
-        raise CliError(f"--device {config.device}: {exc}") from None
+    _check_device(config.device)
     if config.dataset.startswith("cartpole") and config.expert != "linear" and not os.path.exists(config.expert):
         raise CliError(f"--expert {config.expert!r}: no such run directory or checkpoint (or use 'linear')")
+    run_dir = _plan_run_dir(args, ALGORITHM, config.dataset, config.seed)
     try:
-        if args.run_dir:
-            runs.check_run_dir(args.run_dir, "--run-dir")
-            run_dir = args.run_dir
-        else:
-            runs.check_run_dir(args.runs_root, "--runs-root")
-            run_dir = runs.plan_run_dir(args.runs_root, ALGORITHM, config.dataset, config.seed)
         os.makedirs(run_dir, exist_ok=True)
-    except (OSError, ValueError) as exc:
+    except OSError as exc:
         raise CliError(str(exc)) from None
     print(f"rltorch: training a classifier on {config.dataset} ({config.num_samples} samples); run dir {run_dir}",
           flush=True)

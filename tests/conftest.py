@@ -30,5 +30,16 @@ def device(request):
     return torch.device(request.param)
 
 
+@pytest.fixture
+def one_thread():
+    """Torch on one thread for the test: the small networks of the agent, classifier and SB3
+    tests run fastest that way (a second thread only spins, and on a loaded machine can
+    make them 30x slower), and float sums are the same on every machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 requires_ext = pytest.mark.skipif(not _ext.HAS_EXT, reason="compiled extension not loaded")
 requires_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")

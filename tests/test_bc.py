@@ -14,16 +14,7 @@ from rltorch.agents import ALGORITHMS, BC, Agent, BCConfig
 from rltorch.classifiers import LinearExpert, load_classifier
 from rltorch.cli import main
 
-pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit:FutureWarning")
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    # A 64x64 MLP is faster on one thread, and far faster on this shared machine.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = [pytest.mark.filterwarnings("ignore:`torch.jit:FutureWarning"), pytest.mark.usefixtures("one_thread")]
 
 
 def fast(**overrides) -> BCConfig:

@@ -20,16 +20,9 @@ from rltorch.envs import CartPoleVecEnv
 from rltorch.nn import cnn
 
 FIT = dict(epochs=30, batch_size=64, lr=3e-3)
-pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit:FutureWarning")  # loading the TorchScript exports
+pytestmark = [pytest.mark.filterwarnings("ignore:`torch.jit:FutureWarning"), pytest.mark.usefixtures("one_thread")]  # loading the TorchScript exports
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # These networks are tiny: one thread is faster, and on a shared machine two threads can be 30x slower.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def split(data, seed=0):

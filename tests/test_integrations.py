@@ -225,14 +225,6 @@ def test_torchrl_native_env_on_cuda():
 sb3 = pytest.importorskip("stable_baselines3", reason="stable-baselines3 is in the test extra")
 
 
-@pytest.fixture
-def one_thread():
-    # SB3's small MLPs run fastest on one thread, and the learning tests stay
-    # deterministic for their seeds.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_sb3_vec_env_semantics():

@@ -19,13 +19,7 @@ from rltorch.envs import CartPoleVecEnv
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # One thread: the same float sums on every machine, and no idle-spinning thread pool on a busy one.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
 
 
 def small_config(**overrides) -> PPOConfig:
