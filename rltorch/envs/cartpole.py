@@ -23,6 +23,7 @@ from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv, VectorWrapper
 from gymnasium.vector.utils import batch_space
 
+from rltorch._checks import storage_device
 from rltorch.ops import cartpole as cp_ops
 from rltorch.ops._dispatch import snapshot
 
@@ -95,22 +96,6 @@ def _check_bounds(low: float, high: float) -> None:
                          "high - low overflows")
 
 
-def _check_device(device) -> torch.device:
-    try:
-        device = torch.device(device)
-    except (RuntimeError, TypeError, ValueError) as exc:
-        raise ValueError(f"CartPoleVecEnv: `device` must name a torch device, got {device!r} ({exc})") from None
-    if device.type == "meta":
-        raise ValueError("CartPoleVecEnv: `device` cannot be 'meta' (an env needs real memory to step)")
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError(f"CartPoleVecEnv: `device` is {device} but CUDA is not available")
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise ValueError(f"CartPoleVecEnv: `device` is {device} but only {torch.cuda.device_count()} "
-                             "CUDA device(s) exist")
-    return device
-
-
 class CartPoleVecEnv(VectorEnv):
     """``num_envs`` CartPole-v1 envs stepped together on ``device``.
 
@@ -176,7 +161,7 @@ class CartPoleVecEnv(VectorEnv):
             raise TypeError(f"sutton_barto_reward must be a bool, got {type(sutton_barto_reward).__name__}")
         seed = _check_seed(seed)
         self.num_envs = int(num_envs)
-        self.device = _check_device(device)
+        self.device = storage_device("CartPoleVecEnv", device, "an env needs real memory to step")
         self.max_episode_steps = int(max_episode_steps)
         self.autoreset_mode = _parse_mode(autoreset_mode)
         self._mode_code = _MODE_CODES[self.autoreset_mode]

@@ -37,6 +37,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
+from rltorch._checks import storage_device
 from rltorch.ops.returns import nstep_returns
 from rltorch.ops._dispatch import pick
 from rltorch.ops.sumtree import _GATHER, _PER_UPDATE, _SAMPLE, DEFAULT_FANOUT, SumTree, _validate_update
@@ -118,18 +119,6 @@ def _as_dtype(name: str, dtype) -> torch.dtype:
     return dtype
 
 
-def _as_device(device) -> torch.device:
-    try:
-        device = torch.device(device)
-    except (RuntimeError, TypeError, ValueError) as exc:
-        raise ValueError(f"rltorch.replay: `device` must name a torch device, got {device!r} ({exc})") from None
-    if device.type == "meta":
-        raise ValueError("rltorch.replay: `device` cannot be 'meta' (a buffer must hold data)")
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"rltorch.replay: `device` is {device} but CUDA is not available")
-    return device
-
-
 def _input_tensor(name: str, value) -> Tensor:
     """``value`` as a tensor cut from any autograd graph (storage must never keep one alive)."""
     if isinstance(value, Tensor):
@@ -195,7 +184,7 @@ class ReplayBuffer:
         self.obs_shape = _as_shape("obs_shape", obs_shape)
         self.action_shape = _as_shape("action_shape", action_shape)
         self.obs_dtype, self.action_dtype = _as_dtype("obs_dtype", obs_dtype), _as_dtype("action_dtype", action_dtype)
-        self.device = _as_device(device)
+        self.device = storage_device("rltorch.replay", device, "a buffer must hold data")
         seed = _as_seed(seed)
         self.n_step = _as_int("n_step", n_step, 1)
         self.gamma = _as_real("gamma", gamma, 0.0, 1.0)
