@@ -443,6 +443,7 @@ def test_not_fitted_error_is_a_value_error():
         BinaryClassifier().predict_proba(X2)
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol:UserWarning")  # torch notes the foreign file's protocol
 def test_pickle_protocol_is_not_used_for_checkpoints(tmp_path):
     # A checkpoint is read with weights_only=True: a plain pickle of the object is not a checkpoint.
     path = tmp_path / "pickled.pt"
