@@ -205,7 +205,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         "env_steps": result.env_steps, "updates": result.updates, "wall_time_s": result.wall_time_s,
         "last_eval_return": result.last_eval_return, "threshold": agent.threshold,
     })
-    curve = runs.plot_learning_curve(run_dir, agent.threshold)
+    curve = runs.plot_learning_curve(run_dir, agent.threshold, getattr(config, "eval_stop_early", False))
     extra_files = getattr(agent, "write_run_files", None)  # an algorithm's own figures (BC: confusion matrix)
     if extra_files is not None:
         extra_files(run_dir)

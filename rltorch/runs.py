@@ -104,8 +104,11 @@ def read_metrics(run_dir: str) -> list[dict]:
         return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
 
 
-def plot_learning_curve(run_dir: str, threshold: float | None = None) -> str | None:
-    """Writes learning_curve.png; returns its path, or None when matplotlib is missing."""
+def plot_learning_curve(run_dir: str, threshold: float | None = None, eval_lower_bounds: bool = False) -> str | None:
+    """Writes learning_curve.png; returns its path, or None when matplotlib is missing.
+
+    ``eval_lower_bounds``: the run stopped evaluations early once the threshold was out
+    of reach, so an evaluation below it is a lower bound (the legend says so)."""
     try:
         import matplotlib
 
@@ -120,13 +123,14 @@ def plot_learning_curve(run_dir: str, threshold: float | None = None) -> str | N
         ax.plot(steps, [r["train_return"] for r in rows], label="training episodes (mean return)", color="tab:blue")
     evals = [(r["env_steps"], r["eval_return"]) for r in rows if "eval_return" in r and not math.isnan(r["eval_return"])]
     if evals:
-        ax.plot(*zip(*evals), "o-", label="greedy evaluation", color="tab:orange")
+        label = "greedy evaluation" + (" (below the threshold: a lower bound)" if eval_lower_bounds else "")
+        ax.plot(*zip(*evals), "o-", label=label, color="tab:orange")
     if threshold is not None and math.isfinite(threshold):
         ax.axhline(threshold, ls="--", color="gray", label=f"solved ({threshold:g})")
     ax.set_xlabel("env steps")
     ax.set_ylabel("episode return")
     ax.set_title(os.path.basename(os.path.normpath(run_dir)))
-    ax.legend(loc="lower right")
+    ax.legend(loc="best")  # rising curves fill the lower right late, the upper left early
     ax.grid(alpha=0.3)
     fig.tight_layout()
     path = os.path.join(run_dir, CURVE_FILE)
