@@ -2,8 +2,6 @@
 
 import copy
 import json
-import subprocess
-import sys
 
 import gymnasium as gym
 import pytest
@@ -12,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rltorch.agents import DQN, DQNConfig
+from tests.checks import assert_same_state, run_without_rltorch
 
 
 def small_config(**overrides) -> DQNConfig:
@@ -66,18 +65,7 @@ def test_export_loads_without_rltorch(tmp_path):
     expected = agent.act(obs)
     ts = agent.export(tmp_path / "policy.ts", format="torchscript")
     pt2 = agent.export(tmp_path / "policy.pt2", format="export")
-    code = (
-        "import sys; sys.modules['rltorch'] = None\n"  # rltorch's Python code is not importable here
-        "import torch\n"
-        f"obs = torch.load({str(tmp_path / 'obs.pt')!r})\n"
-        f"a = torch.jit.load({ts!r})(obs)\n"
-        f"b = torch.export.load({pt2!r}).module()(obs)\n"
-        f"torch.save((a, b), {str(tmp_path / 'out.pt')!r})\n"
-    )
-    torch.save(obs, tmp_path / "obs.pt")
-    proc = subprocess.run([sys.executable, "-c", code], cwd=str(tmp_path), capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr
-    a, b = torch.load(tmp_path / "out.pt")
+    a, b = run_without_rltorch(tmp_path, ts, pt2, obs)
     assert torch.equal(a, expected) and torch.equal(b, expected)
     agent.close()
 
@@ -147,21 +135,6 @@ def test_config_rejects_what_it_cannot_mean():
 
 def state_snapshot(agent: DQN) -> dict:
     return copy.deepcopy(agent.state_dict(include_buffer=True))
-
-
-def assert_same_state(a, b, path="state"):
-    if isinstance(a, torch.Tensor):
-        assert isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b), path
-    elif isinstance(a, dict):
-        assert isinstance(b, dict) and set(a) == set(b), path
-        for key in a:
-            assert_same_state(a[key], b[key], f"{path}.{key}")
-    elif isinstance(a, (list, tuple)):
-        assert len(a) == len(b), path
-        for i, (x, y) in enumerate(zip(a, b)):
-            assert_same_state(x, y, f"{path}[{i}]")
-    else:
-        assert a == b or (a != a and b != b), path
 
 
 def test_rejected_calls_leave_the_agent_unchanged(tmp_path):

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from rltorch import _ext, _reference
 from rltorch.envs import CartPoleVecEnv
 from rltorch.ops import cartpole as cp_ops
-from tests.state_checks import assert_same_state
+from tests.checks import assert_same_state
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -15,6 +15,7 @@ from rltorch.agents import ALGORITHMS, PPO, PPOConfig
 from rltorch.agents.actor_critic import ActorCritic
 from rltorch.agents.ppo import ppo_loss
 from rltorch.envs import CartPoleVecEnv
+from tests.checks import run_without_rltorch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -272,21 +273,6 @@ def test_evaluation_stops_early_only_once_the_threshold_is_out_of_reach():
 
 
 # ---------------------------------------------------------------- export
-
-
-def run_without_rltorch(tmp_path, ts, pt2, obs):
-    torch.save(obs, tmp_path / "obs.pt")
-    code = (
-        "import sys; sys.modules['rltorch'] = None\n"  # rltorch's Python code is not importable here
-        "import torch\n"
-        f"obs = torch.load({str(tmp_path / 'obs.pt')!r})\n"
-        f"a = torch.jit.load({ts!r})(obs)\n"
-        f"b = torch.export.load({pt2!r}).module()(obs)\n"
-        f"torch.save((a, b), {str(tmp_path / 'out.pt')!r})\n"
-    )
-    proc = subprocess.run([sys.executable, "-c", code], cwd=str(tmp_path), capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr
-    return torch.load(tmp_path / "out.pt")
 
 
 @pytest.mark.parametrize("env_id", ["CartPole-v1", "Pendulum-v1"])

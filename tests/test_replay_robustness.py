@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rltorch.replay import PrioritizedReplayBuffer, ReplayBuffer
-from tests.state_checks import assert_same_state
+from tests.checks import assert_same_state
 
 CLASSES = [ReplayBuffer, PrioritizedReplayBuffer]
 OBS = (3,)

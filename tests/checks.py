@@ -1,0 +1,45 @@
+"""Checks shared by several test files: exact state comparison (a rejected call changed
+nothing) and running an exported policy where rltorch cannot be imported."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import torch
+
+
+def assert_same_state(a, b, path: str = "state") -> None:
+    """``a`` and ``b`` are equal bit for bit: tensors by dtype, shape and value (NaN equal to NaN),
+    everything else by ``==``, recursively through dicts, lists and tuples."""
+    assert type(a) is type(b), f"{path}: {type(a).__name__} != {type(b).__name__}"
+    if isinstance(a, torch.Tensor):
+        assert a.dtype == b.dtype and a.shape == b.shape and a.device == b.device, path
+        torch.testing.assert_close(a, b, rtol=0, atol=0, equal_nan=True, msg=f"{path} differs")
+    elif isinstance(a, dict):
+        assert a.keys() == b.keys(), path
+        for key in a:
+            assert_same_state(a[key], b[key], f"{path}[{key!r}]")
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), path
+        for i, (x, y) in enumerate(zip(a, b)):
+            assert_same_state(x, y, f"{path}[{i}]")
+    else:
+        assert a == b or (a != a and b != b), f"{path}: {a!r} != {b!r}"
+
+
+def run_without_rltorch(tmp_path, torchscript_path, export_path, obs):
+    """Actions of the TorchScript and the torch.export files for ``obs``, computed in a
+    subprocess where rltorch's Python code cannot be imported."""
+    torch.save(obs, tmp_path / "obs.pt")
+    code = (
+        "import sys; sys.modules['rltorch'] = None\n"
+        "import torch\n"
+        f"obs = torch.load({str(tmp_path / 'obs.pt')!r})\n"
+        f"a = torch.jit.load({str(torchscript_path)!r})(obs)\n"
+        f"b = torch.export.load({str(export_path)!r}).module()(obs)\n"
+        f"torch.save((a, b), {str(tmp_path / 'out.pt')!r})\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=str(tmp_path), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    return torch.load(tmp_path / "out.pt")
