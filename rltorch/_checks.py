@@ -1,8 +1,32 @@
-"""Argument checks shared by the stateful objects (envs, buffers)."""
+"""Argument checks shared across rltorch (ops wrappers, envs, buffers)."""
 
 from __future__ import annotations
 
+import operator
+
 import torch
+
+_INT64_MAX = 2**63 - 1
+_BOUND_NAMES = {2**62: "2**62", 2**64 - 1: "2**64 - 1"}
+
+
+def integer(owner: str, name: str, value, minimum: int | None = None, maximum: int | None = None) -> int:
+    """``value`` as a Python int (Python or NumPy integers only: not bool, float or str),
+    within ``[minimum, maximum]`` when given, else within int64; errors name ``name``."""
+    if isinstance(value, bool):
+        raise TypeError(f"{owner}: `{name}` must be an integer, got bool {value!r}")
+    try:
+        value = operator.index(value)
+    except TypeError:
+        raise TypeError(f"{owner}: `{name}` must be an integer, got {type(value).__name__} {value!r:.60}") from None
+    if minimum is None and maximum is None:
+        if value > _INT64_MAX:
+            raise ValueError(f"{owner}: `{name}` must fit in int64, got {value}")
+    elif not (minimum is None or minimum <= value) or not (maximum is None or value <= maximum):
+        low = "-inf" if minimum is None else minimum
+        high = "inf" if maximum is None else _BOUND_NAMES.get(maximum, maximum)
+        raise ValueError(f"{owner}: `{name}` must lie in [{low}, {high}], got {value}")
+    return value
 
 
 def storage_device(owner: str, device, what: str) -> torch.device:

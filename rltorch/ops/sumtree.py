@@ -25,12 +25,12 @@ Example::
 
 from __future__ import annotations
 
-import operator
 
 import torch
 from torch import Tensor
 
 from rltorch import _ext, _reference
+from rltorch._checks import integer
 from rltorch.ops._dispatch import as_float, check_same_device, non_tensor_argument, pick, resolve, snapshot
 from rltorch.ops.device_errors import CLEAR, check_device_errors, device_error_record
 
@@ -125,22 +125,12 @@ def replay_gather(columns: list[Tensor], index: Tensor) -> list[Tensor]:
         raise bad from error
 
 
-_INT64_MAX = 2**63 - 1
 # Storage is about capacity * K / (K - 1) elements per row: past 2**62 leaves it overflows int64.
 _MAX_CAPACITY = 2**62
 
 
 def _integer(op: str, name: str, value) -> int:
-    """``value`` as an int64: Python/NumPy integers only (not bool, float or str)."""
-    if isinstance(value, bool):
-        raise TypeError(f"rltorch.{op}: `{name}` must be an integer, got {value!r}")
-    try:
-        value = operator.index(value)
-    except TypeError:
-        raise TypeError(f"rltorch.{op}: `{name}` must be an integer, got {value!r:.60}") from None
-    if value > _INT64_MAX:
-        raise ValueError(f"rltorch.{op}: `{name}` must fit in int64, got {value}")
-    return value
+    return integer(f"rltorch.{op}", name, value)
 
 
 def _check_layout_args(capacity, fanout) -> tuple[int, int]:

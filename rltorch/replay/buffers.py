@@ -30,14 +30,13 @@ from __future__ import annotations
 
 import math
 import numbers
-import operator
 from collections.abc import Mapping
 from typing import NamedTuple
 
 import torch
 from torch import Tensor
 
-from rltorch._checks import storage_device
+from rltorch._checks import integer, storage_device
 from rltorch.ops.returns import nstep_returns
 from rltorch.ops._dispatch import pick
 from rltorch.ops.sumtree import _GATHER, _PER_UPDATE, _SAMPLE, DEFAULT_FANOUT, SumTree, _validate_update
@@ -71,16 +70,7 @@ _FLAG_FIELDS = ("terminated", "truncated", "valid")
 
 
 def _as_int(name: str, value, minimum: int, maximum: int = _MAX_COUNT) -> int:
-    if isinstance(value, bool):
-        raise TypeError(f"rltorch.replay: `{name}` must be an integer, got bool {value!r}")
-    try:
-        value = operator.index(value)
-    except TypeError:
-        raise TypeError(f"rltorch.replay: `{name}` must be an integer, got {type(value).__name__} {value!r}") from None
-    if not minimum <= value <= maximum:
-        top = {_MAX_COUNT: "2**62", 2**64 - 1: "2**64 - 1"}.get(maximum, maximum)
-        raise ValueError(f"rltorch.replay: `{name}` must lie in [{minimum}, {top}], got {value}")
-    return value
+    return integer("rltorch.replay", name, value, minimum, maximum)
 
 
 def _as_real(name: str, value, low: float, high: float = math.inf, *, open_low: bool = False) -> float:
