@@ -25,6 +25,15 @@ void check_not_alias(const char* op, const at::Tensor& tree, const at::Tensor& o
               "` must not share memory with `tree`; pass a separate tensor (.clone())");
 }
 
+// One value per transition index: the batch every leaf update reads.
+void check_index_and_values(const char* op, const at::Tensor& index, const at::Tensor& values, const char* name) {
+  TORCH_CHECK(index.scalar_type() == at::kLong, "rltorch.", op, ": `index` must be int64, got ",
+              index.scalar_type());
+  check_floating(op, values, name);
+  TORCH_CHECK(values.numel() == index.numel(), "rltorch.", op, ": `", name, "` ", shape_string(values),
+              " must have one value per entry of `index` ", shape_string(index));
+}
+
 }  // namespace
 
 sumtree::Layout checked_tree_layout(const char* op, const at::Tensor& tree, int64_t capacity,
@@ -51,11 +60,7 @@ SumtreeUpdateArgs prepare_sumtree_update(const at::Tensor& tree, int64_t capacit
   args.layout = checked_tree_layout(op, tree, capacity, fanout);
   check_same_device(op, tree, "tree", index, "index");
   check_same_device(op, tree, "tree", priority, "priority");
-  TORCH_CHECK(index.scalar_type() == at::kLong, "rltorch.", op, ": `index` must be int64, got ",
-              index.scalar_type());
-  check_floating(op, priority, "priority");
-  TORCH_CHECK(priority.numel() == index.numel(), "rltorch.", op, ": `priority` ",
-              shape_string(priority), " must have one value per entry of `index` ", shape_string(index));
+  check_index_and_values(op, index, priority, "priority");
   // A view of the tree itself (tree.priorities()[a:b]) would be read while the
   // leaves are written: sequential on the CPU, a race on the GPU.
   check_not_alias(op, tree, index, "index");
@@ -127,11 +132,7 @@ PerUpdateArgs prepare_per_update(const at::Tensor& tree, int64_t capacity, int64
   TORCH_CHECK(slot_ids.scalar_type() == at::kLong && slot_ids.dim() == 1 && slot_ids.size(0) == capacity,
               "rltorch.", op, ": `slot_ids` must be int64 of shape [", capacity, "], got ",
               slot_ids.scalar_type(), " ", shape_string(slot_ids));
-  TORCH_CHECK(index.scalar_type() == at::kLong, "rltorch.", op, ": `index` must be int64, got ",
-              index.scalar_type());
-  check_floating(op, td_error, "td_error");
-  TORCH_CHECK(td_error.numel() == index.numel(), "rltorch.", op, ": `td_error` ", shape_string(td_error),
-              " must have one value per entry of `index` ", shape_string(index));
+  check_index_and_values(op, index, td_error, "td_error");
   TORCH_CHECK(running_max.scalar_type() == at::kDouble && running_max.numel() == 1 && running_max.is_contiguous(),
               "rltorch.", op, ": `running_max` must be a contiguous one-element float64 tensor");
   TORCH_CHECK_VALUE(std::isfinite(alpha) && alpha > 0.0, "rltorch.", op,

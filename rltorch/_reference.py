@@ -52,6 +52,18 @@ def _floating(op: str, tensor: Tensor, name: str) -> None:
         raise RuntimeError(f"rltorch.{op}: `{name}` must be a floating-point tensor, got {tensor.dtype}")
 
 
+def _check_index_and_values(op: str, index: Tensor, values: Tensor, name: str) -> None:
+    # One value per transition index: the batch every leaf update reads.
+    if index.dtype != torch.int64:
+        raise RuntimeError(f"rltorch.{op}: `index` must be int64, got {index.dtype}")
+    _floating(op, values, name)
+    if values.numel() != index.numel():
+        raise RuntimeError(
+            f"rltorch.{op}: `{name}` {list(values.shape)} must have one value per entry of `index` "
+            f"{list(index.shape)}"
+        )
+
+
 def _flags(op: str, flags: Tensor, name: str) -> Tensor:
     if flags.is_complex():
         raise RuntimeError(f"rltorch.{op}: `{name}` must be bool (or 0/1 integers or floats), got {flags.dtype}")
@@ -599,14 +611,7 @@ def sumtree_update_(
     offsets, widths, storage = _check_tree(op, tree, capacity, fanout)
     _check_device(op, tree, index, "index")
     _check_device(op, tree, priority, "priority")
-    if index.dtype != torch.int64:
-        raise RuntimeError(f"rltorch.{op}: `index` must be int64, got {index.dtype}")
-    _floating(op, priority, "priority")
-    if priority.numel() != index.numel():
-        raise RuntimeError(
-            f"rltorch.{op}: `priority` {list(priority.shape)} must have one value per entry of `index` "
-            f"{list(index.shape)}"
-        )
+    _check_index_and_values(op, index, priority, "priority")
     _check_not_alias(op, tree, index, "index")
     _check_not_alias(op, tree, priority, "priority")
     _check_alpha_eps(op, alpha, eps)
@@ -768,14 +773,7 @@ def per_update_priorities_(
             f"rltorch.{op}: `slot_ids` must be int64 of shape [{capacity}], got {slot_ids.dtype} "
             f"{list(slot_ids.shape)}"
         )
-    if index.dtype != torch.int64:
-        raise RuntimeError(f"rltorch.{op}: `index` must be int64, got {index.dtype}")
-    _floating(op, td_error, "td_error")
-    if td_error.numel() != index.numel():
-        raise RuntimeError(
-            f"rltorch.{op}: `td_error` {list(td_error.shape)} must have one value per entry of `index` "
-            f"{list(index.shape)}"
-        )
+    _check_index_and_values(op, index, td_error, "td_error")
     if running_max.dtype != torch.float64 or running_max.numel() != 1 or not running_max.is_contiguous():
         raise RuntimeError(f"rltorch.{op}: `running_max` must be a contiguous one-element float64 tensor")
     _check_alpha_eps(op, alpha, eps)
