@@ -1,21 +1,59 @@
-"""Benchmark conventions: every timed callable finishes its device work
-(``sync(device)``) so CUDA timings are real; the anchors (eager PyTorch,
-gymnasium, TorchRL, ...) run in the same session so ratios are comparable on
-this shared machine."""
+"""pytest-benchmark over the installed suite's cases (rltorch.bench.cases): the
+same inputs, peers and sizes as ``rltorch bench``, timed by pytest-benchmark.
+
+    python -m pytest benchmarks --benchmark-only                       # the full sizes
+    RLTORCH_BENCH_MODE=quick python -m pytest benchmarks/bench_ops.py --benchmark-only
+    RLTORCH_BENCH_DEVICE=cuda python -m pytest benchmarks --benchmark-only
+
+Cases of one group and size share a benchmark group, so pytest-benchmark's
+table puts rltorch beside its anchors; a peer that is not installed is skipped
+with the reason and the command that installs it.
+"""
+
+from __future__ import annotations
+
+import os
+import time
 
 import pytest
-import torch
 
-import rltorch  # noqa: F401
-
-DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+from rltorch.bench.cases import collect
+from rltorch.bench.core import Case, Settings, Unavailable
 
 
-def sync(device) -> None:
-    if torch.device(device).type == "cuda":
-        torch.cuda.synchronize(device)
+def bench_settings() -> Settings:
+    return Settings.for_mode(os.environ.get("RLTORCH_BENCH_MODE", "full"),
+                             device=os.environ.get("RLTORCH_BENCH_DEVICE", "cpu"))
 
 
-@pytest.fixture(params=DEVICES)
-def device(request):
-    return torch.device(request.param)
+def timed_cases(capability: str) -> list:
+    """``pytest.param`` per timed case of ``capability``, named by its key."""
+    settings = bench_settings()
+    return [pytest.param(case, id=case.key.split("/", 1)[1])
+            for case in collect([capability], settings) if case.kind == "timed"]
+
+
+def run_case(benchmark, case: Case) -> None:
+    settings = bench_settings()
+    try:
+        call = case.setup(settings)
+    except Unavailable as exc:
+        pytest.skip(f"{exc.reason} (install: {exc.install})" if exc.install else exc.reason)
+    if settings.torch_device.type == "cuda":
+        import torch
+
+        inner = call
+
+        def call():
+            inner()
+            torch.cuda.synchronize()
+
+    size = f" {case.size_label}={case.size}" if case.size is not None else ""
+    benchmark.group = f"{case.where}{size} {settings.device}"
+    benchmark.extra_info.update(impl=case.impl, items=case.items, item=case.item)
+    # Enough calls per round that the timer's resolution vanishes from the small cases.
+    call()
+    start = time.perf_counter()
+    call()
+    iterations = max(1, int(settings.round_seconds / max(time.perf_counter() - start, 1e-9)))
+    benchmark.pedantic(call, rounds=settings.pick(5, 50, 200), iterations=iterations, warmup_rounds=2)
