@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
 
 
@@ -309,6 +310,60 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _capabilities(text: str) -> list[str]:
+    from rltorch.bench import CAPABILITIES
+
+    chosen = [c.strip() for c in text.split(",") if c.strip()]
+    unknown = [c for c in chosen if c not in CAPABILITIES]
+    if not chosen or unknown:
+        raise argparse.ArgumentTypeError(f"choose from {','.join(CAPABILITIES)} (comma-separated), got {text!r}")
+    return chosen
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    import time
+
+    from rltorch.bench import report, runner
+    from rltorch.bench.cases import collect
+    from rltorch.bench.core import CAPABILITIES, Settings
+
+    if args.compare:
+        try:
+            before, after = (report.load(path) for path in args.compare)
+        except (OSError, ValueError) as exc:
+            raise CliError(str(exc)) from None
+        print(report.compare(before, after), end="")
+        return 0
+    if args.report:
+        try:
+            run = report.load(args.report)
+        except (OSError, ValueError) as exc:
+            raise CliError(str(exc)) from None
+        command = None
+    else:
+        _check_device(args.device)
+        overrides = {"seeds": args.seeds} if args.seeds is not None else {}
+        settings = Settings.for_mode(args.mode, device=args.device, **overrides)
+        cases = collect(args.only or list(CAPABILITIES), settings)
+        if args.list:
+            for case in cases:
+                print(case.key + (" (time to solve)" if case.kind == "solve" else ""))
+            return 0
+        run = runner.run(cases, settings, progress=not args.quiet)
+        command = args.command_line
+    out = args.out or os.path.join("bench-results", time.strftime("%Y%m%d-%H%M%S") + f"-{run['settings']['mode']}-"
+                                   f"{run['settings']['device']}")
+    print(report.render(run, command=command))
+    written = report.write(run, out, command=command)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(run, f, indent=1)
+        print(f"results: {args.json}")
+    print(f"report, results and {len(written['plots'])} plots: {out}/")
+    errors = [r for r in run["results"] if r["status"] == "error"]
+    return 1 if errors else 0
+
+
 def _int_at_least(low: int):
     def parse(text: str) -> int:
         try:
@@ -379,12 +434,47 @@ def build_parser() -> argparse.ArgumentParser:
     p_export.add_argument("--format", choices=["torchscript", "export"], default="torchscript")
     p_export.add_argument("--output", default=None, help="file to write (default: RUN_DIR/policy.ts or policy.pt2)")
     p_export.set_defaults(func=_cmd_export)
+
+    p_bench = sub.add_parser(
+        "bench", help="rltorch beside its peers, measured in one run: tables, targets, plots",
+        description="Times rltorch's ops, env, replay, agents and classifiers beside the libraries they replace "
+                    "(eager PyTorch, torch.compile, gymnasium, EnvPool, cpprb, TorchRL, stable-baselines3) in one "
+                    "run. Peers that are not installed are skipped with the command that installs them "
+                    "(pip install 'rltorch[bench]' installs all that install cleanly). Prints a table of medians "
+                    "and speed-ups with each case's spread, checks the performance targets, and writes "
+                    "results.json, report.md and PNG plots to --out.")
+    mode = p_bench.add_mutually_exclusive_group()
+    mode.add_argument("--quick", dest="mode", action="store_const", const="quick",
+                      help="fewer sizes and seeds, about 3 minutes on 2 cores (the default)")
+    mode.add_argument("--full", dest="mode", action="store_const", const="full",
+                      help="every size, 5 seeds per time-to-solve case (what BENCHMARKS.md is made from)")
+    mode.add_argument("--tiny", dest="mode", action="store_const", const="tiny",
+                      help="smallest sizes and a short training cap: checks the set-up in seconds, measures little")
+    p_bench.set_defaults(mode="quick")
+    p_bench.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu); CPU-only peers run on the CPU")
+    p_bench.add_argument("--only", type=_capabilities, default=None, metavar="LIST",
+                         help="comma-separated capabilities: ops,env,replay,agents,classifiers (default: all)")
+    p_bench.add_argument("--seeds", type=_int_at_least(1), default=None,
+                         help="seeds per time-to-solve case (default: 3 quick, 5 full)")
+    p_bench.add_argument("--json", default=None, metavar="FILE", help="also write the results to FILE")
+    p_bench.add_argument("--out", default=None, metavar="DIR",
+                         help="directory for results.json, report.md and the plots "
+                              "(default: bench-results/TIME-MODE-DEVICE)")
+    p_bench.add_argument("--compare", nargs=2, default=None, metavar=("BEFORE", "AFTER"),
+                         help="print the change per case between two results files, measuring nothing")
+    p_bench.add_argument("--report", default=None, metavar="FILE",
+                         help="rebuild the tables, report.md and plots of a results file, measuring nothing")
+    p_bench.add_argument("--list", action="store_true", help="list the cases this run would measure")
+    p_bench.add_argument("--quiet", action="store_true", help="no progress bar")
+    p_bench.set_defaults(func=_cmd_bench)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    # Recorded with bench results so a report names the command that made it.
+    args.command_line = "rltorch " + shlex.join(sys.argv[1:] if argv is None else argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

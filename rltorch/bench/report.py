@@ -1,0 +1,313 @@
+"""Tables, targets, plots and comparisons from a run's results (the dict
+:func:`rltorch.bench.runner.run` returns and ``--json`` writes).
+
+One table per measured thing: a row per size, rltorch's median with its
+spread, then each anchor's median and rltorch's speed-up over it (anchor
+median / rltorch median, so 5.0x means rltorch takes a fifth of the time).
+Time-to-solve tables have a row per implementation instead: the median over
+seeds, the range, and how many seeds solved.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import OrderedDict
+
+from rltorch.bench.core import SUBJECT, Result
+from rltorch.bench.formatting import fmt_rate, fmt_ratio, fmt_size, fmt_time
+from rltorch.bench.targets import judge_all
+
+# One colour per implementation across every plot of a run; rltorch keeps the first.
+PALETTE = ("#d62728", "#1f77b4", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
+           "#17becf")
+
+
+def _is_variant(impl: str) -> bool:
+    return impl != SUBJECT and impl.startswith(SUBJECT)
+
+
+def grouped(results: list[Result]) -> OrderedDict:
+    """Results by (capability, where, device), in the order they ran."""
+    groups: OrderedDict = OrderedDict()
+    for r in results:
+        groups.setdefault((r.capability, r.where, r.device), []).append(r)
+    return groups
+
+
+def _impls(results: list[Result]) -> list[str]:
+    """rltorch first, its variants next, then the anchors in the order they ran."""
+    seen = list(OrderedDict.fromkeys(r.impl for r in results))
+    return sorted(seen, key=lambda impl: (impl != SUBJECT, not _is_variant(impl), seen.index(impl)))
+
+
+def _cell(r: Result | None) -> str:
+    if r is None:
+        return ""
+    if not r.ok:
+        return r.status
+    return f"{fmt_time(r.median)} ±{r.spread * 50:.0f}%"
+
+
+def timed_table(results: list[Result]) -> tuple[list[str], list[list[str]]]:
+    impls = _impls(results)
+    anchors = [i for i in impls if i != SUBJECT and not _is_variant(i)]
+    label = results[0].size_label or "size"
+    header = [label] + [i for i in impls if i == SUBJECT or _is_variant(i)]
+    for anchor in anchors:
+        header += [anchor, "x"]
+    header.append("rltorch throughput")
+    rows = []
+    sizes = list(OrderedDict.fromkeys(r.size for r in results))
+    for size in sizes:
+        at = {r.impl: r for r in results if r.size == size}
+        ours = at.get(SUBJECT)
+        row = [fmt_size(size) if size is not None else "-"]
+        row += [_cell(at.get(i)) for i in impls if i == SUBJECT or _is_variant(i)]
+        for anchor in anchors:
+            theirs = at.get(anchor)
+            row.append(_cell(theirs))
+            ratio = ""
+            if ours is not None and ours.ok and theirs is not None and theirs.ok:
+                ratio = fmt_ratio(theirs.median / ours.median)
+            row.append(ratio)
+        row.append(fmt_rate(ours.throughput, ours.item) if ours is not None and ours.ok else "")
+        rows.append(row)
+    return header, rows
+
+
+def solve_table(results: list[Result]) -> tuple[list[str], list[list[str]]]:
+    header = ["implementation", "median", "range", "solved", "env steps (median)", "x"]
+    ours = next((r for r in results if r.impl == SUBJECT and r.ok), None)
+    rows = []
+    for impl in _impls(results):
+        r = next(r for r in results if r.impl == impl)
+        if not r.ok:
+            rows.append([impl, r.status, "", "", "", ""])
+            continue
+        steps = sorted(r.env_steps)[len(r.env_steps) // 2] if r.env_steps else 0
+        ratio = fmt_ratio(r.median / ours.median) if ours is not None and impl != SUBJECT else ""
+        rows.append([impl, f"{r.median:.2f} s", f"{min(r.samples):.2f} - {max(r.samples):.2f} s",
+                     f"{sum(r.solved)}/{len(r.samples)}", f"{steps:,}", ratio])
+    return header, rows
+
+
+def tables(results: list[Result]) -> list[tuple[str, list[str], list[list[str]]]]:
+    out = []
+    for (capability, where, device), rs in grouped(results).items():
+        kind = rs[0].kind
+        header, rows = solve_table(rs) if kind == "solve" else timed_table(rs)
+        unit = "seconds to solve, over seeds" if kind == "solve" else f"median per call, ±half the IQR"
+        out.append((f"{capability}: {where} ({device}; {unit})", header, rows))
+    return out
+
+
+def _text_table(header: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows)]
+    line = lambda cells: "  ".join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
+    return "\n".join([line(header), line(["-" * w for w in widths])] + [line(r) for r in rows])
+
+
+def _md_table(header: list[str], rows: list[list[str]]) -> str:
+    line = lambda cells: "| " + " | ".join(str(c) for c in cells) + " |"  # noqa: E731
+    return "\n".join([line(header), line(["---"] * len(header))] + [line(r) for r in rows])
+
+
+def machine_line(run: dict) -> str:
+    m = run["machine"]
+    gpu = f", {m['gpu']}" if m.get("gpu") else ", no GPU"
+    return (f"{m['cpu']}, {m['usable_cores']} cores{gpu}; torch {m['torch']}, rltorch {m['rltorch']}, "
+            f"Python {m['python']}; {m['date']}")
+
+
+def skipped(results: list[Result]) -> list[str]:
+    lines = []
+    for r in results:
+        if r.status == "skipped":
+            hint = f" Install: `{r.install}`" if r.install else ""
+            lines.append(f"{r.key} skipped: {r.reason}.{hint}")
+        elif r.status == "error":
+            lines.append(f"{r.key} FAILED: {r.reason}")
+    return lines
+
+
+def render(run: dict, markdown: bool = False, command: str | None = None) -> str:
+    """The whole report: machine, tables, targets, what was skipped and why."""
+    results = [Result.from_dict(r) for r in run["results"]]
+    settings = run["settings"]
+    heading = "### " if markdown else ""
+    table = _md_table if markdown else _text_table
+    parts = []
+    if command:
+        parts.append(f"```bash\n{command}\n```" if markdown else f"$ {command}")
+    parts.append(f"Machine: {machine_line(run)}. Mode {settings['mode']}, device {settings['device']}, "
+                 f"{settings['seeds']} seeds per time-to-solve case, {run['wall_seconds']:.0f} s in all.")
+    parts.append("x = rltorch's speed-up over that implementation, measured in the same run "
+                 "(its median / rltorch's); ± is half the interquartile range, relative to the median.")
+    for title, header, rows in tables(results):
+        parts.append(f"{heading}{title}\n\n{table(header, rows)}" if markdown else f"{title}\n{table(header, rows)}")
+    measured_groups = {r.group for r in results}
+    verdicts = [v for v in judge_all(results, settings["device"]) if v.target.where.split()[0] in measured_groups]
+    if verdicts:
+        rows = [[f"#{v.target.issue}", v.target.text, v.measured, v.anchor, v.status] for v in verdicts]
+        title = "Targets named in the issues"
+        body = table(["issue", "target", "measured", "anchor (same run)", "verdict"], rows)
+        parts.append(f"{heading}{title}\n\n{body}" if markdown else f"{title}\n{body}")
+    notes = skipped(results)
+    if notes:
+        bullet = "- " if markdown else "  "
+        parts.append(("Not measured:\n\n" if markdown else "Not measured:\n") + "\n".join(bullet + n for n in notes))
+    return "\n\n".join(parts) + "\n"
+
+
+# ---------------------------------------------------------------- plots
+
+def _colours(results: list[Result]) -> dict[str, str]:
+    impls = _impls(results)
+    return {impl: PALETTE[i % len(PALETTE)] for i, impl in enumerate(impls)}
+
+
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in text).strip("_").lower()
+
+
+def plot(run: dict, out_dir: str) -> list[str]:
+    """PNG per measured thing: throughput against size (log-log, a line per
+    implementation) where several sizes ran; seconds to solve per seed (a strip
+    plot, log scale, hollow markers for seeds that did not solve)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    results = [Result.from_dict(r) for r in run["results"]]
+    colours = _colours(results)
+    os.makedirs(out_dir, exist_ok=True)
+    written = []
+    for (capability, where, device), rs in grouped(results).items():
+        ok = [r for r in rs if r.ok]
+        if not ok:
+            continue
+        fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
+        if rs[0].kind == "solve":
+            _strip_plot(ax, ok, colours)
+            ax.set_title(f"{where.replace('_', ' ')} ({device})")
+        elif len({r.size for r in ok}) >= 2:
+            _throughput_plot(ax, ok, colours)
+            ax.set_title(f"{where.replace('_', ' ')} ({device}): throughput")
+        else:
+            _bar_plot(ax, ok, colours)
+            size = f" at {ok[0].size_label} = {fmt_size(ok[0].size)}" if ok[0].size is not None else ""
+            ax.set_title(f"{where.replace('_', ' ')}{size} ({device})")
+        ax.grid(True, which="major", alpha=0.3)
+        fig.text(0.99, 0.01, machine_line(run), ha="right", va="bottom", fontsize=6, color="#555555")
+        fig.tight_layout(rect=(0, 0.03, 1, 1))
+        path = os.path.join(out_dir, f"{capability}_{_slug(where)}_{device}.png")
+        fig.savefig(path)
+        plt.close(fig)
+        written.append(path)
+    return written
+
+
+def _throughput_plot(ax, results: list[Result], colours: dict[str, str]) -> None:
+    for impl in _impls(results):
+        points = sorted((r.size, r.throughput) for r in results if r.impl == impl)
+        xs, ys = zip(*points)
+        style = "-" if impl == SUBJECT else ("--" if _is_variant(impl) else "-")
+        ax.plot(xs, ys, style, marker="o", color=colours[impl], label=impl, linewidth=2.2 if impl == SUBJECT else 1.4)
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    first = results[0]
+    ax.set_xlabel(f"{first.size_label} (log scale)")
+    ax.set_ylabel(f"{first.item}s per second (log scale)")
+    ax.legend(fontsize=8)
+
+
+def _bar_plot(ax, results: list[Result], colours: dict[str, str]) -> None:
+    impls = _impls(results)
+    medians = [next(r for r in results if r.impl == i).median for i in impls]
+    ax.barh(range(len(impls)), medians, color=[colours[i] for i in impls])
+    ax.set_yticks(range(len(impls)), impls)
+    ax.invert_yaxis()
+    ax.set_xscale("log")
+    ax.set_xlabel("median time per call, seconds (log scale; shorter is faster)")
+    for y, m in enumerate(medians):
+        ax.text(m, y, f" {fmt_time(m)}", va="center", fontsize=8)
+
+
+def _strip_plot(ax, results: list[Result], colours: dict[str, str]) -> None:
+    impls = _impls(results)
+    for x, impl in enumerate(impls):
+        r = next(r for r in results if r.impl == impl)
+        n = len(r.samples)
+        offsets = [(i - (n - 1) / 2) * (0.5 / max(n, 1)) for i in range(n)]  # deterministic jitter
+        for dx, seconds, solved in zip(offsets, r.samples, r.solved or [True] * n):
+            ax.scatter(x + dx, seconds, s=40, color=colours[impl] if solved else "none", edgecolors=colours[impl],
+                       linewidths=1.5, zorder=3)
+        ax.hlines(r.median, x - 0.3, x + 0.3, color=colours[impl], linewidth=2.5, zorder=2)
+    ax.set_xticks(range(len(impls)), impls)
+    ax.set_xlim(-0.6, len(impls) - 0.4)
+    ax.set_yscale("log")
+    ax.set_ylabel("seconds to solve (log scale; bar = median)")
+    if any(not s for r in results for s in r.solved):
+        ax.scatter([], [], s=40, color="none", edgecolors="#333333", label="not solved: a lower bound")
+        ax.legend(fontsize=8)
+
+
+# ---------------------------------------------------------------- writing and comparing
+
+def write(run: dict, out_dir: str, command: str | None = None) -> dict[str, object]:
+    """results.json, report.md and the plots under ``out_dir``; returns their paths."""
+    os.makedirs(out_dir, exist_ok=True)
+    json_path = os.path.join(out_dir, "results.json")
+    with open(json_path, "w") as f:
+        json.dump(run, f, indent=1)
+    md_path = os.path.join(out_dir, "report.md")
+    with open(md_path, "w") as f:
+        f.write(render(run, markdown=True, command=command))
+    return {"json": json_path, "markdown": md_path, "plots": plot(run, out_dir)}
+
+
+def load(path: str) -> dict:
+    """A run written by ``--json`` or ``--out``, checked for the keys the report reads."""
+    try:
+        with open(path) as f:
+            data = json.load(f)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"no benchmark results at {path!r}") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path!r} is not a results file written by rltorch bench: {exc}") from None
+    if not isinstance(data, dict) or not {"machine", "settings", "results"} <= data.keys():
+        raise ValueError(f"{path!r} is not a results file written by rltorch bench "
+                         f"(expected the keys machine, settings, results)")
+    return data
+
+
+def compare(before: dict, after: dict) -> str:
+    """Each case measured in both runs: its median before and after and the change.
+    Time-to-solve medians compare the same way; a case in one run only is listed."""
+    a = {(r["key"], r["device"]): Result.from_dict(r) for r in before["results"]}
+    b = {(r["key"], r["device"]): Result.from_dict(r) for r in after["results"]}
+    lines = [f"before: {machine_line(before)}", f"after:  {machine_line(after)}"]
+    ma, mb = before["machine"], after["machine"]
+    differs = [k for k in ("cpu", "usable_cores", "gpu", "torch") if ma.get(k) != mb.get(k)]
+    if differs:
+        lines.append(f"note: the machines differ in {', '.join(differs)}; compare ratios, not times")
+    rows = []
+    for key in list(OrderedDict.fromkeys([*a, *b])):
+        ra, rb = a.get(key), b.get(key)
+        if ra is None or rb is None or not ra.ok or not rb.ok:
+            status = "only after" if ra is None else "only before" if rb is None else "not measured in both"
+            rows.append([f"{key[0]} ({key[1]})", _cell(ra) if ra else "", _cell(rb) if rb else "", status])
+            continue
+        change = rb.median / ra.median - 1
+        noise = max(ra.spread, rb.spread) / 2
+        if change == 0:
+            verdict = "no change"
+        else:
+            word = "faster" if change < 0 else "slower"
+            verdict = f"{abs(change) * 100:.1f}% {word}" + (" (within noise)" if abs(change) <= noise else "")
+        rows.append([f"{key[0]} ({key[1]})", fmt_time(ra.median), fmt_time(rb.median), verdict])
+    lines.append("")
+    lines.append(_text_table(["case", "before", "after", "change"], rows))
+    return "\n".join(lines) + "\n"
