@@ -60,8 +60,12 @@ train: build
 demo: build
 	$(PY) -m rltorch demo
 
+# rltorch beside its peers in one run (about 3 minutes on 2 cores): a table of
+# medians and speed-ups, the issues' targets, and PNG plots under bench-results/.
+# BENCH_FLAGS=--full measures every size (what BENCHMARKS.md is made from).
+BENCH_FLAGS ?= --quick
 bench: build
-	$(PY) -m pytest benchmarks -q --benchmark-only --benchmark-columns=median,iqr,rounds --benchmark-sort=name
+	$(PY) -m rltorch bench $(BENCH_FLAGS)
 
 # Everything that needs a GPU, on a machine with one: builds against that
 # machine's own torch (GPU_PYTHON, in place, no build isolation), runs the full suite,
