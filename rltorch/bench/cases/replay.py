@@ -170,7 +170,8 @@ class TorchPER:
                 self.terminated[index], index, weight)
 
     def update_priorities(self, index: torch.Tensor, td_error: torch.Tensor) -> None:
-        self.priority[index] = (td_error.abs() + EPS).double().pow(ALPHA)
+        # In float64 from the start, as rltorch computes: eps added in float32 would round.
+        self.priority[index] = (td_error.double().abs() + EPS).pow(ALPHA)
 
 
 @functools.cache
