@@ -11,7 +11,10 @@ Groups:
   cuda-gae-T2048-N8         the chunked GAE scan vs the eager reference loop
   cuda-gae-T256-N4096       rltorch vs eager vs torch.compile of the reference
   cuda-td-target-B*         rltorch vs eager vs torch.compile of the reference
-(bench_returns.py / bench_sumtree.py / bench_cartpole.py add their own CUDA cases.)
+The installed suite's cases run on CUDA too (RLTORCH_BENCH_DEVICE=cuda with
+bench_ops.py, bench_env.py, bench_replay.py); these are the measurements its
+case API does not express: a bandwidth bound, a padded batch, shapes only a GPU
+is for.
 """
 
 from __future__ import annotations
@@ -19,8 +22,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from benchmarks.bench_returns import compiled, run, td_inputs
 from rltorch import _reference
+from rltorch.bench.cases.ops import compiled, td_inputs
 from rltorch.ops import cartpole as cp_ops
 from rltorch.ops import gae, td_target
 from rltorch.ops.sumtree import SumTree
@@ -36,6 +39,18 @@ N_ENVS = 2**24
 #            episode_return 4, episode_length 4                         = 31
 # (the error-record word is one cached line per warp: nothing per env).
 BYTES_PER_ENV_STEP = 9 + 82 + 31
+
+
+def run(benchmark, fn, device, *args):
+    """Times ``fn(*args)`` on the GPU, synchronized inside each call so the device's time counts."""
+    def call():
+        out = fn(*args)
+        torch.cuda.synchronize()
+        return out
+
+    for _ in range(3):  # warm-up, and compilation of the compiled variants
+        call()
+    return benchmark.pedantic(call, rounds=200 if args[0].numel() < 1_000_000 else 50, iterations=5, warmup_rounds=5)
 
 
 def _timed(fn, rounds=20):

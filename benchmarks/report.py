@@ -2,8 +2,8 @@
 time and its speed relative to the group's anchor (the baseline measured in
 the same run), so BENCHMARKS.md quotes ratios rather than drifting absolutes.
 
-    python -m pytest benchmarks/bench_returns.py --benchmark-only --benchmark-json=returns.json
-    python benchmarks/report.py returns.json [--anchor eager] [--per-item B]
+    python -m pytest benchmarks/bench_env.py --benchmark-only --benchmark-json=env.json
+    python benchmarks/report.py env.json [--anchor "gymnasium CartPoleVectorEnv"]
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from collections import defaultdict
 
 def case_label(bench: dict) -> str:
     params = bench.get("params") or {}
-    impl = params.get("impl")
+    # The suite's cases (benchmarks/conftest.py run_case) name their impl in extra_info.
+    impl = (bench.get("extra_info") or {}).get("impl") or params.get("impl")
     if impl:
         return str(impl)
     varying = {k: v for k, v in params.items() if k not in ("device", "n", "batch", "op")}
@@ -60,8 +61,9 @@ def main() -> int:
         for label, median in sorted(medians.items(), key=lambda kv: kv[1]):
             extra = next((b.get("extra_info") or {} for b in cases if case_label(b) == label), {})
             note = ""
-            if "env_steps_per_s" in extra:
-                note = f" ({extra['env_steps_per_s'] / 1e6:.1f} M steps/s, {extra['ns_per_env_step']:.2f} ns/step)"
+            if "items" in extra and "item" in extra:
+                per_item = median / extra["items"]
+                note = f" ({1 / per_item / 1e6:.1f} M {extra['item']}/s, {per_item * 1e9:.2f} ns/{extra['item']})"
             print(f"| {label}{note} | {fmt_time(median)} | {medians[anchor] / median:.1f} |")
         print()
     return 0

@@ -82,3 +82,10 @@ def test_plan_uses_sanitizer_when_found(tmp_path):
     assert [s.command[:3] for s in tools] == [["/opt/cuda/bin/compute-sanitizer", "--tool", t]
                                               for t in ("memcheck", "racecheck", "initcheck")]
     assert all(s.status == "not run" for s in tools)
+
+
+def test_benchmark_step_runs_the_suites_cases_on_cuda(tmp_path):
+    step = gpu_check.plan("py", tmp_path, sanitizer=None)[-1]
+    files = [arg for arg in step.command if arg.startswith("benchmarks/")]
+    assert files == list(gpu_check.BENCHMARK_FILES) and all((ROOT / f).exists() for f in files)
+    assert step.env["RLTORCH_BENCH_DEVICE"] == "cuda" and "-k" not in step.command

@@ -8,8 +8,9 @@ On a machine with a CUDA GPU and a CUDA build of torch:
   3. the GPU-only checks (tests/test_cuda.py, tests/test_gae_chunked.py);
   4. compute-sanitizer memcheck, racecheck and initcheck over the small
      "sanitize" cases of tests/test_cuda.py (skipped when the tool is absent);
-  5. the GPU benchmarks (benchmarks/bench_cuda.py, and the CUDA cases of the
-     others);
+  5. the GPU benchmarks: the ops, env and replay cases of rltorch.bench with
+     RLTORCH_BENCH_DEVICE=cuda (benchmarks/bench_{ops,env,replay}.py), and
+     benchmarks/bench_cuda.py;
 and writes REPORT_DIR/gpu_check.md and REPORT_DIR/gpu_check.json naming the
 device. Every step runs even if an earlier one failed (except after a failed
 build); the exit status is non-zero if any step failed.
@@ -35,6 +36,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 TAIL_CHARS = 4000
 SANITIZER_TOOLS = ("memcheck", "racecheck", "initcheck")
+BENCHMARK_FILES = ("benchmarks/bench_ops.py", "benchmarks/bench_env.py", "benchmarks/bench_replay.py",
+                   "benchmarks/bench_cuda.py")
 
 
 @dataclass
@@ -67,12 +70,13 @@ def plan(python: str, out_dir: Path, sanitizer: str | None) -> list[Step]:
         if sanitizer is None:
             step.status, step.note = "skipped", "compute-sanitizer not found (CUDA_HOME/bin or PATH)"
         steps.append(step)
+    # The suite's cases on the GPU (CPU-only peers drop out of a CUDA run), beside
+    # bench_cuda.py's GPU-only measurements.
     steps.append(Step(
         "benchmarks",
-        [python, "-m", "pytest", "benchmarks/bench_cuda.py", "benchmarks/bench_cartpole.py", "benchmarks/bench_returns.py",
-         "benchmarks/bench_sumtree.py", "-q", "-k", "cuda", "--benchmark-only",
+        [python, "-m", "pytest", *BENCHMARK_FILES, "-q", "--benchmark-only",
          f"--benchmark-json={out_dir / 'benchmarks.json'}", "--benchmark-columns=median,iqr,rounds"],
-        env=strict, timeout_s=5400,
+        env={**strict, "RLTORCH_BENCH_DEVICE": "cuda"}, timeout_s=5400,
     ))
     return steps
 

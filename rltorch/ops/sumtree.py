@@ -40,8 +40,8 @@ __all__ = [
 ]
 
 # Children per node. 8 float64 children fill one 64-byte cache line; the
-# binary layout and 4/16 are compiled too, and benchmarks/bench_sumtree.py
-# (groups "sumtree-fanout-*") measures all four side by side.
+# binary layout and 4/16 are compiled too, and the full-mode benchmark group
+# "sumtree_fanout" (rltorch.bench.cases.replay) measures all four side by side.
 DEFAULT_FANOUT = 8
 
 _UPDATE = resolve("sumtree_update_", _reference.sumtree_update_)
