@@ -147,13 +147,13 @@ def test_targets_met_missed_and_not_measured():
     assert judge(on_gpu, [result("rltorch", 2e-6)]).status == "not measured"
 
 
-def test_every_target_names_a_group_some_case_module_produces():
-    from rltorch.bench.cases import collect
+def test_every_target_names_a_case_the_full_run_measures_with_its_anchor():
+    from rltorch.bench.cases import CAPABILITIES, collect
 
-    full = collect(["ops", "env", "replay", "agents", "classifiers"], Settings.for_mode("full"))
-    places = {(c.where, c.size) for c in full}
-    for target in TARGETS:
-        if target.device == "cpu":
+    for device in ("cpu", "cuda"):  # collecting CUDA cases needs no GPU: nothing runs
+        full = collect(list(CAPABILITIES), Settings.for_mode("full", device=device))
+        places = {(c.where, c.size) for c in full}
+        for target in (t for t in TARGETS if t.device == device):
             assert (target.where, target.size) in places, target
             if target.anchor:
                 assert any(c.where == target.where and c.impl == target.anchor for c in full), target
