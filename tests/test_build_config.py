@@ -51,7 +51,7 @@ def test_gpu_check_dry_run_writes_both_reports(tmp_path):
     assert report["dry_run"] and not report["ok"] and report["device"]["name"] == "none (dry run)"
     names = [s["name"] for s in report["steps"]]
     assert names == ["build", "tests", "gpu-checks", "sanitizer-memcheck", "sanitizer-racecheck",
-                     "sanitizer-initcheck", "benchmarks"]
+                     "sanitizer-initcheck", "benchmarks", "bench-suite"]
     assert all(s["status"] in ("not run", "skipped") for s in report["steps"])
     md = (tmp_path / "gpu_check.md").read_text()
     assert "DRY RUN" in md and "| sanitizer-racecheck |" in md
@@ -85,7 +85,11 @@ def test_plan_uses_sanitizer_when_found(tmp_path):
 
 
 def test_benchmark_step_runs_the_suites_cases_on_cuda(tmp_path):
-    step = gpu_check.plan("py", tmp_path, sanitizer=None)[-1]
+    steps = {step.name: step for step in gpu_check.plan("py", tmp_path, sanitizer=None)}
+    step = steps["benchmarks"]
     files = [arg for arg in step.command if arg.startswith("benchmarks/")]
     assert files == list(gpu_check.BENCHMARK_FILES) and all((ROOT / f).exists() for f in files)
     assert step.env["RLTORCH_BENCH_DEVICE"] == "cuda" and "-k" not in step.command
+    suite = steps["bench-suite"].command
+    assert suite[1:5] == ["-m", "rltorch", "bench", "--full"] and suite[suite.index("--device") + 1] == "cuda"
+    assert suite[suite.index("--out") + 1] == str(tmp_path / "bench")

@@ -78,6 +78,10 @@ def plan(python: str, out_dir: Path, sanitizer: str | None) -> list[Step]:
          f"--benchmark-json={out_dir / 'benchmarks.json'}", "--benchmark-columns=median,iqr,rounds"],
         env={**strict, "RLTORCH_BENCH_DEVICE": "cuda"}, timeout_s=5400,
     ))
+    # The same cases as one rltorch bench run: its report judges the GPU targets
+    # and draws the plots (out_dir/bench/report.md, results.json, *.png).
+    steps.append(Step("bench-suite", [python, "-m", "rltorch", "bench", "--full", "--device", "cuda", "--quiet",
+                                      "--out", str(out_dir / "bench")], env=strict, timeout_s=3600))
     return steps
 
 
