@@ -70,29 +70,27 @@ def child_env(threads: int | None, pythonpath: str | None = None) -> dict:
 
 # --- rltorch ------------------------------------------------------------------------------------
 
-def run_rltorch(algorithm: str, seed: int, threads: int | None, extra_args: list[str] = ()) -> dict:
-    """One seed of ``rltorch train ALGORITHM`` in a fresh process: its ``result.json``, plus
-    ``from_process_start_s`` (when the "solved" line appeared) and ``process_s``."""
+def run_rltorch(algorithm: str, seed: int, threads: int | None, extra_args: list[str] = (),
+                device: str = "cpu") -> dict:
+    """One seed of rltorch's ``algorithm`` (``rltorch train ALGORITHM``'s config from ``extra_args``) in a
+    fresh process, by :mod:`rltorch.bench.rltorch_solve`: its result, plus ``from_process_start_s`` (when
+    the result line appeared) and ``steps_per_s``."""
+    cmd = [sys.executable, "-u", "-m", "rltorch.bench.rltorch_solve", algorithm, "--seed", str(seed),
+           "--device", device, *extra_args]
     with tempfile.TemporaryDirectory(prefix="rltorch-bench-") as tmp:
-        run_dir = os.path.join(tmp, "run")
-        cmd = [sys.executable, "-u", "-m", "rltorch", "train", algorithm, "--seed", str(seed), "--quiet",
-               "--run-dir", run_dir, *extra_args]
         start = time.perf_counter()
         proc = subprocess.Popen(cmd, cwd=tmp, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                 env=child_env(threads, _package_root()))
-        solved_line_at = None
-        for line in proc.stdout:  # the CLI prints it before writing the checkpoint and plots
-            if line.startswith("solved ") and solved_line_at is None:
-                solved_line_at = time.perf_counter() - start
+        result, result_at = None, None
+        for line in proc.stdout:
+            if line.startswith("RESULT "):
+                result_at = time.perf_counter() - start
+                result = json.loads(line[len("RESULT "):])
         stderr = proc.stderr.read()
         proc.wait()
-        process_s = time.perf_counter() - start
-        if proc.returncode not in (0, 1):  # 1: ran to the end unsolved
-            raise RuntimeError(f"rltorch train {algorithm} seed {seed} failed:\n{stderr[-3000:]}")
-        with open(os.path.join(run_dir, "result.json")) as f:
-            result = json.load(f)
-    result.update(from_process_start_s=solved_line_at, process_s=process_s,
-                  steps_per_s=result["env_steps"] / result["wall_time_s"])
+    if proc.returncode != 0 or result is None:
+        raise RuntimeError(f"rltorch {algorithm} seed {seed} failed:\n{stderr[-3000:]}")
+    result.update(from_process_start_s=result_at, steps_per_s=result["env_steps"] / result["wall_time_s"])
     return result
 
 
@@ -101,8 +99,8 @@ def rltorch_solve_run(result: dict) -> SolveRun:
     steps = result["steps_to_solve"] if result["solved"] else result["env_steps"]
     return SolveRun(seconds=seconds, env_steps=steps, solved=result["solved"],
                     extra={"env_steps_per_s": round(result["steps_per_s"]), "updates": result["updates"],
-                           "from_process_start_s": result["from_process_start_s"],
-                           "process_s": round(result["process_s"], 3), "last_eval_return": result["last_eval_return"]})
+                           "from_process_start_s": round(result["from_process_start_s"], 3),
+                           "last_eval_return": result["last_eval_return"], "threads": result["threads"]})
 
 
 # --- stable-baselines3 --------------------------------------------------------------------------
@@ -230,9 +228,9 @@ def cleanrl_solve_run(result: dict) -> SolveRun:
 def _rltorch_case(group: str, algorithm: str, threads: int | None, tiny_args: list[str]) -> Case:
     def setup(settings: Settings):
         extra_args = tiny_args if settings.mode == "tiny" else []
-        return lambda seed: rltorch_solve_run(run_rltorch(algorithm, seed, threads, extra_args))
+        return lambda seed: rltorch_solve_run(run_rltorch(algorithm, seed, threads, extra_args, settings.device))
 
-    return Case("agents", group, "rltorch", setup, kind="solve", item="env step", devices=("cpu",))
+    return Case("agents", group, "rltorch", setup, kind="solve", item="env step")
 
 
 def _sb3_case(group: str, impl: str, algorithm: str, threads: int | None, total_steps) -> Case:
