@@ -112,8 +112,11 @@ def sb3_python(settings: Settings | None = None) -> str:
 @functools.cache
 def sb3_version(python: str) -> str:
     """SB3's version in ``python``; Unavailable when it does not import there."""
-    proc = subprocess.run([python, "-c", "import stable_baselines3; print(stable_baselines3.__version__)"],
-                          capture_output=True, text=True)
+    try:
+        proc = subprocess.run([python, "-c", "import stable_baselines3; print(stable_baselines3.__version__)"],
+                              capture_output=True, text=True)
+    except OSError as exc:
+        raise Unavailable(f"cannot run {python}: {exc.strerror or exc}", INSTALL_SB3) from None
     if proc.returncode != 0:
         last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
         raise Unavailable(f"stable-baselines3 does not import in {python}: {last}", INSTALL_SB3)
