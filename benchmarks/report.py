@@ -16,7 +16,8 @@ from collections import defaultdict
 
 def case_label(bench: dict) -> str:
     params = bench.get("params") or {}
-    impl = params.get("impl")
+    # The suites over rltorch.bench's cases parametrize by case and name the impl in extra_info.
+    impl = params.get("impl") or (bench.get("extra_info") or {}).get("impl")
     if impl:
         return str(impl)
     varying = {k: v for k, v in params.items() if k not in ("device", "n", "batch", "op")}
