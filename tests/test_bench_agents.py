@@ -27,16 +27,16 @@ def _names(mode: str) -> set[tuple[str, str, str]]:
 
 def test_case_names_and_modes():
     agents_cases = {("ppo_time_to_solve", "rltorch", "solve"), ("ppo_time_to_solve", "SB3 PPO", "solve"),
-                    ("ppo_time_to_solve", "CleanRL PPO", "solve"), ("dqn_time_to_solve", "rltorch", "solve"),
-                    ("dqn_time_to_solve", "CleanRL DQN", "solve")}
+                    ("dqn_time_to_solve", "rltorch", "solve")}
     classifier_cases = {("classifier_fit", "rltorch", "timed"), ("classifier_fit", "DataLoader loop", "timed"),
                         ("expert_collection", "rltorch", "timed"),
                         ("expert_collection", "gymnasium CartPoleVectorEnv", "timed"),
                         ("expert_collection", "gymnasium SyncVectorEnv", "timed"),
                         ("bc_time_to_solve", "rltorch", "solve")}
-    sb3_dqn = ("dqn_time_to_solve", "SB3 DQN", "solve")
-    assert _names("quick") == agents_cases | classifier_cases  # SB3's DQN takes too long for --quick
-    assert _names("tiny") == _names("full") == agents_cases | classifier_cases | {sb3_dqn}
+    slow_peers = {("dqn_time_to_solve", "SB3 DQN", "solve"), ("ppo_time_to_solve", "CleanRL PPO", "solve"),
+                  ("dqn_time_to_solve", "CleanRL DQN", "solve")}
+    assert _names("quick") == agents_cases | classifier_cases  # the slow peers take too long for --quick
+    assert _names("tiny") == _names("full") == agents_cases | classifier_cases | slow_peers
 
 
 def test_full_mode_sizes_are_the_published_ones():
@@ -120,3 +120,22 @@ def test_classifier_fit_cases_train_the_same_model():
     assert {c.params for c in tiny_fit} == {(("features", 4), ("MLP", "64x64"), ("batch", classifiers.BATCH))}
     X, y = classifiers.fit_data(1000)
     assert X.shape == (1000, 4) and set(y.unique().tolist()) == {0, 1}
+
+
+def test_cleanrl_run_is_timed_by_its_own_criterion(tmp_path, monkeypatch):
+    """A stand-in checkout (its venv is this interpreter): the run counts as solved at the episode where the
+    mean of the last 100 training returns reaches 475, and the tiny step cap reaches the script."""
+    (tmp_path / "cleanrl").mkdir()
+    (tmp_path / "cleanrl" / "dqn.py").write_text(
+        "import sys\n"
+        "capped = '--total-timesteps' in sys.argv\n"
+        "for episode in range(150):\n"
+        "    ret = 500.0 if capped and episode >= 40 else 10.0\n"
+        "    print(f'global_step={(episode + 1) * 100}, episodic_return=[{ret}]')\n")
+    venv_bin = tmp_path / ".rltorch-bench-venv" / "bin"
+    venv_bin.mkdir(parents=True)
+    (venv_bin / "python").symlink_to(sys.executable)
+    monkeypatch.setenv(agents.CLEANRL_ENV, str(tmp_path))
+    result = _tiny_case("dqn_time_to_solve", "CleanRL DQN").setup(TINY)(1)
+    # Episodes 40..: 500; the mean of the last 100 first reaches 475 at episode 134 (95 x 500 + 5 x 10 = 47,550).
+    assert result.solved and result.env_steps == 135 * 100 and result.seconds > 0

@@ -190,13 +190,14 @@ def cleanrl_venv(path: str) -> str:
     return python
 
 
-def run_cleanrl(path: str, seed: int, script: str = "dqn.py", threads: int | None = None) -> dict:
+def run_cleanrl(path: str, seed: int, script: str = "dqn.py", threads: int | None = None,
+                extra_args: list[str] = ()) -> dict:
     """One seed of CleanRL's ``cleanrl/SCRIPT`` from the checkout at ``path``, timed from process start
     until the rolling mean of its last 100 training episodes first reaches 475 (its own criterion)."""
     python = cleanrl_venv(path)
     start = time.perf_counter()
     proc = subprocess.Popen([python, "-u", os.path.join(path, "cleanrl", script), "--seed", str(seed),
-                             "--env-id", "CartPole-v1", "--no-track", "--no-capture-video"], cwd=path,
+                             "--env-id", "CartPole-v1", "--no-track", "--no-capture-video", *extra_args], cwd=path,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env=child_env(threads, path))  # cleanrl_utils lives at the root
     returns: list[float] = []
@@ -253,28 +254,33 @@ def _sb3_case(group: str, impl: str, algorithm: str, threads: int | None, total_
     return Case("agents", group, impl, setup, kind="solve", item="env step", devices=("cpu",))
 
 
-def _cleanrl_case(group: str, impl: str, script: str, threads: int | None) -> Case:
+def _cleanrl_case(group: str, impl: str, script: str, threads: int | None, tiny_args: list[str]) -> Case:
     def setup(settings: Settings):
         path = cleanrl_checkout()
         cleanrl_venv(path)  # made here, untimed, on first use
-        return lambda seed: cleanrl_solve_run(run_cleanrl(path, seed, script, threads))
+        extra_args = tiny_args if settings.mode == "tiny" else []
+        return lambda seed: cleanrl_solve_run(run_cleanrl(path, seed, script, threads, extra_args))
 
     return Case("agents", group, impl, setup, kind="solve", item="env step", devices=("cpu",))
 
 
 def cases(settings: Settings) -> list[Case]:
-    # Tiny runs (the test suite's) stop after a few seconds, unsolved, and say so.
+    # Tiny runs (the test suite's) stop after a few seconds, unsolved, and say so. SB3's DQN
+    # (a 256x256 network, 0.5 updates per env step) and CleanRL (its criterion needs 200k-300k
+    # steps) take 30-60 s per seed: too long for --quick, so only tiny and full runs have them.
+    slow_peers = settings.mode != "quick"
     found = [
         _rltorch_case("ppo_time_to_solve", "ppo", SOLVE_THREADS, ["--total-steps", "4096"]),
-        _sb3_case("ppo_time_to_solve", "SB3 PPO", "ppo", SOLVE_THREADS,
-                  lambda s: s.pick(1024, None, None)),
-        _cleanrl_case("ppo_time_to_solve", "CleanRL PPO", "ppo.py", SOLVE_THREADS),
-        _rltorch_case("dqn_time_to_solve", "dqn", SOLVE_THREADS, ["--total-steps", "2000", "--eval-interval", "1000"]),
+        _sb3_case("ppo_time_to_solve", "SB3 PPO", "ppo", SOLVE_THREADS, lambda s: s.pick(1024, None, None)),
     ]
-    # SB3's DQN needs tens of seconds per seed (a 256x256 network, 0.5 updates per env step):
-    # too long for --quick, so only the test suite's tiny run and full runs have it.
-    if settings.mode != "quick":
+    if slow_peers:
+        found.append(_cleanrl_case("ppo_time_to_solve", "CleanRL PPO", "ppo.py", SOLVE_THREADS,
+                                   ["--total-timesteps", "2048"]))
+    found.append(_rltorch_case("dqn_time_to_solve", "dqn", SOLVE_THREADS,
+                               ["--total-steps", "2000", "--eval-interval", "1000"]))
+    if slow_peers:
         found.append(_sb3_case("dqn_time_to_solve", "SB3 DQN", "dqn", SOLVE_THREADS,
                                lambda s: s.pick(1280, None, 100_000)))
-    found.append(_cleanrl_case("dqn_time_to_solve", "CleanRL DQN", "dqn.py", SOLVE_THREADS))
+        found.append(_cleanrl_case("dqn_time_to_solve", "CleanRL DQN", "dqn.py", SOLVE_THREADS,
+                                   ["--total-timesteps", "2000", "--learning-starts", "1000"]))
     return found
