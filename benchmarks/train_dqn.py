@@ -30,7 +30,8 @@ sys.path.insert(0, ROOT)  # this checkout's rltorch, when run as a script
 from rltorch.bench.cases.agents import (SOLVE_THREADS, run_cleanrl, run_rltorch, run_sb3, sb3_python,  # noqa: E402
                                         sb3_venv, sb3_version)
 
-CLEANRL_ANCHOR = "CleanRL dqn.py (anchor measured on this 2-core machine, not this run): median 61 s, 52-67 s, 254k-327k steps"
+CLEANRL_ANCHOR = ("CleanRL dqn.py (anchor measured on this 2-core machine, not this run): median 61 s, 52-67 s, "
+                  "254k-327k steps")
 
 
 def summarize(name: str, results: list[dict], key: str = "time_to_solve_s") -> float | None:
