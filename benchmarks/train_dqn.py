@@ -1,13 +1,18 @@
-"""Time to solve CartPole-v1 with rltorch's DQN, over several seeds.
+"""Time to solve CartPole-v1 with rltorch's DQN, over several seeds, beside stable-baselines3 and CleanRL.
 
-Not a test: a script. Each seed trains in a fresh subprocess (so one run's
-warm caches or threads never help the next) until greedy evaluation reaches
-475 over 100 episodes; evaluation time counts. With ``--cleanrl PATH`` it also
-runs CleanRL's ``dqn.py`` from that checkout, in a virtualenv of its own (it
-pins gymnasium 0.29.1), on the same machine in the same session, and reports
-when its rolling mean of 100 training episodes first reaches 475.
+Not a test: a script over the installed suite's functions (rltorch.bench.cases.agents,
+the ``dqn_time_to_solve`` group of ``rltorch bench``). Each seed trains in a fresh
+process (so one run's warm caches or threads never help the next) with one torch
+thread until greedy evaluation reaches 475 over 100 episodes; evaluation time counts.
+
+``--sb3`` also runs stable-baselines3's DQN with the rl-zoo3 CartPole-v1
+hyperparameters and the same greedy criterion (its evaluation time reported
+apart). ``--cleanrl PATH`` runs CleanRL's ``dqn.py`` from that checkout, in a
+virtualenv of its own (it pins gymnasium 0.29.1), and reports when its rolling
+mean of 100 training episodes first reaches 475, timed from process start.
 
     python benchmarks/train_dqn.py --seeds 5
+    python benchmarks/train_dqn.py --seeds 3 --sb3
     python benchmarks/train_dqn.py --seeds 3 --cleanrl ~/src/cleanrl
 """
 
@@ -16,110 +21,78 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import statistics
-import subprocess
 import sys
-import tempfile
-import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CLEANRL_ANCHOR = "CleanRL dqn.py (anchor measured on this 2-core machine, not this run): median 61 s, 52-67 s, 254k-327k steps"
+sys.path.insert(0, ROOT)  # this checkout's rltorch, when run as a script
+
+from rltorch.bench.cases.agents import (SOLVE_THREADS, run_cleanrl, run_rltorch, run_sb3, sb3_python,  # noqa: E402
+                                        sb3_venv, sb3_version)
+
+CLEANRL_ANCHOR = ("CleanRL dqn.py (anchor measured on this 2-core machine, not this run): median 61 s, 52-67 s, "
+                  "254k-327k steps")
 
 
-def run_rltorch(seed: int, extra: list[str]) -> dict:
-    with tempfile.TemporaryDirectory() as tmp:
-        cmd = [sys.executable, "-u", "-m", "rltorch", "train", "dqn", "--seed", str(seed), "--quiet",
-               "--run-dir", os.path.join(tmp, "run"), *extra]
-        start = time.perf_counter()
-        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        solved_line_at = None
-        for line in proc.stdout:  # timestamp the "solved" line: process start to solved, like CleanRL's clock
-            if line.startswith("solved ") and solved_line_at is None:
-                solved_line_at = time.perf_counter() - start
-        stderr = proc.stderr.read()
-        proc.wait()
-        elapsed = time.perf_counter() - start
-        if proc.returncode not in (0, 1):
-            raise RuntimeError(f"seed {seed} failed:\n{stderr}")
-        with open(os.path.join(tmp, "run", "result.json")) as f:
-            result = json.load(f)
-    result["process_s"] = elapsed
-    result["from_process_start_s"] = solved_line_at
-    return result
-
-
-def cleanrl_venv(path: str) -> str:
-    venv = os.path.join(path, ".rltorch-bench-venv")
-    python = os.path.join(venv, "bin", "python")
-    if not os.path.exists(python):
-        subprocess.run([sys.executable, "-m", "venv", venv], check=True)
-        # dqn.py pins gymnasium 0.29.1, which needs NumPy 1.x.
-        subprocess.run([python, "-m", "pip", "install", "-q", "torch", "gymnasium==0.29.1", "numpy<2", "tyro",
-                        "tensorboard"], check=True)
-    return python
-
-
-def run_cleanrl(path: str, seed: int, script: str = "dqn.py", env: dict | None = None) -> dict:
-    """One seed of CleanRL's ``cleanrl/SCRIPT`` from the checkout at ``path``, timed from process start
-    until the rolling mean of its last 100 training episodes first reaches 475 (its own criterion)."""
-    python = cleanrl_venv(path)
-    start = time.perf_counter()
-    proc = subprocess.Popen([python, "-u", os.path.join(path, "cleanrl", script), "--seed", str(seed),
-                             "--env-id", "CartPole-v1", "--no-track", "--no-capture-video"], cwd=path,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env={**(env or os.environ), "PYTHONPATH": path})  # cleanrl_utils lives at the root
-    returns: list[float] = []
-    solved_at = None
-    for line in proc.stdout:
-        match = re.search(r"global_step=(\d+), episodic_return=\[?([\d.]+)", line)
-        if not match:
-            continue
-        returns.append(float(match.group(2)))
-        if solved_at is None and len(returns) >= 100 and statistics.fmean(returns[-100:]) >= 475:
-            solved_at = (time.perf_counter() - start, int(match.group(1)))
-            proc.kill()
-            break
-    proc.wait()
-    return {"solved": solved_at is not None, "time_to_solve_s": solved_at[0] if solved_at else None,
-            "steps_to_solve": solved_at[1] if solved_at else None}
-
-
-def summarize(name: str, results: list[dict]) -> None:
-    solved = [r for r in results if r["solved"]]
+def summarize(name: str, results: list[dict], key: str = "time_to_solve_s") -> float | None:
+    solved = [r for r in results if r["solved"] and r.get(key) is not None]
     print(f"\n{name}: {len(solved)} of {len(results)} seeds solved")
-    if solved:
-        times = [r["time_to_solve_s"] for r in solved]
-        steps = [r["steps_to_solve"] for r in solved]
-        print(f"  time to solve: median {statistics.median(times):.1f} s, worst {max(times):.1f} s, best {min(times):.1f} s")
-        print(f"  env steps:     median {statistics.median(steps):,.0f}, worst {max(steps):,}")
+    if not solved:
+        return None
+    times = [r[key] for r in solved]
+    steps = [r["steps_to_solve"] for r in solved]
+    print(f"  time to solve: median {statistics.median(times):.3f} s, worst {max(times):.3f} s, "
+          f"best {min(times):.3f} s")
+    print(f"  env steps:     median {statistics.median(steps):,.0f}, worst {max(steps):,}")
+    rates = [r["steps_per_s"] for r in solved if "steps_per_s" in r]
+    if rates:
+        print(f"  env steps/s:   median {statistics.median(rates):,.0f} (training, evaluation included)")
+    return statistics.median(times)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--first-seed", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=SOLVE_THREADS, help="CPU threads per process (default 1)")
+    parser.add_argument("--sb3", action="store_true", help="also run stable-baselines3's DQN (zoo hyperparameters)")
+    parser.add_argument("--sb3-venv", default=None,
+                        help="run SB3 in this virtualenv (created when missing) instead of this interpreter")
+    parser.add_argument("--sb3-total-steps", type=int, default=100_000, help="SB3's step cap (default 1e5)")
     parser.add_argument("--cleanrl", default=None, help="path to a CleanRL checkout, to run its dqn.py side by side")
     parser.add_argument("extra", nargs="*", help="extra arguments for `rltorch train dqn` (after --)")
     args = parser.parse_args()
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     results = []
     for seed in seeds:
-        result = run_rltorch(seed, args.extra)
-        results.append(result)
-        print(f"rltorch seed {seed}: solved={result['solved']} time_to_solve={result['time_to_solve_s']} s "
-              f"(from process start {result['from_process_start_s']} s) steps={result['steps_to_solve']} "
-              f"updates={result['updates']} (whole process {result['process_s']:.1f} s)", flush=True)
-    summarize("rltorch DQN (from the start of training)", results)
-    summarize("rltorch DQN (from process start, like the CleanRL clock)",
-              [dict(r, time_to_solve_s=r["from_process_start_s"]) for r in results])
+        r = run_rltorch("dqn", seed, args.threads, args.extra)
+        results.append(r)
+        print(f"rltorch seed {seed}: solved={r['solved']} time_to_solve={r['time_to_solve_s']} s "
+              f"(from process start {r['from_process_start_s']:.2f} s) steps={r['steps_to_solve']} "
+              f"updates={r['updates']}", flush=True)
+    ours = summarize("rltorch DQN (from the start of training, evaluation included)", results)
+    summarize("rltorch DQN (from process start, like the CleanRL clock)", results, key="from_process_start_s")
+
+    if args.sb3:
+        python = sb3_venv(args.sb3_venv) if args.sb3_venv else sb3_python()
+        print(f"\nstable-baselines3 {sb3_version(python)} in {python}", flush=True)
+        sb3 = []
+        for seed in seeds:
+            r = run_sb3("dqn", python, seed, args.threads, total_steps=args.sb3_total_steps)
+            sb3.append(r)
+            print(f"sb3 seed {seed}: {json.dumps(r)}", flush=True)
+        theirs = summarize("SB3 DQN, training only (its evaluation time left out)", sb3, key="training_only_s")
+        summarize("SB3 DQN, from process start", sb3, key="from_process_start_s")
+        if ours and theirs:
+            print(f"\nrltorch DQN (evaluation included) vs SB3 training only: {theirs / ours:.1f}x faster (medians)")
+
     if args.cleanrl:
         cleanrl = []
         for seed in seeds:
-            result = run_cleanrl(os.path.expanduser(args.cleanrl), seed)
-            cleanrl.append(result)
-            print(f"cleanrl seed {seed}: {result}", flush=True)
-        summarize("CleanRL dqn.py (rolling mean of 100 training episodes)", cleanrl)
+            r = run_cleanrl(os.path.expanduser(args.cleanrl), seed, "dqn.py", args.threads)
+            cleanrl.append(r)
+            print(f"cleanrl seed {seed}: {r}", flush=True)
+        summarize("CleanRL dqn.py (rolling mean of 100 training episodes, from process start)", cleanrl)
     else:
         print(f"\n{CLEANRL_ANCHOR}")
     return 0

@@ -1,0 +1,286 @@
+"""Time to solve CartPole-v1 with PPO and DQN: rltorch's agents beside stable-baselines3 (rl-zoo3
+hyperparameters) and CleanRL.
+
+Solved means a greedy mean return >= 475 over 100 episodes (gymnasium's
+threshold), checked periodically; for rltorch the evaluations count in the time.
+Every seed trains in a fresh process, so one run's warm caches or threads never
+help the next; the time is taken from the start of training, and the time from
+process start (interpreter and imports included) is kept in ``extra``.
+
+Peers:
+
+- stable-baselines3, by ``rltorch/bench/sb3_solve.py`` with the same criterion;
+  its time spent evaluating is left out (``extra["eval_s"]`` holds it), so its
+  training-only time is what rltorch is compared with. It runs in
+  ``Settings.python``, else ``$RLTORCH_BENCH_SB3_PYTHON``, else this interpreter:
+  a venv of its own (:func:`sb3_venv`) when its pins conflict with ours.
+- CleanRL's ``dqn.py`` / ``ppo.py``, unmodified, from the checkout at
+  ``$RLTORCH_BENCH_CLEANRL``, in a venv of its own made on first use (it pins
+  gymnasium 0.29.1); timed from process start until the mean of its last 100
+  training episodes reaches 475, its own criterion.
+
+``benchmarks/train_dqn.py`` and ``benchmarks/train_ppo.py`` are the command
+lines over the same functions.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+from rltorch.bench.core import Case, Settings, SolveRun, Unavailable
+
+SB3_SCRIPT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "sb3_solve.py")
+SB3_PYTHON_ENV = "RLTORCH_BENCH_SB3_PYTHON"
+SB3_REQUIREMENTS = ["torch==2.13.0", "stable-baselines3==2.9.2"]  # torch first: the CPU wheel, then SB3 against it
+INSTALL_SB3 = ("pip install 'rltorch[bench]'  (or a venv of its own: python benchmarks/train_ppo.py --sb3 makes "
+               f"one; then set {SB3_PYTHON_ENV}=VENV/bin/python)")
+CLEANRL_ENV = "RLTORCH_BENCH_CLEANRL"
+INSTALL_CLEANRL = (f"git clone https://github.com/vwxyzjn/cleanrl PATH, then {CLEANRL_ENV}=PATH "
+                   "(a venv with gymnasium 0.29.1 is made in the checkout on first use)")
+SOLVED_AT = 475.0
+
+# Torch threads per training process: the networks are small, and a second thread
+# only waits (DQN seed 1 here: 5.6 s on one thread, 9.0 s on torch's default two).
+SOLVE_THREADS = 1
+
+
+def _package_root() -> str:
+    import rltorch
+
+    return os.path.dirname(os.path.dirname(os.path.abspath(rltorch.__file__)))
+
+
+def child_env(threads: int | None, pythonpath: str | None = None) -> dict:
+    """This process's environment with the thread count pinned and ``pythonpath`` first on the path."""
+    env = dict(os.environ)
+    if threads:
+        env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    if pythonpath:
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (pythonpath, env.get("PYTHONPATH")) if p)
+    return env
+
+
+# --- rltorch ------------------------------------------------------------------------------------
+
+def run_rltorch(algorithm: str, seed: int, threads: int | None, extra_args: list[str] = (),
+                device: str = "cpu") -> dict:
+    """One seed of rltorch's ``algorithm`` (``rltorch train ALGORITHM``'s config from ``extra_args``) in a
+    fresh process, by :mod:`rltorch.bench.rltorch_solve`: its result, plus ``from_process_start_s`` (when
+    the result line appeared) and ``steps_per_s``."""
+    cmd = [sys.executable, "-u", "-m", "rltorch.bench.rltorch_solve", algorithm, "--seed", str(seed),
+           "--device", device, *extra_args]
+    with tempfile.TemporaryDirectory(prefix="rltorch-bench-") as tmp:
+        start = time.perf_counter()
+        proc = subprocess.Popen(cmd, cwd=tmp, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                env=child_env(threads, _package_root()))
+        result, result_at = None, None
+        for line in proc.stdout:
+            if line.startswith("RESULT "):
+                result_at = time.perf_counter() - start
+                result = json.loads(line[len("RESULT "):])
+        stderr = proc.stderr.read()
+        proc.wait()
+    if proc.returncode != 0 or result is None:
+        raise RuntimeError(f"rltorch {algorithm} seed {seed} failed:\n{stderr[-3000:]}")
+    result.update(from_process_start_s=result_at, steps_per_s=result["env_steps"] / result["wall_time_s"])
+    return result
+
+
+def rltorch_solve_run(result: dict) -> SolveRun:
+    seconds = result["time_to_solve_s"] if result["solved"] else result["wall_time_s"]
+    steps = result["steps_to_solve"] if result["solved"] else result["env_steps"]
+    return SolveRun(seconds=seconds, env_steps=steps, solved=result["solved"],
+                    extra={"env_steps_per_s": round(result["steps_per_s"]), "updates": result["updates"],
+                           "from_process_start_s": round(result["from_process_start_s"], 3),
+                           "last_eval_return": result["last_eval_return"], "threads": result["threads"]})
+
+
+# --- stable-baselines3 --------------------------------------------------------------------------
+
+def sb3_python(settings: Settings | None = None) -> str:
+    return (settings.python if settings else None) or os.environ.get(SB3_PYTHON_ENV) or sys.executable
+
+
+@functools.cache
+def sb3_version(python: str) -> str:
+    """SB3's version in ``python``; Unavailable when it does not import there."""
+    try:
+        proc = subprocess.run([python, "-c", "import stable_baselines3; print(stable_baselines3.__version__)"],
+                              capture_output=True, text=True)
+    except OSError as exc:
+        raise Unavailable(f"cannot run {python}: {exc.strerror or exc}", INSTALL_SB3) from None
+    if proc.returncode != 0:
+        last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        raise Unavailable(f"stable-baselines3 does not import in {python}: {last}", INSTALL_SB3)
+    return proc.stdout.strip()
+
+
+def sb3_venv(venv: str) -> str:
+    """The interpreter of a venv holding SB3 at its own pins, made on first use."""
+    python = os.path.join(venv, "bin", "python")
+    if not os.path.exists(python):
+        print(f"creating {venv} with {' '.join(SB3_REQUIREMENTS)} ...", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", venv], check=True)
+        for requirement in SB3_REQUIREMENTS:
+            subprocess.run([python, "-m", "pip", "install", "-q", requirement], check=True)
+    return python
+
+
+def run_sb3(algorithm: str, python: str, seed: int, threads: int | None, eval_every: int = 2048,
+            total_steps: int | None = None) -> dict:
+    """One seed of SB3's ``algorithm`` (rl-zoo3 hyperparameters) by ``sb3_solve.py`` in ``python``."""
+    # run_path, not the script's path on the command line: that would put rltorch/bench first on sys.path.
+    cmd = [python, "-u", "-c", "import runpy, sys; sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], "
+           "run_name='__main__')", SB3_SCRIPT, algorithm, "--seed", str(seed), "--threads", str(threads or 0),
+           "--eval-every", str(eval_every)]
+    if total_steps:
+        cmd += ["--total-steps", str(total_steps)]
+    with tempfile.TemporaryDirectory(prefix="rltorch-bench-sb3-") as tmp:
+        start = time.perf_counter()
+        proc = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True, env=child_env(threads))
+        process_s = time.perf_counter() - start
+    for line in reversed(proc.stdout.splitlines()):
+        if line.startswith("RESULT "):
+            return dict(json.loads(line[len("RESULT "):]), process_s=process_s)
+    raise RuntimeError(f"SB3 {algorithm} seed {seed} failed:\n{proc.stderr[-3000:]}")
+
+
+def sb3_solve_run(result: dict) -> SolveRun:
+    if result["solved"]:
+        seconds, steps = result["training_only_s"], result["steps_to_solve"]
+    else:
+        seconds, steps = result["wall_time_s"] - result["eval_s"], result["env_steps"]
+    return SolveRun(seconds=seconds, env_steps=steps, solved=result["solved"],
+                    extra={"clock": "training only (its evaluations left out)",
+                           "env_steps_per_s": round(result["steps_per_s"]), "eval_s": round(result["eval_s"], 3),
+                           "with_eval_s": result["time_to_solve_s"] or result["wall_time_s"],
+                           "from_process_start_s": result["from_process_start_s"],
+                           "process_s": round(result["process_s"], 3), "last_eval_return": result["last_eval_return"]})
+
+
+# --- CleanRL ------------------------------------------------------------------------------------
+
+def cleanrl_checkout() -> str:
+    """The CleanRL checkout named by ``$RLTORCH_BENCH_CLEANRL``; Unavailable without one."""
+    path = os.environ.get(CLEANRL_ENV)
+    if not path:
+        raise Unavailable(f"no CleanRL checkout: set {CLEANRL_ENV} to one", INSTALL_CLEANRL)
+    path = os.path.expanduser(path)
+    if not os.path.isfile(os.path.join(path, "cleanrl", "dqn.py")):
+        raise Unavailable(f"{CLEANRL_ENV}={path} is not a CleanRL checkout (no cleanrl/dqn.py)", INSTALL_CLEANRL)
+    return path
+
+
+def cleanrl_venv(path: str) -> str:
+    venv = os.path.join(path, ".rltorch-bench-venv")
+    python = os.path.join(venv, "bin", "python")
+    if not os.path.exists(python):
+        subprocess.run([sys.executable, "-m", "venv", venv], check=True)
+        # CleanRL pins gymnasium 0.29.1, which needs NumPy 1.x.
+        subprocess.run([python, "-m", "pip", "install", "-q", "torch", "gymnasium==0.29.1", "numpy<2", "tyro",
+                        "tensorboard"], check=True)
+    return python
+
+
+def run_cleanrl(path: str, seed: int, script: str = "dqn.py", threads: int | None = None,
+                extra_args: list[str] = ()) -> dict:
+    """One seed of CleanRL's ``cleanrl/SCRIPT`` from the checkout at ``path``, timed from process start
+    until the rolling mean of its last 100 training episodes first reaches 475 (its own criterion)."""
+    python = cleanrl_venv(path)
+    start = time.perf_counter()
+    proc = subprocess.Popen([python, "-u", os.path.join(path, "cleanrl", script), "--seed", str(seed),
+                             "--env-id", "CartPole-v1", "--no-track", "--no-capture-video", *extra_args], cwd=path,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=child_env(threads, path))  # cleanrl_utils lives at the root
+    returns: list[float] = []
+    solved_at, last_step = None, 0
+    for line in proc.stdout:
+        match = re.search(r"global_step=(\d+), episodic_return=\[?([\d.]+)", line)
+        if not match:
+            continue
+        last_step = int(match.group(1))
+        returns.append(float(match.group(2)))
+        if len(returns) >= 100 and statistics.fmean(returns[-100:]) >= SOLVED_AT:
+            solved_at = (time.perf_counter() - start, last_step)
+            proc.kill()
+            break
+    proc.wait()
+    elapsed = time.perf_counter() - start
+    if solved_at is None and proc.returncode != 0:
+        raise RuntimeError(f"CleanRL {script} seed {seed} exited with {proc.returncode}")
+    return {"solved": solved_at is not None, "time_to_solve_s": solved_at[0] if solved_at else None,
+            "steps_to_solve": solved_at[1] if solved_at else None, "process_s": elapsed, "env_steps": last_step}
+
+
+def cleanrl_solve_run(result: dict) -> SolveRun:
+    solved = result["solved"]
+    return SolveRun(seconds=result["time_to_solve_s"] if solved else result["process_s"],
+                    env_steps=result["steps_to_solve"] if solved else result["env_steps"], solved=solved,
+                    extra={"clock": "from process start; solved = mean of its last 100 training episodes >= 475"})
+
+
+# --- cases --------------------------------------------------------------------------------------
+
+def _rltorch_case(group: str, algorithm: str, threads: int | None, tiny_args: list[str]) -> Case:
+    def setup(settings: Settings):
+        extra_args = tiny_args if settings.mode == "tiny" else []
+        return lambda seed: rltorch_solve_run(run_rltorch(algorithm, seed, threads, extra_args, settings.device))
+
+    return Case("agents", group, "rltorch", setup, kind="solve", item="env step")
+
+
+def _sb3_case(group: str, impl: str, algorithm: str, threads: int | None, total_steps) -> Case:
+    def setup(settings: Settings):
+        python = sb3_python(settings)
+        version = sb3_version(python)
+        steps = total_steps(settings)
+        eval_every = settings.pick(512, 2048, 2048)
+
+        def run_seed(seed: int) -> SolveRun:
+            run = sb3_solve_run(run_sb3(algorithm, python, seed, threads, eval_every, steps))
+            run.extra.update(sb3=version)
+            return run
+
+        return run_seed
+
+    return Case("agents", group, impl, setup, kind="solve", item="env step", devices=("cpu",))
+
+
+def _cleanrl_case(group: str, impl: str, script: str, threads: int | None, tiny_args: list[str]) -> Case:
+    def setup(settings: Settings):
+        path = cleanrl_checkout()
+        cleanrl_venv(path)  # made here, untimed, on first use
+        extra_args = tiny_args if settings.mode == "tiny" else []
+        return lambda seed: cleanrl_solve_run(run_cleanrl(path, seed, script, threads, extra_args))
+
+    return Case("agents", group, impl, setup, kind="solve", item="env step", devices=("cpu",))
+
+
+def cases(settings: Settings) -> list[Case]:
+    # Tiny runs (the test suite's) stop after a few seconds, unsolved, and say so. SB3's DQN
+    # (a 256x256 network, 0.5 updates per env step) and CleanRL (its criterion needs 200k-300k
+    # steps) take 30-60 s per seed: too long for --quick, so only tiny and full runs have them.
+    slow_peers = settings.mode != "quick"
+    found = [
+        _rltorch_case("ppo_time_to_solve", "ppo", SOLVE_THREADS, ["--total-steps", "4096"]),
+        _sb3_case("ppo_time_to_solve", "SB3 PPO", "ppo", SOLVE_THREADS, lambda s: s.pick(1024, None, None)),
+    ]
+    if slow_peers:
+        found.append(_cleanrl_case("ppo_time_to_solve", "CleanRL PPO", "ppo.py", SOLVE_THREADS,
+                                   ["--total-timesteps", "2048"]))
+    found.append(_rltorch_case("dqn_time_to_solve", "dqn", SOLVE_THREADS,
+                               ["--total-steps", "2000", "--eval-interval", "1000"]))
+    if slow_peers:
+        found.append(_sb3_case("dqn_time_to_solve", "SB3 DQN", "dqn", SOLVE_THREADS,
+                               lambda s: s.pick(1280, None, 100_000)))
+        found.append(_cleanrl_case("dqn_time_to_solve", "CleanRL DQN", "dqn.py", SOLVE_THREADS,
+                                   ["--total-timesteps", "2000", "--learning-starts", "1000"]))
+    return found

@@ -1,0 +1,52 @@
+"""One seed of an rltorch agent's time to solve, in the process that runs this module:
+
+    python -m rltorch.bench.rltorch_solve ppo --seed 1 [any `rltorch train ppo` flag ...]
+
+The config is the one ``rltorch train ALGO`` builds from the same flags and the
+clock is the same (``Agent.train``: from the start of training to the solved
+evaluation, evaluations included). What ``rltorch train`` does after training
+(checkpoint, metrics files, the learning-curve plot) is left out: it is no part
+of the time and would cost every seed about a second. The result is printed as
+one ``RESULT {json}`` line, the fields of ``rltorch train``'s result.json plus
+``threads``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    import torch
+
+    from rltorch.cli import CliError, _config_from_args, build_parser
+
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser()
+    args = parser.parse_args(["train", *argv])
+    agent_class = args.agent_class
+    try:
+        config = _config_from_args(args, agent_class.config_class, agent_class.name)
+    except CliError as exc:
+        parser.error(str(exc))
+    agent = agent_class(config)
+    try:
+        result = agent.train()
+        print("RESULT " + json.dumps({
+            "solved": result.solved, "time_to_solve_s": result.time_to_solve_s,
+            "steps_to_solve": result.steps_to_solve, "env_steps": result.env_steps, "updates": result.updates,
+            "wall_time_s": result.wall_time_s, "last_eval_return": result.last_eval_return,
+            "threshold": agent.threshold, "threads": torch.get_num_threads(), "device": str(agent.device),
+        }), flush=True)
+    finally:
+        agent.close()
+    return 0
+
+
+if __name__ == "__main__":
+    status = main()
+    sys.stdout.flush()
+    # The interpreter's teardown (torch's among it) takes about half a second and measures nothing.
+    os._exit(status)

@@ -1,0 +1,141 @@
+"""The agents and classifiers cases of ``rltorch bench`` in tiny mode: every case sets up and runs
+(SB3 is installed here, so its cases must run too); CleanRL, which needs a checkout, says how to get one."""
+
+from __future__ import annotations
+
+import os
+import stat
+import sys
+import time
+
+import pytest
+
+from rltorch.bench.cases import agents, classifiers, collect
+from rltorch.bench.core import Settings, SolveRun, Unavailable
+
+TINY = Settings.for_mode("tiny")
+SOLVE_SECONDS_LIMIT = 30  # a tiny solve run trains for a moment; the rest is one interpreter's start-up
+
+
+def _tiny_cases():
+    return [pytest.param(case, id=case.key) for case in collect(["agents", "classifiers"], TINY)]
+
+
+def _names(mode: str) -> set[tuple[str, str, str]]:
+    return {(c.group, c.impl, c.kind) for c in collect(["agents", "classifiers"], Settings.for_mode(mode))}
+
+
+def test_case_names_and_modes():
+    agents_cases = {("ppo_time_to_solve", "rltorch", "solve"), ("ppo_time_to_solve", "SB3 PPO", "solve"),
+                    ("dqn_time_to_solve", "rltorch", "solve")}
+    classifier_cases = {("classifier_fit", "rltorch", "timed"), ("classifier_fit", "DataLoader loop", "timed"),
+                        ("expert_collection", "rltorch", "timed"),
+                        ("expert_collection", "gymnasium CartPoleVectorEnv", "timed"),
+                        ("expert_collection", "gymnasium SyncVectorEnv", "timed"),
+                        ("bc_time_to_solve", "rltorch", "solve")}
+    slow_peers = {("dqn_time_to_solve", "SB3 DQN", "solve"), ("ppo_time_to_solve", "CleanRL PPO", "solve"),
+                  ("dqn_time_to_solve", "CleanRL DQN", "solve")}
+    assert _names("quick") == agents_cases | classifier_cases  # the slow peers take too long for --quick
+    assert _names("tiny") == _names("full") == agents_cases | classifier_cases | slow_peers
+
+
+def test_full_mode_sizes_are_the_published_ones():
+    full = collect(["classifiers"], Settings.for_mode("full"))
+    fit = [c for c in full if c.group == "classifier_fit"]
+    assert {c.size for c in fit} == {1_000_000} and {c.items for c in fit} == {1_000_000}
+    collection = {(c.impl, c.size) for c in full if c.group == "expert_collection"}
+    assert ("gymnasium SyncVectorEnv", 4096) not in collection
+    assert {("rltorch", 256), ("rltorch", 4096), ("gymnasium CartPoleVectorEnv", 4096)} <= collection
+
+
+@pytest.mark.parametrize("case", _tiny_cases())
+def test_tiny_case_runs(case, monkeypatch):
+    monkeypatch.delenv(agents.CLEANRL_ENV, raising=False)
+    monkeypatch.delenv(agents.SB3_PYTHON_ENV, raising=False)
+    try:
+        run = case.setup(TINY)
+    except Unavailable as exc:
+        # Only CleanRL needs what this machine lacks (a checkout); SB3 is installed in the test venv.
+        assert case.impl.startswith("CleanRL"), f"{case.key} unavailable: {exc.reason}"
+        assert agents.CLEANRL_ENV in exc.reason and agents.CLEANRL_ENV in exc.install
+        assert "git clone" in exc.install
+        return
+    if case.kind == "timed":
+        run()
+        run()
+        return
+    start = time.perf_counter()
+    result = run(0)
+    elapsed = time.perf_counter() - start
+    assert isinstance(result, SolveRun)
+    assert result.seconds > 0 and result.env_steps > 0
+    assert result.seconds <= elapsed
+    assert elapsed < SOLVE_SECONDS_LIMIT, f"{case.key}: a tiny run took {elapsed:.1f} s"
+    assert result.extra
+
+
+def _tiny_case(group: str, impl: str):
+    (case,) = [c for c in collect(["agents", "classifiers"], TINY) if (c.group, c.impl) == (group, impl)]
+    return case
+
+
+def test_tiny_rltorch_ppo_stops_at_its_step_cap_unsolved():
+    """The cap reaches the training process, and an unsolved run is reported as one."""
+    result = _tiny_case("ppo_time_to_solve", "rltorch").setup(TINY)(1)
+    assert result.env_steps == 4096 and result.solved is False
+    assert result.extra["threads"] == agents.SOLVE_THREADS
+    assert result.extra["from_process_start_s"] > result.seconds
+
+
+def test_cleanrl_rejects_a_directory_that_is_no_checkout(tmp_path, monkeypatch):
+    monkeypatch.setenv(agents.CLEANRL_ENV, str(tmp_path))
+    with pytest.raises(Unavailable) as info:
+        _tiny_case("dqn_time_to_solve", "CleanRL DQN").setup(TINY)
+    assert "not a CleanRL checkout" in info.value.reason and info.value.install
+
+
+def test_sb3_is_unavailable_where_it_does_not_import(tmp_path):
+    python = tmp_path / "python"
+    python.write_text("#!/bin/sh\necho \"ModuleNotFoundError: No module named 'stable_baselines3'\" >&2\nexit 1\n")
+    python.chmod(python.stat().st_mode | stat.S_IXUSR)
+    settings = Settings.for_mode("tiny", python=str(python))
+    with pytest.raises(Unavailable) as info:
+        _tiny_case("ppo_time_to_solve", "SB3 PPO").setup(settings)
+    assert "stable_baselines3" in info.value.reason and "rltorch[bench]" in info.value.install
+    missing = Settings.for_mode("tiny", python=os.path.join(str(tmp_path), "no-such-python"))
+    with pytest.raises(Unavailable):
+        _tiny_case("dqn_time_to_solve", "SB3 DQN").setup(missing)
+
+
+def test_sb3_interpreter_choice(monkeypatch):
+    monkeypatch.delenv(agents.SB3_PYTHON_ENV, raising=False)
+    assert agents.sb3_python(TINY) == sys.executable
+    monkeypatch.setenv(agents.SB3_PYTHON_ENV, "/opt/sb3/bin/python")
+    assert agents.sb3_python(TINY) == "/opt/sb3/bin/python"
+    assert agents.sb3_python(Settings.for_mode("tiny", python="/other/python")) == "/other/python"
+
+
+def test_classifier_fit_cases_train_the_same_model():
+    tiny_fit = [c for c in collect(["classifiers"], TINY) if c.group == "classifier_fit"]
+    assert {c.params for c in tiny_fit} == {(("features", 4), ("MLP", "64x64"), ("batch", classifiers.BATCH))}
+    X, y = classifiers.fit_data(1000)
+    assert X.shape == (1000, 4) and set(y.unique().tolist()) == {0, 1}
+
+
+def test_cleanrl_run_is_timed_by_its_own_criterion(tmp_path, monkeypatch):
+    """A stand-in checkout (its venv is this interpreter): the run counts as solved at the episode where the
+    mean of the last 100 training returns reaches 475, and the tiny step cap reaches the script."""
+    (tmp_path / "cleanrl").mkdir()
+    (tmp_path / "cleanrl" / "dqn.py").write_text(
+        "import sys\n"
+        "capped = '--total-timesteps' in sys.argv\n"
+        "for episode in range(150):\n"
+        "    ret = 500.0 if capped and episode >= 40 else 10.0\n"
+        "    print(f'global_step={(episode + 1) * 100}, episodic_return=[{ret}]')\n")
+    venv_bin = tmp_path / ".rltorch-bench-venv" / "bin"
+    venv_bin.mkdir(parents=True)
+    (venv_bin / "python").symlink_to(sys.executable)
+    monkeypatch.setenv(agents.CLEANRL_ENV, str(tmp_path))
+    result = _tiny_case("dqn_time_to_solve", "CleanRL DQN").setup(TINY)(1)
+    # Episodes 40..: 500; the mean of the last 100 first reaches 475 at episode 134 (95 x 500 + 5 x 10 = 47,550).
+    assert result.solved and result.env_steps == 135 * 100 and result.seconds > 0
