@@ -63,8 +63,8 @@ TARGETS = (
            solve=(0.5, 1.0)),
     Target(10, "PPO at least 4x faster than SB3's PPO (its training time only)", "ppo_time_to_solve",
            anchor="SB3 PPO", at_least=4),
-    Target(11, "classifier fit at least 3x the DataLoader loop's samples/s", "classifier_fit",
-           anchor="DataLoader loop", at_least=3),
+    Target(11, "classifier fit at least 3x the DataLoader loop's samples/s (1M x 4, MLP 64x64, batch 1024)",
+           "classifier_fit features=4 MLP=64x64 batch=1024", 1_000_000, anchor="DataLoader loop", at_least=3),
 )
 
 
