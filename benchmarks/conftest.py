@@ -55,5 +55,9 @@ def run_case(benchmark, case: Case) -> None:
     call()
     start = time.perf_counter()
     call()
-    iterations = max(1, int(settings.round_seconds / max(time.perf_counter() - start, 1e-9)))
-    benchmark.pedantic(call, rounds=settings.pick(5, 50, 200), iterations=iterations, warmup_rounds=2)
+    estimate = max(time.perf_counter() - start, 1e-9)
+    iterations = max(1, int(settings.round_seconds / estimate))
+    # Rounds fill the case's time budget (a 1M-sample epoch gets the minimum, a 2 us op the maximum).
+    rounds = max(settings.min_rounds, min(settings.pick(5, 50, 200),
+                                          int(settings.seconds_per_case * 5 / (estimate * iterations))))
+    benchmark.pedantic(call, rounds=rounds, iterations=iterations, warmup_rounds=min(2, rounds))

@@ -270,3 +270,11 @@ def test_cli_exit_status_is_1_when_a_case_fails_and_0_when_a_peer_is_missing(mon
         "ops", "g", "rltorch variant", broken, size=1, size_label="B")])
     assert main(["bench", "--tiny", "--quiet", "--out", str(tmp_path / "b")]) == 1
     assert "FAILED: RuntimeError: kernel failed" in capsys.readouterr().out
+
+
+def test_a_run_started_on_a_busy_machine_says_so():
+    run = fake_run([result("rltorch", 2e-6)])
+    run["machine"].update(load_average=[0.2, 0.5, 0.5], usable_cores=2)
+    assert "busy" not in report.render(run)
+    run["machine"]["load_average"] = [2.7, 1.0, 0.5]
+    assert "the machine was busy when this run started (load average 2.7 on 2 cores)" in report.render(run)

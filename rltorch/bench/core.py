@@ -269,6 +269,8 @@ def machine_info(device: str = "cpu") -> dict:
         "torch": torch.__version__,
         "torch_cuda": torch.version.cuda,
         "gpu": None,
+        # Timings from a busy machine are not comparable; the report says so.
+        "load_average": [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None,
         "packages": {name: _version(name) for name in PEER_PACKAGES},
     }
     if torch.device(device).type == "cuda" and torch.cuda.is_available():

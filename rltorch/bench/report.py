@@ -113,6 +113,17 @@ def _md_table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join([line(header), line(["---"] * len(header))] + [line(r) for r in rows])
 
 
+def busy_warning(run: dict) -> str | None:
+    """A run that started on a machine already busy with other work measured that work too."""
+    m = run["machine"]
+    load = (m.get("load_average") or [0])[0]
+    if load > 0.5 * m["usable_cores"]:
+        return (f"Warning: the machine was busy when this run started (load average {load:.1f} on "
+                f"{m['usable_cores']} cores): multi-threaded cases stall while other processes hold the cores, "
+                f"so these timings are not comparable with an idle run.")
+    return None
+
+
 def machine_line(run: dict) -> str:
     m = run["machine"]
     gpu = f", {m['gpu']}" if m.get("gpu") else ", no GPU"
@@ -142,6 +153,9 @@ def render(run: dict, markdown: bool = False, command: str | None = None) -> str
         parts.append(f"```bash\n{command}\n```" if markdown else f"$ {command}")
     parts.append(f"Machine: {machine_line(run)}. Mode {settings['mode']}, device {settings['device']}, "
                  f"{settings['seeds']} seeds per time-to-solve case, {run['wall_seconds']:.0f} s in all.")
+    warning = busy_warning(run)
+    if warning:
+        parts.append(f"**{warning}**" if markdown else warning)
     parts.append("x = rltorch's speed-up over that implementation, measured in the same run "
                  "(its median / rltorch's); ± is half the interquartile range, relative to the median.")
     for title, header, rows in tables(results):

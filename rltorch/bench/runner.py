@@ -65,6 +65,7 @@ def run(cases: list[Case], settings: Settings, progress: bool = True) -> dict:
     from tqdm.auto import tqdm
 
     total = sum(settings.seeds if case.kind == "solve" else 1 for case in cases)
+    machine = machine_info(settings.device)
     started = time.perf_counter()
     results: list[Result] = []
     with tqdm(total=total, disable=not progress, unit="case", dynamic_ncols=True, leave=False) as bar:
@@ -86,7 +87,7 @@ def run(cases: list[Case], settings: Settings, progress: bool = True) -> dict:
         "settings": {"mode": settings.mode, "device": settings.device, "seeds": settings.seeds,
                      "seconds_per_case": settings.seconds_per_case,
                      "capabilities": sorted({case.capability for case in cases})},
-        "machine": machine_info(settings.device),
+        "machine": machine,
         "wall_seconds": round(time.perf_counter() - started, 2),
         "results": [r.to_dict() for r in results],
     }
