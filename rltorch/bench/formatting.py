@@ -14,8 +14,12 @@ def fmt_time(seconds: float) -> str:
 def fmt_rate(per_second: float, item: str) -> str:
     for scale, prefix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
         if per_second >= scale:
-            return f"{per_second / scale:.1f} {prefix} {item}s/s"
-    return f"{per_second:.1f} {item}s/s"
+            return f"{per_second / scale:.1f} {prefix} {plural(item)}/s"
+    return f"{per_second:.1f} {plural(item)}/s"
+
+
+def plural(item: str) -> str:
+    return item + ("es" if item.endswith(("s", "sh", "ch", "x")) else "s")
 
 
 def fmt_ratio(ratio: float) -> str:

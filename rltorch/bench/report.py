@@ -15,7 +15,7 @@ import os
 from collections import OrderedDict
 
 from rltorch.bench.core import SUBJECT, Result
-from rltorch.bench.formatting import fmt_rate, fmt_ratio, fmt_size, fmt_time
+from rltorch.bench.formatting import fmt_rate, fmt_ratio, fmt_size, fmt_time, plural
 from rltorch.bench.targets import judge_all
 
 # One colour per implementation across every plot of a run; rltorch keeps the first.
@@ -233,7 +233,7 @@ def _throughput_plot(ax, results: list[Result], colours: dict[str, str]) -> None
     ax.set_yscale("log")
     first = results[0]
     ax.set_xlabel(f"{first.size_label} (log scale)")
-    ax.set_ylabel(f"{first.item}s per second (log scale)")
+    ax.set_ylabel(f"{plural(first.item)} per second (log scale)")
     ax.legend(fontsize=8)
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rltorch.bench.core import SUBJECT, Result
-from rltorch.bench.formatting import fmt_ratio, fmt_size, fmt_time
+from rltorch.bench.formatting import fmt_rate, fmt_ratio, fmt_size, fmt_time
 
 
 @dataclass(frozen=True)
@@ -119,7 +119,7 @@ def judge(target: Target, results: list[Result]) -> Verdict:
         return Verdict(target, "met" if per_item <= target.max_seconds_per_item else "missed",
                        f"{per_item * 1e9:.1f} ns per {ours.item}")
     rate = ours.throughput
-    return Verdict(target, "met" if rate >= target.min_items_per_second else "missed", f"{rate / 1e6:.0f} M {ours.item}s/s")
+    return Verdict(target, "met" if rate >= target.min_items_per_second else "missed", fmt_rate(rate, ours.item))
 
 
 def judge_all(results: list[Result], device: str) -> list[Verdict]:
