@@ -262,6 +262,11 @@ def _strip_plot(ax, results: list[Result], colours: dict[str, str]) -> None:
     ax.set_xticks(range(len(impls)), impls)
     ax.set_xlim(-0.6, len(impls) - 0.4)
     ax.set_yscale("log")
+    from matplotlib.ticker import FuncFormatter
+
+    # Plain seconds on the ticks: "0.5", not "5 x 10^-1".
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}" if f"{v:.0e}"[0] in "25" else ""))
     ax.set_ylabel("seconds to solve (log scale; bar = median)")
     if any(not s for r in results for s in r.solved):
         ax.scatter([], [], s=40, color="none", edgecolors="#333333", label="not solved: a lower bound")
