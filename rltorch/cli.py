@@ -378,8 +378,9 @@ def _int_at_least(low: int):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from rltorch.agents import ALGORITHMS
+    from rltorch.agents import ALGORITHMS, register_extensions
 
+    register_extensions()
     parser = argparse.ArgumentParser(prog="rltorch", description="Fast C++/CUDA reinforcement-learning ops for PyTorch.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     p_info = sub.add_parser("info", help="report version, build and which kernels each op uses")

@@ -19,12 +19,20 @@ ALGORITHMS: dict[str, type[Agent]] = {
 }
 
 
+def register_extensions() -> None:
+    """Adds the algorithms that live outside this package (Ape-X in rltorch.distributed, which extends DQN
+    and so cannot be imported from here at import time). Imports no optional dependency."""
+    import rltorch.distributed  # noqa: F401  (registers Apex)
+
+
 def algorithm_class(name: str) -> type[Agent]:
     """The agent class registered as ``name`` (ValueError listing the known names otherwise)."""
+    if name not in ALGORITHMS:
+        register_extensions()
     if name not in ALGORITHMS:
         raise ValueError(f"unknown algorithm {name!r}; known: {', '.join(sorted(ALGORITHMS))}")
     return ALGORITHMS[name]
 
 
 __all__ = ["ALGORITHMS", "Agent", "BC", "BCConfig", "DQN", "DQNConfig", "GreedyPolicy", "PPO", "PPOConfig", "QNetwork",
-           "RunConfig", "TrainResult", "algorithm_class"]
+           "RunConfig", "TrainResult", "algorithm_class", "register_extensions"]

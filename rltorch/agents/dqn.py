@@ -194,10 +194,15 @@ class DQN(Agent):
 
     def learn(self) -> None:
         """The gradient updates owed for the env steps collected (``updates_per_step`` per env step)."""
+        self.learn_from(self.env.num_envs)
+
+    def learn_from(self, new_transitions: int) -> int:
+        """The updates owed for ``new_transitions`` more env steps at ``updates_per_step`` (a fixed
+        samples-per-insert ratio); returns how many ran. Ape-X's learner calls it per actor batch."""
         cfg = self.config
         if len(self.buffer) < cfg.learning_starts:
-            return
-        self._update_debt += self.env.num_envs * cfg.updates_per_step
+            return 0
+        self._update_debt += new_transitions * cfg.updates_per_step
         owed = int(self._update_debt)
         self._update_debt -= owed
         if cfg.prioritized:
@@ -210,6 +215,7 @@ class DQN(Agent):
                 self.buffer.update_priorities(batch.index, td_error)
             self.updates += 1
             self._update_target()
+        return owed
 
     def _update(self, batch) -> Tensor:
         cfg = self.config

@@ -11,9 +11,11 @@ from __future__ import annotations
 import gymnasium
 
 from rltorch.envs.cartpole import CartPoleVecEnv, CartPoleVecEnvNumpy
+from rltorch.envs.latency import SimulatedLatency
 from rltorch.envs.vector import VectorEnvAdapter, make_env, resolve_device, solve_threshold
 
-__all__ = ["CartPoleVecEnv", "CartPoleVecEnvNumpy", "VectorEnvAdapter", "make_env", "resolve_device", "solve_threshold"]
+__all__ = ["CartPoleVecEnv", "CartPoleVecEnvNumpy", "SimulatedLatency", "VectorEnvAdapter", "make_env", "resolve_device",
+           "solve_threshold"]
 
 ENV_ID = "rltorch/CartPole-v1"
 

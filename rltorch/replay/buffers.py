@@ -207,6 +207,11 @@ class ReplayBuffer:
     def __len__(self) -> int:
         return min(self._added, self.capacity)
 
+    @property
+    def added(self) -> int:
+        """Transitions ever added: the id the next one gets (``sample`` returns ids as ``index``)."""
+        return self._added
+
     def _as(self, x, dtype, shape, name: str, batch: int | None) -> Tensor:
         t = _input_tensor(name, x)
         if t.dtype.is_complex:
