@@ -166,18 +166,41 @@ def _plan_run_dir(args: argparse.Namespace, algorithm: str, label: str, seed: in
         raise CliError(str(exc)) from None
 
 
+def _resume(args: argparse.Namespace, agent_class):
+    """The agent of ``--resume CHECKPOINT``: its own config, so no config flag may try to change it."""
+    import dataclasses
+
+    given = [f.name for f in dataclasses.fields(agent_class.config_class) if hasattr(args, f.name)]
+    if given or args.config or args.set:
+        flags = ", ".join(_flag(name) for name in given) or "--config/--set"
+        raise CliError(f"--resume continues the checkpoint's run with its own config; drop {flags}")
+    try:
+        return agent_class.load(args.resume)
+    except (OSError, RuntimeError, ValueError) as exc:
+        raise CliError(f"--resume {args.resume}: {exc}") from None
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     from rltorch import runs
 
     agent_class = args.agent_class
-    config = _config_from_args(args, agent_class.config_class, agent_class.name)
-    # Everything is checked before the run directory exists: a rejected run leaves nothing behind.
-    _check_device(config.device)
-    run_dir = _plan_run_dir(args, agent_class.name, config.env_id, config.seed)
-    try:
-        agent = agent_class(config)
-    except (RuntimeError, ValueError) as exc:
-        raise CliError(str(exc)) from None
+    if args.resume:
+        agent = _resume(args, agent_class)
+        config = agent.config
+        try:
+            run_dir = _plan_run_dir(args, agent_class.name, config.env_id, config.seed)
+        except CliError:
+            agent.close()
+            raise
+    else:
+        config = _config_from_args(args, agent_class.config_class, agent_class.name)
+        # Everything is checked before the run directory exists: a rejected run leaves nothing behind.
+        _check_device(config.device)
+        run_dir = _plan_run_dir(args, agent_class.name, config.env_id, config.seed)
+        try:
+            agent = agent_class(config)
+        except (RuntimeError, ValueError) as exc:
+            raise CliError(str(exc)) from None
     try:
         os.makedirs(run_dir, exist_ok=True)
         runs.write_config(run_dir, agent_class.name, config)
@@ -185,10 +208,30 @@ def _cmd_train(args: argparse.Namespace) -> int:
     except OSError as exc:
         agent.close()
         raise CliError(f"cannot write the run directory {run_dir!r}: {exc.strerror or exc}") from None
-    print(f"rltorch: training {agent_class.__name__} on {config.env_id} ({agent.env.num_envs} envs, {agent.device}); "
-          f"run dir {run_dir}", flush=True)
+    resumed = f", resumed at {agent.env_steps} env steps" if args.resume else ""
+    print(f"rltorch: training {agent_class.__name__} on {config.env_id} ({agent.env.num_envs} envs, {agent.device}"
+          f"{resumed}); run dir {run_dir}", flush=True)
+    checkpoint = os.path.join(run_dir, runs.CHECKPOINT_FILE)
+    next_checkpoint = [(agent.env_steps // args.checkpoint_every + 1) * args.checkpoint_every
+                       if args.checkpoint_every else None]
+
+    def on_row(row: dict) -> None:
+        metrics(row)
+        if next_checkpoint[0] is not None and agent.env_steps >= next_checkpoint[0]:
+            agent.save(checkpoint, include_buffer=args.save_buffer)
+            next_checkpoint[0] = (agent.env_steps // args.checkpoint_every + 1) * args.checkpoint_every
+
     try:
-        result = agent.train(progress=not args.quiet, callback=metrics)
+        result = agent.train(progress=not args.quiet, callback=on_row)
+    except KeyboardInterrupt:
+        # Ctrl-C (or SIGTERM for Ape-X): stop the workers and leave the last periodic checkpoint as it was.
+        agent.close()
+        saved = f"; last checkpoint {checkpoint}" if os.path.exists(checkpoint) else ""
+        print(f"rltorch: interrupted at {agent.env_steps} env steps{saved}", file=sys.stderr, flush=True)
+        return 130
+    except BaseException:
+        agent.close()
+        raise
     finally:
         metrics.close()
     # Reported before the checkpoint and the plot are written, so a wrapper
@@ -405,6 +448,11 @@ def build_parser() -> argparse.ArgumentParser:
         run.add_argument("--run-dir", default=None, help=f"where to write the run (default RUNS_ROOT/{name}-ENV-sSEED-TIME)")
         run.add_argument("--runs-root", default="runs", help="parent of new run directories (default: runs)")
         run.add_argument("--save-buffer", action="store_true", help="include the replay buffer in the checkpoint")
+        run.add_argument("--checkpoint-every", type=_int_at_least(1), default=None, metavar="STEPS",
+                         help="also write the checkpoint every STEPS env steps during training (default: at the end)")
+        run.add_argument("--resume", default=None, metavar="CHECKPOINT",
+                         help="continue the run saved in CHECKPOINT (its config, network, optimizer and, if saved "
+                              "with --save-buffer, its replay buffer) into a new run directory")
         run.add_argument("--quiet", action="store_true", help="no progress bar")
         _config_flags(p_algo, agent_class.config_class)
         p_algo.set_defaults(func=_cmd_train, agent_class=agent_class)

@@ -1,0 +1,180 @@
+"""Ape-X on Ray (rltorch.distributed): the actor's transitions and priorities, the
+config's checks, learning with 2 actors on a local cluster, an actor killed
+mid-run, the buffer's invariants afterwards, checkpoint resume, and clean
+shutdown (no Ray process left, also after Ctrl-C)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import asdict
+
+import pytest
+import torch
+
+from rltorch import ops
+from rltorch.distributed import Apex, ApexActor, ApexConfig, actor_epsilon
+from rltorch.envs import CartPoleVecEnv, SimulatedLatency
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RAY_PROCESSES = ("raylet", "gcs_server", "ray::")
+
+
+def ray_processes() -> list[str]:
+    out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout.splitlines()[1:]
+    return [line.strip() for line in out if any(name in line for name in RAY_PROCESSES) and "ps -eo" not in line]
+
+
+@pytest.fixture
+def no_ray_left():
+    assert not ray_processes(), "Ray processes from before this test"
+    yield
+    deadline = time.time() + 15  # workers exit shortly after the cluster stops
+    while ray_processes() and time.time() < deadline:
+        time.sleep(0.2)
+    assert not ray_processes()
+
+
+def small_config(**overrides) -> ApexConfig:
+    # Two light actors and a learner that evaluates rarely: the test is about the plumbing and
+    # whether learning happens, on a loaded 2-core machine.
+    values = dict(actors=2, num_envs=8, actor_steps=16, total_steps=40_000, eval_interval=10**9, log_interval=2_000,
+                  seed=3, object_store_mb=100, actor_num_cpus=0.5)
+    values.update(overrides)
+    return ApexConfig(**values)
+
+
+def check_buffer_invariants(buffer) -> None:
+    tree = buffer.tree
+    leaves = tree.priorities()
+    stored = len(buffer)
+    assert stored == min(buffer.added, buffer.capacity)
+    # Every stored transition has a positive priority and no empty slot has one.
+    assert bool((leaves[:stored] > 0).all()) and bool((leaves[stored:] == 0).all())
+    torch.testing.assert_close(tree.total(), leaves.sum().reshape(tree.total().shape), rtol=1e-9, atol=0)
+    assert bool((buffer.discount[:stored] > 0).all()) and bool((buffer.discount[:stored] <= 1).all())
+    # The buffer's own checks (ids follow the count, the tree matches its leaves) accept its state.
+    buffer.load_state_dict(buffer.state_dict())
+
+
+def test_apex_epsilons_follow_the_paper():
+    assert actor_epsilon(0, 1) == 0.4
+    eps = [actor_epsilon(i, 8) for i in range(8)]
+    assert eps[0] == pytest.approx(0.4) and eps[-1] == pytest.approx(0.4 ** 8)
+    assert all(a > b for a, b in zip(eps, eps[1:]))
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("actors", 0, "actors"), ("max_inflight", 0, "max_inflight"), ("prioritized", False, "prioritized"),
+    ("actor_eps_base", 0.0, "actor_eps_base"), ("object_store_mb", 10, "object_store_mb"),
+    ("step_latency_ms", -1.0, "step_latency_ms"), ("actor_num_cpus", -0.5, "actor_num_cpus")])
+def test_config_rejects_bad_values_naming_the_field(field, value, message):
+    with pytest.raises(ValueError, match=message):
+        ApexConfig(**{field: value}).validate()
+
+
+def test_import_rltorch_and_its_distributed_package_never_import_ray():
+    code = ("import sys, rltorch, rltorch.agents, rltorch.distributed, rltorch.cli; rltorch.cli.build_parser(); "
+            "print('ray' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
+                         env={**os.environ, "PYTHONPATH": ROOT})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"
+
+
+def test_actor_sends_nstep_transitions_with_their_td_error_as_priority():
+    cfg = small_config(actor_steps=40)
+    actor = ApexActor(asdict(cfg), index=0, num_actors=2)
+    batch = actor.collect(0, None)
+    assert batch["env_steps"] == 40 * 8
+    count = batch["obs"].shape[0]
+    # Each step completes at most one transition per env, plus the flush of windows at episode ends.
+    assert 40 * 8 - 8 * cfg.n_step <= count <= 40 * 8
+    gamma = cfg.gamma
+    powers = torch.tensor([gamma ** k for k in (1, 2, 3)])
+    assert bool(torch.isclose(batch["discount"].unsqueeze(1), powers).any(dim=1).all())
+    with torch.no_grad():
+        next_q = actor.q(batch["next_obs"])
+        target = ops.td_target(batch["reward"], batch["terminated"], next_q, batch["discount"], next_q_online=next_q)
+        expected = (actor.q(batch["obs"]).gather(1, batch["action"].unsqueeze(1)).squeeze(1) - target).abs()
+    torch.testing.assert_close(batch["priority"], expected)
+    assert batch["episode_returns"].numel() == batch["episode_lengths"].numel()
+    torch.testing.assert_close(batch["episode_returns"], batch["episode_lengths"].float())  # CartPole: 1 per step
+    # New weights are taken once per version.
+    weights = {k: torch.zeros_like(v) for k, v in actor.q.state_dict().items()}
+    actor.collect(1, weights)
+    assert actor.weights_version == 1 and all(float(p.abs().sum()) == 0 for p in actor.q.parameters())
+
+
+def test_simulated_latency_waits_per_step_and_checks_its_argument():
+    with pytest.raises(ValueError, match="seconds"):
+        SimulatedLatency(CartPoleVecEnv(2), seconds=-1)
+    with pytest.raises(ValueError, match="seconds"):
+        SimulatedLatency(CartPoleVecEnv(2), seconds=float("nan"))
+    env = SimulatedLatency(CartPoleVecEnv(2), seconds=0.02)
+    env.reset(seed=0)
+    start = time.perf_counter()
+    env.step(torch.zeros(2, dtype=torch.long))
+    assert time.perf_counter() - start >= 0.02
+
+
+def test_two_actors_learn_survive_a_killed_actor_and_resume_from_a_checkpoint(tmp_path, no_ray_left):
+    import ray
+
+    agent = Apex(small_config(total_steps=60_000))
+    try:
+        first = agent.train(stop_at=8_000)
+        assert first.env_steps >= 8_000 and agent.updates > 0
+        victim = agent.actors[0]
+        old_pid = ray.get(victim.pid.remote())
+        os.kill(old_pid, signal.SIGKILL)  # a crash, not a polite stop
+        result = agent.train(stop_at=40_000)
+        assert agent.actor_restarts >= 1
+        new_pid = ray.get(victim.pid.remote(), timeout=60)
+        assert new_pid != old_pid  # the same handle answers from a restarted process
+        returns = [row["train_return"] for row in first.history + result.history if row["episodes"] > 0]
+        # Random play scores about 22 per episode.
+        assert max(returns[-5:]) > 100, returns
+        check_buffer_invariants(agent.buffer)
+        path = tmp_path / "apex.pt"
+        agent.save(path, include_buffer=True)
+        saved_steps, saved_updates, saved_len = agent.env_steps, agent.updates, len(agent.buffer)
+        saved_q = {k: v.clone() for k, v in agent.q.state_dict().items()}
+    finally:
+        agent.close()
+    assert not ray.is_initialized()
+
+    resumed = Apex.load(path)
+    try:
+        assert (resumed.env_steps, resumed.updates) == (saved_steps, saved_updates)
+        assert all(torch.equal(saved_q[k], v) for k, v in resumed.q.state_dict().items())
+        assert len(resumed.buffer) == saved_len and saved_len > 0
+        check_buffer_invariants(resumed.buffer)
+        more = resumed.train(stop_at=saved_steps + 2_000)
+        assert more.env_steps >= saved_steps + 2_000 and resumed.updates > saved_updates
+    finally:
+        resumed.close()
+
+
+def test_ctrl_c_stops_the_cli_run_and_leaves_no_ray_process(tmp_path, no_ray_left):
+    cmd = [sys.executable, "-m", "rltorch", "train", "apex", "--actors", "2", "--actor-num-cpus", "0.5",
+           "--object-store-mb", "100", "--no-stop", "--total-steps", "10000000", "--quiet",
+           "--run-dir", str(tmp_path / "run"), "--checkpoint-every", "4000"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, "PYTHONPATH": ROOT}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        checkpoint = tmp_path / "run" / "checkpoint.pt"
+        deadline = time.time() + 120
+        while not checkpoint.exists() and time.time() < deadline and proc.poll() is None:
+            time.sleep(0.2)
+        assert checkpoint.exists(), proc.stderr.read() if proc.poll() is not None else "no checkpoint in 120 s"
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert "interrupted at" in err and "last checkpoint" in err
