@@ -36,9 +36,18 @@ def timed_cases(capability: str) -> list:
 def run_case(benchmark, case: Case) -> None:
     settings = bench_settings()
     try:
-        call = case.setup(settings)
+        prepared = case.setup(settings)
     except Unavailable as exc:
         pytest.skip(f"{exc.reason} (install: {exc.install})" if exc.install else exc.reason)
+    try:
+        _time(benchmark, case, settings, prepared)
+    finally:
+        close = getattr(prepared, "close", None)  # cases holding processes (the Ray cluster) stop them
+        if close is not None:
+            close()
+
+
+def _time(benchmark, case: Case, settings, call) -> None:
     if settings.torch_device.type == "cuda":
         import torch
 

@@ -502,7 +502,8 @@ def build_parser() -> argparse.ArgumentParser:
     p_bench.set_defaults(mode="quick")
     p_bench.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu); CPU-only peers run on the CPU")
     p_bench.add_argument("--only", type=_capabilities, default=None, metavar="LIST",
-                         help="comma-separated capabilities: ops,env,replay,agents,classifiers (default: all)")
+                         help="comma-separated capabilities: ops,env,replay,agents,classifiers,distributed "
+                              "(default: all)")
     p_bench.add_argument("--seeds", type=_int_at_least(1), default=None,
                          help="seeds per time-to-solve case (default: 3 quick, 5 full)")
     p_bench.add_argument("--json", default=None, metavar="FILE", help="also write the results to FILE")

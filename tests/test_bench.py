@@ -92,6 +92,34 @@ def test_timed_table_divides_each_anchor_by_rltorch_in_the_same_size():
     assert rows[1][0] == "2^16" and rows[1][3] == "10x" and rows[1][4:6] == ["", ""]
 
 
+def test_speed_up_is_per_item_when_the_calls_do_different_amounts_of_work():
+    ours = result("rltorch", 4e-3, items=4096)  # 4 actors deliver 4x the env steps per call
+    theirs = result("one process", 2e-3, items=1024)
+    assert ours.speedup_over(theirs) == pytest.approx(2.0)
+    assert report.timed_table([ours, theirs])[1][0][3] == "2.0x"
+
+
+def test_runner_closes_what_a_case_holds_also_when_measuring_fails():
+    closed = []
+
+    class Holder:
+        def __init__(self, fail):
+            self.fail = fail
+
+        def __call__(self):
+            if self.fail:
+                raise RuntimeError("lost the cluster")
+
+        def close(self):
+            closed.append(self.fail)
+
+    cases = [Case("ops", "g", "rltorch", lambda s: Holder(False), size=1, size_label="B"),
+             Case("ops", "g", "peer", lambda s: Holder(True), size=1, size_label="B")]
+    run = runner.run(cases, Settings.for_mode("tiny"), progress=False)
+    assert closed == [False, True]
+    assert [r["status"] for r in run["results"]] == ["ok", "error"]
+
+
 def test_variants_of_rltorch_are_shown_but_never_used_as_anchors():
     rs = [result("rltorch op", 1e-6), result("gymnasium", 8e-6), result("rltorch", 2e-6)]
     header, rows = report.timed_table(rs)

@@ -114,11 +114,11 @@ def test_simulated_latency_waits_per_step_and_checks_its_argument():
         SimulatedLatency(CartPoleVecEnv(2), seconds=-1)
     with pytest.raises(ValueError, match="seconds"):
         SimulatedLatency(CartPoleVecEnv(2), seconds=float("nan"))
-    env = SimulatedLatency(CartPoleVecEnv(2), seconds=0.02)
+    env = SimulatedLatency(CartPoleVecEnv(3), seconds=0.01)
     env.reset(seed=0)
     start = time.perf_counter()
-    env.step(torch.zeros(2, dtype=torch.long))
-    assert time.perf_counter() - start >= 0.02
+    env.step(torch.zeros(3, dtype=torch.long))
+    assert time.perf_counter() - start >= 0.03  # its 3 envs one after another
 
 
 def test_two_actors_learn_survive_a_killed_actor_and_resume_from_a_checkpoint(tmp_path, no_ray_left):
@@ -178,3 +178,18 @@ def test_ctrl_c_stops_the_cli_run_and_leaves_no_ray_process(tmp_path, no_ray_lef
             proc.kill()
     assert proc.returncode == 130, err
     assert "interrupted at" in err and "last checkpoint" in err
+
+
+def test_the_scaling_benchmark_cases_run_and_stop_their_clusters(no_ray_left):
+    from rltorch.bench import runner
+    from rltorch.bench.cases import collect
+    from rltorch.bench.core import Settings
+
+    settings = Settings.for_mode("tiny")
+    cases = collect(["distributed"], settings)
+    assert {c.impl for c in cases} == {"rltorch", "rltorch + learning", "one process"}
+    run = runner.run(cases, settings, progress=False)
+    assert [r["status"] for r in run["results"]] == ["ok"] * len(cases), [r["reason"] for r in run["results"]]
+    steps_per_s = {r["impl"]: r["items"] / sorted(r["samples"])[len(r["samples"]) // 2] for r in run["results"]}
+    # 8 envs at 1 ms each: one process cannot pass 1000 env steps/s, whatever the machine.
+    assert steps_per_s["one process"] < 1000

@@ -10,7 +10,9 @@ anchor whose speed the subject is divided by.
 A case's ``setup`` does everything that should not be timed (inputs, warm-up,
 compilation) and returns what the runner times: for ``kind == "timed"`` a
 zero-argument call, for ``kind == "solve"`` a function ``seed -> SolveRun``
-that trains until solved. A peer that cannot run here raises
+that trains until solved. If what it returns has a ``close`` method (a case
+holding processes, like the Ray cluster of the distributed cases), the
+runner calls it once the case is measured, also when measuring failed. A peer that cannot run here raises
 :class:`Unavailable` from ``setup``; the runner reports it as skipped with the
 reason and the command that installs it, never as a failure.
 """
@@ -28,7 +30,7 @@ from typing import Any, Callable
 
 import torch
 
-CAPABILITIES = ("ops", "env", "replay", "agents", "classifiers")
+CAPABILITIES = ("ops", "env", "replay", "agents", "classifiers", "distributed")
 MODES = ("tiny", "quick", "full")
 SUBJECT = "rltorch"
 
@@ -169,6 +171,10 @@ class Result:
         """Interquartile range relative to the median: how much to trust a ratio."""
         low, high = self.quartiles
         return (high - low) / self.median if self.median > 0 else 0.0
+
+    def speedup_over(self, anchor: "Result") -> float:
+        """How many times faster than ``anchor`` per item (the same as per call when both do the same work)."""
+        return (anchor.median / anchor.items) / (self.median / self.items)
 
     @property
     def throughput(self) -> float:

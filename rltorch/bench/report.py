@@ -69,7 +69,7 @@ def timed_table(results: list[Result]) -> tuple[list[str], list[list[str]]]:
             row.append(_cell(theirs))
             ratio = ""
             if ours is not None and ours.ok and theirs is not None and theirs.ok:
-                ratio = fmt_ratio(theirs.median / ours.median)
+                ratio = fmt_ratio(ours.speedup_over(theirs))
             row.append(ratio)
         row.append(fmt_rate(ours.throughput, ours.item) if ours is not None and ours.ok else "")
         rows.append(row)
@@ -86,7 +86,7 @@ def solve_table(results: list[Result]) -> tuple[list[str], list[list[str]]]:
             rows.append([impl, r.status, "", "", "", ""])
             continue
         steps = sorted(r.env_steps)[len(r.env_steps) // 2] if r.env_steps else 0
-        ratio = fmt_ratio(r.median / ours.median) if ours is not None and impl != SUBJECT else ""
+        ratio = fmt_ratio(ours.speedup_over(r)) if ours is not None and impl != SUBJECT else ""
         rows.append([impl, f"{r.median:.2f} s", f"{min(r.samples):.2f} - {max(r.samples):.2f} s",
                      f"{sum(r.solved)}/{len(r.samples)}", f"{steps:,}", ratio])
     return header, rows
@@ -157,7 +157,7 @@ def render(run: dict, markdown: bool = False, command: str | None = None) -> str
     if warning:
         parts.append(f"**{warning}**" if markdown else warning)
     parts.append("x = rltorch's speed-up over that implementation, measured in the same run "
-                 "(its median / rltorch's); ± is half the interquartile range, relative to the median.")
+                 "(its median time per item / rltorch's); ± is half the interquartile range, relative to the median.")
     for title, header, rows in tables(results):
         parts.append(f"{heading}{title}\n\n{table(header, rows)}" if markdown else f"{title}\n{table(header, rows)}")
     measured_groups = {r.group for r in results}

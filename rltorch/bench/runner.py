@@ -44,6 +44,7 @@ def _run_solve(case: Case, run_seed: Callable[[int], SolveRun], settings: Settin
 def run_case(case: Case, settings: Settings, tick=lambda note: None) -> Result:
     """One case; a peer that cannot run is ``skipped``, anything else that goes wrong
     is ``error`` with its first line, so one broken peer never costs the whole run."""
+    prepared = None
     try:
         with _quiet():
             prepared = case.setup(settings)
@@ -58,6 +59,11 @@ def run_case(case: Case, settings: Settings, tick=lambda note: None) -> Result:
         first_line = (str(exc).strip().splitlines() or [""])[0]
         return Result.of(case, settings.device, "error", reason=f"{type(exc).__name__}: {first_line}",
                          extra={"traceback": traceback.format_exc()})
+    finally:
+        close = getattr(prepared, "close", None)
+        if close is not None:
+            with _quiet():
+                close()
 
 
 def run(cases: list[Case], settings: Settings, progress: bool = True) -> dict:

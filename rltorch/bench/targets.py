@@ -102,7 +102,7 @@ def judge(target: Target, results: list[Result]) -> Verdict:
             why = "not in this run" if anchor is None else f"{anchor.status}: {anchor.reason}"
             return Verdict(target, "not measured", f"rltorch {fmt_time(ours.median)}",
                            f"{target.anchor} {why}")
-        ratio = anchor.median / ours.median
+        ratio = ours.speedup_over(anchor)
         return Verdict(target, "met" if ratio >= target.at_least else "missed", fmt_ratio(ratio),
                        f"{target.anchor} {fmt_time(anchor.median)} vs rltorch {fmt_time(ours.median)}")
     if target.solve is not None:

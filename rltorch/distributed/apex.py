@@ -84,7 +84,8 @@ class ApexConfig(DQNConfig):
     actor_num_cpus: float = 1.0
     """CPUs each actor reserves in Ray's scheduler (fractions allowed: many actors waiting on slow envs)."""
     step_latency_ms: float = 0.0
-    """Simulated env latency: every actor env step also waits this long (rltorch.envs.SimulatedLatency)."""
+    """Simulated env latency: each env step of an actor also waits this long, its envs one after another
+    (rltorch.envs.SimulatedLatency)."""
     address: str | None = None
     """A running Ray cluster to join (e.g. 'auto' or 'head-host:6379'); none starts a local one for the run."""
     object_store_mb: int = 256

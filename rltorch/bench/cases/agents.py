@@ -229,12 +229,13 @@ def cleanrl_solve_run(result: dict) -> SolveRun:
 
 # --- cases --------------------------------------------------------------------------------------
 
-def _rltorch_case(group: str, algorithm: str, threads: int | None, tiny_args: list[str]) -> Case:
+def _rltorch_case(group: str, algorithm: str, threads: int | None, tiny_args: list[str], impl: str = "rltorch",
+                  args: list[str] = ()) -> Case:
     def setup(settings: Settings):
-        extra_args = tiny_args if settings.mode == "tiny" else []
+        extra_args = [*args, *(tiny_args if settings.mode == "tiny" else [])]
         return lambda seed: rltorch_solve_run(run_rltorch(algorithm, seed, threads, extra_args, settings.device))
 
-    return Case("agents", group, "rltorch", setup, kind="solve", item="env step")
+    return Case("agents", group, impl, setup, kind="solve", item="env step")
 
 
 def _sb3_case(group: str, impl: str, algorithm: str, threads: int | None, total_steps) -> Case:
@@ -283,4 +284,9 @@ def cases(settings: Settings) -> list[Case]:
                                lambda s: s.pick(1280, None, 100_000)))
         found.append(_cleanrl_case("dqn_time_to_solve", "CleanRL DQN", "dqn.py", SOLVE_THREADS,
                                    ["--total-timesteps", "2000", "--learning-starts", "1000"]))
+    if settings.mode == "full":
+        # Ape-X's learner plus 2 actor processes on Ray (a local cluster per seed, its start-up
+        # counted in the time from process start, not in the time to solve).
+        found.append(_rltorch_case("dqn_time_to_solve", "apex", SOLVE_THREADS, [], impl="rltorch Ape-X (2 actors)",
+                                   args=["--actors", "2"]))
     return found
