@@ -36,7 +36,10 @@ def test_case_names_and_modes():
     slow_peers = {("dqn_time_to_solve", "SB3 DQN", "solve"), ("ppo_time_to_solve", "CleanRL PPO", "solve"),
                   ("dqn_time_to_solve", "CleanRL DQN", "solve")}
     assert _names("quick") == agents_cases | classifier_cases  # the slow peers take too long for --quick
-    assert _names("tiny") == _names("full") == agents_cases | classifier_cases | slow_peers
+    assert _names("tiny") == agents_cases | classifier_cases | slow_peers
+    # Ape-X starts a Ray cluster per seed: only full runs time it (tests/test_distributed.py runs it).
+    apex = {("dqn_time_to_solve", "rltorch Ape-X (2 actors)", "solve")}
+    assert _names("full") == agents_cases | classifier_cases | slow_peers | apex
 
 
 def test_full_mode_sizes_are_the_published_ones():
