@@ -306,3 +306,18 @@ def test_a_run_started_on_a_busy_machine_says_so():
     assert "busy" not in report.render(run)
     run["machine"]["load_average"] = [2.7, 1.0, 0.5]
     assert "the machine was busy when this run started (load average 2.7 on 2 cores)" in report.render(run)
+
+
+def test_benchmarks_md_shows_the_recorded_full_run_as_the_report_writer_renders_it():
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    recorded = report.load(os.path.join(root, "benchmarks", "results", "full-cpu", "results.json"))
+    assert recorded["settings"]["mode"] == "full"
+    proc = subprocess.run([sys.executable, os.path.join(root, "tools", "benchmarks_md.py"),
+                           "benchmarks/results/full-cpu", "--check"], capture_output=True, text=True, cwd=root)
+    assert proc.returncode == 0, proc.stderr
+    text = open(os.path.join(root, "BENCHMARKS.md")).read()
+    for target in TARGETS:  # every target the issues named appears, met or not
+        assert target.text in text, target.text

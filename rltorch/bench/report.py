@@ -86,7 +86,7 @@ def solve_table(results: list[Result]) -> tuple[list[str], list[list[str]]]:
             rows.append([impl, r.status, "", "", "", ""])
             continue
         steps = sorted(r.env_steps)[len(r.env_steps) // 2] if r.env_steps else 0
-        ratio = fmt_ratio(ours.speedup_over(r)) if ours is not None and impl != SUBJECT else ""
+        ratio = fmt_ratio(ours.speedup_over(r)) if ours is not None and impl != SUBJECT and not _is_variant(impl) else ""
         rows.append([impl, f"{r.median:.2f} s", f"{min(r.samples):.2f} - {max(r.samples):.2f} s",
                      f"{sum(r.solved)}/{len(r.samples)}", f"{steps:,}", ratio])
     return header, rows
