@@ -382,7 +382,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
             run = report.load(args.report)
         except (OSError, ValueError) as exc:
             raise CliError(str(exc)) from None
-        command = None
+        command = run.get("command")
     else:
         _check_device(args.device)
         overrides = {"seeds": args.seeds} if args.seeds is not None else {}
@@ -393,14 +393,14 @@ def _cmd_bench(args: argparse.Namespace) -> int:
                 print(case.key + (" (time to solve)" if case.kind == "solve" else ""))
             return 0
         run = runner.run(cases, settings, progress=not args.quiet)
-        command = args.command_line
+        run["command"] = command = args.command_line
     out = args.out or os.path.join("bench-results", time.strftime("%Y%m%d-%H%M%S") + f"-{run['settings']['mode']}-"
                                    f"{run['settings']['device']}")
     print(report.render(run, command=command))
     written = report.write(run, out, command=command)
     if args.json:
         with open(args.json, "w") as f:
-            json.dump(run, f, indent=1)
+            json.dump(run, f, separators=(",", ":"))
         print(f"results: {args.json}")
     print(f"report, results and {len(written['plots'])} plots: {out}/")
     errors = [r for r in run["results"] if r["status"] == "error"]

@@ -321,3 +321,15 @@ def test_benchmarks_md_shows_the_recorded_full_run_as_the_report_writer_renders_
     text = open(os.path.join(root, "BENCHMARKS.md")).read()
     for target in TARGETS:  # every target the issues named appears, met or not
         assert target.text in text, target.text
+
+
+def test_plot_colours_keep_red_for_rltorch_and_never_repeat_within_a_plot():
+    impls = ["rltorch"] + [f"peer {i}" for i in range(12)]
+    rs = [result(impl, 1e-6 * (i + 1)) for i, impl in enumerate(impls)]
+    palette = report._colours(rs)
+    assert palette["rltorch"] == report.PALETTE[0]
+    assert report.PALETTE[0] not in [palette[i] for i in impls[1:]]
+    chosen = report._plot_colours(rs[:10], palette)
+    assert len(set(chosen.values())) == 10 and chosen["rltorch"] == report.PALETTE[0]
+    wrapped = report._plot_colours([rs[0], rs[1], rs[10]], palette)  # peer 9 would reuse peer 0's colour
+    assert len(set(wrapped.values())) == 3

@@ -27,14 +27,7 @@ def generated_block(run_dir: str) -> str:
     from rltorch.bench import report
 
     run = report.load(os.path.join(ROOT, run_dir, "results.json"))
-    command = None
-    md_path = os.path.join(ROOT, run_dir, "report.md")
-    if os.path.exists(md_path):
-        with open(md_path) as f:
-            first = f.read().split("\n", 2)
-        if first[0] == "```bash":
-            command = first[1]
-    body = report.render(run, markdown=True, command=command)
+    body = report.render(run, markdown=True, command=run.get("command"))
     plots = sorted(p for p in os.listdir(os.path.join(ROOT, run_dir)) if p.endswith(".png"))
     if plots:
         body += "\nPlots of this run:\n\n" + "\n".join(f"- [{p[:-4]}]({run_dir}/{p})" for p in plots) + "\n"

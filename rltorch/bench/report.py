@@ -177,8 +177,21 @@ def render(run: dict, markdown: bool = False, command: str | None = None) -> str
 # ---------------------------------------------------------------- plots
 
 def _colours(results: list[Result]) -> dict[str, str]:
+    """rltorch red, every other implementation its own colour across the run's plots; past the
+    palette's ten colours an implementation keeps its colour where it can and never shares one in a plot."""
     impls = _impls(results)
-    return {impl: PALETTE[i % len(PALETTE)] for i, impl in enumerate(impls)}
+    return {impl: PALETTE[0] if impl == SUBJECT else PALETTE[1 + i % (len(PALETTE) - 1)]
+            for i, impl in enumerate(i for i in impls if i != SUBJECT)} | {SUBJECT: PALETTE[0]}
+
+
+def _plot_colours(results: list[Result], preferred: dict[str, str]) -> dict[str, str]:
+    chosen: dict[str, str] = {}
+    for impl in _impls(results):
+        colour = preferred[impl]
+        if colour in chosen.values():
+            colour = next(c for c in PALETTE[1:] if c not in chosen.values())
+        chosen[impl] = colour
+    return chosen
 
 
 def _slug(text: str) -> str:
@@ -195,7 +208,7 @@ def plot(run: dict, out_dir: str) -> list[str]:
     import matplotlib.pyplot as plt
 
     results = [Result.from_dict(r) for r in run["results"]]
-    colours = _colours(results)
+    palette = _colours(results)
     os.makedirs(out_dir, exist_ok=True)
     written = []
     for (capability, where, device), rs in grouped(results).items():
@@ -203,6 +216,7 @@ def plot(run: dict, out_dir: str) -> list[str]:
         if not ok:
             continue
         fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
+        colours = _plot_colours(ok, palette)
         if rs[0].kind == "solve":
             _strip_plot(ax, ok, colours)
             ax.set_title(f"{where.replace('_', ' ')} ({device})")
@@ -231,10 +245,27 @@ def _throughput_plot(ax, results: list[Result], colours: dict[str, str]) -> None
         ax.plot(xs, ys, style, marker="o", color=colours[impl], label=impl, linewidth=2.2 if impl == SUBJECT else 1.4)
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
+    _log_ticks(ax, _si)
     first = results[0]
     ax.set_xlabel(f"{first.size_label} (log scale)")
     ax.set_ylabel(f"{plural(first.item)} per second (log scale)")
     ax.legend(fontsize=8)
+
+
+def _log_ticks(ax, label) -> None:
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 3.0, 5.0)))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: label(v)))
+    ax.yaxis.set_minor_formatter(NullFormatter())
+
+
+def _si(value: float) -> str:
+    """Tick labels as people say rates: 2k, 500M, 1.5G."""
+    for scale, prefix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if value >= scale:
+            return f"{value / scale:g}{prefix}"
+    return f"{value:g}"
 
 
 def _bar_plot(ax, results: list[Result], colours: dict[str, str]) -> None:
@@ -262,11 +293,8 @@ def _strip_plot(ax, results: list[Result], colours: dict[str, str]) -> None:
     ax.set_xticks(range(len(impls)), impls)
     ax.set_xlim(-0.6, len(impls) - 0.4)
     ax.set_yscale("log")
-    from matplotlib.ticker import FuncFormatter
-
-    # Plain seconds on the ticks: "0.5", not "5 x 10^-1".
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-    ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}" if f"{v:.0e}"[0] in "25" else ""))
+    # Plain seconds on the ticks ("0.5", not "5 x 10^-1") at 1, 2, 3, 5 of each decade.
+    _log_ticks(ax, lambda v: f"{v:g}")
     ax.set_ylabel("seconds to solve (log scale; bar = median)")
     if any(not s for r in results for s in r.solved):
         ax.scatter([], [], s=40, color="none", edgecolors="#333333", label="not solved: a lower bound")
@@ -280,7 +308,7 @@ def write(run: dict, out_dir: str, command: str | None = None) -> dict[str, obje
     os.makedirs(out_dir, exist_ok=True)
     json_path = os.path.join(out_dir, "results.json")
     with open(json_path, "w") as f:
-        json.dump(run, f, indent=1)
+        json.dump(run, f, separators=(",", ":"))
     md_path = os.path.join(out_dir, "report.md")
     with open(md_path, "w") as f:
         f.write(render(run, markdown=True, command=command))

@@ -95,8 +95,14 @@ def run(cases: list[Case], settings: Settings, progress: bool = True) -> dict:
                      "capabilities": sorted({case.capability for case in cases})},
         "machine": machine,
         "wall_seconds": round(time.perf_counter() - started, 2),
-        "results": [r.to_dict() for r in results],
+        "results": [_rounded(r.to_dict()) for r in results],
     }
+
+
+def _rounded(result: dict) -> dict:
+    # Five significant digits are far below any case's spread, and keep a full run's JSON small.
+    result["samples"] = [float(f"{s:.5g}") for s in result["samples"]]
+    return result
 
 
 def results_of(run_data: dict) -> list[Result]:
