@@ -50,6 +50,36 @@ def summarize(name: str, results: list[dict], key: str = "time_to_solve_s") -> f
     return statistics.median(times)
 
 
+def run_seeds(algorithm: str, seeds: list[int], threads: int, extra: list[str]) -> list[dict]:
+    """rltorch's ``algorithm`` once per seed, each in a fresh process, printing a line per seed."""
+    results = []
+    for seed in seeds:
+        r = run_rltorch(algorithm, seed, threads, extra)
+        results.append(r)
+        print(f"rltorch seed {seed}: solved={r['solved']} time_to_solve={r['time_to_solve_s']} s "
+              f"(from process start {r['from_process_start_s']:.2f} s) steps={r['steps_to_solve']} "
+              f"updates={r['updates']} steps/s={r.get('steps_per_s', 0):,.0f}", flush=True)
+    return results
+
+
+def compare_with_sb3(algorithm: str, args, seeds: list[int], ours: float | None, **sb3_kwargs) -> None:
+    """SB3's ``algorithm`` over the same seeds (in ``--sb3-venv`` or this interpreter), against ``ours``."""
+    label = f"SB3 {algorithm.upper()}"
+    python = sb3_venv(args.sb3_venv) if args.sb3_venv else sb3_python()
+    print(f"\nstable-baselines3 {sb3_version(python)} in {python}", flush=True)
+    sb3 = []
+    for seed in seeds:
+        r = run_sb3(algorithm, python, seed, args.threads, **sb3_kwargs)
+        sb3.append(r)
+        print(f"sb3 seed {seed}: {json.dumps(r)}", flush=True)
+    theirs = summarize(f"{label}, training only (its evaluation time left out)", sb3, key="training_only_s")
+    summarize(f"{label}, evaluation included (vectorized greedy evaluation)", sb3)
+    summarize(f"{label}, from process start", sb3, key="from_process_start_s")
+    if ours and theirs:
+        print(f"\nrltorch {algorithm.upper()} (evaluation included) vs {label} training only: "
+              f"{theirs / ours:.1f}x faster (medians)")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, default=5)
@@ -63,28 +93,12 @@ def main() -> int:
     parser.add_argument("extra", nargs="*", help="extra arguments for `rltorch train dqn` (after --)")
     args = parser.parse_args()
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
-    results = []
-    for seed in seeds:
-        r = run_rltorch("dqn", seed, args.threads, args.extra)
-        results.append(r)
-        print(f"rltorch seed {seed}: solved={r['solved']} time_to_solve={r['time_to_solve_s']} s "
-              f"(from process start {r['from_process_start_s']:.2f} s) steps={r['steps_to_solve']} "
-              f"updates={r['updates']}", flush=True)
+    results = run_seeds("dqn", seeds, args.threads, args.extra)
     ours = summarize("rltorch DQN (from the start of training, evaluation included)", results)
     summarize("rltorch DQN (from process start, like the CleanRL clock)", results, key="from_process_start_s")
 
     if args.sb3:
-        python = sb3_venv(args.sb3_venv) if args.sb3_venv else sb3_python()
-        print(f"\nstable-baselines3 {sb3_version(python)} in {python}", flush=True)
-        sb3 = []
-        for seed in seeds:
-            r = run_sb3("dqn", python, seed, args.threads, total_steps=args.sb3_total_steps)
-            sb3.append(r)
-            print(f"sb3 seed {seed}: {json.dumps(r)}", flush=True)
-        theirs = summarize("SB3 DQN, training only (its evaluation time left out)", sb3, key="training_only_s")
-        summarize("SB3 DQN, from process start", sb3, key="from_process_start_s")
-        if ours and theirs:
-            print(f"\nrltorch DQN (evaluation included) vs SB3 training only: {theirs / ours:.1f}x faster (medians)")
+        compare_with_sb3("dqn", args, seeds, ours, total_steps=args.sb3_total_steps)
 
     if args.cleanrl:
         cleanrl = []

@@ -32,7 +32,6 @@ small, and an oversubscribed thread pool only waits).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -41,12 +40,8 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from benchmarks.train_dqn import summarize  # noqa: E402
-from rltorch.bench.cases.agents import (SOLVE_THREADS, run_cleanrl, run_rltorch, run_sb3, sb3_python,  # noqa: E402
-                                        sb3_venv, sb3_version)
-
-SB3_ANCHOR = ("stable-baselines3 2.9.2 PPO, rl-zoo3 hyperparameters (anchor measured on this 2-core machine, not this "
-              "run): median 2.2 s of training (1.2-3.6 s), median 14k env steps (8k-25k)")
+from benchmarks.train_dqn import compare_with_sb3, run_seeds, summarize  # noqa: E402
+from rltorch.bench.cases.agents import SOLVE_THREADS, run_cleanrl  # noqa: E402
 
 
 def profile_breakdown(seeds: list[int], threads: int, extra: list[str]) -> None:
@@ -111,31 +106,14 @@ def main() -> int:
         profile_breakdown(seeds, args.threads, args.extra)
         return 0
 
-    results = []
-    for seed in seeds:
-        r = run_rltorch("ppo", seed, args.threads, args.extra)
-        results.append(r)
-        print(f"rltorch seed {seed}: solved={r['solved']} time_to_solve={r['time_to_solve_s']} s "
-              f"(from process start {r['from_process_start_s']:.2f} s) steps={r['steps_to_solve']} "
-              f"updates={r['updates']} steps/s={r['steps_per_s']:,.0f}", flush=True)
+    results = run_seeds("ppo", seeds, args.threads, args.extra)
     ours = summarize("rltorch PPO (from the start of training, evaluation included)", results)
     summarize("rltorch PPO (from process start, imports included)", results, key="from_process_start_s")
 
     if args.sb3:
-        python = sb3_venv(args.sb3_venv) if args.sb3_venv else sb3_python()
-        print(f"\nstable-baselines3 {sb3_version(python)} in {python}", flush=True)
-        sb3 = []
-        for seed in seeds:
-            r = run_sb3("ppo", python, seed, args.threads, args.sb3_eval_every)
-            sb3.append(r)
-            print(f"sb3 seed {seed}: {json.dumps(r)}", flush=True)
-        theirs = summarize("SB3 PPO, training only (its evaluation time left out)", sb3, key="training_only_s")
-        summarize("SB3 PPO, evaluation included (vectorized greedy evaluation)", sb3)
-        summarize("SB3 PPO, from process start", sb3, key="from_process_start_s")
-        if ours and theirs:
-            print(f"\nrltorch PPO (evaluation included) vs SB3 training only: {theirs / ours:.1f}x faster (medians)")
+        compare_with_sb3("ppo", args, seeds, ours, eval_every=args.sb3_eval_every)
     else:
-        print(f"\n{SB3_ANCHOR}")
+        print("\n(--sb3 times stable-baselines3's PPO on the same seeds in this run)")
 
     if args.cleanrl:
         cleanrl = []
