@@ -60,7 +60,7 @@ train: build
 demo: build
 	$(PY) -m rltorch demo
 
-# rltorch beside its peers in one run (about 3 minutes on 2 cores): a table of
+# rltorch beside its peers in one run (under 3 minutes on 2 cores): a table of
 # medians and speed-ups, the issues' targets, and PNG plots under bench-results/.
 # BENCH_FLAGS=--full measures every size (what BENCHMARKS.md is made from).
 BENCH_FLAGS ?= --quick

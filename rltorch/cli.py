@@ -494,7 +494,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "results.json, report.md and PNG plots to --out.")
     mode = p_bench.add_mutually_exclusive_group()
     mode.add_argument("--quick", dest="mode", action="store_const", const="quick",
-                      help="fewer sizes and seeds, about 3 minutes on 2 cores (the default)")
+                      help="fewer sizes and seeds, under 3 minutes on 2 cores (the default)")
     mode.add_argument("--full", dest="mode", action="store_const", const="full",
                       help="every size, 5 seeds per time-to-solve case (what BENCHMARKS.md is made from)")
     mode.add_argument("--tiny", dest="mode", action="store_const", const="tiny",
