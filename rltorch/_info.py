@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from rltorch import _ext
+from rltorch import _ext, _threads
 
 
 def info() -> dict:
@@ -25,6 +25,7 @@ def info() -> dict:
         "cuda_compiled": _ext.cuda_compiled(),
         "cuda_available": cuda_available,
         "num_threads": torch.get_num_threads(),
+        "threads": _threads.policy(),
         "ops": {
             name: {device: implementation(kernels, device) for device in devices}
             for name, kernels in sorted(all_kernels().items())

@@ -21,7 +21,11 @@ def _cmd_info(args: argparse.Namespace) -> int:
     print(f"  extension loaded : {loaded}")
     print(f"  CUDA kernels     : {'compiled' if report['cuda_compiled'] else 'not compiled'}")
     print(f"  CUDA available   : {'yes' if report['cuda_available'] else 'no'}")
-    print(f"  CPU threads      : {report['num_threads']}")
+    threads = report["threads"]
+    print(f"  CPU threads      : {report['num_threads']} torch intra-op, {threads['cpu_cores']} usable cores")
+    mode = threads["kernel_parallel_mode"] or "n/a (no CPU kernels)"
+    print(f"  thread policy    : kernels {mode} (RLTORCH_CPU_PARALLEL=adaptive|static|serial); agents "
+          f"{threads['agent_threads_auto']} thread under --threads auto (default), --threads N to override")
     for name, per_device in report["ops"].items():
         where = ", ".join(f"{device}: {impl}" for device, impl in per_device.items())
         print(f"  {name:<22} {where}")
@@ -108,10 +112,13 @@ def _config_flags(parser: argparse.ArgumentParser, config_class) -> None:
 def _metavar(hint) -> str:
     import typing
 
-    from rltorch.agents.config import optional_inner
+    from rltorch.agents.config import literal_or, optional_inner
 
     inner, nullable = optional_inner(hint)
-    if typing.get_origin(inner) is tuple:
+    either = literal_or(inner)
+    if either is not None:
+        text = "|".join([{int: "N", float: "X"}.get(either[1], "VALUE"), *map(str, either[0])])
+    elif typing.get_origin(inner) is tuple:
         text = "N,N,..."
     else:
         text = {int: "N", float: "X", str: "TEXT"}.get(inner, "VALUE")

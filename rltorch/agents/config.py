@@ -28,6 +28,7 @@ from rltorch.envs.vector import ENV_BACKENDS
 
 #: Seeds go to torch and gymnasium generators, which take non-negative 64-bit values.
 MAX_SEED = 2**63 - 1
+MAX_THREADS = 1024
 
 
 @dataclass(kw_only=True)
@@ -105,6 +106,10 @@ class RunConfig(Config):
     eval_stop_early: bool = False
     """Stop a training-time evaluation once its mean can no longer reach solve_threshold (envs with a known
     best episode return: rltorch's CartPole); its logged eval_return is then a lower bound."""
+    threads: int | Literal["auto"] = "auto"
+    """torch intra-op threads while training and evaluating: 'auto' is one (an agent's small MLP and env step
+    cannot gain from splitting, and lose badly when another process shares the cores); the caller's own
+    setting is restored afterwards."""
 
     def check(self, values: dict[str, Any]) -> None:
         super().check(values)
@@ -118,6 +123,8 @@ class RunConfig(Config):
         need(values["total_steps"] >= 1, "total_steps", f"must be >= 1, got {values['total_steps']}")
         for name in ("eval_interval", "eval_episodes", "log_interval"):
             need(values[name] >= 1, name, f"must be >= 1, got {values[name]}")
+        need(values["threads"] == "auto" or 1 <= values["threads"] <= MAX_THREADS, "threads",
+             f"must be 'auto' or an integer in [1, {MAX_THREADS}], got {values['threads']!r}")
 
 
 def _is_device(name: str) -> bool:
@@ -141,6 +148,17 @@ def field_hints(cls: type) -> dict[str, Any]:
     return {f.name: hint for f, hint in _fields_and_hints(cls)}
 
 
+def literal_or(hint) -> tuple[tuple, Any] | None:
+    """(the choices, the other type) for a ``Literal[...] | T`` annotation such as ``int | Literal["auto"]``."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        args = typing.get_args(hint)
+        literals = [a for a in args if typing.get_origin(a) is Literal]
+        others = [a for a in args if typing.get_origin(a) is not Literal and a is not type(None)]
+        if len(literals) == 1 and len(others) == 1 and len(args) == 2:
+            return typing.get_args(literals[0]), others[0]
+    return None
+
+
 def optional_inner(hint) -> tuple[Any, bool]:
     """(the hint without ``None``, whether ``None`` is allowed)."""
     if typing.get_origin(hint) in (typing.Union, types.UnionType):
@@ -157,6 +175,15 @@ def _coerce(cls: type, name: str, hint, value):
     inner, nullable = optional_inner(hint)
     if value is None:
         return None if nullable else fail(describe(hint))
+    either = literal_or(inner)
+    if either is not None:
+        choices, other = either
+        if not isinstance(value, bool) and isinstance(value, str) and value in choices:
+            return value
+        try:
+            return _coerce(cls, name, other, value)
+        except ValueError:
+            fail(describe(hint))
     origin = typing.get_origin(inner)
     if origin is Literal:
         choices = typing.get_args(inner)
@@ -197,7 +224,10 @@ def describe(hint) -> str:
     """A short human name for an annotation (for help texts and errors)."""
     inner, nullable = optional_inner(hint)
     origin = typing.get_origin(inner)
-    if origin is Literal:
+    either = literal_or(inner)
+    if either is not None:
+        text = f"{describe(either[1])} or {'|'.join(str(c) for c in either[0])}"
+    elif origin is Literal:
         text = "|".join(str(c) for c in typing.get_args(inner))
     elif origin is tuple:
         text = f"comma-separated {describe(typing.get_args(inner)[0])}s"
@@ -219,6 +249,11 @@ def parse_field(cls: type, name: str, text: str):
     def fail(expected: str):
         raise ValueError(f"{cls.__name__}: `{name}` must be {expected}, got {text!r}")
 
+    either = literal_or(inner)
+    if either is not None:
+        if text in either[0]:
+            return text
+        inner = either[1]
     if inner is bool:
         lowered = text.lower()
         if lowered in ("true", "1", "yes", "on"):

@@ -19,8 +19,7 @@ import sys
 
 
 def main(argv: list[str] | None = None) -> int:
-    import torch
-
+    from rltorch._threads import agent_threads
     from rltorch.cli import CliError, _config_from_args, build_parser
 
     argv = sys.argv[1:] if argv is None else argv
@@ -38,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
             "solved": result.solved, "time_to_solve_s": result.time_to_solve_s,
             "steps_to_solve": result.steps_to_solve, "env_steps": result.env_steps, "updates": result.updates,
             "wall_time_s": result.wall_time_s, "last_eval_return": result.last_eval_return,
-            "threshold": agent.threshold, "threads": torch.get_num_threads(), "device": str(agent.device),
+            "threshold": agent.threshold, "threads": agent_threads(config.threads), "device": str(agent.device),
         }), flush=True)
     finally:
         agent.close()
