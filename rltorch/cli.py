@@ -90,7 +90,7 @@ def _config_flags(parser: argparse.ArgumentParser, config_class) -> None:
     import dataclasses
     import typing
 
-    from rltorch.agents.config import describe, field_docs, field_hints
+    from rltorch.config import describe, field_docs, field_hints
 
     docs, hints, defaults = field_docs(config_class), field_hints(config_class), config_class()
     group = parser.add_argument_group(f"{config_class.__name__} fields (also --config FILE, --set KEY=VALUE)")
@@ -112,7 +112,7 @@ def _config_flags(parser: argparse.ArgumentParser, config_class) -> None:
 def _metavar(hint) -> str:
     import typing
 
-    from rltorch.agents.config import literal_or, optional_inner
+    from rltorch.config import literal_or, optional_inner
 
     inner, nullable = optional_inner(hint)
     either = literal_or(inner)
@@ -129,7 +129,7 @@ def _config_from_args(args: argparse.Namespace, config_class, algorithm: str):
     import dataclasses
 
     from rltorch import runs
-    from rltorch.agents.config import parse_field
+    from rltorch.config import parse_field
 
     values: dict = {}
     try:

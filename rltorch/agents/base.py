@@ -47,10 +47,11 @@ import gymnasium as gym
 import torch
 from torch import Tensor, nn
 
+from rltorch._checks import resolve_device
 from rltorch._threads import agent_threads, torch_threads
 from rltorch.agents.config import RunConfig
 from rltorch.ops.device_errors import check_device_errors
-from rltorch.envs.vector import Step, VectorEnvAdapter, make_env, max_episode_return, resolve_device, solve_threshold
+from rltorch.envs.vector import Step, VectorEnvAdapter, make_env, max_episode_return, solve_threshold
 
 #: Version of the checkpoint layout. 1: DQN-only files (no ``algorithm`` key); 2: tagged with the algorithm.
 CHECKPOINT_FORMAT = 2
