@@ -140,7 +140,9 @@ def load_checked(path: str | os.PathLike, what: str) -> dict:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        if "Unsupported global" in str(exc) or "weights_only" in str(exc):
+        # torch words every refusal with "weights_only"; a pickled callable or class is an unsupported GLOBAL,
+        # anything else (text, a truncated pickle) an unsupported opcode.
+        if "global" in str(exc).lower():
             raise ValueError(f"{path!r} is not an rltorch {what}: it holds Python objects other than tensors and "
                              "plain values, and rltorch never runs code from a file") from None
         raise ValueError(f"{path!r} is not a readable rltorch {what}: not a torch file, or damaged") from None

@@ -86,19 +86,21 @@ def _flag(name: str) -> str:
 
 
 def _config_flags(parser: argparse.ArgumentParser, config_class) -> None:
-    """One flag per config field, help from the field's docstring; absent flags leave the field alone."""
+    """One flag per config field, help from the field's docstring and bounds; absent flags leave the field alone."""
     import dataclasses
     import typing
 
-    from rltorch.config import describe, field_docs, field_hints
+    from rltorch.config import describe, field_bounds, field_docs, field_hints
 
-    docs, hints, defaults = field_docs(config_class), field_hints(config_class), config_class()
+    docs, hints, bounds = field_docs(config_class), field_hints(config_class), field_bounds(config_class)
+    defaults = config_class()
     group = parser.add_argument_group(f"{config_class.__name__} fields (also --config FILE, --set KEY=VALUE)")
     for f in dataclasses.fields(config_class):
         hint, default = hints[f.name], getattr(defaults, f.name)
         shown = ",".join(map(str, default)) if isinstance(default, tuple) else ("none" if default is None else default)
         text = docs.get(f.name) or f"{f.name.replace('_', ' ')} ({describe(hint)})"
-        text = f"{text} (default: {shown})".replace("%", "%%")
+        limits = f"{bounds[f.name]}; " if f.name in bounds else ""
+        text = f"{text} ({limits}default: {shown})".replace("%", "%%")
         flags = [_flag(f.name)] + (["--env"] if f.name == "env_id" else [])
         if hint is bool:
             group.add_argument(*flags, dest=f.name, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
@@ -151,7 +153,7 @@ def _config_from_args(args: argparse.Namespace, config_class, algorithm: str):
 
 
 def _check_device(device: str) -> None:
-    from rltorch.envs import resolve_device
+    from rltorch._checks import resolve_device
 
     try:
         resolve_device(device)
@@ -228,6 +230,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
             agent.save(checkpoint, include_buffer=args.save_buffer)
             next_checkpoint[0] = (agent.env_steps // args.checkpoint_every + 1) * args.checkpoint_every
 
+    from rltorch.agents.base import EnvDataError
+
     try:
         result = agent.train(progress=not args.quiet, callback=on_row)
     except KeyboardInterrupt:
@@ -236,6 +240,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
         saved = f"; last checkpoint {checkpoint}" if os.path.exists(checkpoint) else ""
         print(f"rltorch: interrupted at {agent.env_steps} env steps{saved}", file=sys.stderr, flush=True)
         return 130
+    except EnvDataError as exc:
+        # Found at a log row, before that row's checkpoint: the last one written learned from finite data only.
+        agent.close()
+        saved = f"; last checkpoint {checkpoint}" if os.path.exists(checkpoint) else "; no checkpoint was written"
+        print(f"rltorch: error: {exc}{saved}", file=sys.stderr, flush=True)
+        return 1
     except BaseException:
         agent.close()
         raise
@@ -256,10 +266,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         "env_steps": result.env_steps, "updates": result.updates, "wall_time_s": result.wall_time_s,
         "last_eval_return": result.last_eval_return, "threshold": agent.threshold,
     })
-    curve = runs.plot_learning_curve(run_dir, agent.threshold, getattr(config, "eval_stop_early", False))
-    extra_files = getattr(agent, "write_run_files", None)  # an algorithm's own figures (BC: confusion matrix)
-    if extra_files is not None:
-        extra_files(run_dir)
+    curve = runs.plot_learning_curve(run_dir, agent.threshold, config.eval_stop_early)
+    agent.write_run_files(run_dir)  # an algorithm's own figures (BC: confusion matrix)
     print(f"run dir: {run_dir}" + (f" (learning curve: {curve})" if curve else ""))
     agent.close()
     return 0 if result.solved or not config.stop_when_solved else 1
@@ -294,8 +302,8 @@ def _cmd_train_classifier(args: argparse.Namespace) -> int:
 def _load_run(run_dir: str, device: str | None):
     """The agent saved in ``run_dir``, of the algorithm its config.json records."""
     from rltorch import runs
+    from rltorch._checks import resolve_device
     from rltorch.agents import Agent, algorithm_class
-    from rltorch.envs import resolve_device
 
     if not os.path.exists(run_dir):
         raise CliError(f"run directory {run_dir!r} does not exist")
@@ -330,8 +338,15 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
+    from rltorch._io import check_writable
+
     suffix = {"torchscript": "policy.ts", "export": "policy.pt2"}[args.format]
     output = args.output or os.path.join(args.run_dir, suffix)
+    if args.output is not None:  # checked before the run is loaded; the default lies in the run directory
+        try:
+            check_writable(output, "--output `path`")
+        except ValueError as exc:
+            raise CliError(str(exc)) from None
     if os.path.isdir(args.run_dir):
         from rltorch import runs
 
@@ -415,22 +430,21 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _int_at_least(low: int):
+    """An argparse type: an integer >= ``low`` (checked by rltorch._checks.integer, as config fields are)."""
+    from rltorch._checks import integer
+
     def parse(text: str) -> int:
         try:
-            value = int(text)
-        except ValueError:
+            return integer("rltorch", "value", int(text), minimum=low)
+        except (TypeError, ValueError):
             raise argparse.ArgumentTypeError(f"must be an integer >= {low}, got {text!r}") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"must be an integer >= {low}, got {value}")
-        return value
 
     return parse
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from rltorch.agents import ALGORITHMS, register_extensions
+    from rltorch.agents import ALGORITHMS
 
-    register_extensions()
     parser = argparse.ArgumentParser(prog="rltorch", description="Fast C++/CUDA reinforcement-learning ops for PyTorch.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     p_info = sub.add_parser("info", help="report version, build and which kernels each op uses")

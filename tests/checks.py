@@ -43,3 +43,26 @@ def run_without_rltorch(tmp_path, torchscript_path, export_path, obs):
     proc = subprocess.run([sys.executable, "-c", code], cwd=str(tmp_path), capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     return torch.load(tmp_path / "out.pt")
+
+
+def legacy_layout(state: dict, format: int) -> dict:
+    """A format 3 agent checkpoint rewritten as rltorch wrote formats 1 and 2: one flat dict of the frame's
+    and the algorithm's entries, with the process-wide RNG state (format 1: untagged, DQN's)."""
+    name = state["algorithm"]
+    section = dict(state[name])
+    if "schedule" in section:  # DQN and Ape-X kept only their update debt
+        section["update_debt"] = section.pop("schedule")["debt"]
+    if name == "apex":
+        section["apex"] = {k: section.pop(k) for k in ("actor_batches", "actor_restarts", "weights_version")}
+    if name == "bc":
+        section.update(section.pop("extra"))
+        data = section.pop("data", None)
+        if data is not None:
+            section["data_obs"], section["data_actions"] = data["obs"], data["actions"]
+    flat = {"format": format, "config": state["config"], "torch_rng": torch.get_rng_state(), **state["frame"],
+            **section}
+    if name == "bc":
+        del flat["generator"]  # BC had none
+    if format >= 2:
+        flat["algorithm"] = name
+    return flat
