@@ -30,7 +30,7 @@ from torch import Tensor, nn
 
 from rltorch._checks import Range
 from rltorch._io import first_line
-from rltorch.agents.base import CHECKPOINT_FILE, Agent, eval_mode
+from rltorch.agents.base import CHECKPOINT_FILE, Agent, check_module_state, check_optimizer_state, eval_mode
 from rltorch.agents.config import RunConfig
 from rltorch.classifiers.env_data import LinearExpert, collect_expert_pairs
 from rltorch.classifiers.models import Classifier, Decision, MulticlassClassifier
@@ -256,15 +256,20 @@ class BC(Agent):
                 "optimizer": None if optimizer is None else optimizer.state_dict()}
 
     def load_extra_state(self, state: Any) -> None:
-        if not isinstance(state, dict) or set(state) != {"classifier", "optimizer"}:
+        if not isinstance(state, dict) or set(state) != {"classifier", "optimizer"} \
+                or not isinstance(state["classifier"], dict):
             raise ValueError("`extra` must hold the classifier and its optimizer")
+        # The network of this config's architecture, exactly (loading would cast other dtypes silently).
+        check_module_state(self.classifier.network, state["classifier"].get("network"), "extra.classifier.network")
         classifier = Classifier.from_state_dict(state["classifier"], self.device)
         if not isinstance(classifier, MulticlassClassifier) or classifier.input_shape != self.classifier.input_shape \
                 or classifier.num_classes != self.classifier.num_classes:
             raise ValueError("`extra.classifier` does not fit this env's observations and actions")
         if state["optimizer"] is not None:
             cfg = self.config
-            classifier.make_optimizer("adam", cfg.learning_rate, cfg.weight_decay).load_state_dict(state["optimizer"])
+            optimizer = classifier.make_optimizer("adam", cfg.learning_rate, cfg.weight_decay)
+            check_optimizer_state(optimizer, state["optimizer"], "extra.optimizer")
+            optimizer.load_state_dict(state["optimizer"])
         self.classifier = classifier
         self._policy = Decision(classifier.network, "labels", True, 0.0, False)
 
