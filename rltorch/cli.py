@@ -344,7 +344,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
     output = args.output or os.path.join(args.run_dir, suffix)
     if args.output is not None:  # checked before the run is loaded; the default lies in the run directory
         try:
-            check_writable(output, "--output `path`")
+            check_writable(output, "--output `path`", probe=True)
         except ValueError as exc:
             raise CliError(str(exc)) from None
     if os.path.isdir(args.run_dir):
