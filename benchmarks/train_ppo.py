@@ -71,7 +71,7 @@ def profile_breakdown(seeds: list[int], threads: int, extra: list[str]) -> None:
 
         agent = PPO(PPOConfig.from_dict({**base, "seed": seed}))
         agent.collect = timed("collect", agent.collect)
-        agent.learn = timed("learn", agent.learn)
+        agent.update = timed("learn", agent.update)
         original = Agent.evaluate_returns
         agent.evaluate_returns = timed("evaluate", lambda *a, **k: original(agent, *a, **k))
         result = agent.train()

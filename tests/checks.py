@@ -66,3 +66,43 @@ def legacy_layout(state: dict, format: int) -> dict:
     if format >= 2:
         flat["algorithm"] = name
     return flat
+
+
+def config_dicts(fields: dict):
+    """A hypothesis strategy of (values, invalid names): a few config fields, each drawn from its valid
+    strategy or from its list of invalid values (``fields``: name -> (strategy, invalid values))."""
+    from hypothesis import strategies as st
+
+    @st.composite
+    def draw_case(draw):
+        names = draw(st.lists(st.sampled_from(sorted(fields)), unique=True, max_size=6))
+        values, invalid = {}, []
+        for name in names:
+            valid_values, invalid_values = fields[name]
+            if draw(st.booleans()):
+                values[name] = draw(valid_values)
+            else:
+                values[name] = draw(st.sampled_from(invalid_values))
+                invalid.append(name)
+        return values, invalid
+
+    return draw_case()
+
+
+def check_config_case(config_class, case) -> None:
+    """Invalid values raise a ValueError (nothing else) naming one of them; valid ones make a config that
+    round-trips through JSON."""
+    import json
+
+    import pytest
+
+    values, invalid = case
+    if invalid:
+        with pytest.raises(ValueError) as info:
+            config_class.from_dict(values)
+        assert any(f"`{name}" in str(info.value) for name in invalid), (values, str(info.value))
+    else:
+        config = config_class.from_dict(values)
+        data = config.to_dict()
+        assert json.loads(json.dumps(data)) == data
+        assert config_class.from_dict(data) == config

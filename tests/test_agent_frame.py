@@ -297,7 +297,7 @@ def test_format_2_files_with_the_old_layout_still_load(tmp_path, algorithm):
     # ...and the run goes on from it exactly as from the live agent (but for the clock).
     agent.train()
     loaded.train()
-    assert_same_state(_timeless(agent.state_dict(include_buffer=True)), _timeless(loaded.state_dict(include_buffer=True)))
+    assert_same_state(*(_timeless(a.state_dict(include_buffer=True)) for a in (agent, loaded)))
     agent.close()
     loaded.close()
 

@@ -5,7 +5,6 @@ BC (valid ones construct, invalid ones raise a ValueError naming a bad field and
 from __future__ import annotations
 
 import copy
-import json
 
 import pytest
 import torch
@@ -14,7 +13,7 @@ from hypothesis import strategies as st
 
 from rltorch.agents import BC, DQN, PPO, BCConfig, DQNConfig, PPOConfig
 from rltorch.nn import ACTIVATIONS
-from tests.checks import assert_same_state
+from tests.checks import assert_same_state, check_config_case, config_dicts
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -70,43 +69,16 @@ BC_FIELDS = {
 }
 
 
-@st.composite
-def config_dicts(draw, fields):
-    names = draw(st.lists(st.sampled_from(sorted(fields)), unique=True, max_size=6))
-    values, invalid = {}, []
-    for name in names:
-        valid_values, invalid_values = fields[name]
-        if draw(st.booleans()):
-            values[name] = draw(valid_values)
-        else:
-            values[name] = draw(st.sampled_from(invalid_values))
-            invalid.append(name)
-    return values, invalid
-
-
-def _check_config(config_class, case):
-    values, invalid = case
-    if invalid:
-        with pytest.raises(ValueError) as info:  # a ValueError, nothing else
-            config_class.from_dict(values)
-        assert any(f"`{name}" in str(info.value) for name in invalid), (values, str(info.value))
-    else:
-        config = config_class.from_dict(values)
-        data = config.to_dict()
-        assert json.loads(json.dumps(data)) == data
-        assert config_class.from_dict(data) == config
-
-
 @settings(max_examples=300, deadline=None)
 @given(config_dicts(PPO_FIELDS))
 def test_ppo_config_property(case):
-    _check_config(PPOConfig, case)
+    check_config_case(PPOConfig, case)
 
 
 @settings(max_examples=300, deadline=None)
 @given(config_dicts(BC_FIELDS))
 def test_bc_config_property(case):
-    _check_config(BCConfig, case)
+    check_config_case(BCConfig, case)
 
 
 def test_every_float_field_has_bounds():

@@ -33,7 +33,8 @@ class AlgorithmRegistry(MutableMapping):
             module, _, attribute = target.partition(":")
             target = getattr(importlib.import_module(module), attribute)
             if not (isinstance(target, type) and issubclass(target, Agent)) or target.name != name:
-                raise TypeError(f"algorithm {name!r} names {self._targets[name]!r}, which is not an Agent named {name!r}")
+                raise TypeError(f"algorithm {name!r} names {self._targets[name]!r}, which is not an Agent "
+                                f"named {name!r}")
             self._targets[name] = target
         return target
 

@@ -222,7 +222,8 @@ def check_optimizer_state(optimizer: torch.optim.Optimizer, state: Any, name: st
             param = params[key]
             if not isinstance(value, (Tensor, int, float)) or isinstance(value, bool):
                 raise _mismatch(f"{name}.state.{key}.{slot}", "a tensor or a number", value)
-            if isinstance(value, Tensor) and value.dim() > 0 and (value.shape != param.shape or value.dtype != param.dtype):
+            shaped = isinstance(value, Tensor) and value.dim() > 0
+            if shaped and (value.shape != param.shape or value.dtype != param.dtype):
                 raise _mismatch(f"{name}.state.{key}.{slot}", f"a {param.dtype} tensor of shape {list(param.shape)}",
                                 value)
 

@@ -42,7 +42,7 @@ from rltorch.agents.offpolicy import (
     q_and_target,
     update_target,
 )
-from rltorch.config import HiddenSizes, LearningRate, PositiveInt, Positive, Unit
+from rltorch.config import HiddenSizes, LearningRate, Positive, PositiveInt, Unit
 
 
 @dataclass(kw_only=True)
@@ -91,7 +91,8 @@ class DQN(OffPolicyAgent):
             raise ValueError(f"{type(self).__name__} needs a Discrete action space, got {self.env.action_space}")
         super().build()
         cfg = self.config
-        self.q = QNetwork(math.prod(self.env.obs_shape), self.env.num_actions, cfg.hidden_sizes, cfg.dueling).to(self.device)
+        obs_dim = math.prod(self.env.obs_shape)
+        self.q = QNetwork(obs_dim, self.env.num_actions, cfg.hidden_sizes, cfg.dueling).to(self.device)
         self.target = copy.deepcopy(self.q).requires_grad_(False)
         self.greedy = GreedyPolicy(self.q)
         fused = self.device.type in ("cpu", "cuda")
@@ -102,7 +103,8 @@ class DQN(OffPolicyAgent):
 
     def epsilon(self, step: int | None = None) -> float:
         cfg = self.config
-        return linear_schedule(cfg.eps_start, cfg.eps_end, cfg.eps_decay_steps, self.env_steps if step is None else step)
+        step = self.env_steps if step is None else step
+        return linear_schedule(cfg.eps_start, cfg.eps_end, cfg.eps_decay_steps, step)
 
     def policy_module(self) -> nn.Module:
         return self.greedy

@@ -134,8 +134,8 @@ class ApexActor:
         self.generator = torch.Generator().manual_seed(self.seed)
         per_batch = cfg.actor_steps * cfg.num_envs
         # The n-step writer: holds a batch and the window of steps still waiting for their n rewards.
-        self.writer = replay_buffer(cfg, self.env.obs_shape, self.device, capacity=per_batch + cfg.n_step * cfg.num_envs,
-                                    prioritized=False, seed=self.seed)
+        self.writer = replay_buffer(cfg, self.env.obs_shape, self.device, prioritized=False, seed=self.seed,
+                                    capacity=per_batch + cfg.n_step * cfg.num_envs)
         self.obs = self.env.reset(seed=self.seed)
         self.episodes = EpisodeStats(cfg.num_envs, self.device)
         self.weights_version = -1
