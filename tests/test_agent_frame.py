@@ -14,6 +14,7 @@ from torch import nn
 from rltorch.agents import ALGORITHMS, DQN, Agent, DQNConfig, RunConfig, algorithm_class
 from rltorch.agents.base import CHECKPOINT_FORMAT, EnvDataError, read_checkpoint
 from rltorch.agents.config import field_docs, parse_field
+from rltorch.config import Unit
 from rltorch.nn import mlp
 from tests.checks import assert_same_state, legacy_layout
 
@@ -25,6 +26,8 @@ class ToyConfig(RunConfig):
     width: int = 8
     """Hidden width."""
     scale: float = 1.0
+    rate: Unit = 0.5
+    """A rate."""
 
 
 class ToyAgent(Agent):
@@ -174,6 +177,13 @@ def test_docstrings_become_help_and_strings_become_values():
     assert "scale (number) (default: 1.0)" in text  # generated help for a field without a docstring
     args = parser.parse_args(["--no-compile", "--scale", "2"])
     assert vars(args) == {"compile": False, "scale": "2"}
+    # Bounds declared on a field are in its help and checked like its type, naming it.
+    assert "--rate X" in text and "A rate. (must lie in [0, 1]; default: 0.5)" in " ".join(text.split())
+    assert parse_field(ToyConfig, "rate", "0.25") == 0.25
+    with pytest.raises(ValueError, match="ToyConfig: `rate` must lie in \\[0, 1\\], got 2.0"):
+        ToyConfig(rate=parse_field(ToyConfig, "rate", "2"))
+    with pytest.raises(ValueError, match="`rate` must be a finite number"):
+        ToyConfig(rate=float("nan"))
 
 
 def test_config_round_trip_and_errors_name_the_field():
