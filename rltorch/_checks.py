@@ -29,10 +29,8 @@ def integer(owner: str, name: str, value, minimum: int | None = None, maximum: i
     if minimum is None and maximum is None:
         if value > _INT64_MAX:
             raise ValueError(f"{owner}: `{name}` must fit in int64, got {value}")
-    elif not (minimum is None or minimum <= value) or not (maximum is None or value <= maximum):
-        low = "-inf" if minimum is None else minimum
-        high = "inf" if maximum is None else _BOUND_NAMES.get(maximum, maximum)
-        raise ValueError(f"{owner}: `{name}` must lie in [{low}, {high}], got {value}")
+    else:
+        Range(minimum, maximum).check(owner, name, value)
     return value
 
 

@@ -74,10 +74,10 @@ import gymnasium as gym
 import torch
 from torch import Tensor, nn
 
-from rltorch._checks import resolve_device
+from rltorch._checks import integer, resolve_device
 from rltorch._io import EXPORT_FORMATS, export_module, first_line, load_checked, save_checked
 from rltorch._threads import agent_threads, torch_threads
-from rltorch.agents.config import RunConfig
+from rltorch.agents.config import MAX_SEED, RunConfig
 from rltorch.envs.cartpole import CartPoleVecEnv
 from rltorch.envs.vector import Step, VectorEnvAdapter, make_env, max_episode_return, solve_threshold
 from rltorch.ops.device_errors import check_device_errors
@@ -596,8 +596,8 @@ class Agent:
         next log row (or when ``train`` returns), before a callback could save it.
         """
         cfg = self.config
-        if stop_at is not None and (isinstance(stop_at, bool) or not isinstance(stop_at, int) or stop_at < 0):
-            raise ValueError(f"{type(self).__name__}.train: `stop_at` must be an integer >= 0 or None, got {stop_at!r}")
+        if stop_at is not None:
+            stop_at = integer(f"{type(self).__name__}.train", "stop_at", stop_at, minimum=0)
         if callback is not None and not callable(callback):
             raise ValueError(f"{type(self).__name__}.train: `callback` must be callable or None, got {callback!r}")
         limit = cfg.total_steps if stop_at is None else min(stop_at, cfg.total_steps)
@@ -675,10 +675,9 @@ class Agent:
         evaluation stops as soon as the mean can no longer reach ``stop_below``; the returns of unfinished
         episodes are then partial, so their mean is a lower bound, and below ``stop_below``."""
         name = f"{type(self).__name__}.evaluate"
-        if isinstance(episodes, bool) or not isinstance(episodes, int) or episodes < 1:
-            raise ValueError(f"{name}: `episodes` must be an integer >= 1, got {episodes!r}")
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63):
-            raise ValueError(f"{name}: `seed` must be an integer in [0, 2**63) or None, got {seed!r}")
+        episodes = integer(name, "episodes", episodes, minimum=1)
+        if seed is not None:
+            seed = integer(name, "seed", seed, 0, MAX_SEED)
         cfg = self.config
         seed = cfg.seed + 10_000 + self.env_steps if seed is None else seed
         env = VectorEnvAdapter(make_env(cfg.env_id, episodes, backend=cfg.env_backend, device=self.device), self.device)
