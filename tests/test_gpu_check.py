@@ -287,3 +287,23 @@ def test_train_and_import_figures():
     assert gpu_check.import_figures(json.dumps(info)) == {"torch": "2.11.0", "cuda_compiled": True,
                                                           "cuda_available": True, "ops": 2,
                                                           "ops_with_cuda_kernel": 1}
+
+
+@pytest.mark.parametrize("left", [gpu_check.MIN_START_S - 1, 100])
+def test_steps_get_only_the_time_left(tmp_path, left):
+    steps = gpu_check.plan(sys.executable, 480, tmp_path, "compute-sanitizer")
+    gpu_check.fake(steps, "")
+    run = gpu_check.Run(out=tmp_path / "out", budget_s=480, mode="fake", steps=steps,
+                        device={"name": "fake"}, setup={"status": "passed"})
+    run.started = time.monotonic() - 480 + gpu_check.RESERVE_S / 2 + left  # as if `left` seconds remained
+    status = gpu_check.execute(run, gpu_check.Runner(tmp_path / "log", {}))
+    got = {s.name: s.status for s in steps}
+    if left < gpu_check.MIN_START_S:
+        assert status == 1 and run.result() == "incomplete" and set(got.values()) == {"not run"}
+        assert "budget spent" in steps[0].note
+    else:
+        assert status == 0 and run.result() == "passed" and set(got.values()) == {"passed"}
+        assert all(s.timeout_s <= left for s in steps)
+        assert left - 30 < steps[-1].timeout_s < steps[0].timeout_s  # the rest of the suite: what the others left
+    report, md = read_report(tmp_path / "out")
+    assert statuses(report) == got and md_rows(md) == got

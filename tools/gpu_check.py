@@ -167,7 +167,7 @@ def plan(python: str, budget_s: float, work: Path, sanitizer: str | None, arch: 
              [*pytest, "tests", *done_elsewhere], "pytest", env=strict, optional=True),
     ]
     if skip_build:
-        steps[0].status, steps[0].note = "skipped", "--skip-build: the extension built in place is used"
+        steps[0].box_s, steps[0].status, steps[0].note = 0, "skipped", "--skip-build: the extension built in place"
     used = 0.0
     for step in steps:
         if step.optional or step.status == "skipped":
@@ -358,9 +358,9 @@ class Run:
             return "setup failed"
         if any(s.status in ("failed", "timeout") for s in self.steps):
             return "failed"
-        if self.interrupted or any(s.status in ("running", "planned", "interrupted") for s in self.steps):
-            return "incomplete"
-        return "passed"
+        unfinished = [s for s in self.steps if s.status in ("running", "planned", "interrupted")
+                      or (s.status == "not run" and not s.optional)]
+        return "incomplete" if self.interrupted or unfinished else "passed"
 
 
 def _now() -> str:
@@ -850,6 +850,7 @@ def execute(run: Run, runner: Runner) -> int:
         if step.name in ("build", "import") and step.status != "passed":
             blocked = f"{step.name} {step.status}"
         write_report(run)
+    write_report(run)
     return 0 if run.result() == "passed" else 1
 
 
