@@ -111,7 +111,7 @@ def test_plan_drops_the_least_valuable_required_steps_first(tmp_path, budget):
     assert gpu_check.required_seconds(skipped_build) >= gpu_check.required_seconds(steps) - steps[0].box_s
 
 
-@pytest.mark.parametrize("budget,message", [("20", "--budget-s must exceed"), ("120", "no time for the build")])
+@pytest.mark.parametrize("budget,message", [("20", "--budget-s must exceed"), ("110", "no time for the build")])
 def test_budget_too_small_is_a_usage_error(tmp_path, budget, message):
     out = subprocess.run([*SCRIPT, "--dry-run", "--budget-s", budget, "--out", str(tmp_path)],
                          capture_output=True, text=True, timeout=120)
@@ -240,6 +240,44 @@ def test_no_gpu_is_reported_not_crashed(tmp_path):
     assert report["result"] == "setup failed" and "no CUDA device" in report["setup"]["note"]
     assert set(statuses(report).values()) == {"not run"}
     assert report["device"]["torch"] and "setup: failed" in md
+
+
+def _wheel(folder: Path, name: str, body: str) -> Path:
+    """A minimal pure-Python wheel holding package ``name`` (pip installs it with no index)."""
+    import zipfile
+
+    dist = f"{name}-0.0.1.dist-info"
+    path = folder / f"{name}-0.0.1-py3-none-any.whl"
+    with zipfile.ZipFile(path, "w") as whl:
+        whl.writestr(f"{name}/__init__.py", body)
+        whl.writestr(f"{dist}/METADATA", f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.0.1\n")
+        whl.writestr(f"{dist}/WHEEL", "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
+        whl.writestr(f"{dist}/RECORD", f"{name}/__init__.py,,\n{dist}/METADATA,,\n{dist}/WHEEL,,\n{dist}/RECORD,,\n")
+    return path
+
+
+@pytest.mark.parametrize("carried", [True, False])
+def test_a_missing_package_comes_from_the_carried_wheels(tmp_path, carried):
+    # gymnasium hidden by a package that fails to import, as on the GPU image where it is absent.
+    hidden = tmp_path / "hidden" / "gymnasium"
+    hidden.mkdir(parents=True)
+    (hidden / "__init__.py").write_text("raise ImportError('not on this image')\n")
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    if carried:
+        _wheel(wheels, "gymnasium", "CARRIED = True\n")
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "PYTHONPATH": str(tmp_path / "hidden")}
+    out = subprocess.run([*SCRIPT, "--out", str(tmp_path / "out"), "--work-dir", str(tmp_path / "work"),
+                          "--wheels", str(wheels)], env=env, capture_output=True, text=True, timeout=300)
+    report, md = read_report(tmp_path / "out")
+    note = report["setup"]["note"]
+    assert out.returncode == 2 and note.startswith("missing gymnasium; carried wheels: ")
+    if carried:  # installed offline into the work folder, found first; then the (hidden) GPU is missing
+        assert "installed" in note and "still missing" not in note and "no CUDA device" in note
+        assert (tmp_path / "work" / "site" / "gymnasium" / "__init__.py").read_text() == "CARRIED = True\n"
+    else:
+        assert "still missing: gymnasium" in note and "make gpu-wheels" in report["setup"]["output_tail"]
+        assert "not on this image" in md
 
 
 # ---- figures read from real output

@@ -145,15 +145,17 @@ def plan(python: str, budget_s: float, work: Path, sanitizer: str | None, arch: 
     done_elsewhere = [f"--ignore={f}" for f in CUDA_TEST_FILES] + [f"--deselect={t}" for t in CUDA_TEST_IDS]
     steps = [
         # No network there and no build isolation: compiled against the torch that will load it.
-        Step("build", "rltorch in place, CUDA kernels for this GPU only", 120,
+        # 13 objects, one arch: the slowest (cartpole_cuda.cu) took 88 s alone on a loaded 2-core
+        # machine here, so 16 cores finish the build well inside its box.
+        Step("build", "rltorch in place, CUDA kernels for this GPU only", 100,
              [python, "setup.py", "-q", "build_ext", "--inplace"], "build",
              env={"RLTORCH_CUDA": "1", "TORCH_CUDA_ARCH_LIST": arch, "MAX_JOBS": str(jobs or _cores())},
              needs_build=False),
         Step("import", "the library loads, built with CUDA kernels, and sees the GPU (rltorch.info())", 15,
              [python, "-c", IMPORT_CHECK], "import", env=strict),
         Step("cuda-tests", "CUDA = CPU and reference: every op, chunked GAE, error record, running max, CartPole",
-             75, [*pytest, *CUDA_TEST_FILES, *CUDA_TEST_IDS], "pytest", env=strict),
-        sanitizer_step("memcheck", 50, optional=False),
+             85, [*pytest, "--durations=15", *CUDA_TEST_FILES, *CUDA_TEST_IDS], "pytest", env=strict),
+        sanitizer_step("memcheck", 60, optional=False),
         bench_step("bench-cartpole", "CartPole steps/s at 2^20 and 2^24 against the copy bandwidth", 20,
                    "cartpole_steps_per_second"),
         bench_step("bench-per", "PER cycle, B = 4096 from 2^24 leaves (target 50 us)", 15, "per_sample_and_update"),
@@ -598,7 +600,15 @@ if d["available"]:
 print("DEVICE " + json.dumps(d))
 """
 
-FIND_MISSING = "import importlib.util, sys; print(' '.join(m for m in sys.argv[1:] if importlib.util.find_spec(m) is None))"
+# Imported, not just found: a carried wheel whose own dependency is too old there fails here, by name.
+FIND_MISSING = """
+import importlib, sys
+for name in sys.argv[1:]:
+    try:
+        importlib.import_module(name)
+    except Exception as exc:
+        print(f"MISSING {name}: {type(exc).__name__}: {exc}")
+"""
 
 
 def _quick(command: list[str], env: dict, timeout: float = 120) -> subprocess.CompletedProcess:
@@ -606,16 +616,20 @@ def _quick(command: list[str], env: dict, timeout: float = 120) -> subprocess.Co
                           timeout=timeout, stdin=subprocess.DEVNULL)
 
 
-def missing_modules(python: str, env: dict) -> list[str]:
+def missing_modules(python: str, env: dict) -> dict[str, str]:
+    """Module -> why it does not import, for each of REQUIRED_MODULES that does not."""
     out = _quick([python, "-c", FIND_MISSING, *REQUIRED_MODULES], env)
-    return out.stdout.split()
+    lines = [line[len("MISSING "):] for line in out.stdout.splitlines() if line.startswith("MISSING ")]
+    if out.returncode != 0:
+        return {"python": (out.stdout + out.stderr)[-TAIL_CHARS:]}
+    return dict(line.split(": ", 1) for line in lines)
 
 
-def install_carried_wheels(python: str, site: Path) -> tuple[bool, str]:
-    """Installs every wheel in .whl/ into ``site`` (no index, no network, no dependencies resolved)."""
-    wheels = sorted(WHEEL_DIR.glob("*.whl"))
+def install_carried_wheels(python: str, site: Path, wheel_dir: Path) -> tuple[bool, str]:
+    """Installs every wheel in ``wheel_dir`` into ``site`` (no index, no network, no dependencies resolved)."""
+    wheels = sorted(wheel_dir.glob("*.whl"))
     if not wheels:
-        return False, f"no wheels in {WHEEL_DIR.relative_to(ROOT)}/ (run `make gpu-wheels` before the lease and carry .whl)"
+        return False, f"no wheels in {wheel_dir} (run `make gpu-wheels` before the lease and carry .whl)"
     out = _quick([python, "-m", "pip", "install", "-q", "--no-index", "--no-deps", "--no-compile", "--no-cache-dir",
                   "--upgrade", "--target", str(site), *map(str, wheels)], {}, timeout=180)
     text = (out.stdout + out.stderr)[-TAIL_CHARS:]
@@ -634,19 +648,19 @@ def driver_version() -> str | None:
     return out.stdout.strip().splitlines()[0] if out.returncode == 0 and out.stdout.strip() else None
 
 
-def setup(python: str, env: dict, work: Path) -> tuple[dict, dict]:
+def setup(python: str, env: dict, work: Path, wheel_dir: Path) -> tuple[dict, dict]:
     """(device, setup record): installs what is missing from the carried wheels, then describes the device."""
     start = time.monotonic()
     record: dict = {"status": "passed", "note": ""}
     missing = missing_modules(python, env)
     if missing:
         site = work / "site"
-        ok, text = install_carried_wheels(python, site)
+        ok, text = install_carried_wheels(python, site, wheel_dir)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH", "")]))
         still = missing_modules(python, env)
         record["note"] = f"missing {', '.join(missing)}; carried wheels: {'installed' if ok else 'FAILED'}"
         if still:
-            record.update(status="failed", output_tail=text)
+            record.update(status="failed", output_tail="\n".join([text, *(f"{k}: {v}" for k, v in still.items())]))
             record["note"] += f"; still missing: {', '.join(still)}"
     else:
         record["note"] = "every required package present"
@@ -725,10 +739,9 @@ def print_plan(steps: list[Step], budget_s: float) -> None:
           f"+ {RESERVE_S} s reserve; optional steps run in what remains")
     for i, s in enumerate(steps, 1):
         box = "rest" if s.box_s is None else f"{s.box_s:.0f} s"
-        when = "if time remains" if s.optional else "required"
+        print(f"  {i:>2}. {s.name:<14} {box:>6}  {'if time remains' if s.optional else 'required':<15}  {s.what}")
         if s.status == "skipped":
-            when = f"skipped: {s.note}"
-        print(f"  {i:>2}. {s.name:<14} {box:>6}  {when:<16} {s.what}")
+            print(f"{'':>32}skipped: {s.note}")
 
 
 def download_wheels(python: str) -> int:
@@ -750,6 +763,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--arch", default="", help="TORCH_CUDA_ARCH_LIST for the build (default: this GPU's own)")
     parser.add_argument("--work-dir", default=str(WORK_DIR),
                         help="scratch folder: benchmark files, installed wheels (default build/gpu-check)")
+    parser.add_argument("--wheels", default=str(WHEEL_DIR),
+                        help="wheels to install offline when a required package is missing (default .whl)")
     parser.add_argument("--skip-build", action="store_true", help="use the extension already built in place")
     parser.add_argument("--dry-run", action="store_true", help="print the plan and write it as the report")
     parser.add_argument("--fake-steps", metavar="SPEC", default=None,
@@ -790,7 +805,7 @@ def main(argv: list[str] | None = None) -> int:
             run.device = {"name": "fake device (--fake-steps)", "capability": "9.0", "available": True}
             run.setup = {"status": "passed", "note": "fake: nothing installed", "seconds": 0.0}
         else:
-            run.device, run.setup = setup(args.python, runner.extra_env, work)
+            run.device, run.setup = setup(args.python, runner.extra_env, work, Path(args.wheels).resolve())
         build = run.steps[0]
         if not args.arch:
             build.env["TORCH_CUDA_ARCH_LIST"] = run.device.get("capability", "")
