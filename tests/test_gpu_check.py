@@ -27,7 +27,9 @@ ORDER = ["build", "import", "cuda-tests", "memcheck", "bench-cartpole", "bench-p
 
 
 def read_report(out: Path) -> tuple[dict, str]:
-    return json.loads((out / gpu_check.REPORT_JSON).read_text()), (out / gpu_check.REPORT_MD).read_text()
+    report = json.loads((out / gpu_check.REPORT_JSON).read_text())
+    assert all(s["status"] in gpu_check.STATUSES for s in report["steps"])
+    return report, (out / gpu_check.REPORT_MD).read_text()
 
 
 def statuses(report: dict) -> dict[str, str]:
@@ -322,7 +324,7 @@ def test_train_and_import_figures():
                                                          "steps_to_solve": 60000, "env_steps": 60000}
     info = {"torch": "2.11.0", "cuda_compiled": True, "cuda_available": True,
             "ops": {"gae": {"cpu": "extension", "cuda": "extension"}, "td": {"cpu": "extension", "cuda": "reference"}}}
-    assert gpu_check.import_figures(json.dumps(info)) == {"torch": "2.11.0", "cuda_compiled": True,
+    assert gpu_check.import_figures("a warning {}\nINFO " + json.dumps(info)) == {"torch": "2.11.0", "cuda_compiled": True,
                                                           "cuda_available": True, "ops": 2,
                                                           "ops_with_cuda_kernel": 1}
 

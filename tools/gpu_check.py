@@ -62,12 +62,10 @@ WHEEL_DIR = ROOT / ".whl"
 WORK_DIR = ROOT / "build" / "gpu-check"
 REPORT_JSON, REPORT_MD, REPORT_LOG, BENCH_JSON = "gpu_check.json", "gpu_check.md", "gpu_check.log", "gpu_bench.json"
 
-#: Modules rltorch and its test suite import, and the distribution that provides each.
-#: The GPU image lacks gymnasium (and its dependency Farama-Notifications): they travel
-#: as wheels in .whl/, pinned to the versions the suite was tested with here.
-REQUIRED_MODULES = {"numpy": "numpy", "gymnasium": "gymnasium", "tqdm": "tqdm", "matplotlib": "matplotlib",
-                    "pytest": "pytest", "hypothesis": "hypothesis", "pytest_benchmark": "pytest-benchmark",
-                    "mpmath": "mpmath"}
+#: Modules rltorch and the steps' tests import. The GPU image lacks gymnasium (and its
+#: dependency Farama-Notifications): they travel as wheels in .whl/, pinned to the
+#: versions the suite was tested with here (`make test-oldest`).
+REQUIRED_MODULES = ("numpy", "gymnasium", "tqdm", "matplotlib", "pytest", "hypothesis", "pytest_benchmark", "mpmath")
 CARRIED_WHEELS = ("gymnasium==1.4.0", "farama-notifications==0.0.6")
 WHEEL_PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64")
 
@@ -107,7 +105,7 @@ IMPORT_CHECK = """
 import json, sys
 import rltorch
 info = rltorch.info()
-print(json.dumps(info, indent=1))
+print("INFO " + json.dumps(info))
 sys.exit(0 if info["extension_loaded"] and info["cuda_compiled"] and info["cuda_available"] else 1)
 """
 
@@ -279,9 +277,9 @@ def train_figures(output: str) -> dict:
 
 
 def import_figures(output: str) -> dict:
-    start = output.find("{")
+    lines = [line for line in output.splitlines() if line.startswith("INFO ")]
     try:
-        info = json.loads(output[start:]) if start >= 0 else {}
+        info = json.loads(lines[-1][len("INFO "):]) if lines else {}
     except json.JSONDecodeError:
         return {}
     ops = info.get("ops", {})
@@ -291,7 +289,7 @@ def import_figures(output: str) -> dict:
 
 
 def read_figures(step: Step, output: str) -> dict:
-    if step.kind in ("pytest",):
+    if step.kind == "pytest":
         return pytest_figures(output)
     if step.kind == "sanitizer":
         return sanitizer_figures(output)
@@ -307,10 +305,10 @@ def read_figures(step: Step, output: str) -> dict:
 
 
 def summarize(step: Step) -> str:
-    """One short cell of the report's table: the step's key figures."""
+    """The step's key figures, in a few words."""
     f = step.figures
     if not f:
-        return step.note
+        return ""
     if step.kind in ("pytest", "sanitizer"):
         words = [f"{f[k]} {k}" for k in ("passed", "failed", "errors", "skipped") if f.get(k)]
         text = ", ".join(words) + (" (before the stop)" if f.get("partial") else "")
@@ -335,8 +333,13 @@ def summarize(step: Step) -> str:
     if step.kind == "import":
         return f"torch {f.get('torch')}, CUDA kernels for {f.get('ops_with_cuda_kernel')}/{f.get('ops')} ops"
     if step.kind == "build":
-        return f"arch {f.get('arch')}, {f.get('jobs')} jobs" + (f"; {step.note}" if step.note else "")
-    return step.note
+        return f"arch {f.get('arch')}, {f.get('jobs')} jobs"
+    return ""
+
+
+def cell(step: Step) -> str:
+    """The report table's last column: key figures, then why it stopped or did not run."""
+    return "; ".join(part for part in (summarize(step), step.note) if part)
 
 
 # ---------------------------------------------------------------------------- the report
@@ -431,7 +434,7 @@ def render_markdown(report: dict) -> str:
         box = "rest" if s.box_s is None else f"{s.box_s:.0f}"
         box += " (if time remains)" if s.optional else ""
         seconds = "-" if s.seconds is None else f"{s.seconds:.1f}"
-        lines.append(f"| {i} | {s.name} | {s.status} | {seconds} | {box} | {summarize(s).replace('|', '/')} |")
+        lines.append(f"| {i} | {s.name} | {s.status} | {seconds} | {box} | {cell(s).replace('|', '/')} |")
     lines += ["", "## What each step checks", ""]
     lines += [f"- **{s.name}**: {s.what}" for s in steps]
     for s in steps:
@@ -449,7 +452,7 @@ def table(run: Run) -> str:
             f"({round(time.monotonic() - run.started)} s of {run.budget_s:.0f} s); report: {run.out / REPORT_MD}"]
     for s in run.steps:
         seconds = "-" if s.seconds is None else f"{s.seconds:.0f}s"
-        rows.append(f"  {s.name:<14} {s.status:<11} {seconds:>5}  {summarize(s)[:90]}")
+        rows.append(f"  {s.name:<14} {s.status:<11} {seconds:>5}  {cell(s)[:90]}")
     return "\n".join(rows)
 
 
@@ -467,7 +470,7 @@ def _on_signal(signum, frame):
 
 def _proc_table() -> dict[int, tuple[int, int, str]]:
     """pid -> (ppid, process group, state) of every process, read from /proc."""
-    table = {}
+    procs = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -477,8 +480,8 @@ def _proc_table() -> dict[int, tuple[int, int, str]]:
         except OSError:
             continue
         fields = stat[stat.rfind(")") + 2:].split()  # after the command name, which may hold spaces
-        table[int(entry)] = (int(fields[1]), int(fields[2]), fields[0])
-    return table
+        procs[int(entry)] = (int(fields[1]), int(fields[2]), fields[0])
+    return procs
 
 
 def _tree(root: int) -> set[int]:
@@ -611,9 +614,13 @@ for name in sys.argv[1:]:
 """
 
 
-def _quick(command: list[str], env: dict, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run(command, cwd=ROOT, env={**os.environ, **env}, capture_output=True, text=True,
-                          timeout=timeout, stdin=subprocess.DEVNULL)
+def _quick(command: list[str], env: dict, timeout: float = 60) -> subprocess.CompletedProcess:
+    """A short set-up command; one that hangs is reported as failed (exit status None), never waited on."""
+    try:
+        return subprocess.run(command, cwd=ROOT, env={**os.environ, **env}, capture_output=True, text=True,
+                              timeout=timeout, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired as exc:
+        return subprocess.CompletedProcess(command, None, str(exc.stdout or ""), f"timed out after {timeout} s")
 
 
 def missing_modules(python: str, env: dict) -> dict[str, str]:
@@ -631,7 +638,7 @@ def install_carried_wheels(python: str, site: Path, wheel_dir: Path) -> tuple[bo
     if not wheels:
         return False, f"no wheels in {wheel_dir} (run `make gpu-wheels` before the lease and carry .whl)"
     out = _quick([python, "-m", "pip", "install", "-q", "--no-index", "--no-deps", "--no-compile", "--no-cache-dir",
-                  "--upgrade", "--target", str(site), *map(str, wheels)], {}, timeout=180)
+                  "--upgrade", "--target", str(site), *map(str, wheels)], {}, timeout=120)
     text = (out.stdout + out.stderr)[-TAIL_CHARS:]
     return out.returncode == 0, text or f"installed {len(wheels)} wheels into {site}"
 
@@ -664,7 +671,7 @@ def setup(python: str, env: dict, work: Path, wheel_dir: Path) -> tuple[dict, di
             record["note"] += f"; still missing: {', '.join(still)}"
     else:
         record["note"] = "every required package present"
-    out = _quick([python, "-c", DESCRIBE], env, timeout=180)
+    out = _quick([python, "-c", DESCRIBE], env, timeout=90)
     lines = [line for line in out.stdout.splitlines() if line.startswith("DEVICE ")]
     if out.returncode != 0 or not lines:
         device = {"name": "unknown"}
@@ -707,7 +714,7 @@ if "rltorch_solve" in " ".join(argv):
     print("RESULT " + json.dumps({"solved": not failed, "time_to_solve_s": 1.0, "steps_to_solve": 1000,
                                    "env_steps": 1000, "wall_time_s": 1.0, "last_eval_return": 500.0}))
 if any("rltorch.info()" in arg for arg in argv):
-    print(json.dumps({"torch": "fake", "cuda_compiled": True, "cuda_available": True, "ops": {}}))
+    print("INFO " + json.dumps({"torch": "fake", "cuda_compiled": True, "cuda_available": True, "ops": {}}))
 if failed:
     print("FAILED tests/test_fake.py::test_fake - AssertionError: fake failure")
 print("1 failed, 2 passed in 0.01s" if failed else "3 passed, 1 skipped in 0.01s", flush=True)
@@ -861,7 +868,7 @@ def execute(run: Run, runner: Runner) -> int:
         print(f"gpu-check: {step.name} (up to {timeout:.0f} s) ...", flush=True)
         output = runner.run(step, timeout)
         step.figures = {**step.figures, **read_figures(step, output)}
-        print(f"gpu-check: {step.name} {step.status} in {step.seconds} s: {summarize(step)}", flush=True)
+        print(f"gpu-check: {step.name} {step.status} in {step.seconds} s: {cell(step)}", flush=True)
         if step.name in ("build", "import") and step.status != "passed":
             blocked = f"{step.name} {step.status}"
         write_report(run)
