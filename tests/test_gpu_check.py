@@ -23,7 +23,7 @@ import gpu_check  # noqa: E402
 
 SCRIPT = [sys.executable, str(ROOT / "tools" / "gpu_check.py")]
 ORDER = ["build", "import", "cuda-tests", "memcheck", "bench-cartpole", "bench-per", "bench-td", "bench-gae",
-         "train-ppo", "train-dqn", "racecheck", "initcheck", "suite-rest"]
+         "bench-compile", "train-ppo", "train-dqn", "racecheck", "initcheck", "suite-rest"]
 
 
 def read_report(out: Path) -> tuple[dict, str]:
@@ -127,21 +127,41 @@ def test_build_is_for_the_given_architecture_with_every_core(tmp_path):
     assert build.env == {"RLTORCH_CUDA": "1", "TORCH_CUDA_ARCH_LIST": "9.0", "MAX_JOBS": "16"}
 
 
+def keyword_match(expression: str, node_id: str) -> bool:
+    """pytest's -k on a node id, for expressions of names, and, or, not and parentheses."""
+    words = re.sub(r"[\w^]+", lambda m: m.group(0) if m.group(0) in ("and", "or", "not")
+                   else f"({m.group(0).lower()!r} in name)", expression)
+    return eval(words, {}, {"name": node_id.lower()})
+
+
 def test_every_selected_test_and_benchmark_exists():
-    # What the pytest steps select names real tests (collected here; on a CPU they skip when run).
+    # What the pytest steps select names real tests (collected here; on a CPU they skip when run),
+    # and the benchmark steps together cover every case of bench_cuda.py.
     steps = [s for s in gpu_check.plan(sys.executable, 480, ROOT / "build", "compute-sanitizer")
              if s.kind in ("pytest", "sanitizer", "bench") and s.name != "suite-rest"]
-    paths = sorted({a for s in steps for a in s.command if a.startswith(("tests/", "benchmarks/"))})
+    paths = sorted({a.split("::")[0] for s in steps for a in s.command if a.startswith(("tests/", "benchmarks/"))})
     collect = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--collect-only", *paths],
                              cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert collect.returncode == 0, collect.stdout[-3000:] + collect.stderr
     ids = [line for line in collect.stdout.splitlines() if "::" in line]
+    benches = {i for i in ids if i.startswith(gpu_check.BENCH_FILE)}
+    covered = set()
     for step in steps:
-        files = [a.split("::")[0] for a in step.command if a.startswith(("tests/", "benchmarks/"))]
-        keyword = step.command[step.command.index("-k") + 1] if "-k" in step.command else ""
-        chosen = [i for i in ids if i.split("::")[0] in files and keyword.lower() in i.lower()]
+        files = [a for a in step.command if a.startswith(("tests/", "benchmarks/"))]
+        expression = step.command[step.command.index("-k") + 1] if "-k" in step.command else "test"
+        chosen = [i for i in ids
+                  if any(i == f or i.startswith(f + "::") for f in files) and keyword_match(expression, i)]
         assert len(chosen) >= (2 if step.kind == "bench" else 1), step.name
-    assert sum("bench_cuda.py::test_cuda_cartpole_steps_per_second" in i for i in ids) == 2  # 2^20 and 2^24
+        covered |= set(chosen) & benches
+    assert covered == benches
+    # keyword_match agrees with pytest's own -k on the most involved selection.
+    compile_step = next(s for s in steps if s.name == "bench-compile")
+    expression = compile_step.command[compile_step.command.index("-k") + 1]
+    selected = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--collect-only",
+                               gpu_check.BENCH_FILE, "-k", expression], cwd=ROOT, capture_output=True, text=True,
+                              timeout=300)
+    assert {i for i in selected.stdout.splitlines() if "::" in i} == {i for i in benches if keyword_match(expression, i)}
+    assert sum("test_cuda_cartpole_steps_per_second" in i for i in benches) == 2  # 2^20 and 2^24
 
 
 # ---- a run on stand-in steps
@@ -215,7 +235,7 @@ def test_a_failed_step_is_reported_and_the_run_goes_on(tmp_path):
     assert steps["bench-td"]["figures"]["speedup"] == {"fake": {"vs_eager": 3.0}}
     assert steps["train-dqn"]["figures"]["solved"] is True
     bench = json.loads((out / gpu_check.BENCH_JSON).read_text())
-    assert set(bench) == {"bench-cartpole", "bench-per", "bench-td", "bench-gae"}
+    assert set(bench) == {"bench-cartpole", "bench-per", "bench-td", "bench-gae", "bench-compile"}
     assert len(list(out.iterdir())) <= 8  # the device tool returns at most 8 files
 
 
