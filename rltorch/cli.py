@@ -379,11 +379,12 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
     if args.compare:
         try:
-            before, after = (report.load(path) for path in args.compare)
+            before, after = [report.load(path) for path in args.compare]
         except (OSError, ValueError) as exc:
             raise CliError(str(exc)) from None
         print(report.compare(before, after), end="")
         return 0
+    _check_bench_outputs(args)
     if args.report:
         try:
             run = report.load(args.report)
@@ -399,7 +400,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
             for case in cases:
                 print(case.key + (" (time to solve)" if case.kind == "solve" else ""))
             return 0
-        run = runner.run(cases, settings, progress=not args.quiet)
+        run = runner.run(cases, settings, progress=not args.quiet, contention=args.contention)
         run["command"] = command = args.command_line
     out = args.out or os.path.join("bench-results", time.strftime("%Y%m%d-%H%M%S") + f"-{run['settings']['mode']}-"
                                    f"{run['settings']['device']}")
@@ -412,6 +413,38 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     print(f"report, results and {len(written['plots'])} plots: {out}/")
     errors = [r for r in run["results"] if r["status"] == "error"]
     return 1 if errors else 0
+
+
+def _check_bench_outputs(args: argparse.Namespace) -> None:
+    """--out and --json must be writable before anything is measured (a run can take many minutes)."""
+    for flag, path, kind in (("--out", args.out, "directory"), ("--json", args.json, "file")):
+        if not path:
+            continue
+        if kind == "directory" and os.path.exists(path) and not os.path.isdir(path):
+            raise CliError(f"{flag} {path}: exists and is not a directory")
+        if kind == "file" and os.path.isdir(path):
+            raise CliError(f"{flag} {path}: is a directory; give a file name")
+        # The nearest existing folder on the way must let us create what is missing.
+        probe = os.path.abspath(path if kind == "directory" and os.path.isdir(path) else os.path.dirname(os.path.abspath(path)))
+        if kind == "file" and not os.path.isdir(probe):
+            raise CliError(f"{flag} {path}: its directory {probe} does not exist")
+        while not os.path.exists(probe):
+            probe = os.path.dirname(probe)
+        if not _can_create_in(probe):
+            raise CliError(f"{flag} {path}: {probe} is not a writable directory")
+
+
+def _can_create_in(directory: str) -> bool:
+    """Whether a file can be created in ``directory`` (tried: permission bits say nothing to root or on /proc)."""
+    import tempfile
+
+    if not os.path.isdir(directory):
+        return False
+    try:
+        with tempfile.TemporaryFile(dir=directory):
+            return True
+    except OSError:
+        return False
 
 
 def _int_at_least(low: int):
@@ -523,6 +556,10 @@ def build_parser() -> argparse.ArgumentParser:
                          help="rebuild the tables, report.md and plots of a results file, measuring nothing")
     p_bench.add_argument("--list", action="store_true", help="list the cases this run would measure")
     p_bench.add_argument("--quiet", action="store_true", help="no progress bar")
+    p_bench.add_argument("--contention", action="store_true",
+                         help="also measure every case beside a busy process on one core (started and stopped by "
+                              "the bench), and rltorch's cases on one thread under that load: the thread-policy "
+                              "table and targets (about three times as long)")
     p_bench.set_defaults(func=_cmd_bench)
     return parser
 

@@ -57,6 +57,9 @@ class Settings:
     max_rounds: int = 2000
     round_seconds: float = 1e-3
     python: str | None = None  # interpreter for solve runs; None: this one
+    # Set by the runner for its "one thread" condition: solve cases start their training processes on one
+    # thread with serial kernels (timed cases run in this process, which the runner sets itself).
+    one_thread: bool = False
 
     @classmethod
     def for_mode(cls, mode: str, device: str = "cpu", **overrides) -> Settings:
@@ -138,6 +141,7 @@ class Result:
     item: str
     device: str
     status: str  # "ok", "skipped" or "error"
+    condition: str = "idle"  # or, in a --contention run, "loaded" / "loaded, 1 thread" (rltorch.bench.contention)
     samples: list[float] = field(default_factory=list)
     solved: list[bool] = field(default_factory=list)
     env_steps: list[int] = field(default_factory=list)

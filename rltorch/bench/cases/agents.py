@@ -47,8 +47,9 @@ INSTALL_CLEANRL = (f"git clone https://github.com/vwxyzjn/cleanrl PATH, then {CL
                    "(a venv with gymnasium 0.29.1 is made in the checkout on first use)")
 SOLVED_AT = 475.0
 
-# Torch threads per training process: the networks are small, and a second thread
-# only waits (DQN seed 1 here: 5.6 s on one thread, 9.0 s on torch's default two).
+# Torch threads per peer training process (SB3, CleanRL): their networks are small, and a second
+# thread only waits (SB3 advises one). rltorch's agents choose their own (RunConfig.threads="auto")
+# and run with the defaults a user gets, except under the bench's "one thread" condition.
 SOLVE_THREADS = 1
 
 
@@ -58,11 +59,14 @@ def _package_root() -> str:
     return os.path.dirname(os.path.dirname(os.path.abspath(rltorch.__file__)))
 
 
-def child_env(threads: int | None, pythonpath: str | None = None) -> dict:
-    """This process's environment with the thread count pinned and ``pythonpath`` first on the path."""
+def child_env(threads: int | None, pythonpath: str | None = None, serial_kernels: bool = False) -> dict:
+    """This process's environment with the thread count pinned, rltorch's kernels serial when asked, and
+    ``pythonpath`` first on the path."""
     env = dict(os.environ)
     if threads:
         env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    if serial_kernels:
+        env["RLTORCH_CPU_PARALLEL"] = "serial"
     if pythonpath:
         env["PYTHONPATH"] = os.pathsep.join(p for p in (pythonpath, env.get("PYTHONPATH")) if p)
     return env
@@ -70,17 +74,19 @@ def child_env(threads: int | None, pythonpath: str | None = None) -> dict:
 
 # --- rltorch ------------------------------------------------------------------------------------
 
-def run_rltorch(algorithm: str, seed: int, threads: int | None, extra_args: list[str] = (),
-                device: str = "cpu") -> dict:
+def run_rltorch(algorithm: str, seed: int, extra_args: list[str] = (), device: str = "cpu",
+                one_thread: bool = False) -> dict:
     """One seed of rltorch's ``algorithm`` (``rltorch train ALGORITHM``'s config from ``extra_args``) in a
     fresh process, by :mod:`rltorch.bench.rltorch_solve`: its result, plus ``from_process_start_s`` (when
-    the result line appeared) and ``steps_per_s``."""
+    the result line appeared) and ``steps_per_s``. ``one_thread``: one OpenMP thread, ``--threads 1`` and
+    serial kernels, instead of rltorch's defaults."""
+    threads = ["--threads", "1"] if one_thread else []
     cmd = [sys.executable, "-u", "-m", "rltorch.bench.rltorch_solve", algorithm, "--seed", str(seed),
-           "--device", device, *extra_args]
+           "--device", device, *threads, *extra_args]
     with tempfile.TemporaryDirectory(prefix="rltorch-bench-") as tmp:
         start = time.perf_counter()
         proc = subprocess.Popen(cmd, cwd=tmp, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                env=child_env(threads, _package_root()))
+                                env=child_env(1 if one_thread else None, _package_root(), one_thread))
         result, result_at = None, None
         for line in proc.stdout:
             if line.startswith("RESULT "):
@@ -229,11 +235,12 @@ def cleanrl_solve_run(result: dict) -> SolveRun:
 
 # --- cases --------------------------------------------------------------------------------------
 
-def _rltorch_case(group: str, algorithm: str, threads: int | None, tiny_args: list[str], impl: str = "rltorch",
+def _rltorch_case(group: str, algorithm: str, tiny_args: list[str], impl: str = "rltorch",
                   args: list[str] = ()) -> Case:
     def setup(settings: Settings):
         extra_args = [*args, *(tiny_args if settings.mode == "tiny" else [])]
-        return lambda seed: rltorch_solve_run(run_rltorch(algorithm, seed, threads, extra_args, settings.device))
+        return lambda seed: rltorch_solve_run(run_rltorch(algorithm, seed, extra_args, settings.device,
+                                                          settings.one_thread))
 
     return Case("agents", group, impl, setup, kind="solve", item="env step")
 
@@ -271,14 +278,13 @@ def cases(settings: Settings) -> list[Case]:
     # steps) take 30-60 s per seed: too long for --quick, so only tiny and full runs have them.
     slow_peers = settings.mode != "quick"
     found = [
-        _rltorch_case("ppo_time_to_solve", "ppo", SOLVE_THREADS, ["--total-steps", "4096"]),
+        _rltorch_case("ppo_time_to_solve", "ppo", ["--total-steps", "4096"]),
         _sb3_case("ppo_time_to_solve", "SB3 PPO", "ppo", SOLVE_THREADS, lambda s: s.pick(1024, None, None)),
     ]
     if slow_peers:
         found.append(_cleanrl_case("ppo_time_to_solve", "CleanRL PPO", "ppo.py", SOLVE_THREADS,
                                    ["--total-timesteps", "2048"]))
-    found.append(_rltorch_case("dqn_time_to_solve", "dqn", SOLVE_THREADS,
-                               ["--total-steps", "2000", "--eval-interval", "1000"]))
+    found.append(_rltorch_case("dqn_time_to_solve", "dqn", ["--total-steps", "2000", "--eval-interval", "1000"]))
     if slow_peers:
         found.append(_sb3_case("dqn_time_to_solve", "SB3 DQN", "dqn", SOLVE_THREADS,
                                lambda s: s.pick(1280, None, 100_000)))
@@ -287,6 +293,6 @@ def cases(settings: Settings) -> list[Case]:
     if settings.mode == "full":
         # Ape-X's learner plus 2 actor processes on Ray (a local cluster per seed, its start-up
         # counted in the time from process start, not in the time to solve).
-        found.append(_rltorch_case("dqn_time_to_solve", "apex", SOLVE_THREADS, [], impl="rltorch Ape-X (2 actors)",
+        found.append(_rltorch_case("dqn_time_to_solve", "apex", [], impl="rltorch Ape-X (2 actors)",
                                    args=["--actors", "2"]))
     return found
