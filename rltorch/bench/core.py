@@ -56,7 +56,9 @@ class Settings:
     min_rounds: int = 5
     max_rounds: int = 2000
     round_seconds: float = 1e-3
-    python: str | None = None  # interpreter for solve runs; None: this one
+    python: str | None = None  # interpreter for SB3's solve runs; None: $RLTORCH_BENCH_SB3_PYTHON or this one
+    cleanrl: str | None = None  # a CleanRL checkout for its solve runs; None: $RLTORCH_BENCH_CLEANRL
+    train_args: tuple[str, ...] = ()  # extra `rltorch train ALGO` flags for rltorch's solve runs
     # Set by the runner for its "one thread" condition: solve cases start their training processes on one
     # thread with serial kernels (timed cases run in this process, which the runner sets itself).
     one_thread: bool = False

@@ -197,8 +197,11 @@ def render(run: dict, markdown: bool = False, command: str | None = None) -> str
     parts = []
     if command:
         parts.append(f"```bash\n{command}\n```" if markdown else f"$ {command}")
-    parts.append(f"Machine: {machine_line(run)}. Mode {settings['mode']}, device {settings['device']}, "
-                 f"{settings['seeds']} seeds per time-to-solve case, {run['wall_seconds']:.0f} s in all.")
+    if settings["mode"] == "pytest-benchmark":
+        parts.append(f"Machine: {machine_line(run)}. Timed by pytest-benchmark, device {settings['device']}.")
+    else:
+        parts.append(f"Machine: {machine_line(run)}. Mode {settings['mode']}, device {settings['device']}, "
+                     f"{settings['seeds']} seeds per time-to-solve case, {run['wall_seconds']:.0f} s in all.")
     warning = busy_warning(run)
     if warning:
         parts.append(f"**{warning}**" if markdown else warning)
@@ -371,8 +374,66 @@ def write(run: dict, out_dir: str, command: str | None = None) -> dict[str, obje
     return {"json": json_path, "markdown": md_path, "plots": plot(run, out_dir)}
 
 
+def from_pytest_benchmark(data: dict, path: str) -> dict:
+    """A run dict from the JSON of ``pytest benchmarks --benchmark-json=FILE`` (the suite's cases under
+    pytest-benchmark, whose conftest records each case in ``extra_info``), so one report renders both."""
+    from rltorch import __version__
+
+    machine = data.get("machine_info") or {}
+    cpu = machine.get("cpu") or {}
+    results, devices, torch_version = [], set(), "?"
+    for i, bench in enumerate(data.get("benchmarks") or []):
+        info, stats = bench.get("extra_info") or {}, bench.get("stats") or {}
+        if "key" not in info or not isinstance(stats.get("data"), list):
+            raise ValueError(f"{path!r}: benchmark {i} ({bench.get('name')!r}) was not written by rltorch's "
+                             "benchmarks/ suite (no case in its extra_info, or no per-round data)")
+        devices.add(info.get("device", "cpu"))
+        torch_version = str(info.get("torch", torch_version))
+        results.append({"capability": info.get("capability"), "group": info.get("group_name"),
+                        "where": info.get("where"), "impl": info.get("impl"), "key": info["key"], "kind": "timed",
+                        "size": info.get("size"), "size_label": info.get("size_label", ""),
+                        "items": info.get("items", 1), "item": info.get("item", "call"),
+                        "device": info.get("device", "cpu"), "status": "ok", "samples": stats["data"]})
+    return {"schema": 1, "command": f"python -m pytest benchmarks --benchmark-json={os.path.basename(path)}",
+            "settings": {"mode": "pytest-benchmark", "device": ",".join(sorted(devices)) or "cpu", "seeds": 0},
+            "machine": {"date": str(data.get("datetime", "")), "cpu": str(cpu.get("brand_raw", "?")),
+                        "usable_cores": int(cpu.get("count") or 0), "gpu": None, "torch": torch_version,
+                        "rltorch": __version__,
+                        "python": str(machine.get("python_version", "?"))},
+            "wall_seconds": 0.0, "results": results}
+
+
 _MACHINE_KEYS = {"date": str, "cpu": str, "usable_cores": int, "torch": str, "rltorch": str, "python": str}
 _SETTINGS_KEYS = {"mode": str, "device": str, "seeds": int}
+
+
+MARKDOWN_BEGIN = "<!-- BEGIN GENERATED: rltorch bench --report {run_dir}/results.json --splice {target} -->"
+MARKDOWN_END = "<!-- END GENERATED -->"
+
+
+def splice_markdown(run_dir: str, target: str, check: bool = False) -> bool:
+    """Writes the report of ``run_dir/results.json`` (plots linked relative to ``target``) between the
+    BEGIN/END GENERATED markers of the markdown file ``target``. With ``check``, writes nothing and
+    returns whether the file is up to date; otherwise returns whether it changed."""
+    run = load(os.path.join(run_dir, "results.json"))
+    link_dir = os.path.relpath(run_dir, os.path.dirname(os.path.abspath(target)))
+    body = render(run, markdown=True, command=run.get("command"))
+    plots = sorted(p for p in os.listdir(run_dir) if p.endswith(".png"))
+    if plots:
+        body += "\nPlots of this run:\n\n" + "\n".join(f"- [{p[:-4]}]({link_dir}/{p})" for p in plots) + "\n"
+    block = f"{MARKDOWN_BEGIN.format(run_dir=link_dir, target=os.path.basename(target))}\n\n{body}\n{MARKDOWN_END}"
+    with open(target) as f:
+        text = f.read()
+    start, end = text.find("<!-- BEGIN GENERATED"), text.find(MARKDOWN_END)
+    if start < 0 or end < 0:
+        raise ValueError(f"{target!r} has no generated block (the BEGIN GENERATED / END GENERATED markers)")
+    updated = text[:start] + block + text[end + len(MARKDOWN_END):]
+    if check:
+        return updated == text
+    if updated != text:
+        with open(target, "w") as f:
+            f.write(updated)
+    return updated != text
 
 
 def load(path: str) -> dict:
@@ -387,6 +448,8 @@ def load(path: str) -> dict:
         raise ValueError(f"{path!r} is a directory, not a results file (give its results.json)") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ValueError(f"{path!r} is not a results file written by rltorch bench: {exc}") from None
+    if isinstance(data, dict) and "benchmarks" in data and "machine_info" in data:
+        data = from_pytest_benchmark(data, path)
     if not isinstance(data, dict) or not {"machine", "settings", "results"} <= data.keys():
         raise ValueError(f"{path!r} is not a results file written by rltorch bench "
                          f"(expected the keys machine, settings, results)")

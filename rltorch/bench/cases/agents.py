@@ -15,12 +15,12 @@ Peers:
   ``Settings.python``, else ``$RLTORCH_BENCH_SB3_PYTHON``, else this interpreter:
   a venv of its own (:func:`sb3_venv`) when its pins conflict with ours.
 - CleanRL's ``dqn.py`` / ``ppo.py``, unmodified, from the checkout at
-  ``$RLTORCH_BENCH_CLEANRL``, in a venv of its own made on first use (it pins
-  gymnasium 0.29.1); timed from process start until the mean of its last 100
-  training episodes reaches 475, its own criterion.
+  ``Settings.cleanrl`` (``rltorch bench --cleanrl PATH``) or ``$RLTORCH_BENCH_CLEANRL``, in a venv of its
+  own made on first use (it pins gymnasium 0.29.1); timed from process start until the mean of its last
+  100 training episodes reaches 475, its own criterion.
 
-``benchmarks/train_dqn.py`` and ``benchmarks/train_ppo.py`` are the command
-lines over the same functions.
+``rltorch bench --only agents`` runs them (``--seeds``, ``--train-args``, ``--sb3-python``/``--sb3-venv``,
+``--cleanrl``); ``rltorch bench --profile ppo`` splits rltorch's time to solve into its parts.
 """
 
 from __future__ import annotations
@@ -40,11 +40,11 @@ from rltorch.bench.core import Case, Settings, SolveRun, Unavailable
 SB3_SCRIPT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "sb3_solve.py")
 SB3_PYTHON_ENV = "RLTORCH_BENCH_SB3_PYTHON"
 SB3_REQUIREMENTS = ["torch==2.13.0", "stable-baselines3==2.9.2"]  # torch first: the CPU wheel, then SB3 against it
-INSTALL_SB3 = ("pip install 'rltorch[bench]'  (or a venv of its own: python benchmarks/train_ppo.py --sb3 makes "
-               f"one; then set {SB3_PYTHON_ENV}=VENV/bin/python)")
+INSTALL_SB3 = ("pip install 'rltorch[bench]'  (or a venv of its own: rltorch bench --sb3-venv DIR makes one; "
+               f"or set {SB3_PYTHON_ENV}=VENV/bin/python)")
 CLEANRL_ENV = "RLTORCH_BENCH_CLEANRL"
-INSTALL_CLEANRL = (f"git clone https://github.com/vwxyzjn/cleanrl PATH, then {CLEANRL_ENV}=PATH "
-                   "(a venv with gymnasium 0.29.1 is made in the checkout on first use)")
+INSTALL_CLEANRL = (f"git clone https://github.com/vwxyzjn/cleanrl PATH, then rltorch bench --cleanrl PATH (or "
+                   f"{CLEANRL_ENV}=PATH; a venv with gymnasium 0.29.1 is made in the checkout on first use)")
 SOLVED_AT = 475.0
 
 # Torch threads per peer training process (SB3, CleanRL): their networks are small, and a second
@@ -174,14 +174,14 @@ def sb3_solve_run(result: dict) -> SolveRun:
 
 # --- CleanRL ------------------------------------------------------------------------------------
 
-def cleanrl_checkout() -> str:
-    """The CleanRL checkout named by ``$RLTORCH_BENCH_CLEANRL``; Unavailable without one."""
-    path = os.environ.get(CLEANRL_ENV)
+def cleanrl_checkout(settings: Settings | None = None) -> str:
+    """The CleanRL checkout named by ``settings.cleanrl`` or ``$RLTORCH_BENCH_CLEANRL``; Unavailable without one."""
+    path = (settings.cleanrl if settings else None) or os.environ.get(CLEANRL_ENV)
     if not path:
-        raise Unavailable(f"no CleanRL checkout: set {CLEANRL_ENV} to one", INSTALL_CLEANRL)
+        raise Unavailable(f"no CleanRL checkout: pass --cleanrl PATH or set {CLEANRL_ENV}", INSTALL_CLEANRL)
     path = os.path.expanduser(path)
     if not os.path.isfile(os.path.join(path, "cleanrl", "dqn.py")):
-        raise Unavailable(f"{CLEANRL_ENV}={path} is not a CleanRL checkout (no cleanrl/dqn.py)", INSTALL_CLEANRL)
+        raise Unavailable(f"{path} is not a CleanRL checkout (no cleanrl/dqn.py)", INSTALL_CLEANRL)
     return path
 
 
@@ -238,7 +238,7 @@ def cleanrl_solve_run(result: dict) -> SolveRun:
 def _rltorch_case(group: str, algorithm: str, tiny_args: list[str], impl: str = "rltorch",
                   args: list[str] = ()) -> Case:
     def setup(settings: Settings):
-        extra_args = [*args, *(tiny_args if settings.mode == "tiny" else [])]
+        extra_args = [*args, *settings.train_args, *(tiny_args if settings.mode == "tiny" else [])]
         return lambda seed: rltorch_solve_run(run_rltorch(algorithm, seed, extra_args, settings.device,
                                                           settings.one_thread))
 
@@ -264,7 +264,7 @@ def _sb3_case(group: str, impl: str, algorithm: str, threads: int | None, total_
 
 def _cleanrl_case(group: str, impl: str, script: str, threads: int | None, tiny_args: list[str]) -> Case:
     def setup(settings: Settings):
-        path = cleanrl_checkout()
+        path = cleanrl_checkout(settings)
         cleanrl_venv(path)  # made here, untimed, on first use
         extra_args = tiny_args if settings.mode == "tiny" else []
         return lambda seed: cleanrl_solve_run(run_cleanrl(path, seed, script, threads, extra_args))
