@@ -377,7 +377,7 @@ def write(run: dict, out_dir: str, command: str | None = None) -> dict[str, obje
 def from_pytest_benchmark(data: dict, path: str) -> dict:
     """A run dict from the JSON of ``pytest benchmarks --benchmark-json=FILE`` (the suite's cases under
     pytest-benchmark, whose conftest records each case in ``extra_info``), so one report renders both."""
-    from rltorch import __version__
+    from rltorch._version import __version__
 
     machine = data.get("machine_info") or {}
     cpu = machine.get("cpu") or {}
