@@ -47,3 +47,16 @@ def storage_device(owner: str, device, what: str) -> torch.device:
             raise ValueError(f"{owner}: `device` is {device} but only {torch.cuda.device_count()} "
                              "CUDA device(s) exist")
     return device
+
+
+def resolve_device(name: str | torch.device) -> torch.device:
+    """``"auto"`` is CUDA when available, else the CPU; anything else must name an available device."""
+    if isinstance(name, str) and name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError, ValueError) as exc:
+        raise ValueError(f"`device` must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {name!r}") from exc
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"device {str(name)!r} was requested but CUDA is not available (torch.cuda.is_available() is False)")
+    return device

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import torch
 
-from rltorch import _ext
+from rltorch import _ext, _threads
 
 
 def info() -> dict:
     """Version, torch, whether the extension and its CUDA kernels are there, and what each op runs."""
-    from rltorch import __version__
+    from rltorch._version import __version__
     from rltorch.ops._registry import all_kernels
 
     cuda_available = torch.cuda.is_available()
@@ -25,6 +25,7 @@ def info() -> dict:
         "cuda_compiled": _ext.cuda_compiled(),
         "cuda_available": cuda_available,
         "num_threads": torch.get_num_threads(),
+        "threads": _threads.policy(),
         "ops": {
             name: {device: implementation(kernels, device) for device in devices}
             for name, kernels in sorted(all_kernels().items())

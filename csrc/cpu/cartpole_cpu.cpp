@@ -25,6 +25,7 @@
 #endif
 
 #include "../cartpole_common.h"
+#include "parallel.h"
 #include "rltorch/cartpole.h"
 
 namespace rltorch {
@@ -34,8 +35,12 @@ namespace cp = cartpole;
 
 // Envs per tile: the per-tile sin/cos scratch stays in L1.
 constexpr int64_t kTile = 256;
-// At ~5 ns per env, 8192 envs amortise waking a second thread.
-constexpr int64_t kGrain = 8192;
+// Serial costs on the 2-core dev VM, from which csrc/cpu/parallel.h decides
+// whether a call forks: a step ~4-8 ns per env, a reset ~10 ns, checking an
+// action well under 1 ns.
+constexpr double kStepNs = 6.0;
+constexpr double kResetNs = 10.0;
+constexpr double kCheckNs = 0.5;
 
 struct StepPointers {
   double* state;
@@ -298,7 +303,8 @@ RLTORCH_CPU_CLONES void step_range(const StepPointers& p, const action_t* action
 template <typename action_t>
 void check_step_preconditions(const action_t* act, const bool* prev_done, int64_t n, bool autoreset_disabled) {
   std::atomic<bool> bad_action{false}, ended{false};
-  at::parallel_for(0, n, kGrain, [&](int64_t begin, int64_t end) {
+  static cpu::ParallelSite site("cartpole_check_actions");
+  cpu::parallel_for(site, n, kCheckNs, [&](int64_t begin, int64_t end) {
     if (any_invalid_action(act, begin, end)) bad_action.store(true, std::memory_order_relaxed);
     if (autoreset_disabled && any_set(prev_done, begin, end)) ended.store(true, std::memory_order_relaxed);
   });
@@ -347,7 +353,8 @@ CartPoleStepOutputs cartpole_step_cpu(at::Tensor& state, at::Tensor& steps, at::
   AT_DISPATCH_V2(a.action.scalar_type(), "cartpole_step_cpu", AT_WRAP([&] {
     const scalar_t* act = a.action.const_data_ptr<scalar_t>();
     check_step_preconditions(act, p.prev_done, a.n, autoreset_mode == cp::kDisabled);
-    at::parallel_for(0, a.n, kGrain, [&](int64_t begin, int64_t end) {
+    static cpu::ParallelSite site("cartpole_step");
+    cpu::parallel_for(site, a.n, kStepNs, [&](int64_t begin, int64_t end) {
       switch (autoreset_mode) {
         case cp::kNextStep:
           step_range<cp::kNextStep>(p, act, begin, end);
@@ -358,7 +365,7 @@ CartPoleStepOutputs cartpole_step_cpu(at::Tensor& state, at::Tensor& steps, at::
         default:
           step_range<cp::kDisabled>(p, act, begin, end);
       }
-    });
+    }, kTile);
   }), AT_INTEGRAL_TYPES_V2);
   return a.outputs();
 }
@@ -376,7 +383,8 @@ at::Tensor cartpole_reset_cpu(at::Tensor& state, at::Tensor& steps, at::Tensor& 
   float* o = obs.data_ptr<float>();
   const bool* m = mask.defined() ? mask.const_data_ptr<bool>() : nullptr;
   const uint64_t key_seed = static_cast<uint64_t>(seed);
-  at::parallel_for(0, n, kGrain, [&](int64_t begin, int64_t end) {
+  static cpu::ParallelSite site("cartpole_reset");
+  cpu::parallel_for(site, n, kResetNs, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) cp::reset_or_observe(s, st, pd, ep, m, o, n, i, key_seed, low, high);
   });
   return obs;

@@ -7,13 +7,15 @@
 #include <algorithm>
 
 #include "../returns_common.h"
+#include "parallel.h"
 #include "rltorch/returns.h"
 
 namespace rltorch {
 namespace {
 
-// Below this many elements one thread is faster than waking the pool.
-constexpr int64_t kGrain = 1 << 15;
+// Serial cost per element read, measured on the 2-core dev VM (float32, in
+// cache: 0.5-1.6 ns); csrc/cpu/parallel.h turns it into the thread decision.
+constexpr double kElementNs = 1.0;
 
 // The bootstrap source (and, for the common two-action case, the action
 // count) are template parameters so the per-row loop has no branches and, with
@@ -55,7 +57,8 @@ void td_target_rows(const TdTargetArgs& a, double gamma, scalar_t* y) {
   const scalar_t* disc = a.discount.defined() ? a.discount.const_data_ptr<scalar_t>() : nullptr;
   const int64_t A = a.num_actions;
   const acc_t g = static_cast<acc_t>(gamma);
-  at::parallel_for(0, a.batch, kGrain / (A + 1) + 1, [&](int64_t begin, int64_t end) {
+  static cpu::ParallelSite site("td_target");
+  cpu::parallel_for(site, a.batch, kElementNs * static_cast<double>(A + 1), [&](int64_t begin, int64_t end) {
     if constexpr (mode == Bootstrap::kAction) {
       // Validate the whole chunk before writing, so a bad index leaves no partial output behind.
       for (int64_t i = begin; i < end; ++i) {
@@ -118,7 +121,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> nstep_returns_cpu(const at::Tenso
     // tensor's numel, so unlike N * n (n may be 2**62: "to the episode end")
     // it cannot overflow.
     const int64_t row_cost = N * std::min(n, T);
-    at::parallel_for(0, T, std::max<int64_t>(1, kGrain / row_cost), [&](int64_t t_begin, int64_t t_end) {
+    static cpu::ParallelSite site("nstep_returns");
+    cpu::parallel_for(site, T, kElementNs * static_cast<double>(row_cost), [&](int64_t t_begin, int64_t t_end) {
       for (int64_t t = t_begin; t < t_end; ++t) {
         for (int64_t env = 0; env < N; ++env) {
           const int64_t cell = t * N + env;
@@ -177,7 +181,8 @@ std::tuple<at::Tensor, at::Tensor> gae_cpu(const at::Tensor& reward, const at::T
     const acc_t g = static_cast<acc_t>(gamma), gl = static_cast<acc_t>(gamma * lmbda);
     // Envs are independent: each thread owns a slice of them and walks time
     // backwards over rows that are contiguous in memory.
-    at::parallel_for(0, N, std::max<int64_t>(kGrain / T, 256), [&](int64_t begin, int64_t end) {
+    static cpu::ParallelSite site("gae");
+    cpu::parallel_for(site, N, kElementNs * static_cast<double>(T), [&](int64_t begin, int64_t end) {
       std::vector<acc_t> carry(static_cast<size_t>(end - begin), acc_t(0));
       for (int64_t t = T - 1; t >= 0; --t) {
         const int64_t base = t * N + begin;

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "../sumtree_common.h"
+#include "parallel.h"
 #include "rltorch/sumtree.h"
 
 namespace rltorch {
@@ -17,11 +18,9 @@ namespace {
 // are prefetched before any is read, so up to kGroup cache misses overlap
 // instead of one dependent miss per level per query.
 constexpr int64_t kGroup = 16;
-// Queries per thread. One thread finds 4096 masses in ~115 us at 2^20 leaves
-// on the 2-core dev VM; splitting that across the OpenMP pool cost
-// milliseconds whenever the cores were shared (a descheduled worker stalls
-// the whole parallel_for), so only large batches go parallel.
-constexpr int64_t kSearchGrain = 1 << 14;
+// One descent at 2^20 leaves, measured serial on the 2-core dev VM: 30-60 ns
+// (a cache miss per lower level); csrc/cpu/parallel.h decides from it.
+constexpr double kSearchNs = 45.0;
 // How many entries ahead the update loop prefetches leaves.
 constexpr int64_t kUpdateLookahead = 8;
 // Rows ahead that replay_gather and per_update_priorities_ prefetch.
@@ -237,7 +236,8 @@ at::Tensor sumtree_find_cpu(const at::Tensor& tree, int64_t capacity, int64_t fa
   int64_t* op = out.mutable_data_ptr<int64_t>();
   dispatch_fanout(fanout, [&](auto k) {
     constexpr int K = decltype(k)::value;
-    at::parallel_for(0, n, kSearchGrain, [&](int64_t begin, int64_t end) {
+    static cpu::ParallelSite site("sumtree_find");
+    cpu::parallel_for(site, n, kSearchNs, [&](int64_t begin, int64_t end) {
       find_many<K>(sums, layout, mp, begin, end, op, nullptr, 0);
     });
   });
@@ -262,7 +262,8 @@ std::tuple<at::Tensor, at::Tensor> sumtree_sample_cpu(const at::Tensor& tree, in
   const double total = sums[0], min_priority = mins[0];
   dispatch_fanout(fanout, [&](auto k) {
     constexpr int K = decltype(k)::value;
-    at::parallel_for(0, batch_size, kSearchGrain, [&](int64_t begin, int64_t end) {
+    static cpu::ParallelSite site("sumtree_sample");
+    cpu::parallel_for(site, batch_size, kSearchNs, [&](int64_t begin, int64_t end) {
       find_many<K>(sums, layout, up, begin, end, ip, &total, batch_size);
       for (int64_t i = begin; i < end; ++i) {
         wp[i] = sumtree::importance_weight(sums[leaf_offset + ip[i]], min_priority, static_cast<float>(beta));

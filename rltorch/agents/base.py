@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import os
 import pickle
 import time
@@ -46,9 +47,11 @@ import gymnasium as gym
 import torch
 from torch import Tensor, nn
 
+from rltorch._checks import resolve_device
+from rltorch._threads import agent_threads, torch_threads
 from rltorch.agents.config import RunConfig
 from rltorch.ops.device_errors import check_device_errors
-from rltorch.envs.vector import Step, VectorEnvAdapter, make_env, max_episode_return, resolve_device, solve_threshold
+from rltorch.envs.vector import Step, VectorEnvAdapter, make_env, max_episode_return, solve_threshold
 
 #: Version of the checkpoint layout. 1: DQN-only files (no ``algorithm`` key); 2: tagged with the algorithm.
 CHECKPOINT_FORMAT = 2
@@ -101,6 +104,18 @@ def checkpoint_algorithm(state: dict) -> str:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _on_run_threads(method):
+    """Runs an agent method on the config's intra-op thread count (``RunConfig.threads``), restoring the
+    caller's afterwards."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        with torch_threads(agent_threads(self.config.threads)):
+            return method(self, *args, **kwargs)
+
+    return wrapper
 
 
 @contextlib.contextmanager
@@ -282,6 +297,7 @@ class Agent:
         """Every column of a log row, in order (metrics.csv's header)."""
         return ["env_steps", "updates", "wall_time_s", "steps_per_s", *cls.log_columns, "eval_return"]
 
+    @_on_run_threads
     def train(self, progress: bool = False, callback: Callable[[dict], None] | None = None,
               stop_at: int | None = None) -> TrainResult:
         """Collect and learn until solved (greedy evaluation >= threshold) or ``total_steps``.
@@ -354,6 +370,7 @@ class Agent:
         (``stop_below``: see :meth:`evaluate_returns`)."""
         return float(self.evaluate_returns(episodes, seed, stop_below).mean())
 
+    @_on_run_threads
     @torch.no_grad()
     def evaluate_returns(self, episodes: int = 100, seed: int | None = None,
                          stop_below: float | None = None) -> Tensor:

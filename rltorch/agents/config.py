@@ -1,77 +1,27 @@
-"""Configs that are their own command line: :class:`RunConfig` and what reads its fields.
-
-A config is a dataclass with a docstring under each field (as CleanRL's
-``Args``). The field's annotation says what a value may be (``int``,
-``float``, ``bool``, ``str``, ``Literal[...]`` choices, ``tuple[int, ...]``,
-``X | None``); :meth:`RunConfig.validate` checks every field against it
-(bools are not numbers, integers are whole and finite, floats are finite) and
-then the ranges, naming the field. :func:`field_docs` reads the docstrings, so
-the CLI can turn each field into a flag with that help.
-"""
+"""Run-level settings every agent shares (:class:`RunConfig`); the config machinery is :mod:`rltorch.config`."""
 
 from __future__ import annotations
 
-import ast
-import dataclasses
-import functools
-import inspect
-import math
-import textwrap
-import types
-import typing
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
 
+from rltorch.config import (  # noqa: F401  (re-exported: this module was their home before rltorch.config)
+    Config,
+    describe,
+    field_docs,
+    field_hints,
+    literal_or,
+    optional_inner,
+    parse_field,
+    parse_field_item,
+)
 from rltorch.envs.vector import ENV_BACKENDS
 
 #: Seeds go to torch and gymnasium generators, which take non-negative 64-bit values.
 MAX_SEED = 2**63 - 1
-
-
-@dataclass(kw_only=True)
-class Config:
-    """A dataclass whose fields are checked against their annotations (:meth:`validate`), read from
-    dicts and files (:meth:`from_dict`) and turned into command-line flags. Subclasses add fields
-    with a docstring under each and range checks in :meth:`check`."""
-
-    def __post_init__(self):
-        self.validate()
-
-    def validate(self):
-        """Checks every field (type, then range) and normalises it (tuples, ints); raises ValueError naming the
-        field. Nothing is changed when a check fails. Returns ``self``."""
-        values = {f.name: _coerce(type(self), f.name, hint, getattr(self, f.name))
-                  for f, hint in _fields_and_hints(type(self))}
-        self.check(values)
-        for name, value in values.items():
-            setattr(self, name, value)
-        return self
-
-    def check(self, values: dict[str, Any]) -> None:
-        """Range checks on the type-checked ``values``; subclasses extend it (call ``super().check(values)``)."""
-
-    def requirement(self, cond: bool, name: str, message: str) -> None:
-        """Raises ``ValueError("<Config>: `name` message")`` unless ``cond``."""
-        if not cond:
-            raise ValueError(f"{type(self).__name__}: `{name}` {message}")
-
-    @classmethod
-    def from_dict(cls, values: dict):
-        """A validated config from a dict of field values (unknown keys are an error)."""
-        if not isinstance(values, dict):
-            raise ValueError(f"{cls.__name__}: expected a dict of field values, got {type(values).__name__}")
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(str(k) for k in set(values) - known)
-        if unknown:
-            raise ValueError(f"{cls.__name__}: unknown field(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-        return cls(**values)
-
-    def to_dict(self) -> dict:
-        """Plain JSON/TOML values (tuples become lists); ``from_dict(to_dict())`` gives an equal config."""
-        return {name: list(value) if isinstance(value, tuple) else value
-                for name, value in ((f.name, getattr(self, f.name)) for f in dataclasses.fields(self))}
+MAX_THREADS = 1024
 
 
 @dataclass(kw_only=True)
@@ -105,6 +55,10 @@ class RunConfig(Config):
     eval_stop_early: bool = False
     """Stop a training-time evaluation once its mean can no longer reach solve_threshold (envs with a known
     best episode return: rltorch's CartPole); its logged eval_return is then a lower bound."""
+    threads: int | Literal["auto"] = "auto"
+    """torch intra-op threads while training and evaluating: 'auto' is one (an agent's small MLP and env step
+    cannot gain from splitting, and lose badly when another process shares the cores); the caller's own
+    setting is restored afterwards."""
 
     def check(self, values: dict[str, Any]) -> None:
         super().check(values)
@@ -118,6 +72,8 @@ class RunConfig(Config):
         need(values["total_steps"] >= 1, "total_steps", f"must be >= 1, got {values['total_steps']}")
         for name in ("eval_interval", "eval_episodes", "log_interval"):
             need(values[name] >= 1, name, f"must be >= 1, got {values[name]}")
+        need(values["threads"] == "auto" or 1 <= values["threads"] <= MAX_THREADS, "threads",
+             f"must be 'auto' or an integer in [1, {MAX_THREADS}], got {values['threads']!r}")
 
 
 def _is_device(name: str) -> bool:
@@ -128,156 +84,3 @@ def _is_device(name: str) -> bool:
     except (RuntimeError, ValueError):
         return False
     return device.type in ("cpu", "cuda", "mps", "xpu")
-
-
-@functools.cache
-def _fields_and_hints(cls: type) -> tuple[tuple[dataclasses.Field, Any], ...]:
-    hints = typing.get_type_hints(cls)
-    return tuple((f, hints[f.name]) for f in dataclasses.fields(cls))
-
-
-def field_hints(cls: type) -> dict[str, Any]:
-    """Each field's resolved annotation."""
-    return {f.name: hint for f, hint in _fields_and_hints(cls)}
-
-
-def optional_inner(hint) -> tuple[Any, bool]:
-    """(the hint without ``None``, whether ``None`` is allowed)."""
-    if typing.get_origin(hint) in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(hint) if a is not type(None)]
-        if len(args) == 1:
-            return args[0], len(args) < len(typing.get_args(hint))
-    return hint, False
-
-
-def _coerce(cls: type, name: str, hint, value):
-    def fail(expected: str):
-        raise ValueError(f"{cls.__name__}: `{name}` must be {expected}, got {value!r}")
-
-    inner, nullable = optional_inner(hint)
-    if value is None:
-        return None if nullable else fail(describe(hint))
-    origin = typing.get_origin(inner)
-    if origin is Literal:
-        choices = typing.get_args(inner)
-        if isinstance(value, bool) or value not in choices:
-            fail(f"one of {', '.join(repr(c) for c in choices)}")
-        return value
-    if inner is bool:
-        return value if isinstance(value, bool) else fail("true or false")
-    if inner is int:
-        return _as_int(value) if _as_int(value) is not None else fail("an integer")
-    if inner is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            fail("a finite number")
-        return float(value)
-    if inner is str:
-        return value if isinstance(value, str) else fail("a string")
-    if origin is tuple:
-        item_hint = typing.get_args(inner)[0]
-        if not isinstance(value, (list, tuple)):
-            fail(f"a list of {describe(item_hint)}s")
-        items = tuple(_coerce(cls, f"{name}[{i}]", item_hint, v) for i, v in enumerate(value))
-        return items
-    raise TypeError(f"{cls.__name__}: field `{name}` has an annotation rltorch configs do not support: {hint!r}")
-
-
-def _as_int(value) -> int | None:
-    """``value`` as an int when it is one (whole finite floats like 1e5 count; bools do not)."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
-        return int(value)
-    return None
-
-
-def describe(hint) -> str:
-    """A short human name for an annotation (for help texts and errors)."""
-    inner, nullable = optional_inner(hint)
-    origin = typing.get_origin(inner)
-    if origin is Literal:
-        text = "|".join(str(c) for c in typing.get_args(inner))
-    elif origin is tuple:
-        text = f"comma-separated {describe(typing.get_args(inner)[0])}s"
-    else:
-        text = {bool: "bool", int: "integer", float: "number", str: "string"}.get(inner, str(inner))
-    return f"{text} or none" if nullable else text
-
-
-def parse_field(cls: type, name: str, text: str):
-    """The value a command-line string means for field ``name`` (validated later by ``validate``)."""
-    hints = field_hints(cls)
-    if name not in hints:
-        raise ValueError(f"{cls.__name__}: unknown field {name}; known: {', '.join(sorted(hints))}")
-    inner, nullable = optional_inner(hints[name])
-    text = text.strip()
-    if nullable and text.lower() in ("none", "null"):
-        return None
-
-    def fail(expected: str):
-        raise ValueError(f"{cls.__name__}: `{name}` must be {expected}, got {text!r}")
-
-    if inner is bool:
-        lowered = text.lower()
-        if lowered in ("true", "1", "yes", "on"):
-            return True
-        if lowered in ("false", "0", "no", "off"):
-            return False
-        fail("true or false")
-    if inner is int:
-        try:
-            return int(text)
-        except ValueError:
-            try:
-                return float(text)  # 1e5 is accepted as 100000; 1.5 and inf are rejected by validate
-            except ValueError:
-                fail("an integer")
-    if inner is float:
-        try:
-            return float(text)
-        except ValueError:
-            fail("a number")
-    if typing.get_origin(inner) is tuple:
-        item_hint = typing.get_args(inner)[0]
-        parts = [p for p in text.strip("[]()").replace(" ", "").split(",") if p]
-        items = []
-        for i, part in enumerate(parts):
-            items.append(parse_field_item(cls, f"{name}[{i}]", item_hint, part))
-        return tuple(items)
-    return text
-
-
-def parse_field_item(cls: type, name: str, hint, text: str):
-    if hint is int:
-        try:
-            return int(text)
-        except ValueError:
-            raise ValueError(f"{cls.__name__}: `{name}` must be an integer, got {text!r}") from None
-    if hint is float:
-        try:
-            return float(text)
-        except ValueError:
-            raise ValueError(f"{cls.__name__}: `{name}` must be a number, got {text!r}") from None
-    return text
-
-
-@functools.cache
-def field_docs(cls: type) -> dict[str, str]:
-    """The docstring under each field, read from the source of ``cls`` and its bases (a subclass's wins)."""
-    docs: dict[str, str] = {}
-    for klass in reversed(cls.__mro__):
-        if not dataclasses.is_dataclass(klass):
-            continue
-        try:
-            source = textwrap.dedent(inspect.getsource(klass))
-        except (OSError, TypeError):  # no source (frozen app, interactive session): generated help instead
-            continue
-        body = ast.parse(source).body[0].body
-        for node, after in zip(body, body[1:]):
-            if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
-                    and isinstance(after, ast.Expr) and isinstance(after.value, ast.Constant)
-                    and isinstance(after.value.value, str)):
-                docs[node.target.id] = " ".join(inspect.cleandoc(after.value.value).split())
-    return docs

@@ -22,7 +22,8 @@ import gymnasium as gym
 import torch
 from torch import Tensor, nn
 
-from rltorch.envs.vector import VectorEnvAdapter, resolve_device
+from rltorch._checks import resolve_device
+from rltorch.envs.vector import VectorEnvAdapter
 
 __all__ = ["LinearExpert", "collect_expert_pairs", "collect_failure_pairs", "ENV_DATASETS"]
 

@@ -32,7 +32,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from rltorch.classifiers import metrics as _metrics
-from rltorch.envs.vector import resolve_device
+from rltorch._checks import resolve_device
 from rltorch.nn import ACTIVATIONS, cnn, mlp
 
 __all__ = ["Classifier", "BinaryClassifier", "MulticlassClassifier", "MultilabelClassifier", "NotFittedError",

@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 import torch
 
-from rltorch.agents.config import Config
+from rltorch.config import Config
 from rltorch.classifiers import datasets as synthetic
 from rltorch.classifiers.env_data import collect_expert_pairs, collect_failure_pairs
 from rltorch.classifiers.models import BinaryClassifier, Classifier, MulticlassClassifier, MultilabelClassifier

@@ -21,22 +21,11 @@ import torch
 from gymnasium.vector import AutoresetMode
 from torch import Tensor
 
+from rltorch._checks import resolve_device
+
 #: Env ids that rltorch's vectorized CartPole implements (env_backend "auto" picks it for these).
 RLTORCH_ENV_IDS = ("CartPole-v1", "rltorch/CartPole-v1")
 ENV_BACKENDS = ("auto", "rltorch", "gymnasium")
-
-
-def resolve_device(name: str | torch.device) -> torch.device:
-    """``"auto"`` is CUDA when available, else the CPU; anything else must name an available device."""
-    if isinstance(name, str) and name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except (RuntimeError, TypeError, ValueError) as exc:
-        raise ValueError(f"`device` must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {name!r}") from exc
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device {str(name)!r} was requested but CUDA is not available (torch.cuda.is_available() is False)")
-    return device
 
 
 def make_env(env_id: str, num_envs: int, *, backend: str = "auto", device: torch.device | str | None = None):

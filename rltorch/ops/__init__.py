@@ -2,6 +2,7 @@
 
 from rltorch.ops.device_errors import check_device_errors, device_error_pending
 from rltorch.ops.cartpole import cartpole_reset_, cartpole_step_, new_cartpole_state
+from rltorch.ops.parallel import cpu_parallel, cpu_parallel_report, set_cpu_parallel
 from rltorch.ops.returns import double_dqn_target, gae, lambda_returns, nstep_returns, td_target
 from rltorch.ops.sumtree import SumTree
 
@@ -9,4 +10,5 @@ __all__ = [
     "td_target", "double_dqn_target", "nstep_returns", "gae", "lambda_returns",
     "cartpole_step_", "cartpole_reset_", "new_cartpole_state",
     "SumTree", "check_device_errors", "device_error_pending",
+    "cpu_parallel", "set_cpu_parallel", "cpu_parallel_report",
 ]

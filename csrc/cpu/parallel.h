@@ -1,0 +1,110 @@
+#pragma once
+// How every rltorch CPU kernel splits its work across threads.
+//
+// A fork-join region waits for its slowest thread. On an idle machine that
+// costs a few microseconds; when another process shares the cores, a worker
+// the OS has descheduled costs the region a whole time slice (milliseconds),
+// and small regions (a 66 us env step) then ran 5-100x slower than on one
+// thread. So:
+//  - work estimated below kSerialBelowNs never forks;
+//  - larger work runs parallel or serial, whichever this call site has
+//    measured to be faster lately at this size (per power-of-two size
+//    class); the slower mode is tried again at most every kProbeIntervalNs,
+//    so a busy machine turns a site serial within a call or two, and an idle
+//    one turns it back within a fraction of a second;
+//  - a parallel region hands out chunks of about kChunkNs from a shared
+//    counter, so a worker that starts late takes less work instead of
+//    holding a fixed share.
+// Results never depend on the choice: each item is computed by one thread
+// with the same instructions either way (the tests compare the modes bit for bit).
+//
+// RLTORCH_CPU_PARALLEL=adaptive (default) | static (parallel whenever the work
+// is above the threshold: the old behaviour) | serial, read at first use;
+// rltorch.ops.set_cpu_parallel() changes it at run time.
+
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace rltorch::cpu {
+
+enum class ParallelMode : int { kAdaptive = 0, kStatic = 1, kSerial = 2 };
+
+ParallelMode parallel_mode();
+void set_parallel_mode(ParallelMode mode);
+
+// Measured on the 2-core dev VM: waking the OpenMP pool and joining it costs
+// 5-15 us when idle, so work under ~30 us cannot gain from a second thread.
+constexpr double kSerialBelowNs = 30e3;
+// Dynamic chunks: small enough that a late worker delays the join by little,
+// large enough that the shared counter is touched rarely.
+constexpr double kChunkNs = 15e3;
+constexpr int64_t kProbeIntervalNs = 250'000'000;
+
+class ParallelSite {
+ public:
+  explicit ParallelSite(const char* name);
+  ParallelSite(const ParallelSite&) = delete;
+  ParallelSite& operator=(const ParallelSite&) = delete;
+
+  const char* name() const { return name_; }
+
+  struct Decision {
+    bool parallel;
+    bool record;  // time the call and learn from it
+    bool probe;   // the call tries the mode that is not currently preferred
+    int size_class;
+  };
+  Decision decide(int64_t n, double estimated_ns);
+  void record(const Decision& decision, int64_t n, int64_t elapsed_ns);
+
+  // One line per size class seen: name, class, ns per item serial / parallel, preferred mode.
+  void describe(std::vector<std::string>& lines) const;
+  void reset();
+
+ private:
+  struct SizeClass {
+    std::atomic<float> serial_ns{0.f};
+    std::atomic<float> parallel_ns{0.f};
+    std::atomic<int64_t> last_probe_ns{0};
+  };
+  const char* name_;
+  std::array<SizeClass, 64> classes_;
+};
+
+int64_t monotonic_ns();
+
+// Runs body(begin, end) over [0, n) on one or more threads as described above.
+// ns_per_item is the kernel's measured serial cost per item; it sets the
+// threshold and the chunk size, never the results. Chunks start at multiples
+// of `align` (a kernel's SIMD tile).
+template <typename Body>
+void parallel_for(ParallelSite& site, int64_t n, double ns_per_item, const Body& body, int64_t align = 1) {
+  if (n <= 0) return;
+  const ParallelSite::Decision decision = site.decide(n, static_cast<double>(n) * ns_per_item);
+  const int64_t start = decision.record ? monotonic_ns() : 0;
+  if (!decision.parallel) {
+    body(int64_t{0}, n);
+  } else {
+    const int64_t items = static_cast<int64_t>(kChunkNs / std::max(ns_per_item, 1e-3));
+    const int64_t chunk = std::max<int64_t>(1, (items + align - 1) / align) * align;
+    const int64_t chunks = (n + chunk - 1) / chunk;
+    const int64_t workers = std::min<int64_t>(at::get_num_threads(), chunks);
+    std::atomic<int64_t> next{0};
+    at::parallel_for(0, workers, 1, [&](int64_t, int64_t) {
+      for (int64_t c = next.fetch_add(1, std::memory_order_relaxed); c < chunks;
+           c = next.fetch_add(1, std::memory_order_relaxed)) {
+        body(c * chunk, std::min(n, (c + 1) * chunk));
+      }
+    });
+  }
+  if (decision.record) site.record(decision, n, monotonic_ns() - start);
+}
+
+}  // namespace rltorch::cpu
