@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import operator
 
+import numpy as np
 import torch
 
 _INT64_MAX = 2**63 - 1
@@ -60,3 +62,29 @@ def resolve_device(name: str | torch.device) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError(f"device {str(name)!r} was requested but CUDA is not available (torch.cuda.is_available() is False)")
     return device
+
+
+def real(owner: str, name: str, value, low: float | None = None, high: float | None = None, *,
+         low_open: bool = False, high_open: bool = False) -> float:
+    """``value`` as a finite Python float (Python or NumPy numbers: not bool or str), within the interval
+    from ``low`` to ``high`` (each end closed unless ``*_open``; ``None`` is unbounded); errors name ``name``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{owner}: `{name}` must be a number, got {type(value).__name__} {value!r:.60}")
+    number = float(value)
+    below = low is not None and (number <= low if low_open else number < low)
+    above = high is not None and (number >= high if high_open else number > high)
+    if not math.isfinite(number) or below or above:
+        interval = (f"{'(' if low_open or low is None else '['}{'-inf' if low is None else f'{low:g}'}, "
+                    f"{'inf' if high is None else f'{high:g}'}{')' if high_open or high is None else ']'}")
+        raise ValueError(f"{owner}: `{name}` must be a finite number in {interval}, got {value!r}")
+    return number
+
+
+def integers(owner: str, name: str, value, minimum: int = 1, min_length: int = 1) -> tuple[int, ...]:
+    """``value`` (a list or tuple of integers, each >= ``minimum``, at least ``min_length`` of them) as a tuple
+    of Python ints; errors name ``name``."""
+    if not isinstance(value, (list, tuple)) or len(value) < min_length or any(
+            isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < minimum for v in value):
+        count = "" if min_length == 0 else f"{'one' if min_length == 1 else min_length} or more "
+        raise ValueError(f"{owner}: `{name}` must be a list of {count}integers >= {minimum}, got {value!r:.80}")
+    return tuple(int(v) for v in value)
