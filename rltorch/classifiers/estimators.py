@@ -214,15 +214,13 @@ class Classifier(Estimator):
         s = types.SimpleNamespace(**{**self.get_params(deep=False), **(overrides or {})})
         owner = type(self).__name__
         s.hidden_sizes = _checks.integers(owner, "hidden_sizes", s.hidden_sizes, 1, min_length=0)
-        if s.activation not in ACTIVATIONS:
-            raise ValueError(f"{owner}: `activation` must be one of {sorted(ACTIVATIONS)}, got {s.activation!r}")
+        _checks.choice(owner, "activation", s.activation, sorted(ACTIVATIONS))
         s.dropout = _checks.real(owner, "dropout", s.dropout, 0.0, 1.0, high_open=True)
         for name in ("batch_norm", "standardize", "warm_start", "progress"):
             if not isinstance(getattr(s, name), (bool, np.bool_)):
-                raise TypeError(f"{owner}: `{name}` must be True or False, got {getattr(s, name)!r}")
+                raise TypeError(f"{owner}: `{name}` must be True or False, got {type(getattr(s, name)).__name__}")
             setattr(s, name, bool(getattr(s, name)))
-        if s.backbone not in BACKBONES:
-            raise ValueError(f"{owner}: `backbone` must be one of {BACKBONES}, got {s.backbone!r}")
+        _checks.choice(owner, "backbone", s.backbone, BACKBONES)
         s.channels = _checks.integers(owner, "channels", s.channels, 1)
         s.kernel_size = _checks.integer(owner, "kernel_size", s.kernel_size, 1, 99)
         if s.kernel_size % 2 == 0:
@@ -233,18 +231,17 @@ class Classifier(Estimator):
         s.epochs = _checks.integer(owner, "epochs", s.epochs, 1, 2**31 - 1)
         s.batch_size = _checks.integer(owner, "batch_size", s.batch_size, 1, 2**31 - 1)
         s.lr = _checks.real(owner, "lr", s.lr, 0.0, None, low_open=True)
-        if s.solver not in SOLVERS:
-            raise ValueError(f"{owner}: `solver` must be one of {SOLVERS}, got {s.solver!r}")
+        _checks.choice(owner, "solver", s.solver, SOLVERS)
         s.weight_decay = _checks.real(owner, "weight_decay", s.weight_decay, 0.0)
         s.momentum = _checks.real(owner, "momentum", s.momentum, 0.0, 1.0, high_open=True)
         s.validation_split = _checks.real(owner, "validation_split", s.validation_split, 0.0, 1.0, high_open=True)
         if s.early_stopping is not None:
             s.early_stopping = _checks.integer(owner, "early_stopping", s.early_stopping, 1, 2**31 - 1)
-        if s.monitor is not None and s.monitor not in MONITORS:
-            raise ValueError(f"{owner}: `monitor` must be one of {MONITORS} or None, got {s.monitor!r}")
+        if s.monitor is not None:
+            _checks.choice(owner, "monitor", s.monitor, MONITORS)
         if not (isinstance(s.threads, str) and s.threads == AUTO):
             if isinstance(s.threads, str):
-                raise ValueError(f"{owner}: `threads` must be 'auto' or an integer >= 1, got {s.threads!r}")
+                raise ValueError(f"{owner}: `threads` must be 'auto' or an integer >= 1, got {s.threads!r:.40}")
             s.threads = _checks.integer(owner, "threads", s.threads, 1, 4096)
         try:
             s.device = _checks.resolve_device(s.device)
@@ -810,7 +807,8 @@ class MulticlassClassifier(Classifier):
             if not isinstance(weights, (list, tuple)) or not weights or any(
                     isinstance(w, bool) or not isinstance(w, (int, float, np.integer, np.floating))
                     or not math.isfinite(w) or w <= 0 for w in weights):
-                raise ValueError(f"{owner}: `class_weights` must be finite numbers > 0, got {s.class_weights!r:.80}")
+                raise ValueError(f"{owner}: `class_weights` must be finite numbers > 0, got "
+                                 f"{' '.join(repr(s.class_weights).split())[:80]}")
             s.class_weights = [float(w) for w in weights]
             if s.num_classes is not None and len(s.class_weights) != s.num_classes:
                 raise ValueError(f"{owner}: `class_weights` has {len(s.class_weights)} entries for {s.num_classes} "

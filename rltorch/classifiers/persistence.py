@@ -90,6 +90,13 @@ class _Invalid:
         return ValueError(f"{self.source} is not a valid rltorch classifier: `{entry}` {problem}"[:600])
 
 
+def _shown(value: Any) -> str:
+    """A value as a short, one-line text for an error message."""
+    if isinstance(value, Tensor):
+        return f"a {value.dtype} tensor of shape {tuple(value.shape)}"
+    return " ".join(repr(value).split())[:60]
+
+
 def _is_plain(value: Any, depth: int = 0) -> bool:
     if value is None or isinstance(value, (bool, int, float, str)):
         return True
@@ -100,11 +107,11 @@ def restore(state: Any, device: str | torch.device | None, expected: type = Clas
             source: str = "classifier checkpoint") -> Classifier:
     """The classifier ``state`` describes, on ``device`` (CPU by default), after checking every entry."""
     invalid = _Invalid(source)
-    if not isinstance(state, dict) or state.get("kind") != CHECKPOINT_KIND:
+    if not isinstance(state, dict) or not isinstance(state.get("kind"), str) or state["kind"] != CHECKPOINT_KIND:
         raise ValueError(f"{source} is not an rltorch classifier checkpoint")
     version = state.get("format_version")
-    if isinstance(version, bool) or version not in READABLE_FORMATS:
-        raise ValueError(f"{source}: classifier checkpoint format {version!r} is not supported (this rltorch reads "
+    if isinstance(version, bool) or not isinstance(version, int) or version not in READABLE_FORMATS:
+        raise ValueError(f"{source}: classifier checkpoint format {_shown(version)} is not supported (this rltorch reads "
                          f"formats {', '.join(map(str, READABLE_FORMATS))})")
     missing = sorted(_ENTRIES[version] - set(state))
     unexpected = sorted(map(str, set(state) - _ENTRIES[version]))
@@ -113,7 +120,7 @@ def restore(state: Any, device: str | torch.device | None, expected: type = Clas
                       f"format {version}")
     klass = KINDS.get(state["class"]) if isinstance(state["class"], str) else None
     if klass is None:
-        raise invalid("class", f"names no rltorch classifier: {state['class']!r:.60}")
+        raise invalid("class", f"names no rltorch classifier: {_shown(state['class'])}")
     if expected is not Classifier and not issubclass(klass, expected):
         raise ValueError(f"{source} holds a {klass.__name__}, not a {expected.__name__}")
 
@@ -124,7 +131,7 @@ def restore(state: Any, device: str | torch.device | None, expected: type = Clas
     _check_network(state["network"], model, s, shape, invalid)
     history = _history(state["history"], invalid)
     if not isinstance(state["stats_pending"], bool):
-        raise invalid("stats_pending", f"must be true or false, got {state['stats_pending']!r:.60}")
+        raise invalid("stats_pending", f"must be true or false, got {_shown(state['stats_pending'])}")
 
     model._initialize(s, shape, classes)
     model.network_.load_state_dict(state["network"])
@@ -168,7 +175,7 @@ def _input_shape(value: Any, s: types.SimpleNamespace, invalid: _Invalid) -> tup
     if not isinstance(value, list) or len(value) != rank or any(
             isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 2**31 for v in value):
         raise invalid("input_shape", f"must be {rank} positive integer(s) for the {s.backbone} backbone, got "
-                                     f"{value!r:.80}")
+                                     f"{_shown(value)}")
     return tuple(value)
 
 
@@ -188,7 +195,7 @@ def _classes(state: dict, version: int, model: Classifier, s: types.SimpleNamesp
     except TypeError:
         dtype = None
     if dtype is None or dtype.kind not in "biufUO":
-        raise invalid("classes_dtype", f"must name a NumPy dtype of labels, got {state['classes_dtype']!r:.60}")
+        raise invalid("classes_dtype", f"must name a NumPy dtype of labels, got {_shown(state['classes_dtype'])}")
     try:
         classes = np.asarray(values, dtype=dtype)
         ordered = classes.ndim == 1 and len(classes) >= 1 and bool(np.all(classes[1:] > classes[:-1]))
@@ -232,7 +239,7 @@ def _check_network(weights: Any, model: Classifier, s: types.SimpleNamespace, sh
 
 def _history(rows: Any, invalid: _Invalid) -> list[dict]:
     if not isinstance(rows, list):
-        raise invalid("history", f"must be a list of rows, got {type(rows).__name__}")
+        raise invalid("history", f"must be a list of rows, got {_shown(rows)}")
     for i, row in enumerate(rows):
         if not isinstance(row, dict) or not all(isinstance(k, str) for k in row) or any(
                 isinstance(v, bool) or not isinstance(v, (int, float)) for v in row.values()):
@@ -244,7 +251,7 @@ def _history(rows: Any, invalid: _Invalid) -> list[dict]:
 
 def _restore_generator(model: Classifier, state: Any, device_type: Any, invalid: _Invalid) -> None:
     if not isinstance(device_type, str):
-        raise invalid("generator_device", f"must be a device type, got {device_type!r:.60}")
+        raise invalid("generator_device", f"must be a device type, got {_shown(device_type)}")
     if device_type != model.device_.type:
         return  # another device's stream cannot be continued here: the new one starts from `seed`
     expected = model._generator.get_state()
@@ -265,8 +272,8 @@ def _restore_optimizer(model: Classifier, state: Any, settings: Any, invalid: _I
     solver, lr, weight_decay, momentum = settings
     owner = "optimizer_settings"
     try:
-        if solver not in SOLVERS:
-            raise ValueError(f"solver must be one of {SOLVERS}, got {solver!r:.40}")
+        if not isinstance(solver, str) or solver not in SOLVERS:
+            raise ValueError(f"solver must be one of {SOLVERS}, got {_shown(solver)}")
         key = (solver, _checks.real(owner, "lr", lr, 0.0, None, low_open=True),
                _checks.real(owner, "weight_decay", weight_decay, 0.0),
                _checks.real(owner, "momentum", momentum, 0.0, 1.0, high_open=True))
@@ -282,19 +289,21 @@ def _restore_optimizer(model: Classifier, state: Any, settings: Any, invalid: _I
     fresh = optimizer.state_dict()["param_groups"][0]
     for name, value in groups[0].items():
         if name == "params":
-            if value != list(range(len(params))):
+            if not isinstance(value, list) or not all(type(v) is int for v in value) or \
+                    value != list(range(len(params))):
                 raise invalid("optimizer.param_groups[0].params", f"must be 0 .. {len(params) - 1}")
         elif name not in fresh or not _is_plain(value) or _plainify(value) != _plainify(fresh[name]):
-            raise invalid(f"optimizer.param_groups[0].{name}"[:80], f"is {value!r:.40}, but these settings give "
-                                                                    f"{fresh.get(name)!r:.40}")
+            raise invalid(f"optimizer.param_groups[0].{name}"[:80], f"is {_shown(value)}, but these settings give "
+                                                                    f"{_shown(fresh.get(name))}")
     per_param = state["state"]
     if not isinstance(per_param, dict):
         raise invalid("optimizer.state", "must be a dict")
     for index, entry in per_param.items():
         if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(params):
-            raise invalid("optimizer.state", f"names parameter {index!r:.40}, not 0 .. {len(params) - 1}")
+            raise invalid("optimizer.state", f"names parameter {_shown(index)}, not 0 .. {len(params) - 1}")
         where = f"optimizer.state[{index}]"
-        if not isinstance(entry, dict) or not set(entry) <= _OPTIMIZER_STATE[solver]:
+        if not isinstance(entry, dict) or not all(isinstance(k, str) for k in entry) or \
+                not set(entry) <= _OPTIMIZER_STATE[solver]:
             raise invalid(where, f"must hold {sorted(_OPTIMIZER_STATE[solver])} for {solver}")
         for name, tensor in entry.items():
             if tensor is None and name == "momentum_buffer":
