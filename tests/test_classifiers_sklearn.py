@@ -27,7 +27,7 @@ from rltorch.classifiers import (  # noqa: E402
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 # Small networks that learn scikit-learn's check data (300 blobs) in a few hundredths of a second.
-SMALL = dict(hidden_sizes=(16,), epochs=20, lr=1e-2, batch_size=32)
+SMALL = dict(hidden_sizes=(16,), epochs=10, lr=3e-2, batch_size=64)
 ESTIMATORS = [BinaryClassifier(**SMALL), MulticlassClassifier(**SMALL), MultilabelClassifier(**SMALL)]
 
 _ONE_D = ("scikit-learn's common checks train on 1-D class labels (or on a column of them with more than two "
