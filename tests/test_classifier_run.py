@@ -9,18 +9,9 @@ import torch
 from rltorch import runs
 from rltorch.apps.classifier_run import ClassifierConfig, prepare
 from rltorch.classifiers import BinaryClassifier, make_circles
-from rltorch.cli import main
+from tests.test_cli import run_cli
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-def run_cli(capsys, *args):
-    try:
-        code = main([str(a) for a in args])
-    except SystemExit as exc:
-        code = exc.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def one_line_error(code, err, fragment):

@@ -338,7 +338,6 @@ class Classifier(Estimator):
         return self
 
     def _set_standardization(self, total: Tensor, total_sq: Tensor, count: int) -> None:
-        self._stats_pending = False
         layer = self.network_[0]
         if not isinstance(layer, Standardize):
             return
@@ -394,10 +393,13 @@ class Classifier(Estimator):
         if s.batch_norm and isinstance(train, InMemory) and len(train) - held_out < 2:
             raise ValueError("`X` needs at least 2 training samples to train with batch_norm=True")
         if not warm or self._stats_pending:
-            scan = self._scan(train, need_labels=not warm)
+            fixed_classes = self._multilabel or getattr(s, "num_classes", None) is not None
+            scan = self._scan(train, need_labels=not warm and not fixed_classes, need_moments=s.standardize)
             if not warm:
                 self._initialize(s, check.sample_shape, self._classes_from(scan.labels, scan.num_columns, s))
-            self._set_standardization(scan.total, scan.total_sq, scan.count)
+            if s.standardize:
+                self._set_standardization(scan.total, scan.total_sq, scan.count)
+            self._stats_pending = False
         validation = None
         if validation_data is not None:
             validation = self._validation_source(validation_data)
@@ -449,23 +451,24 @@ class Classifier(Estimator):
                 self.history_[:] = history
             raise
 
-    def _scan(self, data: InMemory | Streamed, need_labels: bool) -> types.SimpleNamespace:
-        """One pass over the (checked) data: the input statistics and, for a fresh fit, the distinct labels."""
+    def _scan(self, data: InMemory | Streamed, need_labels: bool, need_moments: bool) -> types.SimpleNamespace:
+        """One pass over the (checked) data: its sample count and, as needed, the input statistics, the distinct
+        labels and the label count (multilabel)."""
         total = total_sq = None
         count = seen = 0
         uniques: list = []
         num_columns = None
         for xb, yb in data.batches(PREDICT_BATCH):
-            x64 = xb.double()
-            dims = [0] if x64.dim() == 2 else [0, 2, 3]
-            s, sq = x64.sum(dims), (x64 * x64).sum(dims)
-            total = s if total is None else total + s
-            total_sq = sq if total_sq is None else total_sq + sq
-            count += math.prod(x64.shape[d] for d in dims)
             seen += len(xb)
+            num_columns = yb.shape[1] if yb.ndim == 2 else None
+            if need_moments:
+                x64 = xb.double()
+                dims = [0] if x64.dim() == 2 else [0, 2, 3]
+                s, sq = x64.sum(dims), (x64 * x64).sum(dims)
+                total = s if total is None else total + s
+                total_sq = sq if total_sq is None else total_sq + sq
+                count += math.prod(x64.shape[d] for d in dims)
             if need_labels:
-                if yb.ndim == 2:
-                    num_columns = yb.shape[1]
                 uniques.append(_unique(yb, "y"))
         if seen == 0:
             raise ValueError("`X` is empty: the Dataset/DataLoader yielded no samples")
