@@ -41,7 +41,8 @@ def test_bad_input_is_found_before_the_run_directory_exists(tmp_path, capsys, no
     classifier = tmp_path / "classifier.pt"
     BinaryClassifier(hidden_sizes=(4,), epochs=1).fit(*make_circles(40, seed=0)).save(classifier)
     (tmp_path / "empty").mkdir()
-    places = {"NOT_A_CHECKPOINT": not_a_checkpoint, "CLASSIFIER_CHECKPOINT": classifier, "EMPTY_DIR": tmp_path / "empty"}
+    places = {"NOT_A_CHECKPOINT": not_a_checkpoint, "CLASSIFIER_CHECKPOINT": classifier,
+              "EMPTY_DIR": tmp_path / "empty"}
     args = [str(places.get(a, a)) for a in args]
     run_dir = tmp_path / "never"
     code, out, err = run_cli(capsys, "train", "classifier", "--quiet", "--device", "cpu", "--run-dir", run_dir, *args)

@@ -446,6 +446,11 @@ def test_deprecated_fit_arguments_warn_and_keep_their_meaning():
     assert len(clf.history_) == 2  # continued, as fit with settings always did
     with pytest.raises(TypeError, match="unexpected keyword argument 'epoch'"):
         clf.fit(X, y, epoch=1)
+    torch.set_num_threads(2)  # and on the caller's threads, as before the thread policy
+    seen = []
+    with pytest.warns(FutureWarning):
+        clf.fit(X, y, epochs=1, callback=lambda row: seen.append(torch.get_num_threads()))
+    assert seen == [2]
 
 
 def test_old_attribute_names_still_read():

@@ -148,9 +148,6 @@ class Streamed:
                  encode: Callable[[Any], Tensor] | None = None):
         self.data, self.check, self.labelled, self.name, self.encode = data, check, labelled, name, encode
 
-    def __len__(self) -> int | None:
-        return len(self.data) if hasattr(self.data, "__len__") else None
-
     def batches(self, batch_size: int, generator: torch.Generator | None = None, min_batch: int = 1
                 ) -> Iterator[tuple[Tensor, Any]]:
         """A given ``DataLoader`` is read as it is (its own batch size and order); a ``Dataset`` is read in

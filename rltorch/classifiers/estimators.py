@@ -165,7 +165,8 @@ class Classifier(Estimator):
     """
 
     name: ClassVar[str] = "classifier"
-    _multiclass: ClassVar[bool] = False
+    _multiclass: ClassVar[bool] = False  # one softmax over the outputs (else a sigmoid per output)
+    _multilabel: ClassVar[bool] = False  # y is [samples, labels] of 0/1
 
     def __init__(self, *, hidden_sizes: Sequence[int] = (64, 64), activation: str = "relu", dropout: float = 0.0,
                  batch_norm: bool = False, backbone: str = "mlp", channels: Sequence[int] = (16, 32),
@@ -280,8 +281,8 @@ class Classifier(Estimator):
 
     def _require_fitted(self, what: str) -> nn.Sequential:
         if not self.__sklearn_is_fitted__():
-            raise sklearn_compatible(NotFittedError, "sklearn.exceptions", "NotFittedError")(f"This {type(self).__name__} instance is not fitted yet: call fit(X, y) before "
-                                 f"{what}")
+            error = sklearn_compatible(NotFittedError, "sklearn.exceptions", "NotFittedError")
+            raise error(f"This {type(self).__name__} instance is not fitted yet: call fit(X, y) before {what}")
         return self.network_
 
     def _architecture(self, s: types.SimpleNamespace) -> dict:
@@ -368,9 +369,11 @@ class Classifier(Estimator):
         monitor = s.monitor or ("val_loss" if has_validation else "loss")
         if s.early_stopping is not None and monitor.startswith("val_") and not has_validation:
             raise ValueError(f"`monitor`={monitor!r} needs `validation_data` or `validation_split`")
-        # Deprecated fit arguments keep their old meaning: continue training when already fitted.
+        # Deprecated fit arguments keep their old meaning: continue training when already fitted, on the caller's
+        # threads (an agent that trains a classifier this way has set them already).
         warm = (s.warm_start or bool(overrides)) and self.__sklearn_is_fitted__()
-        with torch_threads(agent_threads(s.threads)), self._restored_on_error():
+        threads = torch_threads(agent_threads(s.threads)) if not overrides else contextlib.nullcontext()
+        with threads, self._restored_on_error():
             self._fit(X, y, validation_data, callback, s, monitor, warm)
         return self
 
@@ -515,7 +518,8 @@ class Classifier(Estimator):
             state = self.optimizer_.state_dict()
             self.optimizer_ = make_optimizer(self.network_, *self._optimizer_key)
             self.optimizer_.load_state_dict(state)
-        self._generator = torch.Generator(device=device).manual_seed(int(self.seed))
+        seed = _checks.integer(type(self).__name__, "seed", self.seed)
+        self._generator = torch.Generator(device=device).manual_seed(seed)
         self.device_ = device
 
     def to(self, device: str | torch.device) -> "Classifier":
@@ -532,10 +536,9 @@ class Classifier(Estimator):
 
     # ------------------------------------------------------------------ prediction
 
-    def _decision(self, output: str, classes: Tensor | None = None) -> Decision:
+    def _decision(self, output: str) -> Decision:
         network = self._require_fitted("predicting")
-        return Decision(network, output, self._multiclass, self._threshold_logit(),
-                        isinstance(self, BinaryClassifier), classes)
+        return Decision(network, output, self._multiclass, self._threshold_logit(), isinstance(self, BinaryClassifier))
 
     def _prediction_source(self, X: Any) -> InMemory | Streamed:
         check = _Check(self, self.device_, self.input_shape_, "mlp" if len(self.input_shape_) == 1 else "cnn",
@@ -589,8 +592,6 @@ class Classifier(Estimator):
         if classes.dtype.kind in "biuf" and (isinstance(X, Tensor) or isinstance(X, (Dataset, DataLoader))):
             return back(torch.as_tensor(classes).to(out.device)[out])
         return classes[out.cpu().numpy()]
-
-    _multilabel: ClassVar[bool] = False
 
     # ------------------------------------------------------------------ evaluation
 
@@ -729,8 +730,9 @@ def _check_class_labels(y: Any, name: str) -> Any:
             raise ValueError(f"`{name}` contains NaN or infinite values")
         fractional = y != torch.round(y)
         if bool(fractional.any()):
-            raise ValueError(f"Unknown label type: `{name}` holds continuous values (e.g. {y[fractional][0].item()!r}); "
-                             "a classifier needs class labels")
+            example = y[fractional][0].item()
+            raise ValueError(f"Unknown label type: `{name}` holds continuous values (e.g. {example!r}); a classifier "
+                             "needs class labels")
     elif isinstance(y, np.ndarray) and y.dtype == object:
         for value in y:
             if isinstance(value, float) and not math.isfinite(value):

@@ -111,8 +111,8 @@ def restore(state: Any, device: str | torch.device | None, expected: type = Clas
         raise ValueError(f"{source} is not an rltorch classifier checkpoint")
     version = state.get("format_version")
     if isinstance(version, bool) or not isinstance(version, int) or version not in READABLE_FORMATS:
-        raise ValueError(f"{source}: classifier checkpoint format {_shown(version)} is not supported (this rltorch reads "
-                         f"formats {', '.join(map(str, READABLE_FORMATS))})")
+        raise ValueError(f"{source}: classifier checkpoint format {_shown(version)} is not supported (this rltorch "
+                         f"reads formats {', '.join(map(str, READABLE_FORMATS))})")
     missing = sorted(_ENTRIES[version] - set(state))
     unexpected = sorted(map(str, set(state) - _ENTRIES[version]))
     if missing or unexpected:
@@ -309,7 +309,8 @@ def _restore_optimizer(model: Classifier, state: Any, settings: Any, invalid: _I
             if tensor is None and name == "momentum_buffer":
                 continue
             expected_shape = () if name == "step" else tuple(params[index].shape)
-            if not isinstance(tensor, Tensor) or not tensor.is_floating_point() or tuple(tensor.shape) != expected_shape:
+            if not isinstance(tensor, Tensor) or not tensor.is_floating_point() or \
+                    tuple(tensor.shape) != expected_shape:
                 raise invalid(f"{where}.{name}", f"must be a float tensor of shape {expected_shape}")
             if not bool(torch.isfinite(tensor).all()) or (name in ("step", "exp_avg_sq") and bool((tensor < 0).any())):
                 raise invalid(f"{where}.{name}", "holds values no optimizer state can have (NaN, inf or negative)")
