@@ -135,7 +135,10 @@ def blob_labels(labels, n=300, seed=0):
 def test_any_labels_map_through_classes(labels):
     X, y = blob_labels(labels)
     klass = BinaryClassifier if len(labels) == 2 else MulticlassClassifier
-    clf = klass(hidden_sizes=(16,), seed=0, **FAST).fit(X.numpy(), y)
+    clf = klass(hidden_sizes=(16,), seed=0, **FAST)
+    params = clf.get_params()
+    clf.fit(X.numpy(), y)
+    assert clf.get_params() == params  # nothing the constructor stored is overwritten (num_classes stays None)
     assert clf.classes_.tolist() == sorted(labels)
     predicted = clf.predict(X.numpy())
     assert isinstance(predicted, np.ndarray) and predicted.dtype == np.asarray(labels).dtype

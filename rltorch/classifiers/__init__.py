@@ -17,13 +17,13 @@ from rltorch.classifiers.metrics import (
     classification_metrics, confusion_matrix, multilabel_confusion_matrix, multilabel_metrics,
 )
 from rltorch.classifiers.estimators import (
-    BinaryClassifier, Classifier, MulticlassClassifier, MultilabelClassifier, NotFittedError,
+    BinaryClassifier, Classifier, DataConversionWarning, MulticlassClassifier, MultilabelClassifier, NotFittedError,
 )
 from rltorch.classifiers.persistence import load_classifier
 
 __all__ = [
     "Classifier", "BinaryClassifier", "MulticlassClassifier", "MultilabelClassifier", "NotFittedError",
-    "load_classifier",
+    "DataConversionWarning", "load_classifier",
     "make_circles", "make_moons", "make_blobs", "make_spirals", "make_multilabel", "train_test_split",
     "SYNTHETIC_DATASETS",
     "LinearExpert", "collect_expert_pairs", "collect_failure_pairs", "ENV_DATASETS",
