@@ -11,10 +11,13 @@ the CLI can turn each field into a flag with that help.
 
 from __future__ import annotations
 
+import argparse
 import ast
 import dataclasses
 import functools
 import inspect
+import json
+import os
 import math
 import textwrap
 import types
@@ -246,3 +249,95 @@ def field_docs(cls: type) -> dict[str, str]:
                     and isinstance(after.value.value, str)):
                 docs[node.target.id] = " ".join(inspect.cleandoc(after.value.value).split())
     return docs
+
+
+# ------------------------------------------------------------------ configs as command-line flags
+
+
+def flag_name(field_name: str) -> str:
+    """``--learning-rate`` for ``learning_rate``."""
+    return "--" + field_name.replace("_", "-")
+
+
+def add_config_flags(parser: argparse.ArgumentParser, config_class: type) -> None:
+    """One flag per config field, help from the field's docstring; absent flags leave the field alone."""
+    docs, hints, defaults = field_docs(config_class), field_hints(config_class), config_class()
+    group = parser.add_argument_group(f"{config_class.__name__} fields (also --config FILE, --set KEY=VALUE)")
+    for f in dataclasses.fields(config_class):
+        hint, default = hints[f.name], getattr(defaults, f.name)
+        shown = ",".join(map(str, default)) if isinstance(default, tuple) else ("none" if default is None else default)
+        text = docs.get(f.name) or f"{f.name.replace('_', ' ')} ({describe(hint)})"
+        text = f"{text} (default: {shown})".replace("%", "%%")
+        flags = [flag_name(f.name)] + (["--env"] if f.name == "env_id" else [])
+        if hint is bool:
+            group.add_argument(*flags, dest=f.name, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
+                               help=text)
+        elif typing.get_origin(hint) is Literal:
+            group.add_argument(*flags, dest=f.name, default=argparse.SUPPRESS, choices=typing.get_args(hint), help=text)
+        else:
+            group.add_argument(*flags, dest=f.name, default=argparse.SUPPRESS, metavar=flag_metavar(hint), help=text)
+
+
+def flag_metavar(hint) -> str:
+    inner, nullable = optional_inner(hint)
+    either = literal_or(inner)
+    if either is not None:
+        text = "|".join([{int: "N", float: "X"}.get(either[1], "VALUE"), *map(str, either[0])])
+    elif typing.get_origin(inner) is tuple:
+        text = "N,N,..."
+    else:
+        text = {int: "N", float: "X", str: "TEXT"}.get(inner, "VALUE")
+    return f"{text}|none" if nullable else text
+
+
+def config_from_flags(args: argparse.Namespace, config_class: type, algorithm: str):
+    """The validated config that parsed flags (:func:`add_config_flags`, plus ``--config FILE`` and
+    ``--set KEY=VALUE`` when the parser has them) describe; ValueError naming the field otherwise."""
+    values: dict = {}
+    if getattr(args, "config", None):
+        values.update(load_config_file(args.config, algorithm))
+    for f in dataclasses.fields(config_class):
+        if hasattr(args, f.name):
+            value = getattr(args, f.name)
+            values[f.name] = parse_field(config_class, f.name, value) if isinstance(value, str) else value
+    for item in getattr(args, "set", None) or []:
+        if "=" not in item:
+            raise ValueError(f"--set expects KEY=VALUE, got {item!r}")
+        key, text = item.split("=", 1)
+        key = key.strip().replace("-", "_")
+        values[key] = parse_field(config_class, key, text)
+    return config_class.from_dict(values)
+
+
+def load_config_file(path: str, algorithm: str) -> dict:
+    """Config fields for ``algorithm`` from a .toml or .json file: the whole file, or its ``[algorithm]``
+    table. An ``algorithm`` key (as in a run's config.json) must name the same algorithm. ValueError (or
+    FileNotFoundError) with a one-line message otherwise."""
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"config file {path!r} does not exist")
+    if os.path.isdir(path):
+        raise ValueError(f"config file {path!r} is a directory")
+    kind = "TOML" if path.endswith(".toml") else "JSON"
+    try:
+        if kind == "TOML":
+            try:
+                import tomllib
+            except ImportError:  # Python < 3.11
+                import tomli as tomllib
+
+            with open(path, "rb") as f:
+                data = tomllib.load(f)
+        else:
+            with open(path) as f:
+                data = json.load(f)
+    except (OSError, UnicodeDecodeError, ValueError) as exc:  # JSONDecodeError and TOMLDecodeError are ValueErrors
+        raise ValueError(f"config file {path!r} is not valid {kind}: {str(exc).splitlines()[0] if str(exc) else exc!r}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"config file {path!r} must hold a table/object of config fields, got {type(data).__name__}")
+    if isinstance(data.get(algorithm), dict):
+        data = data[algorithm]
+    data = dict(data)
+    recorded = data.pop("algorithm", algorithm)
+    if recorded != algorithm:
+        raise ValueError(f"config file {path!r} is for {recorded!r}, not {algorithm!r}")
+    return data
