@@ -26,7 +26,8 @@ from rltorch._io import first_line
 from rltorch.classifiers import datasets as synthetic
 from rltorch.classifiers.data import held_out_count
 from rltorch.classifiers.env_data import collect_expert_pairs, collect_failure_pairs
-from rltorch.classifiers.estimators import BinaryClassifier, Classifier, MulticlassClassifier, MultilabelClassifier
+from rltorch.classifiers.estimators import Classifier
+from rltorch.classifiers.kinds import BinaryClassifier, MulticlassClassifier, MultilabelClassifier
 from rltorch.config import Config
 
 __all__ = ["ClassifierConfig", "PreparedRun", "prepare", "make_dataset", "make_classifier", "run_classifier",

@@ -16,9 +16,9 @@ from rltorch.classifiers.env_data import ENV_DATASETS, LinearExpert, collect_exp
 from rltorch.classifiers.metrics import (
     classification_metrics, confusion_matrix, multilabel_confusion_matrix, multilabel_metrics,
 )
-from rltorch.classifiers.estimators import (
-    BinaryClassifier, Classifier, DataConversionWarning, MulticlassClassifier, MultilabelClassifier, NotFittedError,
-)
+from rltorch.classifiers.estimators import Classifier, NotFittedError
+from rltorch.classifiers.kinds import BinaryClassifier, MulticlassClassifier, MultilabelClassifier
+from rltorch.classifiers.labels import DataConversionWarning
 from rltorch.classifiers.persistence import load_classifier
 
 __all__ = [

@@ -23,7 +23,8 @@ from torch import Tensor
 
 from rltorch import _checks
 from rltorch._io import first_line, load_checked, save_checked
-from rltorch.classifiers.estimators import BinaryClassifier, Classifier, MulticlassClassifier, MultilabelClassifier
+from rltorch.classifiers.estimators import Classifier
+from rltorch.classifiers.kinds import BinaryClassifier, MulticlassClassifier, MultilabelClassifier
 from rltorch.classifiers.training import SOLVERS, make_optimizer
 
 __all__ = ["CHECKPOINT_KIND", "CHECKPOINT_FORMAT", "state_of", "restore", "save", "load", "load_classifier"]

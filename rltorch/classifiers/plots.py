@@ -13,7 +13,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from rltorch.classifiers.estimators import BinaryClassifier, Classifier, MultilabelClassifier
+from rltorch.classifiers.estimators import Classifier
+from rltorch.classifiers.kinds import BinaryClassifier, MultilabelClassifier
 
 __all__ = ["plot_decision_boundary", "plot_confusion_matrix", "plot_training_curves"]
 
