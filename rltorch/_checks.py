@@ -1,8 +1,9 @@
 """Argument checks shared across rltorch (ops wrappers, envs, buffers, configs, the command line).
 
-One place for each kind of check: :func:`integer` and :func:`real` for numbers (their bounds given as a
-:class:`Range`, which configs also put on their fields), :func:`same_device` for tensors that must share a
-device, :func:`resolve_device` / :func:`storage_device` / :func:`is_device_name` for device names.
+One place for each kind of check: :func:`integer`, :func:`real`, :func:`integers` and :func:`choice` for
+arguments, :class:`Range` for the bounds configs declare on their fields (and :func:`integer` phrases its
+own with), :func:`same_device` for tensors that must share a device, :func:`resolve_device` /
+:func:`storage_device` / :func:`is_device_name` for device names.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ def integer(owner: str, name: str, value, minimum: int | None = None, maximum: i
 class Range:
     """Bounds on a number: ``low``/``high`` (None: unbounded), each closed unless ``low_open``/``high_open``.
 
-    Config fields carry one as ``Annotated[float, Range(0, 1)]``; :func:`real` and the configs phrase
+    Config fields carry one as ``Annotated[float, Range(0, 1)]``; :func:`integer` and the configs phrase
     their errors with :meth:`describe`, e.g. "must lie in [0, 1]", "must be >= 1", "must be > 0"."""
 
     low: float | None = None
@@ -79,21 +80,6 @@ def _bound_text(bound: float | None) -> str:
     if isinstance(bound, float) and math.isinf(bound):
         return "inf" if bound > 0 else "-inf"
     return f"{bound:g}" if isinstance(bound, float) else str(bound)
-
-
-def real(owner: str, name: str, value, bounds: Range = Range()) -> float:
-    """``value`` as a finite Python float (ints and NumPy numbers too; not bool or str) within ``bounds``;
-    errors name ``name``."""
-    if isinstance(value, bool):
-        raise TypeError(f"{owner}: `{name}` must be a number, got bool {value!r}")
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"{owner}: `{name}` must be a number, got {type(value).__name__} {value!r:.60}") from None
-    if isinstance(value, str) or not math.isfinite(number):
-        raise ValueError(f"{owner}: `{name}` must be a finite number, got {value!r:.60}")
-    bounds.check(owner, name, number)
-    return number
 
 
 def same_device(op: str, anchor: torch.Tensor, anchor_name: str, **others: torch.Tensor | None) -> None:

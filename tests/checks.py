@@ -54,8 +54,15 @@ def legacy_layout(state: dict, format: int) -> dict:
         section["update_debt"] = section.pop("schedule")["debt"]
     if name == "apex":
         section["apex"] = {k: section.pop(k) for k in ("actor_batches", "actor_restarts", "weights_version")}
-    if name == "bc":
-        section.update(section.pop("extra"))
+    if name == "bc":  # a classifier checkpoint of format 1 beside its optimizer's state
+        classifier = dict(section.pop("extra"))
+        section["optimizer"] = classifier.pop("optimizer")
+        for key in ("classes", "classes_dtype", "optimizer_settings"):
+            del classifier[key]
+        old_params = ("hidden_sizes", "activation", "dropout", "batch_norm", "backbone", "channels", "kernel_size",
+                      "standardize", "seed", "num_classes", "label_smoothing", "class_weights")
+        classifier["params"] = {k: v for k, v in classifier["params"].items() if k in old_params}
+        section["classifier"] = {**classifier, "format_version": 1}
         data = section.pop("data", None)
         if data is not None:
             section["data_obs"], section["data_actions"] = data["obs"], data["actions"]

@@ -32,8 +32,9 @@ from rltorch._checks import Range
 from rltorch._io import first_line
 from rltorch.agents.base import CHECKPOINT_FILE, Agent, check_module_state, check_optimizer_state, eval_mode
 from rltorch.agents.config import RunConfig
-from rltorch.classifiers.env_data import LinearExpert, collect_expert_pairs
-from rltorch.classifiers.models import Classifier, Decision, MulticlassClassifier
+from rltorch.classifiers import Classifier, MulticlassClassifier, collect_expert_pairs
+from rltorch.classifiers.heads import Decision
+from rltorch.envs.experts import LinearExpert
 from rltorch.config import HiddenSizes, LearningRate, NonNegativeInt, PositiveInt, Unit
 
 #: What the "linear" expert acts on: CartPole's 4 observations and 2 actions.
@@ -173,11 +174,8 @@ class BC(Agent):
             raise ValueError(f"BC clones discrete actions; the env's action space is {self.env.action_space}")
         # Loaded now: a missing or unfit expert is a config error before any run directory exists.
         self.expert_policy = load_expert(cfg.expert, self.device, self.env.obs_shape, self.env.num_actions)
-        self.classifier = MulticlassClassifier(
-            self.env.num_actions, hidden_sizes=cfg.hidden_sizes, activation=cfg.activation, dropout=cfg.dropout,
-            label_smoothing=cfg.label_smoothing, device=self.device, seed=cfg.seed,
-        ).build((math.prod(self.env.obs_shape),))
-        self._policy = Decision(self.classifier.network, "labels", True, 0.0, False)
+        self.classifier = MulticlassClassifier(**self._classifier_params()).build((math.prod(self.env.obs_shape),))
+        self._policy = Decision(self.classifier.network_, "labels", True, 0.0, False)
         self.data = PairDataset(math.prod(self.env.obs_shape), self.device)
         self.epochs = 0
         self.dagger_done = 0
@@ -219,9 +217,8 @@ class BC(Agent):
     def update(self) -> None:
         """One epoch over the dataset; ``env_steps`` advances by the samples consumed."""
         cfg = self.config
-        self.classifier.fit(self.data.obs, self.data.actions, epochs=1, batch_size=cfg.batch_size,
-                            lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
-        self.last_loss = self.classifier.history[-1]["loss"]
+        self.classifier.fit(self.data.obs, self.data.actions)  # one epoch, continuing (warm_start)
+        self.last_loss = self.classifier.history_[-1]["loss"]
         self.epochs += 1
         self.updates += math.ceil(len(self.data) / cfg.batch_size)
         self.env_steps += len(self.data)
@@ -249,29 +246,44 @@ class BC(Agent):
 
     # ------------------------------------------------------------------ persistence
 
+    def _classifier_params(self) -> dict[str, Any]:
+        """The classifier the config describes: one epoch per ``fit``, each continuing the last (warm start),
+        on the run's device, seed and threads."""
+        cfg = self.config
+        return dict(num_classes=self.env.num_actions, hidden_sizes=cfg.hidden_sizes, activation=cfg.activation,
+                    dropout=cfg.dropout, label_smoothing=cfg.label_smoothing, epochs=1, batch_size=cfg.batch_size,
+                    lr=cfg.learning_rate, weight_decay=cfg.weight_decay, warm_start=True, threads=cfg.threads,
+                    device=self.device, seed=cfg.seed)
+
     def extra_state(self) -> dict[str, Any]:
-        # The classifier rebuilds itself from its own state dict (architecture included), with its optimizer.
-        optimizer = self.classifier.optimizer
-        return {"classifier": self.classifier.state_dict(),
-                "optimizer": None if optimizer is None else optimizer.state_dict()}
+        # The classifier's own checkpoint: architecture, weights, optimizer state and random stream.
+        return self.classifier.state_dict()
 
     def load_extra_state(self, state: Any) -> None:
-        if not isinstance(state, dict) or set(state) != {"classifier", "optimizer"} \
-                or not isinstance(state["classifier"], dict):
-            raise ValueError("`extra` must hold the classifier and its optimizer")
-        # The network of this config's architecture, exactly (loading would cast other dtypes silently).
-        check_module_state(self.classifier.network, state["classifier"].get("network"), "extra.classifier.network")
-        classifier = Classifier.from_state_dict(state["classifier"], self.device)
-        if not isinstance(classifier, MulticlassClassifier) or classifier.input_shape != self.classifier.input_shape \
-                or classifier.num_classes != self.classifier.num_classes:
-            raise ValueError("`extra.classifier` does not fit this env's observations and actions")
-        if state["optimizer"] is not None:
+        legacy = isinstance(state, dict) and set(state) == {"classifier", "optimizer"}  # BC's format 1 and 2
+        classifier_state = state["classifier"] if legacy else state
+        if not isinstance(classifier_state, dict):
+            raise ValueError("`extra` must hold the classifier's state dict")
+        # The network of this config's architecture, exactly (loading would cast other dtypes silently), and
+        # optimizer moments shaped like the live ones (a missing or recast slot would fail only at the next step).
+        check_module_state(self.classifier.network_, classifier_state.get("network"), "extra.network")
+        saved_optimizer = None if legacy else classifier_state.get("optimizer")
+        if saved_optimizer is not None and self.classifier.optimizer_ is not None:
+            check_optimizer_state(self.classifier.optimizer_, saved_optimizer, "extra.optimizer")
+        classifier = Classifier.from_state_dict(classifier_state, self.device, source="`extra`")
+        if saved_optimizer is not None and classifier.optimizer_ is not None:
+            check_optimizer_state(classifier.optimizer_, saved_optimizer, "extra.optimizer")
+        if not isinstance(classifier, MulticlassClassifier) or classifier.input_shape_ != self.classifier.input_shape_ \
+                or list(classifier.classes_) != list(range(self.env.num_actions)):
+            raise ValueError("`extra` holds a classifier that does not fit this env's observations and actions")
+        classifier.set_params(**self._classifier_params())
+        if legacy and state["optimizer"] is not None:
             cfg = self.config
             optimizer = classifier.make_optimizer("adam", cfg.learning_rate, cfg.weight_decay)
             check_optimizer_state(optimizer, state["optimizer"], "extra.optimizer")
             optimizer.load_state_dict(state["optimizer"])
         self.classifier = classifier
-        self._policy = Decision(classifier.network, "labels", True, 0.0, False)
+        self._policy = Decision(classifier.network_, "labels", True, 0.0, False)
 
     @classmethod
     def legacy_section(cls, flat: dict[str, Any]) -> dict[str, Any]:
