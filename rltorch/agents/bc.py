@@ -30,12 +30,18 @@ from torch import Tensor, nn
 
 from rltorch._checks import Range
 from rltorch._io import first_line
-from rltorch.agents.base import CHECKPOINT_FILE, Agent, check_module_state, check_optimizer_state, eval_mode
+from rltorch.agents.base import (
+    CHECKPOINT_FILE,
+    Agent,
+    check_module_state,
+    check_optimizer_state,
+    eval_mode,
+)
 from rltorch.agents.config import RunConfig
 from rltorch.classifiers import Classifier, MulticlassClassifier, collect_expert_pairs
 from rltorch.classifiers.heads import Decision
-from rltorch.envs.experts import LinearExpert
 from rltorch.config import HiddenSizes, LearningRate, NonNegativeInt, PositiveInt, Unit
+from rltorch.envs.experts import LinearExpert
 
 #: What the "linear" expert acts on: CartPole's 4 observations and 2 actions.
 LINEAR_EXPERT_SPACES = ((4,), 2)
