@@ -5,7 +5,6 @@ checkpoints of the column layout, and the rejected calls of issue #20 (validate,
 from __future__ import annotations
 
 import math
-import shutil
 from pathlib import Path
 
 import pytest
@@ -357,9 +356,3 @@ def test_property_batched_prioritized_buffer_rejected_calls_leave_state_unchange
     buf.update_priorities(sample.index, torch.ones(k, 4))
     assert sample.obs.shape == (k, 4, 3) and bool(torch.isfinite(sample.weight).all())
 
-
-def test_data_files_are_tracked():
-    # The fixtures above are part of the repository (tests/data), not written by the tests.
-    for name in ("sumtree_2x_layout.pt", "prioritized_buffer_columns.pt", "uniform_buffer_columns.pt"):
-        assert (DATA / name).is_file()
-    assert shutil.which("git") is None or True

@@ -426,3 +426,74 @@ def test_reference_fallback_wrapper_names_non_tensors():
         sumtree_ops.replay_sample(tree.tree, 4, 8, [torch.zeros(4), [1.0]], 2)
     with pytest.raises(TypeError, match="`tree` must be a torch.Tensor"):
         sumtree_ops.replay_sample([0.0], 4, 8, [], 2)
+
+
+# ---------------------------------------------------------------- the CUDA kernels' error records, decoded
+
+# csrc/include/rltorch/device_error.h
+SUMTREE_NO_MASS, SUMTREE_PRIORITY_TOO_LARGE, PER_TD_TOO_LARGE = 40, 41, 42
+
+
+def _raise_recorded(code, position, value=None, aux=0):
+    from rltorch.ops.device_errors import CLEAR, check_device_errors, device_error_record
+
+    key = torch.ops.rltorch._device_error_key(code, position)
+    payload = key if value is not None else CLEAR
+    record = device_error_record("cpu")
+    record.copy_(torch.tensor([key, payload, 0 if value is None else value, aux]))
+    try:
+        with pytest.raises(Exception) as info:
+            check_device_errors("cpu")
+    finally:
+        record.copy_(torch.tensor([CLEAR, CLEAR, 0, 0]))
+    return info.value
+
+
+def _bits(x: float) -> int:
+    import struct
+
+    return struct.unpack("<q", struct.pack("<d", x))[0]
+
+
+@requires_ext
+@pytest.mark.parametrize("op", ["sumtree_sample", "replay_sample"])
+@pytest.mark.parametrize("trees", [None, 3])
+@pytest.mark.parametrize("total", [0.0, math.inf, math.nan])
+def test_recorded_sampling_errors_raise_what_the_cpu_raises(op, trees, total):
+    tree = SumTree(6, num_trees=trees)
+    tree.update(torch.zeros((3, 1) if trees else (1,), dtype=torch.long),
+                torch.ones((3, 1) if trees else (1,), dtype=torch.float64))
+    bad_tree = 2 if trees else 0
+    if trees:
+        tree.tree[bad_tree, 0] = total
+    else:
+        tree.tree[0] = total
+    args = (tree.tree, 6, 8, *([[]] if op == "replay_sample" else []), 4, 0.0)
+    with pytest.raises(ValueError) as cpu:
+        getattr(torch.ops.rltorch, op)(*args)
+    from rltorch.ops.device_errors import device_error_record  # noqa: F401  (the record exists on every build)
+
+    op_code = 1 if op == "replay_sample" else 0
+    position = bad_tree * 4 + op_code * 2 + (1 if trees else 0)  # device_error.h::sampling_position
+    recorded = _raise_recorded(SUMTREE_NO_MASS, position, _bits(total))
+    assert type(recorded) is ValueError and str(recorded) == str(cpu.value)
+    without_payload = _raise_recorded(SUMTREE_NO_MASS, position)
+    assert f"rltorch.{op}:" in str(without_payload) and "no priority mass" in str(without_payload)
+
+
+@requires_ext
+def test_recorded_bound_errors_raise_what_the_cpu_raises():
+    tree = SumTree(4, fanout=2)
+    bound = sumtree_ops.max_raw_priority(4, 1.0)
+    with pytest.raises(ValueError) as cpu:
+        tree.update(torch.tensor([0, 1]), torch.tensor([1.0, bound * 2], dtype=torch.float64))
+    recorded = _raise_recorded(SUMTREE_PRIORITY_TOO_LARGE, 1, _bits(bound * 2), _bits(bound))
+    assert type(recorded) is ValueError and str(recorded) == str(cpu.value)
+    running = torch.ones(1, dtype=torch.float64)
+    with pytest.raises(ValueError) as cpu:
+        torch.ops.rltorch.per_update_priorities_(tree.tree, 4, 2, torch.arange(4), torch.tensor([0, 1, 2]),
+                                                 torch.tensor([1.0, 2.0, -bound * 3], dtype=torch.float64), 1.0,
+                                                 0.0, running)
+    recorded = _raise_recorded(PER_TD_TOO_LARGE, 2, _bits(-bound * 3), _bits(bound))
+    assert type(recorded) is ValueError and str(recorded) == str(cpu.value)
+    assert "`td_error`" in str(_raise_recorded(PER_TD_TOO_LARGE, 2))

@@ -236,43 +236,45 @@ void per_update_priorities_cpu(const at::Tensor& tree, int64_t capacity, int64_t
                per_tree, alpha, eps, running_max.mutable_data_ptr<double>());
 }
 
-// Small fixed sizes become single moves (a call to memcpy per field of a
-// sampled transition would cost more than the copy).
-inline void copy_row(char* dst, const char* src, int64_t bytes) {
-  switch (bytes) {
-    case 1: std::memcpy(dst, src, 1); return;
-    case 2: std::memcpy(dst, src, 2); return;
-    case 4: std::memcpy(dst, src, 4); return;
-    case 8: std::memcpy(dst, src, 8); return;
-    case 16: std::memcpy(dst, src, 16); return;
-    case 32: std::memcpy(dst, src, 32); return;
-    default: std::memcpy(dst, src, static_cast<size_t>(bytes));
+// One column's rows [begin, end): a loop per row size, so a field of a few
+// bytes is one load and one store, not a call of memcpy. The first column's
+// pass takes the cache misses (prefetched ahead); the other fields of a
+// row-packed buffer are then in the lines it brought in.
+template <int64_t Bytes>
+void copy_rows(const ColumnRows& col, char* dst, const int64_t* slot, int64_t begin, int64_t end, int64_t per_tree) {
+  const int64_t bytes = Bytes > 0 ? Bytes : col.row_bytes;
+  for (int64_t i = begin; i < end; ++i) {
+    if (i + kGatherLookahead < end) {
+      const int64_t ahead = i + kGatherLookahead;
+      __builtin_prefetch(col.base + (per_tree > 0 ? ahead / per_tree : 0) * col.tree_stride + slot[ahead] * col.row_stride);
+    }
+    const char* src = col.base + (per_tree > 0 ? i / per_tree : 0) * col.tree_stride + slot[i] * col.row_stride;
+    std::memcpy(dst + i * bytes, src, static_cast<size_t>(bytes));
   }
 }
 
-// out[c][i] = row slot[i] of tree i / per_tree of every column c. Rows of a
-// row-packed buffer share cache lines, so the prefetch of one transition's
-// rows is one or two misses, not one per column.
-void gather_rows(const std::vector<ColumnRows>& columns, std::vector<at::Tensor>& out, const int64_t* slot,
-                 int64_t n, int64_t per_tree) {
-  std::vector<char*> dst(columns.size());
-  for (size_t c = 0; c < columns.size(); ++c) dst[c] = static_cast<char*>(out[c].mutable_data_ptr());
-  const size_t count = columns.size();
-  for (int64_t i = 0; i < n; ++i) {
-    if (i + kGatherLookahead < n) {
-      const int64_t ahead = i + kGatherLookahead;
-      const int64_t t = per_tree > 0 ? ahead / per_tree : 0;
-      for (size_t c = 0; c < count; ++c) {
-        __builtin_prefetch(columns[c].base + t * columns[c].tree_stride + slot[ahead] * columns[c].row_stride);
-      }
-    }
-    const int64_t t = per_tree > 0 ? i / per_tree : 0;
-    for (size_t c = 0; c < count; ++c) {
-      const ColumnRows& col = columns[c];
-      if (!col.dense) continue;
-      copy_row(dst[c] + i * col.row_bytes, col.base + t * col.tree_stride + slot[i] * col.row_stride, col.row_bytes);
+// out[c][i] = row slot[i] of tree i / per_tree of every dense column c, for i in [begin, end).
+void gather_rows(const std::vector<ColumnRows>& columns, char* const* dst, const int64_t* slot, int64_t begin,
+                 int64_t end, int64_t per_tree) {
+  for (size_t c = 0; c < columns.size(); ++c) {
+    const ColumnRows& col = columns[c];
+    if (!col.dense) continue;
+    switch (col.row_bytes) {
+      case 1: copy_rows<1>(col, dst[c], slot, begin, end, per_tree); break;
+      case 2: copy_rows<2>(col, dst[c], slot, begin, end, per_tree); break;
+      case 4: copy_rows<4>(col, dst[c], slot, begin, end, per_tree); break;
+      case 8: copy_rows<8>(col, dst[c], slot, begin, end, per_tree); break;
+      case 16: copy_rows<16>(col, dst[c], slot, begin, end, per_tree); break;
+      case 32: copy_rows<32>(col, dst[c], slot, begin, end, per_tree); break;
+      default: copy_rows<0>(col, dst[c], slot, begin, end, per_tree);
     }
   }
+}
+
+std::vector<char*> output_pointers(std::vector<at::Tensor>& out) {
+  std::vector<char*> dst(out.size());
+  for (size_t c = 0; c < out.size(); ++c) dst[c] = static_cast<char*>(out[c].mutable_data_ptr());
+  return dst;
 }
 
 // Columns whose rows are not contiguous (rare: a user's strided view) take index_select.
@@ -298,7 +300,8 @@ std::vector<at::Tensor> replay_gather_cpu(at::TensorList columns, const at::Tens
   std::vector<at::Tensor> out;
   out.reserve(columns.size());
   for (const at::Tensor& column : columns) out.push_back(gathered_like(column, trees, per_tree));
-  gather_rows(described, out, idx.const_data_ptr<int64_t>(), idx.numel(), trees > 0 ? per_tree : 0);
+  const std::vector<char*> dst = output_pointers(out);
+  gather_rows(described, dst.data(), idx.const_data_ptr<int64_t>(), 0, idx.numel(), trees > 0 ? per_tree : 0);
   gather_strided_columns(columns, described, out, idx, trees);
   return out;
 }
@@ -323,9 +326,12 @@ at::Tensor sumtree_find_cpu(const at::Tensor& tree, int64_t capacity, int64_t fa
   return out;
 }
 
-// Stratified sampling with importance weights into index and weight ([B] or [T, B]).
+// Stratified sampling with importance weights into index and weight ([B] or
+// [T, B]) and, when `columns` is given, the sampled rows of every column into
+// `dst`: each thread gathers the rows of the samples it has just found.
 void sample_into(const at::Tensor& tree, const Trees& trees, int64_t fanout, int64_t batch_size, double beta,
-                 const at::Tensor& uniform, at::Tensor& index, at::Tensor& weight) {
+                 const at::Tensor& uniform, at::Tensor& index, at::Tensor& weight,
+                 const std::vector<ColumnRows>* columns = nullptr, char* const* dst = nullptr) {
   const int64_t n = trees.count * batch_size;
   if (n == 0) return;
   const double* base = tree.const_data_ptr<double>();
@@ -337,6 +343,7 @@ void sample_into(const at::Tensor& tree, const Trees& trees, int64_t fanout, int
   const int64_t storage = trees.layout.storage;
   const float b = static_cast<float>(beta);
   const sumtree::Layout& layout = trees.layout;
+  const int64_t rows_per_tree = trees.batched ? batch_size : 0;
   dispatch_fanout(fanout, [&](auto k) {
     constexpr int K = decltype(k)::value;
     static cpu::ParallelSite site("sumtree_sample");
@@ -344,8 +351,10 @@ void sample_into(const at::Tensor& tree, const Trees& trees, int64_t fanout, int
       find_range<K>(base, stride, trees.layout, up, batch_size, begin, end, ip, true);
       for (int64_t i = begin; i < end; ++i) {
         const double* sums = base + (i / batch_size) * stride;
-        wp[i] = sumtree::importance_weight(sums[leaf_offset + ip[i]], sumtree::root_min(sums, sums + storage, layout), b);
+        wp[i] = sumtree::importance_weight(sums[leaf_offset + ip[i]], sumtree::root_min(sums, sums + storage, layout),
+                                           b);
       }
+      if (columns != nullptr) gather_rows(*columns, dst, ip, begin, end, rows_per_tree);
     });
   });
 }
@@ -384,12 +393,12 @@ std::tuple<at::Tensor, at::Tensor, std::vector<at::Tensor>> replay_sample_cpu(
   const at::Tensor uniform = at::rand(shape, generator, tree.options());
   at::Tensor index = at::empty(shape, tree.options().dtype(at::kLong));
   at::Tensor weight = at::empty(shape, tree.options().dtype(at::kFloat));
-  sample_into(tree, trees, fanout, batch_size, beta, uniform, index, weight);
   const int64_t lead = trees.batched ? trees.count : 0;
   std::vector<at::Tensor> rows;
   rows.reserve(columns.size());
   for (const at::Tensor& column : columns) rows.push_back(gathered_like(column, lead, batch_size));
-  gather_rows(described, rows, index.const_data_ptr<int64_t>(), index.numel(), lead > 0 ? batch_size : 0);
+  const std::vector<char*> dst = output_pointers(rows);
+  sample_into(tree, trees, fanout, batch_size, beta, uniform, index, weight, &described, dst.data());
   gather_strided_columns(columns, described, rows, index, lead);
   return {index, weight, rows};
 }

@@ -417,11 +417,16 @@ __device__ __forceinline__ void gather_one(const GatherColumns& columns, int64_t
   }
 }
 
+// `rows` bounds the slots of a caller's index (replay_gather): one outside
+// stops the kernel with a device-side assert, as index_select does (a range
+// check that raises would need a host sync).
 __global__ void gather_kernel(const GatherColumns columns, const int64_t* __restrict__ slot, int64_t n,
-                              int64_t per_tree) {
+                              int64_t per_tree, int64_t rows) {
   const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
   if (i >= n) return;
-  gather_one(columns, i, per_tree > 0 ? i / per_tree : 0, slot[i]);
+  const int64_t s = slot[i];
+  CUDA_KERNEL_ASSERT(s >= 0 && s < rows);
+  gather_one(columns, i, per_tree > 0 ? i / per_tree : 0, s);
 }
 
 // Stratified sampling of batch_size leaves per tree, their weights, and (with
@@ -523,14 +528,14 @@ size_t next_dense_batch(const std::vector<ColumnRows>& described, size_t first) 
 // Gathers the columns the sampling kernel did not (beyond its first
 // kMaxColumns, and strided rows through index_select), on the stream: no sync.
 void gather_rest(at::TensorList columns, const std::vector<ColumnRows>& described, std::vector<at::Tensor>& out,
-                 const at::Tensor& slots, int64_t trees, size_t first) {
+                 const at::Tensor& slots, int64_t trees, int64_t rows, size_t first) {
   const int64_t n = slots.numel();
   const int64_t per_tree = trees > 0 ? slots.size(1) : 0;
   for (size_t c = first; c < described.size(); c = next_dense_batch(described, c)) {
     const GatherColumns batch = gather_columns(described, out, c);
     if (batch.count == 0 || n == 0) break;
     gather_kernel<<<cuda::blocks_for(n), cuda::kThreads, 0, cuda::current_stream()>>>(
-        batch, slots.const_data_ptr<int64_t>(), n, per_tree);
+        batch, slots.const_data_ptr<int64_t>(), n, per_tree, rows);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   }
   for (size_t c = 0; c < described.size(); ++c) {
@@ -538,7 +543,9 @@ void gather_rest(at::TensorList columns, const std::vector<ColumnRows>& describe
     if (trees == 0) {
       out[c].copy_(at::index_select(columns[c], 0, slots));
     } else {
-      const int64_t rows = columns[c].size(1);
+      // Out-of-range slots would land in another tree's rows of the flattened column.
+      at::_assert_async(at::logical_and(slots >= 0, slots < rows).all(),
+                        "rltorch.replay_gather: `index` holds a value outside the rows of the columns");
       const at::Tensor flat = (slots + at::arange(trees, slots.options()).unsqueeze(1) * rows).view({-1});
       out[c].copy_(at::index_select(columns[c].flatten(0, 1), 0, flat).view(out[c].sizes()));
     }
@@ -573,7 +580,7 @@ std::tuple<at::Tensor, at::Tensor, std::vector<at::Tensor>> sample_cuda(
         cuda::error_record_for(tree));
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });
-  gather_rest(columns, described, rows, index, lead, next_dense_batch(described, 0));
+  gather_rest(columns, described, rows, index, lead, capacity, next_dense_batch(described, 0));
   return {index, weight, rows};
 }
 
@@ -607,20 +614,17 @@ void per_update_priorities_cuda(const at::Tensor& tree, int64_t capacity, int64_
 }
 
 std::vector<at::Tensor> replay_gather_cuda(at::TensorList columns, const at::Tensor& index) {
-  // Range checks of `index` would need a host sync: an index outside the rows
-  // stops the kernel with a device-side assert instead (as index_select does).
+  // Range checks of `index` would need a host sync: gather_kernel asserts on device instead.
   const at::Tensor idx = prepare_replay_gather(columns, index, /*check_values=*/false);
   const int64_t trees = idx.dim() == 2 ? idx.size(0) : 0;
   const int64_t lead = trees > 0 ? 1 : 0;
   const int64_t rows = columns[0].size(lead);
   const c10::cuda::CUDAGuard guard(index.device());
-  at::_assert_async(at::logical_and(idx >= 0, idx < rows).all(),
-                    "rltorch.replay_gather: `index` holds a value outside the rows of the columns");
   const std::vector<ColumnRows> described = checked_columns("replay_gather", columns, index, "index", trees, rows);
   std::vector<at::Tensor> out;
   out.reserve(columns.size());
   for (const at::Tensor& column : columns) out.push_back(gathered_like(column, trees, lead ? idx.size(1) : idx.numel()));
-  gather_rest(columns, described, out, idx, trees, 0);
+  gather_rest(columns, described, out, idx, trees, rows, 0);
   return out;
 }
 
