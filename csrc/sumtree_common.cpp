@@ -207,6 +207,29 @@ at::Tensor gathered_like(const at::Tensor& column, int64_t trees, int64_t batch)
   return at::empty(shape, column.options().memory_format(at::MemoryFormat::Contiguous));
 }
 
+SampleOutputs prepare_sample(const char* op, const at::Tensor& tree, int64_t capacity, int64_t fanout,
+                             at::TensorList columns, int64_t batch_size, double beta,
+                             std::optional<at::Generator> generator, bool check_mass_on_host) {
+  SampleOutputs out;
+  out.trees = prepare_sumtree_sample(op, tree, capacity, fanout, batch_size, beta);
+  const int64_t lead = out.trees.batched ? out.trees.count : 0;
+  out.columns = checked_columns(op, columns, tree, "tree", lead, capacity);
+  if (check_mass_on_host) {
+    const double* base = tree.const_data_ptr<double>();
+    for (int64_t t = 0; t < out.trees.count; ++t) {
+      check_sampling_mass(op, base[t * out.trees.stride()], t, out.trees.batched);
+    }
+  }
+  const std::vector<int64_t> shape =
+      out.trees.batched ? std::vector<int64_t>{out.trees.count, batch_size} : std::vector<int64_t>{batch_size};
+  out.uniform = at::rand(shape, generator, tree.options());
+  out.index = at::empty(shape, tree.options().dtype(at::kLong));
+  out.weight = at::empty(shape, tree.options().dtype(at::kFloat));
+  out.rows.reserve(columns.size());
+  for (const at::Tensor& column : columns) out.rows.push_back(gathered_like(column, lead, batch_size));
+  return out;
+}
+
 at::Tensor prepare_replay_gather(at::TensorList columns, const at::Tensor& index, bool check_values) {
   constexpr const char* op = "replay_gather";
   TORCH_CHECK(index.scalar_type() == at::kLong && (index.dim() == 1 || index.dim() == 2), "rltorch.", op,

@@ -113,6 +113,22 @@ std::vector<ColumnRows> checked_columns(const char* op, at::TensorList columns, 
 // The output of gathering `batch` rows (per tree) of `column`.
 at::Tensor gathered_like(const at::Tensor& column, int64_t trees, int64_t batch);
 
+// What sumtree_sample and replay_sample return, allocated, with their uniform
+// draws: [B] or [T, B] (a batch of trees), and one [.., B, ...] tensor per column.
+struct SampleOutputs {
+  Trees trees;
+  std::vector<ColumnRows> columns;
+  at::Tensor uniform, index, weight;
+  std::vector<at::Tensor> rows;
+};
+
+// Checks everything (with `check_mass_on_host`, also that every tree holds
+// priority mass: the CPU kernels read it, CUDA records it on the device),
+// then draws the uniforms from `generator`: a rejected call draws nothing.
+SampleOutputs prepare_sample(const char* op, const at::Tensor& tree, int64_t capacity, int64_t fanout,
+                             at::TensorList columns, int64_t batch_size, double beta,
+                             std::optional<at::Generator> generator, bool check_mass_on_host);
+
 // Checks the columns and returns `index` as a contiguous int64 tensor whose
 // entries are in range (range checked on CPU only; CUDA checks on device).
 // A 1-D index gathers from [rows, ...] columns; a 2-D [T, B] index gathers

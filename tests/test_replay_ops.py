@@ -13,23 +13,16 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rltorch import _ext, _reference
+from rltorch import _reference
 from rltorch.ops import set_cpu_parallel
 from rltorch.ops import sumtree as sumtree_ops
 from rltorch.ops.sumtree import SumTree
 from tests.conftest import DEVICES, requires_ext
+from tests.test_ops_robustness import _op
 from tests.test_sumtree import _check_invariants
 
 DATA = Path(__file__).parent / "data"
 IMPLS = ["ext", "reference"]
-
-
-def _op(impl, name):
-    if impl == "ext":
-        if not _ext.HAS_EXT:
-            pytest.skip("compiled extension not loaded")
-        return getattr(torch.ops.rltorch, name)
-    return getattr(_reference, name)
 
 
 def _random_entries(gen, trees, capacity, batch, device, zero_fraction=0.3):

@@ -359,48 +359,22 @@ void sample_into(const at::Tensor& tree, const Trees& trees, int64_t fanout, int
   });
 }
 
-void check_trees_have_mass(const char* op, const at::Tensor& tree, const Trees& trees) {
-  const double* base = tree.const_data_ptr<double>();
-  for (int64_t t = 0; t < trees.count; ++t) check_sampling_mass(op, base[t * trees.stride()], t, trees.batched);
-}
-
-std::vector<int64_t> batch_shape(const Trees& trees, int64_t batch_size) {
-  return trees.batched ? std::vector<int64_t>{trees.count, batch_size} : std::vector<int64_t>{batch_size};
-}
-
 std::tuple<at::Tensor, at::Tensor> sumtree_sample_cpu(const at::Tensor& tree, int64_t capacity,
                                                       int64_t fanout, int64_t batch_size, double beta,
                                                       std::optional<at::Generator> generator) {
-  const Trees trees = prepare_sumtree_sample("sumtree_sample", tree, capacity, fanout, batch_size, beta);
-  check_trees_have_mass("sumtree_sample", tree, trees);
-  const std::vector<int64_t> shape = batch_shape(trees, batch_size);
-  const at::Tensor uniform = at::rand(shape, generator, tree.options());
-  at::Tensor index = at::empty(shape, tree.options().dtype(at::kLong));
-  at::Tensor weight = at::empty(shape, tree.options().dtype(at::kFloat));
-  sample_into(tree, trees, fanout, batch_size, beta, uniform, index, weight);
-  return {index, weight};
+  SampleOutputs s = prepare_sample("sumtree_sample", tree, capacity, fanout, {}, batch_size, beta, generator, true);
+  sample_into(tree, s.trees, fanout, batch_size, beta, s.uniform, s.index, s.weight);
+  return {s.index, s.weight};
 }
 
 std::tuple<at::Tensor, at::Tensor, std::vector<at::Tensor>> replay_sample_cpu(
     const at::Tensor& tree, int64_t capacity, int64_t fanout, at::TensorList columns, int64_t batch_size,
     double beta, std::optional<at::Generator> generator) {
-  constexpr const char* op = "replay_sample";
-  const Trees trees = prepare_sumtree_sample(op, tree, capacity, fanout, batch_size, beta);
-  const std::vector<ColumnRows> described =
-      checked_columns(op, columns, tree, "tree", trees.batched ? trees.count : 0, capacity);
-  check_trees_have_mass(op, tree, trees);
-  const std::vector<int64_t> shape = batch_shape(trees, batch_size);
-  const at::Tensor uniform = at::rand(shape, generator, tree.options());
-  at::Tensor index = at::empty(shape, tree.options().dtype(at::kLong));
-  at::Tensor weight = at::empty(shape, tree.options().dtype(at::kFloat));
-  const int64_t lead = trees.batched ? trees.count : 0;
-  std::vector<at::Tensor> rows;
-  rows.reserve(columns.size());
-  for (const at::Tensor& column : columns) rows.push_back(gathered_like(column, lead, batch_size));
-  const std::vector<char*> dst = output_pointers(rows);
-  sample_into(tree, trees, fanout, batch_size, beta, uniform, index, weight, &described, dst.data());
-  gather_strided_columns(columns, described, rows, index, lead);
-  return {index, weight, rows};
+  SampleOutputs s = prepare_sample("replay_sample", tree, capacity, fanout, columns, batch_size, beta, generator, true);
+  const std::vector<char*> dst = output_pointers(s.rows);
+  sample_into(tree, s.trees, fanout, batch_size, beta, s.uniform, s.index, s.weight, &s.columns, dst.data());
+  gather_strided_columns(columns, s.columns, s.rows, s.index, s.trees.batched ? s.trees.count : 0);
+  return {s.index, s.weight, s.rows};
 }
 
 }  // namespace

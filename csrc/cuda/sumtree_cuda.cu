@@ -496,10 +496,6 @@ at::Tensor sumtree_find_cuda(const at::Tensor& tree, int64_t capacity, int64_t f
   return out;
 }
 
-std::vector<int64_t> batch_shape(const Trees& trees, int64_t batch_size) {
-  return trees.batched ? std::vector<int64_t>{trees.count, batch_size} : std::vector<int64_t>{batch_size};
-}
-
 // Describes the dense columns (up to kMaxColumns from `first`) for the kernels.
 GatherColumns gather_columns(const std::vector<ColumnRows>& described, std::vector<at::Tensor>& out, size_t first) {
   GatherColumns columns;
@@ -555,33 +551,28 @@ void gather_rest(at::TensorList columns, const std::vector<ColumnRows>& describe
 std::tuple<at::Tensor, at::Tensor, std::vector<at::Tensor>> sample_cuda(
     const char* op, const at::Tensor& tree, int64_t capacity, int64_t fanout, at::TensorList columns,
     int64_t batch_size, double beta, std::optional<at::Generator> generator) {
-  const Trees trees = prepare_sumtree_sample(op, tree, capacity, fanout, batch_size, beta);
-  const std::vector<ColumnRows> described =
-      checked_columns(op, columns, tree, "tree", trees.batched ? trees.count : 0, capacity);
   const c10::cuda::CUDAGuard guard(tree.device());
-  const std::vector<int64_t> shape = batch_shape(trees, batch_size);
-  // Drawn on the tree's device from the caller's generator: no host sync.
-  const at::Tensor uniform = at::rand(shape, generator, tree.options());
-  at::Tensor index = at::empty(shape, tree.options().dtype(at::kLong));
-  at::Tensor weight = at::empty(shape, tree.options().dtype(at::kFloat));
+  // Drawn on the tree's device from the caller's generator: no host sync (the
+  // mass of each tree is checked on the device).
+  SampleOutputs s = prepare_sample(op, tree, capacity, fanout, columns, batch_size, beta, generator, false);
+  const Trees& trees = s.trees;
+  const std::vector<ColumnRows>& described = s.columns;
+  std::vector<at::Tensor>& rows = s.rows;
   const int64_t lead = trees.batched ? trees.count : 0;
-  std::vector<at::Tensor> rows;
-  rows.reserve(columns.size());
-  for (const at::Tensor& column : columns) rows.push_back(gathered_like(column, lead, batch_size));
   const int64_t n = trees.count * batch_size;
-  if (n == 0) return {index, weight, rows};
+  if (n == 0) return {s.index, s.weight, rows};
   const GatherColumns first = gather_columns(described, rows, 0);
   const int op_code = std::string(op) == "replay_sample" ? de::kSampleOpReplay : de::kSampleOpSumtree;
   dispatch_fanout(fanout, [&](auto k) {
     constexpr int K = decltype(k)::value;
     sample_kernel<K><<<cuda::blocks_for(n), cuda::kThreads, 0, cuda::current_stream()>>>(
-        tree.const_data_ptr<double>(), trees.layout, trees.batched, uniform.const_data_ptr<double>(), batch_size, n,
-        beta, index.mutable_data_ptr<int64_t>(), weight.mutable_data_ptr<float>(), first, op_code,
+        tree.const_data_ptr<double>(), trees.layout, trees.batched, s.uniform.const_data_ptr<double>(), batch_size,
+        n, beta, s.index.mutable_data_ptr<int64_t>(), s.weight.mutable_data_ptr<float>(), first, op_code,
         cuda::error_record_for(tree));
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });
-  gather_rest(columns, described, rows, index, lead, capacity, next_dense_batch(described, 0));
-  return {index, weight, rows};
+  gather_rest(columns, described, rows, s.index, lead, capacity, next_dense_batch(described, 0));
+  return {s.index, s.weight, rows};
 }
 
 std::tuple<at::Tensor, at::Tensor> sumtree_sample_cuda(const at::Tensor& tree, int64_t capacity,
