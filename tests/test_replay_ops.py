@@ -17,7 +17,7 @@ from rltorch import _reference
 from rltorch.ops import set_cpu_parallel
 from rltorch.ops import sumtree as sumtree_ops
 from rltorch.ops.sumtree import SumTree
-from tests.conftest import DEVICES, requires_ext
+from tests.conftest import DEVICES, requires_cuda, requires_ext
 from tests.test_ops_robustness import _op
 from tests.test_sumtree import _check_invariants
 
@@ -490,3 +490,29 @@ def test_recorded_bound_errors_raise_what_the_cpu_raises():
     recorded = _raise_recorded(PER_TD_TOO_LARGE, 2, _bits(-bound * 3), _bits(bound))
     assert type(recorded) is ValueError and str(recorded) == str(cpu.value)
     assert "`td_error`" in str(_raise_recorded(PER_TD_TOO_LARGE, 2))
+
+
+@requires_cuda
+def test_cuda_records_what_the_cpu_raises_and_writes_the_rest():
+    from rltorch.ops.device_errors import check_device_errors
+
+    check_device_errors("cuda")
+    tree = SumTree(6, "cuda", num_trees=2)
+    tree.update(torch.tensor([[0], [0]], device="cuda"), torch.tensor([[1.0], [0.0]], device="cuda"))  # tree 1: no mass
+    with pytest.raises(ValueError) as cpu:
+        torch.ops.rltorch.replay_sample(tree.tree.cpu(), 6, 8, [], 4, 0.0)
+    torch.ops.rltorch.replay_sample(tree.tree, 6, 8, [], 4, 0.0)
+    with pytest.raises(ValueError) as cuda:
+        check_device_errors("cuda")
+    assert str(cuda.value) == str(cpu.value)
+    # A td error above the bound is skipped on CUDA (a report) and the rest of the batch written.
+    bound = sumtree_ops.max_raw_priority(6, 1.0)
+    running = torch.ones(2, dtype=torch.float64, device="cuda")
+    slot_ids = torch.arange(6, device="cuda").expand(2, 6).contiguous()
+    td = torch.tensor([[2.0, bound * 4], [3.0, 1.0]], dtype=torch.float64, device="cuda")
+    index = torch.tensor([[1, 2], [3, 4]], device="cuda")
+    torch.ops.rltorch.per_update_priorities_(tree.tree, 6, 8, slot_ids, index, td, 1.0, 0.0, running)
+    leaves = tree.priorities().cpu()
+    assert leaves[0, 1] == 2.0 and leaves[0, 2] == 0.0 and leaves[1, 3] == 3.0 and leaves[1, 4] == 1.0
+    with pytest.raises(ValueError, match="`td_error` holds .* at position 1; \\|td_error\\| \\+ eps must be <="):
+        check_device_errors("cuda")

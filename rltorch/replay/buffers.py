@@ -739,8 +739,12 @@ class PrioritizedReplayBuffer(ReplayBuffer):
     def update_priorities(self, index: Tensor, td_error: Tensor) -> None:
         """Sets the priorities of the sampled transitions ``index`` to ``(|td_error| + eps) ** alpha``
         (``[K, B]`` for K buffers: row k holds buffer k's ids)."""
-        index = _input_tensor("index", index).to(self.device)
-        td = _input_tensor("td_error", td_error).to(self.device)
+        if type(index) is Tensor and type(td_error) is Tensor and index.device == self.device == td_error.device:
+            # The common case, checked in a fraction of the general path's time (it runs every step).
+            td = td_error.detach() if td_error.requires_grad else td_error
+        else:
+            index = _input_tensor("index", index).to(self.device)
+            td = _input_tensor("td_error", td_error).to(self.device)
         if self.validate and self.device.type != "cpu":  # CPU kernels check for free
             _validate_update(self.capacity, index.remainder(self.capacity), td.abs(), name="td_error",
                              alpha=self.alpha, eps=self.eps)
