@@ -66,7 +66,8 @@ KERNELS = {
 def sumtree_update_(tree, capacity, fanout, index, priority, keep=None, alpha=1.0, eps=0.0, running_max=None):
     """The raw op (see :meth:`SumTree.update`); dispatches on ``tree``'s device."""
     op = "sumtree_update_"
-    alpha, eps = as_float(op, "alpha", alpha), as_float(op, "eps", eps)
+    if type(alpha) is not float or type(eps) is not float:  # the common call skips two conversions
+        alpha, eps = as_float(op, "alpha", alpha), as_float(op, "eps", eps)
     try:
         pick(_UPDATE, tree)(tree, capacity, fanout, index, priority, keep, alpha, eps, running_max)
     except (AttributeError, RuntimeError, TypeError) as error:
@@ -262,19 +263,20 @@ class SumTree:
         # with a meta (or other higher-priority) tensor to that device's
         # kernel, which cannot know the tree lives elsewhere.
         tree = self.tree
+        device = tree.device
         try:
-            mixed = index.device != tree.device or priority.device != tree.device or (
-                keep is not None and keep.device != tree.device) or (
-                    running_max is not None and running_max.device != tree.device)
+            mixed = index.device != device or priority.device != device or (
+                keep is not None and keep.device != device) or (
+                    running_max is not None and running_max.device != device)
         except AttributeError as error:
             raise non_tensor_argument("SumTree.update", dict(index=index, priority=priority),
                                       dict(keep=keep, running_max=running_max)) from error
         if mixed:
             check_same_device("SumTree.update", tree, "tree", index=index, priority=priority, keep=keep,
                               running_max=running_max)
-        if validate and tree.device.type != "cpu":
+        if validate and device.type != "cpu":
             _validate_update(self.capacity, index, priority, alpha=alpha, eps=eps)
-        sumtree_update_(self.tree, self.capacity, self.fanout, index, priority, keep, alpha, eps, running_max)
+        sumtree_update_(tree, self.capacity, self.fanout, index, priority, keep, alpha, eps, running_max)
 
     def find(self, mass: Tensor) -> Tensor:
         """For each mass u, the first leaf whose inclusive running sum exceeds u
