@@ -29,9 +29,11 @@ constexpr int64_t kGatherLookahead = 16;
 // searches tree i / per_tree. With `totals` (stratified sampling) mass[i] is
 // U_i in [0, 1) and the searched mass is (j + U_i) / per_tree * total of the
 // tree, j = i mod per_tree.
-template <int K>
+// `found(i, t, leaf)` runs as each group's leaves are known (replay_sample
+// prefetches their rows there, so those misses overlap the next group's search).
+template <int K, typename Found>
 void find_range(const double* trees, int64_t stride, const sumtree::Layout& layout, const double* mass,
-                int64_t per_tree, int64_t begin, int64_t end, int64_t* out, bool stratified) {
+                int64_t per_tree, int64_t begin, int64_t end, int64_t* out, bool stratified, const Found& found) {
   double u[kGroup];
   int64_t node[kGroup];
   for (int64_t g = begin; g < end;) {
@@ -51,10 +53,15 @@ void find_range(const double* trees, int64_t stride, const sumtree::Layout& layo
         node[q] = node[q] * K + sumtree::choose_child<K, double>(base + node[q] * K, u[q]);
       }
     }
-    for (int64_t q = 0; q < n; ++q) out[g + q] = node[q];
+    for (int64_t q = 0; q < n; ++q) {
+      out[g + q] = node[q];
+      found(g + q, t, node[q]);
+    }
     g += n;
   }
 }
+
+constexpr auto kNothing = [](int64_t, int64_t, int64_t) {};
 
 // A thread's reusable buffers for one tree's update.
 struct UpdateScratch {
@@ -320,7 +327,7 @@ at::Tensor sumtree_find_cpu(const at::Tensor& tree, int64_t capacity, int64_t fa
     constexpr int K = decltype(k)::value;
     static cpu::ParallelSite site("sumtree_find");
     cpu::parallel_for(site, n, kSearchNs, [&](int64_t begin, int64_t end) {
-      find_range<K>(base, trees.stride(), trees.layout, mp, per_tree, begin, end, op, false);
+      find_range<K>(base, trees.stride(), trees.layout, mp, per_tree, begin, end, op, false, kNothing);
     });
   });
   return out;
@@ -348,7 +355,16 @@ void sample_into(const at::Tensor& tree, const Trees& trees, int64_t fanout, int
     constexpr int K = decltype(k)::value;
     static cpu::ParallelSite site("sumtree_sample");
     cpu::parallel_for(site, n, kSearchNs, [&](int64_t begin, int64_t end) {
-      find_range<K>(base, stride, trees.layout, up, batch_size, begin, end, ip, true);
+      if (columns == nullptr) {
+        find_range<K>(base, stride, trees.layout, up, batch_size, begin, end, ip, true, kNothing);
+      } else {
+        const auto prefetch_rows = [&](int64_t, int64_t t, int64_t leaf) {
+          for (const ColumnRows& col : *columns) {
+            __builtin_prefetch(col.base + (rows_per_tree > 0 ? t : 0) * col.tree_stride + leaf * col.row_stride);
+          }
+        };
+        find_range<K>(base, stride, trees.layout, up, batch_size, begin, end, ip, true, prefetch_rows);
+      }
       for (int64_t i = begin; i < end; ++i) {
         const double* sums = base + (i / batch_size) * stride;
         wp[i] = sumtree::importance_weight(sums[leaf_offset + ip[i]], sumtree::root_min(sums, sums + storage, layout),

@@ -111,15 +111,19 @@ inline Double2 min2(Double2 a, Double2 b) { return b < a ? b : a; }
 
 // recompute_node's fold for double on the host: written with vectors because
 // the compiler keeps the leaf level's min_value scalar (and then reloads the
-// scalars as vectors through memory, stalling on every node).
-template <int K>
-inline void fold_children(const double* child_sums, const double* child_mins, bool leaves, double* sum,
-                          double* min) {
+// scalars as vectors through memory, stalling on every node). One function
+// per kind of children, so the vectors stay in registers.
+template <int K, bool Leaves>
+inline void fold_children(const double* child_sums, const double* child_mins, double* sum, double* min) {
   static_assert(K >= 2 && (K & (K - 1)) == 0, "fan-out must be a power of two");
   Double2 s[K / 2], m[K / 2];
   for (int j = 0; j < K / 2; ++j) {
     s[j] = load2(child_sums + 2 * j);
-    m[j] = leaves ? min_value2(s[j]) : load2(child_mins + 2 * j);
+    if constexpr (Leaves) {
+      m[j] = min_value2(s[j]);
+    } else {
+      m[j] = load2(child_mins + 2 * j);
+    }
   }
   for (int half = K / 4; half >= 1; half /= 2) {
     for (int j = 0; j < half; ++j) {
@@ -148,7 +152,11 @@ RLTORCH_HOST_DEVICE_INLINE void recompute_node(T* sums, T* mins, const Layout& l
   const int64_t at = layout.offset[level] + node;
 #if defined(RLTORCH_SUMTREE_HOST_VECTORS)
   if constexpr (std::is_same_v<T, double>) {
-    fold_children<K>(sums + child, mins + child, leaves, sums + at, mins + at);
+    if (leaves) {
+      fold_children<K, true>(sums + child, mins + child, sums + at, mins + at);
+    } else {
+      fold_children<K, false>(sums + child, mins + child, sums + at, mins + at);
+    }
     return;
   }
 #endif
@@ -300,8 +308,10 @@ RLTORCH_HOST_DEVICE_INLINE T transform_priority(T raw, T alpha, T eps) {
 
 #if defined(__GNUC__) || defined(__clang__)
 #define RLTORCH_PREFETCH_WRITE(address) __builtin_prefetch((address), 1)
+#define RLTORCH_PREFETCH_READ(address) __builtin_prefetch((address), 0)
 #else
 #define RLTORCH_PREFETCH_WRITE(address) ((void)0)
+#define RLTORCH_PREFETCH_READ(address) ((void)0)
 #endif
 
 constexpr int64_t kSweepAhead = 16;
@@ -386,10 +396,16 @@ void recompute_levels(T* sums, T* mins, const Layout& layout, std::vector<int64_
     }
     int64_t next = 0;
     int64_t* up = parents.data();
+    const int64_t child_offset = layout.offset[level + 1];
+    const bool above_leaves = level + 2 < layout.levels;
     for (int64_t j = 0; j < count; ++j) {
       if (j + kSweepAhead < count) {
-        RLTORCH_PREFETCH_WRITE(sums + offset + list[j + kSweepAhead]);
-        RLTORCH_PREFETCH_WRITE(mins + offset + list[j + kSweepAhead]);
+        const int64_t ahead = list[j + kSweepAhead];
+        RLTORCH_PREFETCH_WRITE(sums + offset + ahead);
+        RLTORCH_PREFETCH_WRITE(mins + offset + ahead);
+        // The children were written by the pass below, and may have left L1 since.
+        RLTORCH_PREFETCH_READ(sums + child_offset + ahead * K);
+        if (above_leaves) RLTORCH_PREFETCH_READ(mins + child_offset + ahead * K);
       }
       recompute_node<K, T>(sums, mins, layout, level, list[j]);
       const int64_t parent = list[j] >> shift;
