@@ -30,8 +30,6 @@ struct CartPoleStepArgs {
 int64_t check_cartpole_state(const char* op, const at::Tensor& state, const at::Tensor& steps,
                              const at::Tensor& prev_done, const at::Tensor& episode);
 
-void check_reset_bounds(const char* op, double low, double high);
-
 CartPoleStepArgs prepare_cartpole_step(const at::Tensor& state, const at::Tensor& steps,
                                        const at::Tensor& prev_done, const at::Tensor& episode,
                                        const at::Tensor& action, int64_t seed, double low, double high,

@@ -292,19 +292,27 @@ def mix64_int(z: int) -> int:
     return z ^ (z >> 31)
 
 
-def cartpole_initial_state(seed: int, episode: Tensor, low: float, high: float) -> Tensor:
-    """float64 [4, N]: the initial state env i draws for episode ``episode[i]`` (the kernels' generator)."""
-    n = episode.shape[0]
-    env = torch.arange(n, dtype=torch.int64, device=episode.device)
+def episode_keys(seed: int, episode: Tensor) -> Tensor:
+    """int64 [N] (uint64 bit patterns): the generator key of env i's episode ``episode[i]``
+    (``rltorch::env::episode_key``)."""
+    env = torch.arange(episode.shape[0], dtype=torch.int64, device=episode.device)
     h = _signed64(mix64_int((seed & _U64) + _GOLDEN_GAMMA))
     h = _mix64(env ^ h)
-    key = _mix64(h ^ (episode.to(torch.int64) * _signed64(_GOLDEN_GAMMA)))
-    rows = []
-    for component in range(4):
-        bits = _mix64(key + _signed64((component + 1) * _GOLDEN_GAMMA))
-        u = _shr(bits, 11).to(torch.float64) * (1.0 / 9007199254740992.0)
-        rows.append(low + (high - low) * u)
-    return torch.stack(rows)
+    return _mix64(h ^ (episode.to(torch.int64) * _signed64(_GOLDEN_GAMMA)))
+
+
+def reset_uniform(keys: Tensor, component: int, low: float, high: float) -> Tensor:
+    """float64 [N]: draw ``component`` of each key, uniform on [low, high) as NumPy computes it
+    (``rltorch::env::reset_value``: low + (high - low) * u, u with 53 random bits)."""
+    bits = _mix64(keys + _signed64((component + 1) * _GOLDEN_GAMMA))
+    u = _shr(bits, 11).to(torch.float64) * (1.0 / 9007199254740992.0)
+    return low + (high - low) * u
+
+
+def cartpole_initial_state(seed: int, episode: Tensor, low: float, high: float) -> Tensor:
+    """float64 [4, N]: the initial state env i draws for episode ``episode[i]`` (the kernels' generator)."""
+    keys = episode_keys(seed, episode)
+    return torch.stack([reset_uniform(keys, component, low, high) for component in range(4)])
 
 
 # The checks of csrc/cartpole_common.cpp and csrc/cpu/cartpole_cpu.cpp, in the

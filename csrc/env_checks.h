@@ -1,0 +1,29 @@
+// Argument checks every env op shares (CartPole and the classic-control
+// suite), so each rejects the same mistakes with the same words.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <optional>
+
+namespace rltorch {
+
+// A per-env tensor written in place: on `state`'s device, of `dtype`, shape
+// [n], contiguous (a copy would silently drop the update).
+void check_env_tensor(const char* op, const at::Tensor& state, const at::Tensor& t, const char* name,
+                      at::ScalarType dtype, int64_t n);
+
+// Initial states are low + (high - low) * u: finite bounds, low <= high, and
+// a finite width. `low_name`/`high_name` name them as the op's schema does.
+void check_reset_bounds(const char* op, double low, double high, const char* low_name = "low",
+                        const char* high_name = "high");
+
+void check_step_limits(const char* op, int64_t max_episode_steps, int64_t autoreset_mode);
+
+// The reset mask as a contiguous bool tensor of shape [n], or an undefined
+// tensor (reset every env) when none is given.
+at::Tensor checked_reset_mask(const char* op, const at::Tensor& state, const std::optional<at::Tensor>& mask,
+                              int64_t n);
+
+}  // namespace rltorch
