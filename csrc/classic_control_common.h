@@ -1,0 +1,81 @@
+// Validation and output allocation of the classic-control ops (MountainCar,
+// MountainCarContinuous, Pendulum, Acrobot), shared by the CPU and CUDA
+// kernels; the math is in include/rltorch/{classic_control,mountain_car,
+// pendulum,acrobot}.h.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <optional>
+#include <tuple>
+
+#include "rltorch/acrobot.h"
+#include "rltorch/classic_control.h"
+#include "rltorch/mountain_car.h"
+#include "rltorch/pendulum.h"
+
+namespace rltorch {
+
+// What the checks need to know of an env, and how its messages name things.
+struct ClassicEnvInfo {
+  const char* gym_id;      // "MountainCar-v0"
+  const char* state_rows;  // "position, velocity"
+  int state_dim;
+  int obs_dim;
+  bool continuous;
+  int64_t num_actions;
+};
+
+template <class Env>
+ClassicEnvInfo classic_env_info() {
+  return {Env::kGymId, Env::kStateRows, Env::kStateDim, Env::kObsDim, Env::kContinuous, Env::kNumActions};
+}
+
+// Outputs of every <env>_step_ op, in schema order.
+using ClassicStepOutputs =
+    std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor>;
+
+struct ClassicStepArgs {
+  at::Tensor action;  // contiguous: integer [N] (discrete) or float32 [N, 1] (continuous)
+  int64_t n = 0;
+  uint64_t seed = 0;
+  int32_t max_episode_steps = 0;
+  at::Tensor obs, reward, terminated, truncated, done, episode_return, episode_length, final_obs;
+  ClassicStepOutputs outputs() const {
+    return {obs, reward, terminated, truncated, done, episode_return, episode_length, final_obs};
+  }
+  classic::StepOutputs pointers() const;
+};
+
+// Checks the env tensors (state float64 [D, N], steps int32 [N], prev_done
+// bool [N], episode int64 [N], returns float64 [N], contiguous, one device)
+// and returns N.
+int64_t check_classic_state(const char* op, const ClassicEnvInfo& env, const at::Tensor& state,
+                            const at::Tensor& steps, const at::Tensor& prev_done, const at::Tensor& episode,
+                            const at::Tensor& returns);
+
+classic::EnvTensors env_tensors(at::Tensor& state, at::Tensor& steps, at::Tensor& prev_done, at::Tensor& episode,
+                                at::Tensor& returns, int64_t seed);
+
+// Everything but the per-env arguments (reset bounds, params), which the
+// *_bounds / *_params functions below check.
+ClassicStepArgs prepare_classic_step(const char* op, const ClassicEnvInfo& env, const at::Tensor& state,
+                                     const at::Tensor& steps, const at::Tensor& prev_done,
+                                     const at::Tensor& episode, const at::Tensor& returns,
+                                     const at::Tensor& actions, int64_t seed, int64_t max_episode_steps,
+                                     int64_t autoreset_mode);
+
+// The reset mask as a contiguous bool tensor, or an undefined tensor (reset all).
+at::Tensor prepare_classic_reset(const char* op, const ClassicEnvInfo& env, const at::Tensor& state,
+                                 const at::Tensor& steps, const at::Tensor& prev_done, const at::Tensor& episode,
+                                 const at::Tensor& returns, const std::optional<at::Tensor>& mask);
+
+// An env's reset bounds and step parameters from the op's scalar arguments
+// (the schema's two bounds, and its one parameter where the env has one),
+// checked: finite, and bounds that give finite initial states.
+template <class Env>
+typename Env::Reset checked_bounds(const char* op, double first, double second);
+template <class Env>
+typename Env::Params checked_params(const char* op, double param);
+
+}  // namespace rltorch
