@@ -361,7 +361,10 @@ def _check_step(spec: ClassicSpec, state, steps, prev_done, episode, returns, ac
             raise ValueError(f"rltorch.{op}: `actions` must be finite, got {float(actions[env, 0])} for env {env} "
                              "(no env was stepped)")
     else:
-        bad = ((actions < 0) | (actions >= spec.num_actions)).nonzero()
+        valid = torch.zeros_like(actions, dtype=torch.bool)
+        for value in range(spec.num_actions):  # == only: torch has no < for uint16/32/64
+            valid |= actions == value
+        bad = (~valid).nonzero()
         if bad.numel():
             env = int(bad[0, 0])
             value = actions[env: env + 1]

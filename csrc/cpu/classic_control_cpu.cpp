@@ -1,10 +1,10 @@
 // The classic-control envs on the CPU (MountainCar, MountainCarContinuous,
 // Pendulum, Acrobot). Threads own contiguous ranges of envs; each range is
-// walked in tiles of 256 envs: first the physics of four envs per vector
-// operation (the state is structure-of-arrays, sin/cos are polynomials, the
-// physics have no branch on values but rare fix-ups of extreme states), then
-// each env's bookkeeping (counts, flags, returns, autoresets) one at a time
-// through the functions CUDA calls (rltorch/classic_control.h). Every action
+// walked in tiles of 256 envs, four envs per vector operation (the state is
+// structure-of-arrays, sin/cos are polynomials, the physics have no branch on
+// values but rare fix-ups of extreme states); the physics are the header
+// functions CUDA runs, the bookkeeping is rltorch/classic_control.h's settle()
+// lane by lane, and resets (rare) run one env at a time afterwards. Every action
 // (and, with autoreset disabled, every env's done flag) is validated in a
 // read-only pass before any env moves, so a rejected call leaves the env
 // tensors untouched.
@@ -32,7 +32,7 @@ namespace {
 
 namespace cc = classic;
 
-// Envs per tile: the tile's flags and rewards stay in L1 between the passes.
+// Envs per tile: the tile's pending-reset flags stay in L1.
 constexpr int64_t kTile = 256;
 // Checking an action costs well under 1 ns; a reset ~10-20 ns.
 constexpr double kCheckNs = 0.5;
@@ -111,53 +111,80 @@ void check_step_preconditions(const action_t* actions, const bool* prev_done, in
 
 // ---- stepping ----
 
+// One tile. The vector loop does each env's whole step (physics, obs,
+// counters, flags, rewards, episode returns; the operations of
+// classic::settle, lane by lane) but the resets, which it only marks: the
+// envs that ended on the previous call (next step) or on this one (same
+// step) are reset in a scalar loop afterwards, as settle would.
 template <class Env, int64_t Mode, typename action_t>
 RLTORCH_ENV_INLINE void step_tile(const cc::EnvTensors& e, const cc::StepOutputs& o,
                                   const typename Env::Params& params, const typename Env::Reset& bounds,
                                   const action_t* __restrict__ actions, int64_t begin, int64_t count) {
   constexpr int D = Env::kStateDim, O = Env::kObsDim;
   const int64_t n = e.n;
-  bool terminated[kTile];
-  double reward[kTile];
   int64_t j = 0;
 #ifdef RLTORCH_ENV_VECTOR
   using cpu::vdouble;
   using cpu::vfloat;
   using cpu::vint;
   using cpu::vlong;
+  bool pending[kTile];
+  int any_pending = 0;
   const vdouble one = vdouble{} + 1.0;
+  const vint max_steps = vint{} + o.max_steps;
   for (; j + cpu::kLanes <= count; j += cpu::kLanes) {
     const int64_t i = begin + j;
     vdouble s[D];
     for (int k = 0; k < D; ++k) s[k] = cpu::load<vdouble>(e.state + k * n + i);
-    const vdouble action = cpu::load_lanes(actions + i);
-    const vlong fresh_mask = __builtin_convertvector(cpu::load<vint>(e.steps + i) == 0, vlong);
-    vdouble r;
-    const vlong term = Env::step(s, action, fresh_mask ? one : vdouble{}, params, r);
+    const vint steps_before = cpu::load<vint>(e.steps + i);
+    const vdouble fresh = __builtin_convertvector(steps_before == 0, vlong) ? one : vdouble{};
+    vdouble reward;
+    const vint terminated = __builtin_convertvector(Env::step(s, cpu::load_lanes(actions + i), fresh, params, reward), vint);
     for (int k = 0; k < D; ++k) cpu::store(e.state + k * n + i, s[k]);
     vdouble ob[O];
     Env::observe(s, ob);
-    for (int k = 0; k < O; ++k) {
-      const vfloat f = __builtin_convertvector(ob[k], vfloat);
-      for (int lane = 0; lane < cpu::kLanes; ++lane) o.obs[(i + lane) * O + k] = f[lane];
+    vfloat columns[O];
+    for (int k = 0; k < O; ++k) columns[k] = __builtin_convertvector(ob[k], vfloat);
+    cpu::store_rows<O>(o.obs + O * i, columns);
+
+    const vint steps = steps_before + 1;
+    const vint truncated = steps >= max_steps;
+    const vint done = terminated | truncated;
+    const vdouble episode_return = cpu::load<vdouble>(e.returns + i) + reward;
+    cpu::store(e.steps + i, steps);
+    cpu::store(e.returns + i, episode_return);
+    cpu::store(o.reward + i, __builtin_convertvector(reward, vfloat));
+    cpu::store_flags(o.terminated + i, terminated);
+    cpu::store_flags(o.truncated + i, truncated);
+    cpu::store_flags(o.done + i, done);
+    cpu::store(o.episode_length + i, steps & done);
+    const vint return_bits = (vint)__builtin_convertvector(episode_return, vfloat);
+    cpu::store(o.episode_return + i, (vfloat)(return_bits & done));  // 0.0f where not done
+    vint reset;
+    if constexpr (Mode == env::kSameStep) {
+      for (int k = 0; k < O; ++k) columns[k] = (vfloat)((vint)columns[k] & done);
+      cpu::store_rows<O>(o.final_obs + O * i, columns);
+      cpu::store_flags(e.prev_done + i, vint{});
+      reset = done;
+    } else {
+      reset = Mode == env::kNextStep ? cpu::load_flags(e.prev_done + i) : vint{};
+      cpu::store_flags(e.prev_done + i, done);
     }
-    for (int lane = 0; lane < cpu::kLanes; ++lane) {
-      terminated[j + lane] = term[lane] != 0;
-      reward[j + lane] = r[lane];
+    cpu::store_flags(pending + j, reset);
+    any_pending |= reset[0] | reset[1] | reset[2] | reset[3];
+  }
+  if (any_pending) {
+    for (int64_t k = 0; k < j; ++k) {
+      if (!pending[k]) continue;
+      float* row = o.obs + O * (begin + k);
+      cc::reset_env<Env>(e, begin + k, bounds, row);
+      if constexpr (Mode == env::kNextStep) cc::clear_outputs(o, begin + k);
     }
   }
 #endif
   for (; j < count; ++j) {  // the last few envs of the tile, one at a time
-    const int64_t i = begin + j;
-    double s[D];
-    cc::load_state<Env>(e, i, s);
-    double r;
-    terminated[j] = Env::step(s, static_cast<double>(actions[i]), cc::fresh_of(e.steps[i]), params, r);
-    cc::store_state<Env>(e, i, s);
-    cc::observe_row<Env>(s, o.obs + O * i);
-    reward[j] = r;
+    cc::step_env<Env>(e, o, begin + j, Mode, params, bounds, static_cast<double>(actions[begin + j]));
   }
-  for (j = 0; j < count; ++j) cc::settle<Env>(e, o, begin + j, Mode, bounds, terminated[j], reward[j]);
 }
 
 template <class Env, int64_t Mode, typename action_t>

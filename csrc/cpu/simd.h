@@ -62,6 +62,22 @@ RLTORCH_ENV_INLINE void store(T* p, const V& v) {
 // -1/0 lane masks as 1/0 bytes (bool storage).
 RLTORCH_ENV_INLINE void store_flags(bool* p, vint mask) { store(p, __builtin_convertvector(-mask, vbyte)); }
 
+// Four envs' rows of an [N, O] float32 array from its O columns (a transpose
+// through L1: O * 4 scalar moves, cheaper than lane extracts).
+template <int O>
+RLTORCH_ENV_INLINE void store_rows(float* rows, const vfloat* columns) {
+  float tmp[O][kLanes];
+  for (int k = 0; k < O; ++k) store(tmp[k], columns[k]);
+  for (int lane = 0; lane < kLanes; ++lane) {
+    for (int k = 0; k < O; ++k) rows[lane * O + k] = tmp[k][lane];
+  }
+}
+
+// -1/0 int32 lane masks of the bool flags at p.
+RLTORCH_ENV_INLINE vint load_flags(const bool* p) {
+  return -__builtin_convertvector(load<vbyte>(reinterpret_cast<const int8_t*>(p)), vint);
+}
+
 // Four consecutive values of any accepted action dtype as doubles.
 template <typename action_t>
 RLTORCH_ENV_INLINE vdouble load_lanes(const action_t* p) {

@@ -16,12 +16,14 @@ namespace rltorch::classic {
 // x mod m for m > 0 by binary long division: each conditional subtraction of
 // m * 2^k from a remainder in [m * 2^k, m * 2^(k+1)) is exact (Sterbenz), so
 // the result is fmod's, which is exact too, with no loop and no libm call for
-// |x| < m * 2^(kSteps). Larger |x| (and inf) take fmod itself.
-constexpr int kFmodSteps = 9;
+// |x| < m * 2^kFmodSteps (about 100 rad for 2 pi: a pendulum spinning at full
+// speed for 250 steps). Larger |x| (and inf) take fmod itself.
+constexpr int kFmodSteps = 4;
+constexpr double kFmodRange = static_cast<double>(1 << kFmodSteps);
 
 RLTORCH_ENV_INLINE double fmod_positive(double x, double m) {
   double r = ::fabs(x);
-  if (!(r < m * 0x1p9)) return ::fmod(x, m);  // also NaN (fmod keeps it NaN)
+  if (!(r < m * kFmodRange)) return ::fmod(x, m);  // also NaN (fmod keeps it NaN)
   for (int k = kFmodSteps - 1; k >= 0; --k) {
     const double d = m * static_cast<double>(1 << k);
     r = r >= d ? r - d : r;
@@ -32,7 +34,7 @@ RLTORCH_ENV_INLINE double fmod_positive(double x, double m) {
 #ifdef RLTORCH_ENV_VECTOR
 RLTORCH_ENV_INLINE env::vdouble fmod_positive(env::vdouble x, double m) {
   env::vdouble r = env::abs_lane(x);
-  const env::vlong wide = ~(r < m * 0x1p9);
+  const env::vlong wide = ~(r < m * kFmodRange);
   for (int k = kFmodSteps - 1; k >= 0; --k) {
     const double d = m * static_cast<double>(1 << k);
     r = r >= d ? r - d : r;
