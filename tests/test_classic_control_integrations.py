@@ -236,3 +236,31 @@ def test_agents_train_on_the_kernels_by_default(one_thread):
         assert isinstance(agent.env.env, gym.vector.SyncVectorEnv)
     finally:
         agent.close()
+
+
+@pytest.mark.parametrize("env_id", ["Pendulum-v1", "Acrobot-v1"])
+def test_agent_resumed_on_a_classic_env_continues_bit_for_bit(env_id, tmp_path, one_thread):
+    # The env's own state (states, step counts, running returns, reset generator) is in the
+    # checkpoint, so the resumed run is the uninterrupted one.
+    from rltorch.agents.ppo import PPO, PPOConfig
+
+    def config():
+        return PPOConfig(env_id=env_id, num_envs=8, num_steps=16, seed=3, device="cpu", total_steps=8 * 16 * 6,
+                         eval_interval=10_000, eval_episodes=4, stop_when_solved=False, log_interval=256)
+
+    full = PPO(config())
+    full.train()
+    half = PPO(config())
+    half.train(stop_at=300)
+    half.save(tmp_path / "ckpt.pt")
+    resumed = PPO.load(tmp_path / "ckpt.pt")
+    resumed.train()
+    try:
+        assert resumed.env_steps == full.env_steps
+        for a, b in zip(resumed.net.parameters(), full.net.parameters()):
+            assert torch.equal(a, b)
+        assert torch.equal(resumed.env.env.state, full.env.env.state)
+        assert torch.equal(resumed.env.env.returns, full.env.env.returns)
+    finally:
+        for agent in (full, half, resumed):
+            agent.close()
