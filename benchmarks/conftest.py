@@ -47,6 +47,12 @@ def run_case(benchmark, case: Case) -> None:
             close()
 
 
+def _torch_version() -> str:
+    import torch
+
+    return torch.__version__
+
+
 def _time(benchmark, case: Case, settings, call) -> None:
     if settings.torch_device.type == "cuda":
         import torch
@@ -59,7 +65,10 @@ def _time(benchmark, case: Case, settings, call) -> None:
 
     size = f" {case.size_label}={case.size}" if case.size is not None else ""
     benchmark.group = f"{case.where}{size} {settings.device}"
-    benchmark.extra_info.update(impl=case.impl, items=case.items, item=case.item)
+    # Everything `rltorch bench --report` needs to render this JSON like its own runs.
+    benchmark.extra_info.update(impl=case.impl, items=case.items, item=case.item, capability=case.capability,
+                                group_name=case.group, where=case.where, size=case.size, size_label=case.size_label,
+                                key=case.key, device=settings.device, torch=_torch_version())
     # Enough calls per round that the timer's resolution vanishes from the small cases.
     call()
     start = time.perf_counter()

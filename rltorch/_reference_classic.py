@@ -20,13 +20,14 @@ from typing import Callable
 import torch
 from torch import Tensor
 
+from rltorch._checks import same_device
 from rltorch._reference import (
     _ACTION_DTYPES,
     _INT32_MAX,
     _U64,
     _check_reset_bounds,
-    _check_same_device,
     _check_seed,
+    check_env_state,
     episode_keys,
     reset_uniform,
 )
@@ -282,28 +283,9 @@ def initial_state(name: str, seed: int, episode: Tensor, first: float, second: f
 
 def _check_state(spec: ClassicSpec, op: str, state: Tensor, steps: Tensor, prev_done: Tensor, episode: Tensor,
                  returns: Tensor) -> int:
-    if state.dtype != torch.float64:
-        raise RuntimeError(f"rltorch.{op}: `state` must be float64 (gymnasium steps {spec.gym_id} in float64), "
-                           f"got {state.dtype}")
-    if state.dim() != 2 or state.shape[0] != spec.state_dim:
-        raise RuntimeError(f"rltorch.{op}: `state` must have shape [{spec.state_dim}, num_envs] "
-                           f"({', '.join(spec.state_rows)} rows), got {list(state.shape)}")
-    if not state.is_contiguous():
-        raise RuntimeError(f"rltorch.{op}: `state` must be contiguous")
-    n = state.shape[1]
-    if n > _INT32_MAX:
-        raise RuntimeError(f"rltorch.{op}: at most 2^31 - 1 envs, got {n}")
-    for t, name, dtype in ((steps, "steps", torch.int32), (prev_done, "prev_done", torch.bool),
-                           (episode, "episode", torch.int64), (returns, "returns", torch.float64)):
-        _check_same_device(op, state, "state", t, name)
-        if t.dtype != dtype:
-            raise RuntimeError(f"rltorch.{op}: `{name}` must be {dtype}, got {t.dtype}")
-        if t.shape != (n,):
-            raise RuntimeError(f"rltorch.{op}: `{name}` must have shape [{n}] (one entry per env), "
-                               f"got {list(t.shape)}")
-        if not t.is_contiguous():  # written in place, so a copy would silently drop the update
-            raise RuntimeError(f"rltorch.{op}: `{name}` must be contiguous")
-    return n
+    return check_env_state(op, state, spec.gym_id, spec.state_rows,
+                           ((steps, "steps", torch.int32), (prev_done, "prev_done", torch.bool),
+                            (episode, "episode", torch.int64), (returns, "returns", torch.float64)))
 
 
 def _check_half_width(op: str, value: float, name: str) -> None:
@@ -330,7 +312,7 @@ def _check_step(spec: ClassicSpec, state, steps, prev_done, episode, returns, ac
                 max_episode_steps, autoreset_mode, param) -> int:
     op = spec.step_op
     n = _check_state(spec, op, state, steps, prev_done, episode, returns)
-    _check_same_device(op, state, "state", actions, "actions")
+    same_device(op, state, "state", actions=actions)
     if spec.continuous:
         if actions.dtype != torch.float32:
             raise RuntimeError(f"rltorch.{op}: `actions` must be float32 (the action space's dtype), got {actions.dtype}")
@@ -392,7 +374,7 @@ def classic_reset_(name: str, state: Tensor, steps: Tensor, prev_done: Tensor, e
     n = _check_state(spec, op, state, steps, prev_done, episode, returns)
     _check_seed(op, seed)
     if reset_mask is not None:
-        _check_same_device(op, state, "state", reset_mask, "reset_mask")
+        same_device(op, state, "state", reset_mask=reset_mask)
         if reset_mask.dtype != torch.bool:
             raise RuntimeError(f"rltorch.{op}: `reset_mask` must be bool, got {reset_mask.dtype}")
         if reset_mask.shape != (n,):

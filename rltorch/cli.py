@@ -8,6 +8,8 @@ import os
 import shlex
 import sys
 
+from rltorch.config import add_config_flags, config_from_flags, flag_name
+
 
 def _cmd_info(args: argparse.Namespace) -> int:
     from rltorch import info
@@ -82,76 +84,22 @@ class CliError(Exception):
 
 
 def _flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
+    return flag_name(name)
 
 
 def _config_flags(parser: argparse.ArgumentParser, config_class) -> None:
-    """One flag per config field, help from the field's docstring; absent flags leave the field alone."""
-    import dataclasses
-    import typing
-
-    from rltorch.config import describe, field_docs, field_hints
-
-    docs, hints, defaults = field_docs(config_class), field_hints(config_class), config_class()
-    group = parser.add_argument_group(f"{config_class.__name__} fields (also --config FILE, --set KEY=VALUE)")
-    for f in dataclasses.fields(config_class):
-        hint, default = hints[f.name], getattr(defaults, f.name)
-        shown = ",".join(map(str, default)) if isinstance(default, tuple) else ("none" if default is None else default)
-        text = docs.get(f.name) or f"{f.name.replace('_', ' ')} ({describe(hint)})"
-        text = f"{text} (default: {shown})".replace("%", "%%")
-        flags = [_flag(f.name)] + (["--env"] if f.name == "env_id" else [])
-        if hint is bool:
-            group.add_argument(*flags, dest=f.name, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
-                               help=text)
-        elif typing.get_origin(hint) is typing.Literal:
-            group.add_argument(*flags, dest=f.name, default=argparse.SUPPRESS, choices=typing.get_args(hint), help=text)
-        else:
-            group.add_argument(*flags, dest=f.name, default=argparse.SUPPRESS, metavar=_metavar(hint), help=text)
-
-
-def _metavar(hint) -> str:
-    import typing
-
-    from rltorch.config import literal_or, optional_inner
-
-    inner, nullable = optional_inner(hint)
-    either = literal_or(inner)
-    if either is not None:
-        text = "|".join([{int: "N", float: "X"}.get(either[1], "VALUE"), *map(str, either[0])])
-    elif typing.get_origin(inner) is tuple:
-        text = "N,N,..."
-    else:
-        text = {int: "N", float: "X", str: "TEXT"}.get(inner, "VALUE")
-    return f"{text}|none" if nullable else text
+    add_config_flags(parser, config_class)
 
 
 def _config_from_args(args: argparse.Namespace, config_class, algorithm: str):
-    import dataclasses
-
-    from rltorch import runs
-    from rltorch.config import parse_field
-
-    values: dict = {}
     try:
-        if args.config:
-            values.update(runs.load_config_file(args.config, algorithm))
-        for f in dataclasses.fields(config_class):
-            if hasattr(args, f.name):
-                value = getattr(args, f.name)
-                values[f.name] = parse_field(config_class, f.name, value) if isinstance(value, str) else value
-        for item in args.set or []:
-            if "=" not in item:
-                raise CliError(f"--set expects KEY=VALUE, got {item!r}")
-            key, text = item.split("=", 1)
-            key = key.strip().replace("-", "_")
-            values[key] = parse_field(config_class, key, text)
-        return config_class.from_dict(values)
+        return config_from_flags(args, config_class, algorithm)
     except (FileNotFoundError, TypeError, ValueError) as exc:
         raise CliError(str(exc)) from None
 
 
 def _check_device(device: str) -> None:
-    from rltorch.envs import resolve_device
+    from rltorch._checks import resolve_device
 
     try:
         resolve_device(device)
@@ -228,6 +176,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
             agent.save(checkpoint, include_buffer=args.save_buffer)
             next_checkpoint[0] = (agent.env_steps // args.checkpoint_every + 1) * args.checkpoint_every
 
+    from rltorch.agents.base import EnvDataError
+
     try:
         result = agent.train(progress=not args.quiet, callback=on_row)
     except KeyboardInterrupt:
@@ -236,6 +186,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
         saved = f"; last checkpoint {checkpoint}" if os.path.exists(checkpoint) else ""
         print(f"rltorch: interrupted at {agent.env_steps} env steps{saved}", file=sys.stderr, flush=True)
         return 130
+    except EnvDataError as exc:
+        # Found at a log row, before that row's checkpoint: the last one written learned from finite data only.
+        agent.close()
+        saved = f"; last checkpoint {checkpoint}" if os.path.exists(checkpoint) else "; no checkpoint was written"
+        print(f"rltorch: error: {exc}{saved}", file=sys.stderr, flush=True)
+        return 1
     except BaseException:
         agent.close()
         raise
@@ -256,22 +212,24 @@ def _cmd_train(args: argparse.Namespace) -> int:
         "env_steps": result.env_steps, "updates": result.updates, "wall_time_s": result.wall_time_s,
         "last_eval_return": result.last_eval_return, "threshold": agent.threshold,
     })
-    curve = runs.plot_learning_curve(run_dir, agent.threshold, getattr(config, "eval_stop_early", False))
-    extra_files = getattr(agent, "write_run_files", None)  # an algorithm's own figures (BC: confusion matrix)
-    if extra_files is not None:
-        extra_files(run_dir)
+    curve = runs.plot_learning_curve(run_dir, agent.threshold, config.eval_stop_early)
+    agent.write_run_files(run_dir)  # an algorithm's own figures (BC: confusion matrix)
     print(f"run dir: {run_dir}" + (f" (learning curve: {curve})" if curve else ""))
     agent.close()
     return 0 if result.solved or not config.stop_when_solved else 1
 
 
 def _cmd_train_classifier(args: argparse.Namespace) -> int:
-    from rltorch.classifiers.run import ALGORITHM, ClassifierConfig, run_classifier
+    from rltorch.apps.classifier_run import ALGORITHM, ClassifierConfig, prepare, run_classifier
 
     config = _config_from_args(args, ClassifierConfig, ALGORITHM)
     _check_device(config.device)
-    if config.dataset.startswith("cartpole") and config.expert != "linear" and not os.path.exists(config.expert):
-        raise CliError(f"--expert {config.expert!r}: no such run directory or checkpoint (or use 'linear')")
+    # The expert, the data and the classifier's parameters are checked (the data made) before the run
+    # directory exists: a rejected run leaves nothing behind.
+    try:
+        prepared = prepare(config)
+    except (OSError, RuntimeError, ValueError) as exc:
+        raise CliError(str(exc)) from None
     run_dir = _plan_run_dir(args, ALGORITHM, config.dataset, config.seed)
     try:
         os.makedirs(run_dir, exist_ok=True)
@@ -280,7 +238,7 @@ def _cmd_train_classifier(args: argparse.Namespace) -> int:
     print(f"rltorch: training a classifier on {config.dataset} ({config.num_samples} samples); run dir {run_dir}",
           flush=True)
     try:
-        result = run_classifier(config, run_dir, progress=not args.quiet)
+        result = run_classifier(prepared, run_dir, progress=not args.quiet)
     except (RuntimeError, ValueError) as exc:
         raise CliError(str(exc)) from None
     test = result["test"]
@@ -294,8 +252,8 @@ def _cmd_train_classifier(args: argparse.Namespace) -> int:
 def _load_run(run_dir: str, device: str | None):
     """The agent saved in ``run_dir``, of the algorithm its config.json records."""
     from rltorch import runs
+    from rltorch._checks import resolve_device
     from rltorch.agents import Agent, algorithm_class
-    from rltorch.envs import resolve_device
 
     if not os.path.exists(run_dir):
         raise CliError(f"run directory {run_dir!r} does not exist")
@@ -330,8 +288,15 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
+    from rltorch._io import check_writable
+
     suffix = {"torchscript": "policy.ts", "export": "policy.pt2"}[args.format]
     output = args.output or os.path.join(args.run_dir, suffix)
+    if args.output is not None:  # checked before the run is loaded; the default lies in the run directory
+        try:
+            check_writable(output, "--output `path`", probe=True)
+        except ValueError as exc:
+            raise CliError(str(exc)) from None
     if os.path.isdir(args.run_dir):
         from rltorch import runs
 
@@ -379,10 +344,22 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
     if args.compare:
         try:
-            before, after = (report.load(path) for path in args.compare)
+            before, after = [report.load(path) for path in args.compare]
         except (OSError, ValueError) as exc:
             raise CliError(str(exc)) from None
         print(report.compare(before, after), end="")
+        return 0
+    _check_bench_outputs(args)
+    train_args = _bench_train_args(args)
+    if args.profile:
+        from rltorch.agents import algorithm_class
+        from rltorch.bench.profile import time_split
+
+        agent_class = algorithm_class(args.profile)
+        config = _config_from_tokens(agent_class, train_args)
+        print(f"rltorch: where {agent_class.__name__}'s time to solve goes, {args.seeds or 3} seeds, this process",
+              flush=True)
+        time_split(agent_class, config, list(range(1, (args.seeds or 3) + 1)))
         return 0
     if args.report:
         try:
@@ -390,16 +367,33 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         except (OSError, ValueError) as exc:
             raise CliError(str(exc)) from None
         command = run.get("command")
+        if args.splice:
+            try:
+                if args.check:
+                    if not report.splice_markdown(os.path.dirname(args.report) or ".", args.splice, check=True):
+                        raise CliError(f"{args.splice} is stale: run rltorch bench --report {args.report} "
+                                       f"--splice {args.splice}")
+                    return 0
+                report.splice_markdown(os.path.dirname(args.report) or ".", args.splice)
+            except (OSError, ValueError) as exc:
+                raise CliError(str(exc)) from None
+            print(f"{args.splice}: the report of {args.report} is in its generated block")
+            return 0
     else:
         _check_device(args.device)
         overrides = {"seeds": args.seeds} if args.seeds is not None else {}
-        settings = Settings.for_mode(args.mode, device=args.device, **overrides)
+        if args.sb3_venv:
+            from rltorch.bench.cases.agents import sb3_venv
+
+            args.sb3_python = sb3_venv(args.sb3_venv)
+        settings = Settings.for_mode(args.mode, device=args.device, python=args.sb3_python, cleanrl=args.cleanrl,
+                                     train_args=tuple(train_args), **overrides)
         cases = collect(args.only or list(CAPABILITIES), settings)
         if args.list:
             for case in cases:
                 print(case.key + (" (time to solve)" if case.kind == "solve" else ""))
             return 0
-        run = runner.run(cases, settings, progress=not args.quiet)
+        run = runner.run(cases, settings, progress=not args.quiet, contention=args.contention)
         run["command"] = command = args.command_line
     out = args.out or os.path.join("bench-results", time.strftime("%Y%m%d-%H%M%S") + f"-{run['settings']['mode']}-"
                                    f"{run['settings']['device']}")
@@ -414,23 +408,87 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return 1 if errors else 0
 
 
+def _config_from_tokens(agent_class, tokens: list[str]):
+    """The config ``rltorch train ALGO TOKENS`` would build; CliError naming the algorithm otherwise."""
+    parser = argparse.ArgumentParser(prog=f"--train-args for {agent_class.name}", add_help=False, allow_abbrev=False)
+    parser.add_argument("--config", default=None)
+    parser.add_argument("--set", action="append")
+    add_config_flags(parser, agent_class.config_class)
+    try:
+        args, unknown = parser.parse_known_args(tokens)
+        if unknown:
+            raise ValueError(f"unknown flag(s) {' '.join(unknown)}")
+        return config_from_flags(args, agent_class.config_class, agent_class.name)
+    except (FileNotFoundError, TypeError, ValueError) as exc:
+        raise CliError(f"--train-args for {agent_class.name}: {exc}") from None
+
+
+def _bench_train_args(args: argparse.Namespace) -> list[str]:
+    """--train-args split like a shell would, checked against every algorithm it will reach."""
+    from rltorch.agents import algorithm_class
+
+    try:
+        tokens = shlex.split(args.train_args or "")
+    except ValueError as exc:
+        raise CliError(f"--train-args: {exc}") from None
+    algorithms = [args.profile] if args.profile else (["ppo", "dqn"] if tokens else [])
+    for name in algorithms:
+        _config_from_tokens(algorithm_class(name), tokens)
+    if args.cleanrl and not os.path.isfile(os.path.join(os.path.expanduser(args.cleanrl), "cleanrl", "dqn.py")):
+        raise CliError(f"--cleanrl {args.cleanrl}: not a CleanRL checkout (no cleanrl/dqn.py)")
+    if args.sb3_python and not os.access(args.sb3_python, os.X_OK):
+        raise CliError(f"--sb3-python {args.sb3_python}: not an executable interpreter")
+    return tokens
+
+
+def _check_bench_outputs(args: argparse.Namespace) -> None:
+    """--out and --json must be writable before anything is measured (a run can take many minutes)."""
+    for flag, path, kind in (("--out", args.out, "directory"), ("--json", args.json, "file")):
+        if not path:
+            continue
+        if kind == "directory" and os.path.exists(path) and not os.path.isdir(path):
+            raise CliError(f"{flag} {path}: exists and is not a directory")
+        if kind == "file" and os.path.isdir(path):
+            raise CliError(f"{flag} {path}: is a directory; give a file name")
+        # The nearest existing folder on the way must let us create what is missing.
+        probe = os.path.abspath(path if kind == "directory" and os.path.isdir(path) else os.path.dirname(os.path.abspath(path)))
+        if kind == "file" and not os.path.isdir(probe):
+            raise CliError(f"{flag} {path}: its directory {probe} does not exist")
+        while not os.path.exists(probe):
+            probe = os.path.dirname(probe)
+        if not _can_create_in(probe):
+            raise CliError(f"{flag} {path}: {probe} is not a writable directory")
+
+
+def _can_create_in(directory: str) -> bool:
+    """Whether a file can be created in ``directory`` (tried: permission bits say nothing to root or on /proc)."""
+    import tempfile
+
+    if not os.path.isdir(directory):
+        return False
+    try:
+        with tempfile.TemporaryFile(dir=directory):
+            return True
+    except OSError:
+        return False
+
+
 def _int_at_least(low: int):
+    """An argparse type: an integer >= ``low`` (checked by rltorch._checks.integer, as config fields are)."""
+    from rltorch._checks import integer
+
     def parse(text: str) -> int:
         try:
-            value = int(text)
-        except ValueError:
+            return integer("rltorch", "value", int(text), minimum=low)
+        except (TypeError, ValueError):
             raise argparse.ArgumentTypeError(f"must be an integer >= {low}, got {text!r}") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"must be an integer >= {low}, got {value}")
-        return value
 
     return parse
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from rltorch.agents import ALGORITHMS, register_extensions
+    from rltorch.agents import ALGORITHMS
 
-    register_extensions()
     parser = argparse.ArgumentParser(prog="rltorch", description="Fast C++/CUDA reinforcement-learning ops for PyTorch.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     p_info = sub.add_parser("info", help="report version, build and which kernels each op uses")
@@ -464,7 +522,7 @@ def build_parser() -> argparse.ArgumentParser:
         _config_flags(p_algo, agent_class.config_class)
         p_algo.set_defaults(func=_cmd_train, agent_class=agent_class)
 
-    from rltorch.classifiers.run import ClassifierConfig
+    from rltorch.apps.classifier_run import ClassifierConfig
 
     summary = ClassifierConfig.__doc__.strip().splitlines()[0]
     p_cls = algos.add_parser("classifier", help=summary, description=f"{summary} Writes a run directory like "
@@ -521,8 +579,31 @@ def build_parser() -> argparse.ArgumentParser:
                          help="print the change per case between two results files, measuring nothing")
     p_bench.add_argument("--report", default=None, metavar="FILE",
                          help="rebuild the tables, report.md and plots of a results file, measuring nothing")
+    p_bench.add_argument("--splice", default=None, metavar="MARKDOWN",
+                         help="with --report DIR/results.json: write its report between the BEGIN/END GENERATED "
+                              "markers of MARKDOWN (how BENCHMARKS.md is made), plots linked")
+    p_bench.add_argument("--check", action="store_true",
+                         help="with --splice: change nothing, exit 2 if MARKDOWN's generated block is stale")
     p_bench.add_argument("--list", action="store_true", help="list the cases this run would measure")
     p_bench.add_argument("--quiet", action="store_true", help="no progress bar")
+    p_bench.add_argument("--train-args", default=None, metavar="'FLAGS'",
+                         help="extra `rltorch train` flags for rltorch's time-to-solve runs, e.g. "
+                              "--train-args '--num-envs 32'")
+    p_bench.add_argument("--sb3-python", default=None, metavar="PYTHON",
+                         help="interpreter with stable-baselines3 for its runs (default: $RLTORCH_BENCH_SB3_PYTHON "
+                              "or this one)")
+    p_bench.add_argument("--sb3-venv", default=None, metavar="DIR",
+                         help="run stable-baselines3 in this venv, made on first use at its own pins")
+    p_bench.add_argument("--cleanrl", default=None, metavar="PATH",
+                         help="a CleanRL checkout: adds its ppo.py and dqn.py to the time-to-solve cases "
+                              "(default: $RLTORCH_BENCH_CLEANRL)")
+    p_bench.add_argument("--profile", default=None, choices=["ppo", "dqn", "bc"],
+                         help="instead of the suite: where this algorithm's time to solve goes (collecting, "
+                              "learning, evaluating), per seed, in this process (with --train-args and --seeds)")
+    p_bench.add_argument("--contention", action="store_true",
+                         help="also measure every case beside a busy process on one core (started and stopped by "
+                              "the bench), and rltorch's cases on one thread under that load: the thread-policy "
+                              "table and targets (about three times as long)")
     p_bench.set_defaults(func=_cmd_bench)
     return parser
 

@@ -14,9 +14,10 @@ import math
 import os
 import time
 
+from rltorch.agents.base import CHECKPOINT_FILE  # noqa: F401  (the run directory's checkpoint)
+
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.csv"
-CHECKPOINT_FILE = "checkpoint.pt"
 RESULT_FILE = "result.json"
 CURVE_FILE = "learning_curve.png"
 
@@ -145,37 +146,3 @@ def write_json(path: str, payload: dict) -> None:
         json.dump(payload, f, indent=2)
         f.write("\n")
     os.replace(tmp, path)
-
-
-def load_config_file(path: str, algorithm: str) -> dict:
-    """Config fields for ``algorithm`` from a .toml or .json file: the whole file, or its ``[algorithm]``
-    table. An ``algorithm`` key (as in a run's config.json) must name the same algorithm. ValueError (or
-    FileNotFoundError) with a one-line message otherwise."""
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"config file {path!r} does not exist")
-    if os.path.isdir(path):
-        raise ValueError(f"config file {path!r} is a directory")
-    kind = "TOML" if path.endswith(".toml") else "JSON"
-    try:
-        if kind == "TOML":
-            try:
-                import tomllib
-            except ImportError:  # Python < 3.11
-                import tomli as tomllib
-
-            with open(path, "rb") as f:
-                data = tomllib.load(f)
-        else:
-            with open(path) as f:
-                data = json.load(f)
-    except (OSError, UnicodeDecodeError, ValueError) as exc:  # JSONDecodeError and TOMLDecodeError are ValueErrors
-        raise ValueError(f"config file {path!r} is not valid {kind}: {str(exc).splitlines()[0] if str(exc) else exc!r}") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"config file {path!r} must hold a table/object of config fields, got {type(data).__name__}")
-    if isinstance(data.get(algorithm), dict):
-        data = data[algorithm]
-    data = dict(data)
-    recorded = data.pop("algorithm", algorithm)
-    if recorded != algorithm:
-        raise ValueError(f"config file {path!r} is for {recorded!r}, not {algorithm!r}")
-    return data

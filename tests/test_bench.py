@@ -315,8 +315,9 @@ def test_benchmarks_md_shows_the_recorded_full_run_as_the_report_writer_renders_
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     recorded = report.load(os.path.join(root, "benchmarks", "results", "full-cpu", "results.json"))
     assert recorded["settings"]["mode"] == "full"
-    proc = subprocess.run([sys.executable, os.path.join(root, "tools", "benchmarks_md.py"),
-                           "benchmarks/results/full-cpu", "--check"], capture_output=True, text=True, cwd=root)
+    proc = subprocess.run([sys.executable, "-m", "rltorch", "bench", "--report",
+                           "benchmarks/results/full-cpu/results.json", "--splice", "BENCHMARKS.md", "--check"],
+                          capture_output=True, text=True, cwd=root)
     assert proc.returncode == 0, proc.stderr
     text = open(os.path.join(root, "BENCHMARKS.md")).read()
     for target in TARGETS:  # every target the issues named appears, met or not

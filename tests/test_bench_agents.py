@@ -94,7 +94,7 @@ def test_tiny_rltorch_ppo_stops_at_its_step_cap_unsolved():
     """The cap reaches the training process, and an unsolved run is reported as one."""
     result = _tiny_case("ppo_time_to_solve", "rltorch").setup(TINY)(1)
     assert result.env_steps == 4096 and result.solved is False
-    assert result.extra["threads"] == agents.SOLVE_THREADS
+    assert result.extra["threads"] == 1  # RunConfig.threads="auto"
     assert result.extra["from_process_start_s"] > result.seconds
 
 

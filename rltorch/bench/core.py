@@ -56,7 +56,12 @@ class Settings:
     min_rounds: int = 5
     max_rounds: int = 2000
     round_seconds: float = 1e-3
-    python: str | None = None  # interpreter for solve runs; None: this one
+    python: str | None = None  # interpreter for SB3's solve runs; None: $RLTORCH_BENCH_SB3_PYTHON or this one
+    cleanrl: str | None = None  # a CleanRL checkout for its solve runs; None: $RLTORCH_BENCH_CLEANRL
+    train_args: tuple[str, ...] = ()  # extra `rltorch train ALGO` flags for rltorch's solve runs
+    # Set by the runner for its "one thread" condition: solve cases start their training processes on one
+    # thread with serial kernels (timed cases run in this process, which the runner sets itself).
+    one_thread: bool = False
 
     @classmethod
     def for_mode(cls, mode: str, device: str = "cpu", **overrides) -> Settings:
@@ -138,6 +143,7 @@ class Result:
     item: str
     device: str
     status: str  # "ok", "skipped" or "error"
+    condition: str = "idle"  # or, in a --contention run, "loaded" / "loaded, 1 thread" (rltorch.bench.contention)
     samples: list[float] = field(default_factory=list)
     solved: list[bool] = field(default_factory=list)
     env_steps: list[int] = field(default_factory=list)
@@ -261,7 +267,7 @@ PEER_PACKAGES = ("gymnasium", "envpool", "cpprb", "torchrl", "tensordict", "stab
 
 def machine_info(device: str = "cpu") -> dict:
     """Enough to tell whether two runs can be compared: hardware, software, date."""
-    from rltorch import __version__
+    from rltorch._version import __version__
 
     info = {
         "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),

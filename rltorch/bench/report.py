@@ -14,9 +14,10 @@ import json
 import os
 from collections import OrderedDict
 
+from rltorch.bench.contention import IDLE, LOADED, LOADED_ONE_THREAD
 from rltorch.bench.core import SUBJECT, Result
 from rltorch.bench.formatting import fmt_rate, fmt_ratio, fmt_size, fmt_time, plural
-from rltorch.bench.targets import judge_all
+from rltorch.bench.targets import judge_all, judge_contention
 
 # One colour per implementation across every plot of a run; rltorch keeps the first.
 PALETTE = ("#d62728", "#1f77b4", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
@@ -37,7 +38,11 @@ def grouped(results: list[Result]) -> OrderedDict:
 
 def _impls(results: list[Result]) -> list[str]:
     """rltorch first, its variants next, then the anchors in the order they ran."""
-    seen = list(OrderedDict.fromkeys(r.impl for r in results))
+    return _impl_order([r.impl for r in results])
+
+
+def _impl_order(impls: list[str]) -> list[str]:
+    seen = list(OrderedDict.fromkeys(impls))
     return sorted(seen, key=lambda impl: (impl != SUBJECT, not _is_variant(impl), seen.index(impl)))
 
 
@@ -102,6 +107,46 @@ def tables(results: list[Result]) -> list[tuple[str, list[str], list[list[str]]]
     return out
 
 
+def idle_results(results: list[Result]) -> list[Result]:
+    """The results measured on the idle machine (all of a run without --contention)."""
+    return [r for r in results if r.condition == IDLE]
+
+
+def contention_tables(results: list[Result]) -> list[tuple[str, list[str], list[list[str]]]]:
+    """Per capability: each case idle, beside a busy process, and (rltorch's) on one thread under that load,
+    with the ratios the thread policy is judged by, and rltorch's speed-up over each peer idle and loaded."""
+    by_condition: dict[tuple, dict[str, Result]] = OrderedDict()
+    for r in results:
+        by_condition.setdefault((r.capability, r.where, r.device, r.size, r.impl), {})[r.condition] = r
+    if not any(LOADED in conds for conds in by_condition.values()):
+        return []
+    subjects = {(k[0], k[1], k[2], k[3]): conds for k, conds in by_condition.items() if k[4] == SUBJECT}
+    out: OrderedDict = OrderedDict()
+    header = ["case", "implementation", "idle", "loaded", "loaded, 1 thread", "loaded / 1 thread", "loaded / idle",
+              "rltorch x: idle, loaded"]
+    for (capability, where, device, size, impl), conds in by_condition.items():
+        idle, loaded, single = conds.get(IDLE), conds.get(LOADED), conds.get(LOADED_ONE_THREAD)
+        case = where + (f" {idle.size_label or 'size'}={fmt_size(size)}" if size is not None and idle else "")
+        ratio = lambda a, b: fmt_ratio(a.median / b.median) if a and b and a.ok and b.ok else ""  # noqa: E731
+        versus = ""
+        ours = subjects.get((capability, where, device, size), {})
+        if impl != SUBJECT and not _is_variant(impl):
+            pairs = [(ours.get(c), conds.get(c)) for c in (IDLE, LOADED)]
+            versus = ", ".join(fmt_ratio(o.speedup_over(t)) if o and t and o.ok and t.ok else "-" for o, t in pairs)
+        row = [case, impl, _cell(idle), _cell(loaded), _cell(single) if single else "",
+               ratio(loaded, single), ratio(loaded, idle), versus]
+        out.setdefault((capability, device), {}).setdefault((where, size), []).append((impl, row))
+    tables_out = []
+    for (capability, device), cases in out.items():
+        rows = []
+        for rows_of_case in cases.values():
+            order = _impl_order([impl for impl, _ in rows_of_case])
+            rows += [row for _, row in sorted(rows_of_case, key=lambda pair: order.index(pair[0]))]
+        tables_out.append((f"{capability} ({device}): idle, beside a busy process on one core, and on one thread "
+                           "under that load", header, rows))
+    return tables_out
+
+
 def _text_table(header: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(str(c)) for c in col) for col in zip(header, *rows)]
     line = lambda cells: "  ".join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
@@ -144,15 +189,19 @@ def skipped(results: list[Result]) -> list[str]:
 
 def render(run: dict, markdown: bool = False, command: str | None = None) -> str:
     """The whole report: machine, tables, targets, what was skipped and why."""
-    results = [Result.from_dict(r) for r in run["results"]]
+    everything = [Result.from_dict(r) for r in run["results"]]
+    results = idle_results(everything)
     settings = run["settings"]
     heading = "### " if markdown else ""
     table = _md_table if markdown else _text_table
     parts = []
     if command:
         parts.append(f"```bash\n{command}\n```" if markdown else f"$ {command}")
-    parts.append(f"Machine: {machine_line(run)}. Mode {settings['mode']}, device {settings['device']}, "
-                 f"{settings['seeds']} seeds per time-to-solve case, {run['wall_seconds']:.0f} s in all.")
+    if settings["mode"] == "pytest-benchmark":
+        parts.append(f"Machine: {machine_line(run)}. Timed by pytest-benchmark, device {settings['device']}.")
+    else:
+        parts.append(f"Machine: {machine_line(run)}. Mode {settings['mode']}, device {settings['device']}, "
+                     f"{settings['seeds']} seeds per time-to-solve case, {run['wall_seconds']:.0f} s in all.")
     warning = busy_warning(run)
     if warning:
         parts.append(f"**{warning}**" if markdown else warning)
@@ -160,14 +209,24 @@ def render(run: dict, markdown: bool = False, command: str | None = None) -> str
                  "(its median time per item / rltorch's); ± is half the interquartile range, relative to the median.")
     for title, header, rows in tables(results):
         parts.append(f"{heading}{title}\n\n{table(header, rows)}" if markdown else f"{title}\n{table(header, rows)}")
+    loaded = contention_tables(everything)
+    if loaded:
+        core = (settings.get("contention") or {}).get("busy_core")
+        parts.append(f"Beside other work: each case again with a competing process spinning on core {core} "
+                     "(started and stopped by the bench), and rltorch's cases once more on one thread (torch and "
+                     "the kernels) under that same load. loaded / 1 thread near 1.0 means rltorch's default thread "
+                     "policy lost nothing to the neighbour.")
+        for title, header, rows in loaded:
+            parts.append(f"{heading}{title}\n\n{table(header, rows)}" if markdown else f"{title}\n{table(header, rows)}")
     measured_groups = {r.group for r in results}
     verdicts = [v for v in judge_all(results, settings["device"]) if v.target.where.split()[0] in measured_groups]
+    verdicts += judge_contention(everything) if loaded else []
     if verdicts:
         rows = [[f"#{v.target.issue}", v.target.text, v.measured, v.anchor, v.status] for v in verdicts]
         title = "Targets named in the issues"
         body = table(["issue", "target", "measured", "anchor (same run)", "verdict"], rows)
         parts.append(f"{heading}{title}\n\n{body}" if markdown else f"{title}\n{body}")
-    notes = skipped(results)
+    notes = skipped(everything)
     if notes:
         bullet = "- " if markdown else "  "
         parts.append(("Not measured:\n\n" if markdown else "Not measured:\n") + "\n".join(bullet + n for n in notes))
@@ -207,7 +266,7 @@ def plot(run: dict, out_dir: str) -> list[str]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    results = [Result.from_dict(r) for r in run["results"]]
+    results = idle_results([Result.from_dict(r) for r in run["results"]])
     palette = _colours(results)
     os.makedirs(out_dir, exist_ok=True)
     written = []
@@ -315,26 +374,146 @@ def write(run: dict, out_dir: str, command: str | None = None) -> dict[str, obje
     return {"json": json_path, "markdown": md_path, "plots": plot(run, out_dir)}
 
 
+def from_pytest_benchmark(data: dict, path: str) -> dict:
+    """A run dict from the JSON of ``pytest benchmarks --benchmark-json=FILE`` (the suite's cases under
+    pytest-benchmark, whose conftest records each case in ``extra_info``), so one report renders both."""
+    from rltorch._version import __version__
+
+    machine = data.get("machine_info") or {}
+    cpu = machine.get("cpu") or {}
+    results, devices, torch_version = [], set(), "?"
+    for i, bench in enumerate(data.get("benchmarks") or []):
+        info, stats = bench.get("extra_info") or {}, bench.get("stats") or {}
+        if "key" not in info or not isinstance(stats.get("data"), list):
+            raise ValueError(f"{path!r}: benchmark {i} ({bench.get('name')!r}) was not written by rltorch's "
+                             "benchmarks/ suite (no case in its extra_info, or no per-round data)")
+        devices.add(info.get("device", "cpu"))
+        torch_version = str(info.get("torch", torch_version))
+        results.append({"capability": info.get("capability"), "group": info.get("group_name"),
+                        "where": info.get("where"), "impl": info.get("impl"), "key": info["key"], "kind": "timed",
+                        "size": info.get("size"), "size_label": info.get("size_label", ""),
+                        "items": info.get("items", 1), "item": info.get("item", "call"),
+                        "device": info.get("device", "cpu"), "status": "ok", "samples": stats["data"]})
+    return {"schema": 1, "command": f"python -m pytest benchmarks --benchmark-json={os.path.basename(path)}",
+            "settings": {"mode": "pytest-benchmark", "device": ",".join(sorted(devices)) or "cpu", "seeds": 0},
+            "machine": {"date": str(data.get("datetime", "")), "cpu": str(cpu.get("brand_raw", "?")),
+                        "usable_cores": int(cpu.get("count") or 0), "gpu": None, "torch": torch_version,
+                        "rltorch": __version__,
+                        "python": str(machine.get("python_version", "?"))},
+            "wall_seconds": 0.0, "results": results}
+
+
+_MACHINE_KEYS = {"date": str, "cpu": str, "usable_cores": int, "torch": str, "rltorch": str, "python": str}
+_SETTINGS_KEYS = {"mode": str, "device": str, "seeds": int}
+
+
+MARKDOWN_BEGIN = "<!-- BEGIN GENERATED: rltorch bench --report {run_dir}/results.json --splice {target} -->"
+MARKDOWN_END = "<!-- END GENERATED -->"
+
+
+def splice_markdown(run_dir: str, target: str, check: bool = False) -> bool:
+    """Writes the report of ``run_dir/results.json`` (plots linked relative to ``target``) between the
+    BEGIN/END GENERATED markers of the markdown file ``target`` that name this run (one file can hold
+    the reports of several runs). With ``check``, writes nothing and returns whether the file is up to
+    date; otherwise returns whether it changed."""
+    run = load(os.path.join(run_dir, "results.json"))
+    link_dir = os.path.relpath(run_dir, os.path.dirname(os.path.abspath(target)))
+    body = render(run, markdown=True, command=run.get("command"))
+    plots = sorted(p for p in os.listdir(run_dir) if p.endswith(".png"))
+    if plots:
+        body += "\nPlots of this run:\n\n" + "\n".join(f"- [{p[:-4]}]({link_dir}/{p})" for p in plots) + "\n"
+    block = f"{MARKDOWN_BEGIN.format(run_dir=link_dir, target=os.path.basename(target))}\n\n{body}\n{MARKDOWN_END}"
+    with open(target) as f:
+        text = f.read()
+    start = text.find(f"<!-- BEGIN GENERATED: rltorch bench --report {link_dir}/results.json ")
+    end = text.find(MARKDOWN_END, start) if start >= 0 else -1
+    if start < 0 or end < 0:
+        raise ValueError(f"{target!r} has no generated block for this run: add the two lines "
+                         f"'{MARKDOWN_BEGIN.format(run_dir=link_dir, target=os.path.basename(target))}' and "
+                         f"'{MARKDOWN_END}' where its report belongs")
+    updated = text[:start] + block + text[end + len(MARKDOWN_END):]
+    if check:
+        return updated == text
+    if updated != text:
+        with open(target, "w") as f:
+            f.write(updated)
+    return updated != text
+
+
 def load(path: str) -> dict:
-    """A run written by ``--json`` or ``--out``, checked for the keys the report reads."""
+    """A run written by ``--json`` or ``--out``, checked entry by entry so a report of it cannot fail halfway:
+    ValueError naming the file and the first bad entry otherwise."""
     try:
         with open(path) as f:
             data = json.load(f)
     except FileNotFoundError:
         raise FileNotFoundError(f"no benchmark results at {path!r}") from None
-    except json.JSONDecodeError as exc:
+    except IsADirectoryError:
+        raise ValueError(f"{path!r} is a directory, not a results file (give its results.json)") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ValueError(f"{path!r} is not a results file written by rltorch bench: {exc}") from None
+    if isinstance(data, dict) and "benchmarks" in data and "machine_info" in data:
+        data = from_pytest_benchmark(data, path)
     if not isinstance(data, dict) or not {"machine", "settings", "results"} <= data.keys():
         raise ValueError(f"{path!r} is not a results file written by rltorch bench "
                          f"(expected the keys machine, settings, results)")
+    problem = _problem(data)
+    if problem:
+        raise ValueError(f"{path!r} is not a valid rltorch bench results file: {problem}")
     return data
+
+
+def _problem(data: dict) -> str | None:
+    for section, keys in (("machine", _MACHINE_KEYS), ("settings", _SETTINGS_KEYS)):
+        value = data[section]
+        if not isinstance(value, dict):
+            return f"`{section}` must be an object"
+        for key, kind in keys.items():
+            if not isinstance(value.get(key), kind) or isinstance(value.get(key), bool):
+                return f"`{section}.{key}` must be a {kind.__name__}, got {value.get(key)!r:.60}"
+    if not isinstance(data.get("wall_seconds", 0), (int, float)):
+        return "`wall_seconds` must be a number"
+    if not isinstance(data["results"], list):
+        return "`results` must be a list"
+    for i, entry in enumerate(data["results"]):
+        try:
+            result = Result.from_dict(entry)
+        except TypeError as exc:
+            return f"`results[{i}]` is not a result ({exc})"
+        checks = (
+            (isinstance(result.key, str) and isinstance(result.where, str) and isinstance(result.impl, str),
+             "key, where and impl must be strings"),
+            (result.kind in ("timed", "solve"), "kind must be 'timed' or 'solve'"),
+            (result.status in ("ok", "skipped", "error"), "status must be ok, skipped or error"),
+            (isinstance(result.items, int) and result.items >= 1, "items must be an integer >= 1"),
+            (result.size is None or (isinstance(result.size, int) and not isinstance(result.size, bool)),
+             "size must be an integer or null"),
+            (isinstance(result.samples, list) and all(isinstance(s, (int, float)) and not isinstance(s, bool)
+                                                      and s > 0 for s in result.samples),
+             "samples must be a list of positive numbers"),
+            (not (result.status == "ok" and not result.samples), "an ok result needs samples"),
+            (isinstance(result.solved, list) and isinstance(result.env_steps, list), "solved and env_steps must be lists"),
+            (result.kind != "solve" or result.status != "ok" or len(result.solved) == len(result.samples),
+             "a time-to-solve result needs one solved flag per sample"),
+            (isinstance(result.extra, dict), "extra must be an object"),
+            (isinstance(result.condition, str), "condition must be a string"),
+        )
+        for ok, message in checks:
+            if not ok:
+                return f"`results[{i}]` ({str(entry.get('key'))[:60]}): {message}"
+    return None
+
+
+def _compare_key(result: dict) -> tuple[str, str]:
+    condition = result.get("condition", IDLE)
+    return result["key"] + ("" if condition == IDLE else f" [{condition}]"), result["device"]
 
 
 def compare(before: dict, after: dict) -> str:
     """Each case measured in both runs: its median before and after and the change.
     Time-to-solve medians compare the same way; a case in one run only is listed."""
-    a = {(r["key"], r["device"]): Result.from_dict(r) for r in before["results"]}
-    b = {(r["key"], r["device"]): Result.from_dict(r) for r in after["results"]}
+    a = {_compare_key(r): Result.from_dict(r) for r in before["results"]}
+    b = {_compare_key(r): Result.from_dict(r) for r in after["results"]}
     lines = [f"before: {machine_line(before)}", f"after:  {machine_line(after)}"]
     ma, mb = before["machine"], after["machine"]
     differs = [k for k in ("cpu", "usable_cores", "gpu", "torch") if ma.get(k) != mb.get(k)]

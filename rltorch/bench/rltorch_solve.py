@@ -2,8 +2,8 @@
 
     python -m rltorch.bench.rltorch_solve ppo --seed 1 [any `rltorch train ppo` flag ...]
 
-The config is the one ``rltorch train ALGO`` builds from the same flags and the
-clock is the same (``Agent.train``: from the start of training to the solved
+The config is the one ``rltorch train ALGO`` builds from the same flags (the same
+:func:`rltorch.config.add_config_flags`) and the clock is the same (``Agent.train``: from the start of training to the solved
 evaluation, evaluations included). What ``rltorch train`` does after training
 (checkpoint, metrics files, the learning-curve plot) is left out: it is no part
 of the time and would cost every seed about a second. The result is printed as
@@ -19,16 +19,29 @@ import sys
 
 
 def main(argv: list[str] | None = None) -> int:
+    import argparse
+
     from rltorch._threads import agent_threads
-    from rltorch.cli import CliError, _config_from_args, build_parser
+    from rltorch.agents import algorithm_class
+    from rltorch.config import add_config_flags, config_from_flags
 
     argv = sys.argv[1:] if argv is None else argv
-    parser = build_parser()
-    args = parser.parse_args(["train", *argv])
-    agent_class = args.agent_class
+    if not argv or argv[0].startswith("-"):
+        print("usage: python -m rltorch.bench.rltorch_solve ALGO [rltorch train ALGO flags]", file=sys.stderr)
+        return 2
     try:
-        config = _config_from_args(args, agent_class.config_class, agent_class.name)
-    except CliError as exc:
+        agent_class = algorithm_class(argv[0])
+    except ValueError as exc:
+        print(f"rltorch_solve: {exc}", file=sys.stderr)
+        return 2
+    parser = argparse.ArgumentParser(prog=f"rltorch_solve {argv[0]}")
+    parser.add_argument("--config", default=None, metavar="FILE")
+    parser.add_argument("--set", action="append", metavar="KEY=VALUE")
+    add_config_flags(parser, agent_class.config_class)
+    args = parser.parse_args(argv[1:])
+    try:
+        config = config_from_flags(args, agent_class.config_class, agent_class.name)
+    except (FileNotFoundError, TypeError, ValueError) as exc:
         parser.error(str(exc))
     agent = agent_class(config)
     try:

@@ -6,11 +6,13 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import sys
 import time
 import traceback
 import warnings
 from typing import Callable
 
+from rltorch.bench import contention as contention_plan
 from rltorch.bench.core import Case, Result, Settings, SolveRun, Unavailable, machine_info, time_call
 
 SCHEMA = 1
@@ -66,33 +68,46 @@ def run_case(case: Case, settings: Settings, tick=lambda note: None) -> Result:
                 close()
 
 
-def run(cases: list[Case], settings: Settings, progress: bool = True) -> dict:
-    """Every case in order, with a progress bar counting timed cases and solve seeds."""
+def run(cases: list[Case], settings: Settings, progress: bool = True, contention: bool = False) -> dict:
+    """Every case in order, with a progress bar counting timed cases and solve seeds. With ``contention``,
+    each case runs idle, beside a busy process on one core, and (rltorch's) on one thread under that load,
+    one condition right after the other (:mod:`rltorch.bench.contention`)."""
     from tqdm.auto import tqdm
 
-    total = sum(settings.seeds if case.kind == "solve" else 1 for case in cases)
+    plan = contention_plan.PLAN if contention else contention_plan.PLAN[:1]
+    steps_of = {id(case): (settings.seeds if case.kind == "solve" else 1) for case in cases}
+    total = sum(steps_of[id(case)] * sum(c.applies_to(case.impl) for c in plan) for case in cases)
     machine = machine_info(settings.device)
     started = time.perf_counter()
     results: list[Result] = []
-    with tqdm(total=total, disable=not progress, unit="case", dynamic_ncols=True, leave=False) as bar:
+    # A bar redrawn many times a second is noise in a log file: sparse lines when stderr is not a terminal.
+    interval = {} if sys.stderr.isatty() else {"mininterval": 30.0}
+    with tqdm(total=total, disable=not progress, unit="case", dynamic_ncols=True, leave=False, **interval) as bar:
         for case in cases:
-            bar.set_description(case.key if len(case.key) <= 60 else "..." + case.key[-57:])
-            before = bar.n
+            for condition in plan:
+                if not condition.applies_to(case.impl):
+                    continue
+                label = case.key if not contention else f"{case.key} [{condition.name}]"
+                bar.set_description(label if len(label) <= 60 else "..." + label[-57:])
+                before = bar.n
 
-            def tick(note: str, bar=bar):
-                bar.update(1)
-                if note:
-                    bar.set_postfix_str(note)
+                def tick(note: str, bar=bar):
+                    bar.update(1)
+                    if note:
+                        bar.set_postfix_str(note)
 
-            result = run_case(case, settings, tick)
-            steps = settings.seeds if case.kind == "solve" else 1
-            bar.update(max(0, before + steps - bar.n))  # a skipped solve case still moves the bar past its seeds
-            results.append(result)
+                with condition.applied():
+                    result = run_case(case, condition.settings(settings), tick)
+                result.condition = condition.name
+                bar.update(max(0, before + steps_of[id(case)] - bar.n))  # a skipped solve case moves past its seeds
+                results.append(result)
     return {
         "schema": SCHEMA,
         "settings": {"mode": settings.mode, "device": settings.device, "seeds": settings.seeds,
                      "seconds_per_case": settings.seconds_per_case,
-                     "capabilities": sorted({case.capability for case in cases})},
+                     "capabilities": sorted({case.capability for case in cases}),
+                     "contention": {"busy_core": contention_plan.busy_core(),
+                                    "conditions": [c.name for c in plan]} if contention else None},
         "machine": machine,
         "wall_seconds": round(time.perf_counter() - started, 2),
         "results": [_rounded(r.to_dict()) for r in results],

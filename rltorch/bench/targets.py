@@ -128,6 +128,44 @@ def judge(target: Target, results: list[Result]) -> Verdict:
     return Verdict(target, "met" if rate >= target.min_items_per_second else "missed", fmt_rate(rate, ours.item))
 
 
+#: Issue #24's targets for a --contention run (rltorch.bench.contention).
+ONE_THREAD_TARGET = Target(24, "with one core kept busy by another process, every rltorch case within 1.25x of the "
+                               "same case forced to one thread under the same load", "*", at_least=1.25)
+PPO_LOADED_TARGET = Target(24, "with one core kept busy, PPO's median time to solve CartPole under 2x its idle "
+                               "figure", "ppo_time_to_solve", at_least=2.0)
+
+
+def judge_contention(results: list[Result]) -> list[Verdict]:
+    """The thread-policy targets, from a run with the loaded conditions."""
+    from rltorch.bench.contention import IDLE, LOADED, LOADED_ONE_THREAD
+
+    def at(condition: str) -> dict:
+        return {(r.key, r.device): r for r in results if r.condition == condition and r.ok}
+
+    idle, loaded, single = at(IDLE), at(LOADED), at(LOADED_ONE_THREAD)
+    ratios = sorted(((loaded[k].median / single[k].median, k[0]) for k in loaded.keys() & single.keys()),
+                    reverse=True)
+    verdicts = []
+    if ratios:
+        worst, key = ratios[0]
+        over = sum(r > ONE_THREAD_TARGET.at_least for r, _ in ratios)
+        verdicts.append(Verdict(ONE_THREAD_TARGET, "met" if over == 0 else "missed",
+                                f"worst {fmt_ratio(worst)} ({key}); {over} of {len(ratios)} cases over",
+                                "the same case on one thread, same load"))
+    else:
+        verdicts.append(Verdict(ONE_THREAD_TARGET, "not measured", "no case ran both loaded conditions"))
+    ppo = [k for k in loaded if k in idle and loaded[k].group == "ppo_time_to_solve" and loaded[k].impl == SUBJECT]
+    if ppo:
+        k = ppo[0]
+        ratio = loaded[k].median / idle[k].median
+        verdicts.append(Verdict(PPO_LOADED_TARGET, "met" if ratio < PPO_LOADED_TARGET.at_least else "missed",
+                                f"{fmt_ratio(ratio)} ({loaded[k].median:.2f} s loaded, {idle[k].median:.2f} s idle)",
+                                "its own idle median, same run"))
+    else:
+        verdicts.append(Verdict(PPO_LOADED_TARGET, "not measured", "no PPO time-to-solve case in this run"))
+    return verdicts
+
+
 def judge_all(results: list[Result], device: str) -> list[Verdict]:
     """The targets for the run's device; a CPU run also lists the GPU targets, as not measured."""
     return [judge(t, results) for t in TARGETS if device == "cpu" or t.device == device]

@@ -98,7 +98,12 @@ class SB3VecEnv(VecEnv):
         return obs.cpu().numpy()
 
     def step_async(self, actions: np.ndarray) -> None:
-        self._actions = np.asarray(actions).reshape((self.num_envs, *self.action_space.shape))
+        array = np.asarray(actions)
+        per_env = int(np.prod(self.action_space.shape))  # 1: a Discrete index, or a Box(shape=(1,)) value
+        if array.size != self.num_envs * per_env or array.ndim > 2:
+            raise ValueError(f"SB3VecEnv.step: `actions` must hold one action per env ({self.num_envs}), "
+                             f"got shape {list(array.shape)}")
+        self._actions = array.reshape((self.num_envs, *self.action_space.shape))
 
     def step_wait(self):
         if self._actions is None:

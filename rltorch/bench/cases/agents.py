@@ -15,12 +15,12 @@ Peers:
   ``Settings.python``, else ``$RLTORCH_BENCH_SB3_PYTHON``, else this interpreter:
   a venv of its own (:func:`sb3_venv`) when its pins conflict with ours.
 - CleanRL's ``dqn.py`` / ``ppo.py``, unmodified, from the checkout at
-  ``$RLTORCH_BENCH_CLEANRL``, in a venv of its own made on first use (it pins
-  gymnasium 0.29.1); timed from process start until the mean of its last 100
-  training episodes reaches 475, its own criterion.
+  ``Settings.cleanrl`` (``rltorch bench --cleanrl PATH``) or ``$RLTORCH_BENCH_CLEANRL``, in a venv of its
+  own made on first use (it pins gymnasium 0.29.1); timed from process start until the mean of its last
+  100 training episodes reaches 475, its own criterion.
 
-``benchmarks/train_dqn.py`` and ``benchmarks/train_ppo.py`` are the command
-lines over the same functions.
+``rltorch bench --only agents`` runs them (``--seeds``, ``--train-args``, ``--sb3-python``/``--sb3-venv``,
+``--cleanrl``); ``rltorch bench --profile ppo`` splits rltorch's time to solve into its parts.
 """
 
 from __future__ import annotations
@@ -40,29 +40,33 @@ from rltorch.bench.core import Case, Settings, SolveRun, Unavailable
 SB3_SCRIPT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "sb3_solve.py")
 SB3_PYTHON_ENV = "RLTORCH_BENCH_SB3_PYTHON"
 SB3_REQUIREMENTS = ["torch==2.13.0", "stable-baselines3==2.9.2"]  # torch first: the CPU wheel, then SB3 against it
-INSTALL_SB3 = ("pip install 'rltorch[bench]'  (or a venv of its own: python benchmarks/train_ppo.py --sb3 makes "
-               f"one; then set {SB3_PYTHON_ENV}=VENV/bin/python)")
+INSTALL_SB3 = ("pip install 'rltorch[bench]'  (or a venv of its own: rltorch bench --sb3-venv DIR makes one; "
+               f"or set {SB3_PYTHON_ENV}=VENV/bin/python)")
 CLEANRL_ENV = "RLTORCH_BENCH_CLEANRL"
-INSTALL_CLEANRL = (f"git clone https://github.com/vwxyzjn/cleanrl PATH, then {CLEANRL_ENV}=PATH "
-                   "(a venv with gymnasium 0.29.1 is made in the checkout on first use)")
+INSTALL_CLEANRL = (f"git clone https://github.com/vwxyzjn/cleanrl PATH, then rltorch bench --cleanrl PATH (or "
+                   f"{CLEANRL_ENV}=PATH; a venv with gymnasium 0.29.1 is made in the checkout on first use)")
 SOLVED_AT = 475.0
 
-# Torch threads per training process: the networks are small, and a second thread
-# only waits (DQN seed 1 here: 5.6 s on one thread, 9.0 s on torch's default two).
+# Torch threads per peer training process (SB3, CleanRL): their networks are small, and a second
+# thread only waits (SB3 advises one). rltorch's agents choose their own (RunConfig.threads="auto")
+# and run with the defaults a user gets, except under the bench's "one thread" condition.
 SOLVE_THREADS = 1
 
 
 def _package_root() -> str:
-    import rltorch
+    from rltorch import _version
 
-    return os.path.dirname(os.path.dirname(os.path.abspath(rltorch.__file__)))
+    return os.path.dirname(os.path.dirname(os.path.abspath(_version.__file__)))
 
 
-def child_env(threads: int | None, pythonpath: str | None = None) -> dict:
-    """This process's environment with the thread count pinned and ``pythonpath`` first on the path."""
+def child_env(threads: int | None, pythonpath: str | None = None, serial_kernels: bool = False) -> dict:
+    """This process's environment with the thread count pinned, rltorch's kernels serial when asked, and
+    ``pythonpath`` first on the path."""
     env = dict(os.environ)
     if threads:
         env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    if serial_kernels:
+        env["RLTORCH_CPU_PARALLEL"] = "serial"
     if pythonpath:
         env["PYTHONPATH"] = os.pathsep.join(p for p in (pythonpath, env.get("PYTHONPATH")) if p)
     return env
@@ -70,17 +74,19 @@ def child_env(threads: int | None, pythonpath: str | None = None) -> dict:
 
 # --- rltorch ------------------------------------------------------------------------------------
 
-def run_rltorch(algorithm: str, seed: int, threads: int | None, extra_args: list[str] = (),
-                device: str = "cpu") -> dict:
+def run_rltorch(algorithm: str, seed: int, extra_args: list[str] = (), device: str = "cpu",
+                one_thread: bool = False) -> dict:
     """One seed of rltorch's ``algorithm`` (``rltorch train ALGORITHM``'s config from ``extra_args``) in a
     fresh process, by :mod:`rltorch.bench.rltorch_solve`: its result, plus ``from_process_start_s`` (when
-    the result line appeared) and ``steps_per_s``."""
+    the result line appeared) and ``steps_per_s``. ``one_thread``: one OpenMP thread, ``--threads 1`` and
+    serial kernels, instead of rltorch's defaults."""
+    threads = ["--threads", "1"] if one_thread else []
     cmd = [sys.executable, "-u", "-m", "rltorch.bench.rltorch_solve", algorithm, "--seed", str(seed),
-           "--device", device, *extra_args]
+           "--device", device, *threads, *extra_args]
     with tempfile.TemporaryDirectory(prefix="rltorch-bench-") as tmp:
         start = time.perf_counter()
         proc = subprocess.Popen(cmd, cwd=tmp, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                env=child_env(threads, _package_root()))
+                                env=child_env(1 if one_thread else None, _package_root(), one_thread))
         result, result_at = None, None
         for line in proc.stdout:
             if line.startswith("RESULT "):
@@ -170,14 +176,14 @@ def sb3_solve_run(result: dict) -> SolveRun:
 
 # --- CleanRL ------------------------------------------------------------------------------------
 
-def cleanrl_checkout() -> str:
-    """The CleanRL checkout named by ``$RLTORCH_BENCH_CLEANRL``; Unavailable without one."""
-    path = os.environ.get(CLEANRL_ENV)
+def cleanrl_checkout(settings: Settings | None = None) -> str:
+    """The CleanRL checkout named by ``settings.cleanrl`` or ``$RLTORCH_BENCH_CLEANRL``; Unavailable without one."""
+    path = (settings.cleanrl if settings else None) or os.environ.get(CLEANRL_ENV)
     if not path:
-        raise Unavailable(f"no CleanRL checkout: set {CLEANRL_ENV} to one", INSTALL_CLEANRL)
+        raise Unavailable(f"no CleanRL checkout: pass --cleanrl PATH or set {CLEANRL_ENV}", INSTALL_CLEANRL)
     path = os.path.expanduser(path)
     if not os.path.isfile(os.path.join(path, "cleanrl", "dqn.py")):
-        raise Unavailable(f"{CLEANRL_ENV}={path} is not a CleanRL checkout (no cleanrl/dqn.py)", INSTALL_CLEANRL)
+        raise Unavailable(f"{path} is not a CleanRL checkout (no cleanrl/dqn.py)", INSTALL_CLEANRL)
     return path
 
 
@@ -231,11 +237,12 @@ def cleanrl_solve_run(result: dict) -> SolveRun:
 
 # --- cases --------------------------------------------------------------------------------------
 
-def _rltorch_case(group: str, algorithm: str, threads: int | None, tiny_args: list[str], impl: str = "rltorch",
+def _rltorch_case(group: str, algorithm: str, tiny_args: list[str], impl: str = "rltorch",
                   args: list[str] = ()) -> Case:
     def setup(settings: Settings):
-        extra_args = [*args, *(tiny_args if settings.mode == "tiny" else [])]
-        return lambda seed: rltorch_solve_run(run_rltorch(algorithm, seed, threads, extra_args, settings.device))
+        extra_args = [*args, *settings.train_args, *(tiny_args if settings.mode == "tiny" else [])]
+        return lambda seed: rltorch_solve_run(run_rltorch(algorithm, seed, extra_args, settings.device,
+                                                          settings.one_thread))
 
     return Case("agents", group, impl, setup, kind="solve", item="env step")
 
@@ -259,7 +266,7 @@ def _sb3_case(group: str, impl: str, algorithm: str, threads: int | None, total_
 
 def _cleanrl_case(group: str, impl: str, script: str, threads: int | None, tiny_args: list[str]) -> Case:
     def setup(settings: Settings):
-        path = cleanrl_checkout()
+        path = cleanrl_checkout(settings)
         cleanrl_venv(path)  # made here, untimed, on first use
         extra_args = tiny_args if settings.mode == "tiny" else []
         return lambda seed: cleanrl_solve_run(run_cleanrl(path, seed, script, threads, extra_args))
@@ -292,8 +299,9 @@ def _classic_case(algorithm: str, env_id: str, impl: str) -> Case:
     def setup(settings: Settings):
         if impl == "rltorch":
             steps = settings.pick(2048, cap, cap)
-            extra = ["--env", env_id, *args, "--total-steps", str(steps)]
-            return lambda seed: rltorch_solve_run(run_rltorch(algorithm, seed, SOLVE_THREADS, extra, settings.device))
+            extra = ["--env", env_id, *args, "--total-steps", str(steps), *settings.train_args]
+            return lambda seed: rltorch_solve_run(run_rltorch(algorithm, seed, extra, settings.device,
+                                                              settings.one_thread))
         python = sb3_python(settings)
         version = sb3_version(python)
 
@@ -328,14 +336,13 @@ def cases(settings: Settings) -> list[Case]:
     # steps) take 30-60 s per seed: too long for --quick, so only tiny and full runs have them.
     slow_peers = settings.mode != "quick"
     found = [
-        _rltorch_case("ppo_time_to_solve", "ppo", SOLVE_THREADS, ["--total-steps", "4096"]),
+        _rltorch_case("ppo_time_to_solve", "ppo", ["--total-steps", "4096"]),
         _sb3_case("ppo_time_to_solve", "SB3 PPO", "ppo", SOLVE_THREADS, lambda s: s.pick(1024, None, None)),
     ]
     if slow_peers:
         found.append(_cleanrl_case("ppo_time_to_solve", "CleanRL PPO", "ppo.py", SOLVE_THREADS,
                                    ["--total-timesteps", "2048"]))
-    found.append(_rltorch_case("dqn_time_to_solve", "dqn", SOLVE_THREADS,
-                               ["--total-steps", "2000", "--eval-interval", "1000"]))
+    found.append(_rltorch_case("dqn_time_to_solve", "dqn", ["--total-steps", "2000", "--eval-interval", "1000"]))
     if slow_peers:
         found.append(_sb3_case("dqn_time_to_solve", "SB3 DQN", "dqn", SOLVE_THREADS,
                                lambda s: s.pick(1280, None, 100_000)))
@@ -344,6 +351,6 @@ def cases(settings: Settings) -> list[Case]:
     if settings.mode == "full":
         # Ape-X's learner plus 2 actor processes on Ray (a local cluster per seed, its start-up
         # counted in the time from process start, not in the time to solve).
-        found.append(_rltorch_case("dqn_time_to_solve", "apex", SOLVE_THREADS, [], impl="rltorch Ape-X (2 actors)",
+        found.append(_rltorch_case("dqn_time_to_solve", "apex", [], impl="rltorch Ape-X (2 actors)",
                                    args=["--actors", "2"]))
     return found + classic_cases(settings)
