@@ -2,7 +2,6 @@
 
 #include <ATen/ATen.h>
 
-#include <limits>
 
 #include "checks.h"
 #include "env_checks.h"
@@ -12,14 +11,7 @@ namespace rltorch {
 
 int64_t check_cartpole_state(const char* op, const at::Tensor& state, const at::Tensor& steps,
                              const at::Tensor& prev_done, const at::Tensor& episode) {
-  TORCH_CHECK(state.scalar_type() == at::kDouble, "rltorch.", op,
-              ": `state` must be float64 (gymnasium steps CartPole in float64), got ", state.scalar_type());
-  TORCH_CHECK(state.dim() == 2 && state.size(0) == 4, "rltorch.", op,
-              ": `state` must have shape [4, num_envs] (x, x_dot, theta, theta_dot rows), got ",
-              shape_string(state));
-  TORCH_CHECK(state.is_contiguous(), "rltorch.", op, ": `state` must be contiguous");
-  const int64_t n = state.size(1);
-  TORCH_CHECK(n <= std::numeric_limits<int32_t>::max(), "rltorch.", op, ": at most 2^31 - 1 envs, got ", n);
+  const int64_t n = check_env_state(op, state, 4, "CartPole", "x, x_dot, theta, theta_dot");
   check_env_tensor(op, state, steps, "steps", at::kInt, n);
   check_env_tensor(op, state, prev_done, "prev_done", at::kBool, n);
   check_env_tensor(op, state, episode, "episode", at::kLong, n);

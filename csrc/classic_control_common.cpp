@@ -3,7 +3,6 @@
 #include <ATen/ATen.h>
 
 #include <cmath>
-#include <limits>
 
 #include "checks.h"
 #include "env_checks.h"
@@ -25,13 +24,7 @@ classic::StepOutputs ClassicStepArgs::pointers() const {
 int64_t check_classic_state(const char* op, const ClassicEnvInfo& env, const at::Tensor& state,
                             const at::Tensor& steps, const at::Tensor& prev_done, const at::Tensor& episode,
                             const at::Tensor& returns) {
-  TORCH_CHECK(state.scalar_type() == at::kDouble, "rltorch.", op, ": `state` must be float64 (gymnasium steps ",
-              env.gym_id, " in float64), got ", state.scalar_type());
-  TORCH_CHECK(state.dim() == 2 && state.size(0) == env.state_dim, "rltorch.", op, ": `state` must have shape [",
-              env.state_dim, ", num_envs] (", env.state_rows, " rows), got ", shape_string(state));
-  TORCH_CHECK(state.is_contiguous(), "rltorch.", op, ": `state` must be contiguous");
-  const int64_t n = state.size(1);
-  TORCH_CHECK(n <= std::numeric_limits<int32_t>::max(), "rltorch.", op, ": at most 2^31 - 1 envs, got ", n);
+  const int64_t n = check_env_state(op, state, env.state_dim, env.gym_id, env.state_rows);
   check_env_tensor(op, state, steps, "steps", at::kInt, n);
   check_env_tensor(op, state, prev_done, "prev_done", at::kBool, n);
   check_env_tensor(op, state, episode, "episode", at::kLong, n);
@@ -105,12 +98,18 @@ void check_half_width(const char* op, double value, const char* name) {
                     ") is too large: 2 * ", name, " overflows");
 }
 
+// uniform(low, high) bounds.
+template <class Reset>
+Reset low_high(const char* op, double low, double high) {
+  check_reset_bounds(op, low, high);
+  return {low, high};
+}
+
 }  // namespace
 
 template <>
 classic::MountainCar::Reset checked_bounds<classic::MountainCar>(const char* op, double low, double high) {
-  check_reset_bounds(op, low, high);
-  return {low, high};
+  return low_high<classic::MountainCar::Reset>(op, low, high);
 }
 template <>
 classic::MountainCar::Params checked_params<classic::MountainCar>(const char* op, double goal_velocity) {
@@ -140,8 +139,7 @@ classic::Pendulum::Params checked_params<classic::Pendulum>(const char* op, doub
 }
 template <>
 classic::Acrobot::Reset checked_bounds<classic::Acrobot>(const char* op, double low, double high) {
-  check_reset_bounds(op, low, high);
-  return {low, high};
+  return low_high<classic::Acrobot::Reset>(op, low, high);
 }
 template <>
 classic::Acrobot::Params checked_params<classic::Acrobot>(const char*, double) {

@@ -5,9 +5,11 @@
 #pragma once
 
 #include <ATen/core/Tensor.h>
+#include <ATen/ops/empty.h>
 
 #include <optional>
 #include <tuple>
+#include <utility>
 
 #include "rltorch/acrobot.h"
 #include "rltorch/classic_control.h"
@@ -77,5 +79,55 @@ template <class Env>
 typename Env::Reset checked_bounds(const char* op, double first, double second);
 template <class Env>
 typename Env::Params checked_params(const char* op, double param);
+
+// A step op's checked arguments and allocated outputs (every check, in the
+// order the schema lists the arguments), for the CPU and CUDA kernels alike.
+template <class Env>
+struct ClassicStep {
+  ClassicStepArgs args;
+  typename Env::Reset bounds;
+  typename Env::Params params;
+};
+
+template <class Env>
+ClassicStep<Env> prepare_step(const at::Tensor& state, const at::Tensor& steps, const at::Tensor& prev_done,
+                              const at::Tensor& episode, const at::Tensor& returns, const at::Tensor& actions,
+                              int64_t seed, double first, double second, int64_t max_episode_steps,
+                              int64_t autoreset_mode, double param) {
+  ClassicStepArgs args = prepare_classic_step(Env::kStepOp, classic_env_info<Env>(), state, steps, prev_done,
+                                              episode, returns, actions, seed, max_episode_steps, autoreset_mode);
+  const typename Env::Reset bounds = checked_bounds<Env>(Env::kStepOp, first, second);
+  const typename Env::Params params = checked_params<Env>(Env::kStepOp, param);
+  return {std::move(args), bounds, params};
+}
+
+// A reset op's checked mask (undefined: every env), bounds and output obs.
+template <class Env>
+struct ClassicReset {
+  at::Tensor mask;
+  typename Env::Reset bounds;
+  at::Tensor obs;
+};
+
+template <class Env>
+ClassicReset<Env> prepare_reset(const at::Tensor& state, const at::Tensor& steps, const at::Tensor& prev_done,
+                                const at::Tensor& episode, const at::Tensor& returns,
+                                const std::optional<at::Tensor>& reset_mask, double first, double second) {
+  at::Tensor mask = prepare_classic_reset(Env::kResetOp, classic_env_info<Env>(), state, steps, prev_done, episode,
+                                          returns, reset_mask);
+  const typename Env::Reset bounds = checked_bounds<Env>(Env::kResetOp, first, second);
+  at::Tensor obs = at::empty({state.size(1), Env::kObsDim}, state.options().dtype(at::kFloat));
+  return {std::move(mask), bounds, std::move(obs)};
+}
+
+// The step op of an env without a step parameter (Acrobot's schema has none).
+template <auto step>
+ClassicStepOutputs step_without_param(at::Tensor& state, at::Tensor& steps, at::Tensor& prev_done,
+                                      at::Tensor& episode, at::Tensor& returns, const at::Tensor& actions,
+                                      int64_t seed, double first, double second, int64_t max_episode_steps,
+                                      int64_t autoreset_mode) {
+  return step(state, steps, prev_done, episode, returns, actions, seed, first, second, max_episode_steps,
+              autoreset_mode, 0.0);
+}
 
 }  // namespace rltorch

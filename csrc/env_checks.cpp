@@ -10,6 +10,18 @@
 
 namespace rltorch {
 
+int64_t check_env_state(const char* op, const at::Tensor& state, int64_t rows, const char* gym_name,
+                        const char* row_names) {
+  TORCH_CHECK(state.scalar_type() == at::kDouble, "rltorch.", op, ": `state` must be float64 (gymnasium steps ",
+              gym_name, " in float64), got ", state.scalar_type());
+  TORCH_CHECK(state.dim() == 2 && state.size(0) == rows, "rltorch.", op, ": `state` must have shape [", rows,
+              ", num_envs] (", row_names, " rows), got ", shape_string(state));
+  TORCH_CHECK(state.is_contiguous(), "rltorch.", op, ": `state` must be contiguous");
+  const int64_t n = state.size(1);
+  TORCH_CHECK(n <= std::numeric_limits<int32_t>::max(), "rltorch.", op, ": at most 2^31 - 1 envs, got ", n);
+  return n;
+}
+
 void check_env_tensor(const char* op, const at::Tensor& state, const at::Tensor& t, const char* name,
                       at::ScalarType dtype, int64_t n) {
   check_same_device(op, state, "state", t, name);

@@ -9,6 +9,11 @@
 
 namespace rltorch {
 
+// `state` float64 [rows, N] (rows named by `row_names`), contiguous; returns N
+// (at most 2^31 - 1). `gym_name` names the env in the dtype message.
+int64_t check_env_state(const char* op, const at::Tensor& state, int64_t rows, const char* gym_name,
+                        const char* row_names);
+
 // A per-env tensor written in place: on `state`'s device, of `dtype`, shape
 // [n], contiguous (a copy would silently drop the update).
 void check_env_tensor(const char* op, const at::Tensor& state, const at::Tensor& t, const char* name,

@@ -214,29 +214,25 @@ def _gym_acrobot(n: int, seed: int):
     return step, obs
 
 
-def test_acrobot_episode_lengths_indistinguishable_from_gymnasium():
-    n = 250
-    ref_step, ref_obs = _gym_acrobot(n, seed=100)
-    ref_lengths = _acrobot_lengths(ref_step, ref_obs, n, seed=12, noise=1.0)
-    env = make_env("acrobot", n, seed=13)
+def _rltorch_acrobot(n: int, seed: int):
+    env = make_env("acrobot", n, seed=seed)
     obs, _ = env.reset()
 
     def step(actions, alive):
         o, _, term, trunc, _ = env.step(torch.as_tensor(actions))
         return o.numpy(), term.numpy(), trunc.numpy()
 
-    lengths = _acrobot_lengths(step, obs.numpy(), n, seed=14, noise=1.0)
+    return step, obs.numpy()
+
+
+def test_acrobot_episode_lengths_indistinguishable_from_gymnasium():
+    n = 250
+    ref_lengths = _acrobot_lengths(*_gym_acrobot(n, seed=100), n, seed=12, noise=1.0)
+    lengths = _acrobot_lengths(*_rltorch_acrobot(n, seed=13), n, seed=14, noise=1.0)
     d, p = _ks_two_sample(lengths, ref_lengths)
     assert p > 0.01, (d, p, lengths.mean(), ref_lengths.mean())
     # Power: a noisier controller (longer episodes) on rltorch's own env is told apart.
-    noisier_env = make_env("acrobot", n, seed=15)
-    obs, _ = noisier_env.reset()
-
-    def noisier_step(actions, alive):
-        o, _, term, trunc, _ = noisier_env.step(torch.as_tensor(actions))
-        return o.numpy(), term.numpy(), trunc.numpy()
-
-    noisier = _acrobot_lengths(noisier_step, obs.numpy(), n, seed=16, noise=2.5)
+    noisier = _acrobot_lengths(*_rltorch_acrobot(n, seed=15), n, seed=16, noise=2.5)
     assert _ks_two_sample(noisier, ref_lengths)[1] < 1e-3
 
 

@@ -228,51 +228,37 @@ template <class Env>
 ClassicStepOutputs step_cpu(at::Tensor& state, at::Tensor& steps, at::Tensor& prev_done, at::Tensor& episode,
                             at::Tensor& returns, const at::Tensor& actions, int64_t seed, double first, double second,
                             int64_t max_episode_steps, int64_t autoreset_mode, double param) {
-  constexpr const char* op = Env::kStepOp;
-  ClassicStepArgs a = prepare_classic_step(op, classic_env_info<Env>(), state, steps, prev_done, episode, returns,
-                                           actions, seed, max_episode_steps, autoreset_mode);
-  const typename Env::Reset bounds = checked_bounds<Env>(op, first, second);
-  const typename Env::Params params = checked_params<Env>(op, param);
+  const ClassicStep<Env> s = prepare_step<Env>(state, steps, prev_done, episode, returns, actions, seed, first,
+                                               second, max_episode_steps, autoreset_mode, param);
+  const ClassicStepArgs& a = s.args;  // (a non-dependent name: no `template` needed below)
   if (a.n == 0) return a.outputs();
   const cc::EnvTensors e = env_tensors(state, steps, prev_done, episode, returns, seed);
   const cc::StepOutputs o = a.pointers();
   if constexpr (Env::kContinuous) {
-    step_all<Env>(e, o, params, bounds, a.action.const_data_ptr<float>(), autoreset_mode);
+    step_all<Env>(e, o, s.params, s.bounds, a.action.const_data_ptr<float>(), autoreset_mode);
   } else {
     AT_DISPATCH_V2(a.action.scalar_type(), "classic_control_step_cpu", AT_WRAP([&] {
-      step_all<Env>(e, o, params, bounds, a.action.const_data_ptr<scalar_t>(), autoreset_mode);
+      step_all<Env>(e, o, s.params, s.bounds, a.action.const_data_ptr<scalar_t>(), autoreset_mode);
     }), AT_INTEGRAL_TYPES_V2);
   }
   return a.outputs();
-}
-
-// Acrobot's step has no parameter.
-template <class Env>
-ClassicStepOutputs step_cpu_unparametrized(at::Tensor& state, at::Tensor& steps, at::Tensor& prev_done,
-                                           at::Tensor& episode, at::Tensor& returns, const at::Tensor& actions,
-                                           int64_t seed, double first, double second, int64_t max_episode_steps,
-                                           int64_t autoreset_mode) {
-  return step_cpu<Env>(state, steps, prev_done, episode, returns, actions, seed, first, second, max_episode_steps,
-                       autoreset_mode, 0.0);
 }
 
 template <class Env>
 at::Tensor reset_cpu(at::Tensor& state, at::Tensor& steps, at::Tensor& prev_done, at::Tensor& episode,
                      at::Tensor& returns, const std::optional<at::Tensor>& reset_mask, int64_t seed, double first,
                      double second) {
-  constexpr const char* op = Env::kResetOp;
-  const at::Tensor mask =
-      prepare_classic_reset(op, classic_env_info<Env>(), state, steps, prev_done, episode, returns, reset_mask);
-  const typename Env::Reset bounds = checked_bounds<Env>(op, first, second);
+  const ClassicReset<Env> r = prepare_reset<Env>(state, steps, prev_done, episode, returns, reset_mask, first, second);
+  const at::Tensor& mask = r.mask;
+  const at::Tensor& obs = r.obs;
   const int64_t n = state.size(1);
-  at::Tensor obs = at::empty({n, Env::kObsDim}, state.options().dtype(at::kFloat));
   if (n == 0) return obs;
   const cc::EnvTensors e = env_tensors(state, steps, prev_done, episode, returns, seed);
   const bool* m = mask.defined() ? mask.const_data_ptr<bool>() : nullptr;
   float* o = obs.data_ptr<float>();
   static cpu::ParallelSite site("classic_control_reset");
   cpu::parallel_for(site, n, kResetNs, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) cc::reset_or_observe<Env>(e, m, i, bounds, o);
+    for (int64_t i = begin; i < end; ++i) cc::reset_or_observe<Env>(e, m, i, r.bounds, o);
   });
   return obs;
 }
@@ -286,7 +272,7 @@ TORCH_LIBRARY_IMPL(rltorch, CPU, m) {
   m.impl("mountain_car_continuous_reset_", &reset_cpu<cc::MountainCarContinuous>);
   m.impl("pendulum_step_", &step_cpu<cc::Pendulum>);
   m.impl("pendulum_reset_", &reset_cpu<cc::Pendulum>);
-  m.impl("acrobot_step_", &step_cpu_unparametrized<cc::Acrobot>);
+  m.impl("acrobot_step_", &step_without_param<&step_cpu<cc::Acrobot>>);
   m.impl("acrobot_reset_", &reset_cpu<cc::Acrobot>);
 }
 

@@ -122,12 +122,10 @@ template <class Env>
 ClassicStepOutputs step_cuda(at::Tensor& state, at::Tensor& steps, at::Tensor& prev_done, at::Tensor& episode,
                              at::Tensor& returns, const at::Tensor& actions, int64_t seed, double first,
                              double second, int64_t max_episode_steps, int64_t autoreset_mode, double param) {
-  constexpr const char* op = Env::kStepOp;
   // Arguments first, so a CPU tensor among CUDA ones gets the message that names it.
-  ClassicStepArgs a = prepare_classic_step(op, classic_env_info<Env>(), state, steps, prev_done, episode, returns,
-                                           actions, seed, max_episode_steps, autoreset_mode);
-  const typename Env::Reset bounds = checked_bounds<Env>(op, first, second);
-  const typename Env::Params params = checked_params<Env>(op, param);
+  const ClassicStep<Env> s = prepare_step<Env>(state, steps, prev_done, episode, returns, actions, seed, first,
+                                               second, max_episode_steps, autoreset_mode, param);
+  const ClassicStepArgs& a = s.args;  // (a non-dependent name: no `template` needed below)
   if (a.n == 0) return a.outputs();
   const c10::cuda::CUDAGuard guard(state.device());
   const cuda::ErrorRecord record = cuda::error_record_for(state);
@@ -135,40 +133,30 @@ ClassicStepOutputs step_cuda(at::Tensor& state, at::Tensor& steps, at::Tensor& p
   const cc::StepOutputs o = a.pointers();
   const bool* done_before = prev_done.const_data_ptr<bool>();
   if constexpr (Env::kContinuous) {
-    launch_step<Env>(e, o, params, bounds, a.action.const_data_ptr<float>(), done_before, autoreset_mode, record);
+    launch_step<Env>(e, o, s.params, s.bounds, a.action.const_data_ptr<float>(), done_before, autoreset_mode,
+                     record);
   } else {
     AT_DISPATCH_V2(a.action.scalar_type(), "classic_control_step_cuda", AT_WRAP([&] {
-      launch_step<Env>(e, o, params, bounds, a.action.const_data_ptr<scalar_t>(), done_before, autoreset_mode,
-                       record);
+      launch_step<Env>(e, o, s.params, s.bounds, a.action.const_data_ptr<scalar_t>(), done_before,
+                       autoreset_mode, record);
     }), AT_INTEGRAL_TYPES_V2);
   }
   return a.outputs();
 }
 
 template <class Env>
-ClassicStepOutputs step_cuda_unparametrized(at::Tensor& state, at::Tensor& steps, at::Tensor& prev_done,
-                                            at::Tensor& episode, at::Tensor& returns, const at::Tensor& actions,
-                                            int64_t seed, double first, double second, int64_t max_episode_steps,
-                                            int64_t autoreset_mode) {
-  return step_cuda<Env>(state, steps, prev_done, episode, returns, actions, seed, first, second, max_episode_steps,
-                        autoreset_mode, 0.0);
-}
-
-template <class Env>
 at::Tensor reset_cuda(at::Tensor& state, at::Tensor& steps, at::Tensor& prev_done, at::Tensor& episode,
                       at::Tensor& returns, const std::optional<at::Tensor>& reset_mask, int64_t seed, double first,
                       double second) {
-  constexpr const char* op = Env::kResetOp;
-  const at::Tensor mask =
-      prepare_classic_reset(op, classic_env_info<Env>(), state, steps, prev_done, episode, returns, reset_mask);
-  const typename Env::Reset bounds = checked_bounds<Env>(op, first, second);
+  const ClassicReset<Env> r = prepare_reset<Env>(state, steps, prev_done, episode, returns, reset_mask, first, second);
+  const at::Tensor& mask = r.mask;
+  const at::Tensor& obs = r.obs;
   const int64_t n = state.size(1);
-  at::Tensor obs = at::empty({n, Env::kObsDim}, state.options().dtype(at::kFloat));
   if (n == 0) return obs;
   const c10::cuda::CUDAGuard guard(state.device());
   const cc::EnvTensors e = env_tensors(state, steps, prev_done, episode, returns, seed);
   reset_kernel<Env><<<cuda::blocks_for(n), cuda::kThreads, 0, cuda::current_stream()>>>(
-      e, mask.defined() ? mask.const_data_ptr<bool>() : nullptr, bounds, obs.data_ptr<float>());
+      e, mask.defined() ? mask.const_data_ptr<bool>() : nullptr, r.bounds, obs.data_ptr<float>());
   C10_CUDA_KERNEL_LAUNCH_CHECK();
   return obs;
 }
@@ -182,7 +170,7 @@ TORCH_LIBRARY_IMPL(rltorch, CUDA, m) {
   m.impl("mountain_car_continuous_reset_", &reset_cuda<cc::MountainCarContinuous>);
   m.impl("pendulum_step_", &step_cuda<cc::Pendulum>);
   m.impl("pendulum_reset_", &reset_cuda<cc::Pendulum>);
-  m.impl("acrobot_step_", &step_cuda_unparametrized<cc::Acrobot>);
+  m.impl("acrobot_step_", &step_without_param<&step_cuda<cc::Acrobot>>);
   m.impl("acrobot_reset_", &reset_cuda<cc::Acrobot>);
 }
 

@@ -57,6 +57,30 @@ class ClassicControlVecEnv(KernelVecEnv):
         cls.bound_names = cls.facts.bound_names
         cls.default_bounds = cls.facts.default_bounds
 
+    def __init__(
+        self,
+        num_envs: int = 1,
+        device: torch.device | str = "cpu",
+        seed: int | None = None,
+        max_episode_steps: int | None | str = "registered",
+        autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP,
+        render_mode: str | None = None,
+        episode_statistics: bool = False,
+        **params: float,
+    ):
+        owner = type(self).__name__
+        allowed = () if self.facts.param_name is None else (self.facts.param_name,)
+        unknown = sorted(set(params) - set(allowed))
+        if unknown:
+            raise TypeError(f"{owner}: unexpected argument(s) {unknown}; {self.facts.gym_id} takes "
+                            f"{list(allowed) or 'no'} env parameter(s)")
+        if allowed:
+            name = allowed[0]
+            setattr(self, name, _as_param(owner, name, params.get(name, self.facts.default_param)))
+        if isinstance(max_episode_steps, str) and max_episode_steps == "registered":  # gymnasium's TimeLimit
+            max_episode_steps = self.facts.max_episode_steps
+        super().__init__(num_envs, device, seed, max_episode_steps, autoreset_mode, render_mode, episode_statistics)
+
     def _spaces(self):
         spec = self.facts
         high = np.array(spec.obs_high, dtype=np.float32)
@@ -69,7 +93,8 @@ class ClassicControlVecEnv(KernelVecEnv):
         return obs_space, action_space
 
     def _param(self) -> tuple[float, ...]:
-        return ()
+        name = self.facts.param_name
+        return () if name is None else (getattr(self, name),)
 
     def _reset_kernel(self, mask):
         return cc_ops.classic_reset_(self.facts.name, self.state, self.steps, self.prev_done, self.episode,
@@ -88,7 +113,8 @@ class MountainCarVecEnv(ClassicControlVecEnv):
         num_envs: number of envs (>= 1).
         device: ``"cpu"``, ``"cuda"`` or a ``torch.device``; all tensors live there.
         seed: seed of the first :meth:`reset` when that call passes none.
-        max_episode_steps: truncate on this step (gymnasium's TimeLimit: 200); ``None`` for never.
+        max_episode_steps: truncate on this step; ``None`` for never; by default gymnasium's
+            TimeLimit for the id (200 here, 999 for MountainCarContinuous, 500 for Acrobot).
         autoreset_mode: ``AutoresetMode`` or ``"next_step"`` (default, gymnasium's rule: the call
             after an episode ends resets that env, returns reward 0 and both flags False and
             ignores its action), ``"same_step"`` (reset in the same call; the finished episode's
@@ -109,23 +135,6 @@ class MountainCarVecEnv(ClassicControlVecEnv):
 
     facts = SPECS["mountain_car"]
     numpy_attributes = ("goal_velocity",)
-
-    def __init__(
-        self,
-        num_envs: int = 1,
-        device: torch.device | str = "cpu",
-        seed: int | None = None,
-        max_episode_steps: int | None = 200,
-        autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP,
-        goal_velocity: float = 0.0,
-        render_mode: str | None = None,
-        episode_statistics: bool = False,
-    ):
-        self.goal_velocity = _as_param(type(self).__name__, "goal_velocity", goal_velocity)
-        super().__init__(num_envs, device, seed, max_episode_steps, autoreset_mode, render_mode, episode_statistics)
-
-    def _param(self) -> tuple[float, ...]:
-        return (self.goal_velocity,)
 
     @property
     def max_episode_return(self) -> float:
@@ -153,20 +162,6 @@ class MountainCarContinuousVecEnv(MountainCarVecEnv):
 
     facts = SPECS["mountain_car_continuous"]
 
-    def __init__(
-        self,
-        num_envs: int = 1,
-        device: torch.device | str = "cpu",
-        seed: int | None = None,
-        max_episode_steps: int | None = 999,
-        autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP,
-        goal_velocity: float = 0.0,
-        render_mode: str | None = None,
-        episode_statistics: bool = False,
-    ):
-        super().__init__(num_envs, device, seed, max_episode_steps, autoreset_mode, goal_velocity, render_mode,
-                         episode_statistics)
-
     def _loaded_states(self, state: torch.Tensor, steps: torch.Tensor) -> torch.Tensor:
         return torch.where((steps > 0).unsqueeze(1), state.to(torch.float32).to(torch.float64), state)
 
@@ -180,9 +175,8 @@ class PendulumVecEnv(ClassicControlVecEnv):
     """``num_envs`` Pendulum-v1 envs stepped together on ``device``.
 
     Args:
-        num_envs, device, seed, autoreset_mode, render_mode, episode_statistics: as for
-            :class:`MountainCarVecEnv`.
-        max_episode_steps: truncate on this step (gymnasium's TimeLimit: 200); ``None`` for never.
+        num_envs, device, seed, max_episode_steps, autoreset_mode, render_mode, episode_statistics: as
+            for :class:`MountainCarVecEnv` (the time limit is 200 steps).
         g: gravity (gymnasium's argument, 10.0).
 
     Observations float32 ``[N, 3]`` (cos theta, sin theta, theta_dot); actions float32
@@ -194,23 +188,6 @@ class PendulumVecEnv(ClassicControlVecEnv):
 
     facts = SPECS["pendulum"]
     numpy_attributes = ("g",)
-
-    def __init__(
-        self,
-        num_envs: int = 1,
-        device: torch.device | str = "cpu",
-        seed: int | None = None,
-        max_episode_steps: int | None = 200,
-        autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP,
-        g: float = 10.0,
-        render_mode: str | None = None,
-        episode_statistics: bool = False,
-    ):
-        self.g = _as_param(type(self).__name__, "g", g)
-        super().__init__(num_envs, device, seed, max_episode_steps, autoreset_mode, render_mode, episode_statistics)
-
-    def _param(self) -> tuple[float, ...]:
-        return (self.g,)
 
     def _check_bounds(self, x_init: float, y_init: float) -> None:
         for name, value in (("x_init", x_init), ("y_init", y_init)):
@@ -242,18 +219,6 @@ class AcrobotVecEnv(ClassicControlVecEnv):
     """
 
     facts = SPECS["acrobot"]
-
-    def __init__(
-        self,
-        num_envs: int = 1,
-        device: torch.device | str = "cpu",
-        seed: int | None = None,
-        max_episode_steps: int | None = 500,
-        autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP,
-        render_mode: str | None = None,
-        episode_statistics: bool = False,
-    ):
-        super().__init__(num_envs, device, seed, max_episode_steps, autoreset_mode, render_mode, episode_statistics)
 
     @property
     def max_episode_return(self) -> float:
