@@ -277,14 +277,14 @@ def _cleanrl_case(group: str, impl: str, script: str, threads: int | None, tiny_
 # --- the classic-control suite (issue #22) ------------------------------------------------------
 
 #: (algorithm, env id) -> rltorch's flags and step cap. Pendulum's follow rl-zoo3's PPO settings where
-#: they share a name (gamma 0.9, GAE lambda 0.95, 10 epochs, learning rate 1e-3) with 16 envs x 256
-#: steps per rollout (the zoo: 4 x 1024) in minibatches of 128 (the zoo: 64); Acrobot runs rltorch's
-#: PPO defaults. SB3 runs the zoo's own settings (rltorch/bench/sb3_solve.py).
+#: they share a name (gamma 0.9, GAE lambda 0.95, 10 epochs) with 16 envs x 128 steps per rollout (the
+#: zoo: 4 x 1024) in minibatches of 128 (the zoo: 64) and a learning rate of 2e-3 (the zoo: 1e-3);
+#: Acrobot runs rltorch's PPO defaults. SB3 runs the zoo's own settings (rltorch/bench/sb3_solve.py).
 CLASSIC_SOLVE = {
     ("ppo", "Acrobot-v1"): (["--eval-interval", "4096"], 200_000),
-    ("ppo", "Pendulum-v1"): (["--num-envs", "16", "--num-steps", "256", "--update-epochs", "10",
-                              "--num-minibatches", "32", "--gamma", "0.9", "--gae-lambda", "0.95",
-                              "--learning-rate", "1e-3", "--eval-interval", "8192"], 300_000),
+    ("ppo", "Pendulum-v1"): (["--num-envs", "16", "--num-steps", "128", "--update-epochs", "10",
+                              "--num-minibatches", "16", "--gamma", "0.9", "--gae-lambda", "0.95",
+                              "--learning-rate", "2e-3", "--eval-interval", "8192"], 300_000),
 }
 #: SB3's evaluation interval per env: an evaluation of 100 episodes on gymnasium's Python envs
 #: takes seconds (Acrobot: 100 x up to 500 steps), left out of SB3's training-only time.
