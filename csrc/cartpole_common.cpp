@@ -38,15 +38,7 @@ CartPoleStepArgs prepare_cartpole_step(const at::Tensor& state, const at::Tensor
   a.seed = static_cast<uint64_t>(seed);
   a.max_episode_steps = static_cast<int32_t>(max_episode_steps);
 
-  const auto opts = state.options();
-  a.obs = at::empty({a.n, 4}, opts.dtype(at::kFloat));
-  a.reward = at::empty({a.n}, opts.dtype(at::kFloat));
-  a.terminated = at::empty({a.n}, opts.dtype(at::kBool));
-  a.truncated = at::empty({a.n}, opts.dtype(at::kBool));
-  a.done = at::empty({a.n}, opts.dtype(at::kBool));
-  a.episode_return = at::empty({a.n}, opts.dtype(at::kFloat));
-  a.episode_length = at::empty({a.n}, opts.dtype(at::kInt));
-  a.final_obs = at::empty({autoreset_mode == cartpole::kSameStep ? a.n : 0, 4}, opts.dtype(at::kFloat));
+  a.allocate(state.options(), a.n, 4, autoreset_mode == cartpole::kSameStep);
   return a;
 }
 

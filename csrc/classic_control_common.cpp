@@ -65,15 +65,7 @@ ClassicStepArgs prepare_classic_step(const char* op, const ClassicEnvInfo& env, 
   a.seed = static_cast<uint64_t>(seed);
   a.max_episode_steps = static_cast<int32_t>(max_episode_steps);
 
-  const auto opts = state.options();
-  a.obs = at::empty({a.n, env.obs_dim}, opts.dtype(at::kFloat));
-  a.reward = at::empty({a.n}, opts.dtype(at::kFloat));
-  a.terminated = at::empty({a.n}, opts.dtype(at::kBool));
-  a.truncated = at::empty({a.n}, opts.dtype(at::kBool));
-  a.done = at::empty({a.n}, opts.dtype(at::kBool));
-  a.episode_return = at::empty({a.n}, opts.dtype(at::kFloat));
-  a.episode_length = at::empty({a.n}, opts.dtype(at::kInt));
-  a.final_obs = at::empty({autoreset_mode == env::kSameStep ? a.n : 0, env.obs_dim}, opts.dtype(at::kFloat));
+  a.allocate(state.options(), a.n, env.obs_dim, autoreset_mode == env::kSameStep);
   return a;
 }
 

@@ -11,6 +11,7 @@
 #include <tuple>
 #include <utility>
 
+#include "env_checks.h"
 #include "rltorch/acrobot.h"
 #include "rltorch/classic_control.h"
 #include "rltorch/mountain_car.h"
@@ -34,18 +35,13 @@ ClassicEnvInfo classic_env_info() {
 }
 
 // Outputs of every <env>_step_ op, in schema order.
-using ClassicStepOutputs =
-    std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor>;
+using ClassicStepOutputs = EnvStepTuple;
 
-struct ClassicStepArgs {
+struct ClassicStepArgs : EnvStepOutputs {
   at::Tensor action;  // contiguous: integer [N] (discrete) or float32 [N, 1] (continuous)
   int64_t n = 0;
   uint64_t seed = 0;
   int32_t max_episode_steps = 0;
-  at::Tensor obs, reward, terminated, truncated, done, episode_return, episode_length, final_obs;
-  ClassicStepOutputs outputs() const {
-    return {obs, reward, terminated, truncated, done, episode_return, episode_length, final_obs};
-  }
   classic::StepOutputs pointers() const;
 };
 

@@ -63,4 +63,15 @@ at::Tensor checked_reset_mask(const char* op, const at::Tensor& state, const std
   return mask->contiguous();
 }
 
+void EnvStepOutputs::allocate(const at::TensorOptions& options, int64_t n, int64_t obs_dim, bool same_step) {
+  obs = at::empty({n, obs_dim}, options.dtype(at::kFloat));
+  reward = at::empty({n}, options.dtype(at::kFloat));
+  terminated = at::empty({n}, options.dtype(at::kBool));
+  truncated = at::empty({n}, options.dtype(at::kBool));
+  done = at::empty({n}, options.dtype(at::kBool));
+  episode_return = at::empty({n}, options.dtype(at::kFloat));
+  episode_length = at::empty({n}, options.dtype(at::kInt));
+  final_obs = at::empty({same_step ? n : 0, obs_dim}, options.dtype(at::kFloat));
+}
+
 }  // namespace rltorch

@@ -6,8 +6,23 @@
 
 #include <cstdint>
 #include <optional>
+#include <tuple>
 
 namespace rltorch {
+
+using EnvStepTuple =
+    std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor>;
+
+// The eight outputs of every env step op (csrc/ops.cpp): obs float32 [N, obs_dim], reward float32,
+// terminated, truncated, done bool, episode_return float32, episode_length int32 [N], and
+// final_obs float32 [N, obs_dim] in same-step mode ([0, obs_dim] otherwise).
+struct EnvStepOutputs {
+  at::Tensor obs, reward, terminated, truncated, done, episode_return, episode_length, final_obs;
+  void allocate(const at::TensorOptions& options, int64_t n, int64_t obs_dim, bool same_step);
+  EnvStepTuple outputs() const {
+    return {obs, reward, terminated, truncated, done, episode_return, episode_length, final_obs};
+  }
+};
 
 // `state` float64 [rows, N] (rows named by `row_names`), contiguous; returns N
 // (at most 2^31 - 1). `gym_name` names the env in the dtype message.

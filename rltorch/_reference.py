@@ -383,28 +383,47 @@ def _check_cartpole_step(
     if actions.shape != (n,):
         raise RuntimeError(f"rltorch.{op}: `actions` must have shape [{n}] (one per env), got {list(actions.shape)}")
     _check_seed(op, seed)
+    check_step_limits(op, max_episode_steps, autoreset_mode)
+    _check_reset_bounds(op, low, high)
+    # The kernels' read-only pre-pass: nothing moves unless every env can step.
+    reject_bad_discrete_actions(op, actions, 2, "0 or 1")
+    if autoreset_mode == 2:
+        reject_ended_envs(op, prev_done, "CartPoleVecEnv", "cartpole_reset_")
+
+
+def check_step_limits(op: str, max_episode_steps: int, autoreset_mode: int) -> None:
+    """csrc/env_checks.cpp's check_step_limits."""
     if not 1 <= max_episode_steps <= _INT32_MAX:
         raise ValueError(f"rltorch.{op}: `max_episode_steps` must be in [1, 2^31 - 1], got {max_episode_steps}")
     if autoreset_mode not in (0, 1, 2):
         raise ValueError(f"rltorch.{op}: `autoreset_mode` must be 0 (next step), 1 (same step) or 2 (disabled), "
                          f"got {autoreset_mode}")
-    _check_reset_bounds(op, low, high)
-    # The kernels' read-only pre-pass: nothing moves unless every env can step.
-    bad = ((actions != 0) & (actions != 1)).nonzero()
+
+
+def reject_bad_discrete_actions(op: str, actions: Tensor, num_actions: int, allowed: str) -> None:
+    """The env kernels' pre-pass over discrete actions: the first env whose action is not in
+    [0, num_actions) raises, naming its value (``allowed`` words the valid ones)."""
+    valid = torch.zeros_like(actions, dtype=torch.bool)
+    for value in range(num_actions):  # == only: torch has no < for uint16/32/64
+        valid |= actions == value
+    bad = (~valid).nonzero()
     if bad.numel():
         env = int(bad[0, 0])
         value = actions[env : env + 1]
         # int() of a uint64 above 2**63 overflows; its int64 bits read back exactly.
         value = int(value.view(torch.int64)) & _U64 if value.dtype == torch.uint64 else int(value)
-        raise ValueError(f"rltorch.{op}: `actions` must be 0 or 1, got {value} for env {env} "
+        raise ValueError(f"rltorch.{op}: `actions` must be {allowed}, got {value} for env {env} "
                          "(no env was stepped)")
-    if autoreset_mode == 2:
-        ended = prev_done.nonzero()
-        if ended.numel():
-            raise RuntimeError(
-                f"rltorch.{op}: env {int(ended[0, 0])} ended on the previous call and autoreset is disabled; "
-                'reset the ended envs first (CartPoleVecEnv.reset(options={"reset_mask": mask}), or '
-                "cartpole_reset_ with that mask). No env was stepped.")
+
+
+def reject_ended_envs(op: str, prev_done: Tensor, env_class: str, reset_op: str) -> None:
+    """With autoreset disabled, stepping an env that ended on the previous call raises."""
+    ended = prev_done.nonzero()
+    if ended.numel():
+        raise RuntimeError(
+            f"rltorch.{op}: env {int(ended[0, 0])} ended on the previous call and autoreset is disabled; "
+            f'reset the ended envs first ({env_class}.reset(options={{"reset_mask": mask}}), or '
+            f"{reset_op} with that mask). No env was stepped.")
 
 
 def cartpole_reset_(

@@ -23,12 +23,13 @@ from torch import Tensor
 from rltorch._checks import same_device
 from rltorch._reference import (
     _ACTION_DTYPES,
-    _INT32_MAX,
-    _U64,
     _check_reset_bounds,
     _check_seed,
     check_env_state,
+    check_step_limits,
     episode_keys,
+    reject_bad_discrete_actions,
+    reject_ended_envs,
     reset_uniform,
 )
 
@@ -326,11 +327,7 @@ def _check_step(spec: ClassicSpec, state, steps, prev_done, episode, returns, ac
             raise RuntimeError(f"rltorch.{op}: `actions` must have shape [{n}] (one per env), "
                                f"got {list(actions.shape)}")
     _check_seed(op, seed)
-    if not 1 <= max_episode_steps <= _INT32_MAX:
-        raise ValueError(f"rltorch.{op}: `max_episode_steps` must be in [1, 2^31 - 1], got {max_episode_steps}")
-    if autoreset_mode not in (0, 1, 2):
-        raise ValueError(f"rltorch.{op}: `autoreset_mode` must be 0 (next step), 1 (same step) or 2 (disabled), "
-                         f"got {autoreset_mode}")
+    check_step_limits(op, max_episode_steps, autoreset_mode)
     _check_bounds(spec, op, first, second)
     _check_param(spec, op, param)
     if n == 0:
@@ -343,24 +340,9 @@ def _check_step(spec: ClassicSpec, state, steps, prev_done, episode, returns, ac
             raise ValueError(f"rltorch.{op}: `actions` must be finite, got {float(actions[env, 0])} for env {env} "
                              "(no env was stepped)")
     else:
-        valid = torch.zeros_like(actions, dtype=torch.bool)
-        for value in range(spec.num_actions):  # == only: torch has no < for uint16/32/64
-            valid |= actions == value
-        bad = (~valid).nonzero()
-        if bad.numel():
-            env = int(bad[0, 0])
-            value = actions[env: env + 1]
-            # int() of a uint64 above 2**63 overflows; its int64 bits read back exactly.
-            value = int(value.view(torch.int64)) & _U64 if value.dtype == torch.uint64 else int(value)
-            raise ValueError(f"rltorch.{op}: `actions` must be 0, 1 or 2, got {value} for env {env} "
-                             "(no env was stepped)")
+        reject_bad_discrete_actions(op, actions, spec.num_actions, "0, 1 or 2")
     if autoreset_mode == 2:
-        ended = prev_done.nonzero()
-        if ended.numel():
-            raise RuntimeError(
-                f"rltorch.{op}: env {int(ended[0, 0])} ended on the previous call and autoreset is disabled; "
-                f'reset the ended envs first ({spec.class_name}.reset(options={{"reset_mask": mask}}), or '
-                f"{spec.reset_op} with that mask). No env was stepped.")
+        reject_ended_envs(op, prev_done, spec.class_name, spec.reset_op)
     return n
 
 

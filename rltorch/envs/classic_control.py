@@ -115,12 +115,8 @@ class MountainCarVecEnv(ClassicControlVecEnv):
         seed: seed of the first :meth:`reset` when that call passes none.
         max_episode_steps: truncate on this step; ``None`` for never; by default gymnasium's
             TimeLimit for the id (200 here, 999 for MountainCarContinuous, 500 for Acrobot).
-        autoreset_mode: ``AutoresetMode`` or ``"next_step"`` (default, gymnasium's rule: the call
-            after an episode ends resets that env, returns reward 0 and both flags False and
-            ignores its action), ``"same_step"`` (reset in the same call; the finished episode's
-            last obs is ``info["final_obs"]`` with mask ``info["_final_obs"]``) or ``"disabled"``
-            (reset envs yourself with ``reset(options={"reset_mask": mask})``; stepping an env
-            that has ended is an error).
+        autoreset_mode: ``"next_step"`` (default, gymnasium's rule), ``"same_step"`` or
+            ``"disabled"``, as for :class:`~rltorch.envs.CartPoleVecEnv`.
         goal_velocity: the velocity the car must have at the flag (gymnasium's argument, 0).
         render_mode: ``None`` or ``"rgb_array"`` (env 0, drawn with NumPy).
         episode_statistics: also report finished episodes' returns and lengths in ``info``
