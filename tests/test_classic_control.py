@@ -522,6 +522,26 @@ def test_torch_compile_fullgraph(name):
             assert torch.equal(x, y)  # the in-place updates survive compilation
 
 
+@requires_ext
+@pytest.mark.parametrize("name", ["acrobot", "pendulum"])
+def test_env_step_and_state_dict_compile_fullgraph(name):
+    # The env's own step (argument checks, info dict) traces too, and state read between two
+    # steps of one graph keeps its value (it goes through rltorch's snapshot op).
+    env = make_env(name, 4, seed=0, episode_statistics=True)
+    env.reset()
+    actions = as_action_tensor(name, np.ones(4))
+
+    def two_steps(actions):
+        env.step(actions)
+        saved = env.state_dict()
+        obs, reward, *_ = env.step(actions)
+        return saved["steps"], saved["returns"], obs, reward
+
+    steps, returns, obs, reward = torch.compile(two_steps, backend="aot_eager", fullgraph=True)(actions)
+    assert steps.tolist() == [1, 1, 1, 1] and env.steps.tolist() == [2, 2, 2, 2]
+    assert not torch.equal(returns, env.returns) and obs.shape == (4, SPECS[name].obs_dim)
+
+
 @pytest.mark.parametrize("name", NAMES)
 @pytest.mark.parametrize("n", [1, 3, 5, 1 << 12])
 def test_edge_sizes(name, n, device):

@@ -402,20 +402,25 @@ class KernelVecEnv(VectorEnv):
             return self._as_discrete_actions(actions)
         return self._as_box_actions(actions)
 
+    def _action_values(self) -> str:
+        """The valid discrete actions, for messages (built only when one is raised: the step
+        path stays traceable by torch.compile)."""
+        return ", ".join(str(v) for v in range(int(self.single_action_space.n)))
+
     def _as_discrete_actions(self, actions) -> torch.Tensor:
-        values = ", ".join(map(str, range(self.single_action_space.n)))
         if not isinstance(actions, torch.Tensor):
             try:
                 arr = np.asarray(actions)
             except (TypeError, ValueError) as exc:
                 raise TypeError(f"`actions` must be an integer array or tensor ({exc})") from None
             if arr.dtype == np.bool_ or not np.issubdtype(arr.dtype, np.integer):
-                raise TypeError(f"`actions` must hold integers {values}, got an array of dtype {arr.dtype}")
+                raise TypeError(f"`actions` must hold integers {self._action_values()}, got an array of dtype "
+                                f"{arr.dtype}")
             actions = torch.from_numpy(np.ascontiguousarray(arr)).to(self.device)
         elif actions.device != self.device:
             raise ValueError(f"`actions` is on {actions.device} but the env is on {self.device}; move it there")
         if actions.dtype == torch.bool or actions.dtype.is_floating_point or actions.dtype.is_complex:
-            raise TypeError(f"`actions` must be an integer tensor holding {values}, got {actions.dtype}")
+            raise TypeError(f"`actions` must be an integer tensor holding {self._action_values()}, got {actions.dtype}")
         if actions.shape != (self.num_envs,):
             raise ValueError(f"`actions` must have shape ({self.num_envs},), got {tuple(actions.shape)}")
         return actions
