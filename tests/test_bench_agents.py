@@ -22,7 +22,9 @@ def _tiny_cases():
 
 
 def _names(mode: str) -> set[tuple[str, str, str]]:
-    return {(c.group, c.impl, c.kind) for c in collect(["agents", "classifiers"], Settings.for_mode(mode))}
+    # Agents cases by where (group and env), classifier cases by group (their sizes are in params).
+    return {(c.where if c.capability == "agents" else c.group, c.impl, c.kind)
+            for c in collect(["agents", "classifiers"], Settings.for_mode(mode))}
 
 
 def test_case_names_and_modes():
@@ -35,11 +37,17 @@ def test_case_names_and_modes():
                         ("bc_time_to_solve", "rltorch", "solve")}
     slow_peers = {("dqn_time_to_solve", "SB3 DQN", "solve"), ("ppo_time_to_solve", "CleanRL PPO", "solve"),
                   ("dqn_time_to_solve", "CleanRL DQN", "solve")}
+    # The classic-control suite (issue #22) trains for seconds to minutes per seed: full runs only, and
+    # tiny runs check rltorch's set-up.
+    classic = {("ppo_time_to_solve env=Acrobot-v1", "rltorch", "solve"),
+               ("ppo_time_to_solve env=Pendulum-v1", "rltorch", "solve")}
+    classic_peers = {("ppo_time_to_solve env=Acrobot-v1", "SB3 PPO", "solve"),
+                     ("ppo_time_to_solve env=Pendulum-v1", "SB3 PPO", "solve")}
     assert _names("quick") == agents_cases | classifier_cases  # the slow peers take too long for --quick
-    assert _names("tiny") == agents_cases | classifier_cases | slow_peers
+    assert _names("tiny") == agents_cases | classifier_cases | slow_peers | classic
     # Ape-X starts a Ray cluster per seed: only full runs time it (tests/test_distributed.py runs it).
     apex = {("dqn_time_to_solve", "rltorch Ape-X (2 actors)", "solve")}
-    assert _names("full") == agents_cases | classifier_cases | slow_peers | apex
+    assert _names("full") == agents_cases | classifier_cases | slow_peers | apex | classic | classic_peers
 
 
 def test_full_mode_sizes_are_the_published_ones():
@@ -78,7 +86,8 @@ def test_tiny_case_runs(case, monkeypatch):
 
 
 def _tiny_case(group: str, impl: str):
-    (case,) = [c for c in collect(["agents", "classifiers"], TINY) if (c.group, c.impl) == (group, impl)]
+    # By where: the classic-control cases share CartPole's groups, with an env parameter.
+    (case,) = [c for c in collect(["agents", "classifiers"], TINY) if (c.where, c.impl) == (group, impl)]
     return case
 
 

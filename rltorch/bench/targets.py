@@ -65,6 +65,12 @@ TARGETS = (
            anchor="SB3 PPO", at_least=4),
     Target(11, "classifier fit at least 3x the DataLoader loop's samples/s (1M x 4, MLP 64x64, batch 1024)",
            "classifier_fit features=4 MLP=64x64 batch=1024", 1_000_000, anchor="DataLoader loop", at_least=3),
+    Target(22, "MountainCar at least 100 M env steps/s at N = 16384 (2 cores)", "mountain_car_step", 16384,
+           min_items_per_second=100e6),
+    Target(22, "Pendulum at least 100 M env steps/s at N = 16384 (2 cores)", "pendulum_step", 16384,
+           min_items_per_second=100e6),
+    Target(22, "Acrobot at least 20 M env steps/s at N = 16384 (2 cores; RK4)", "acrobot_step", 16384,
+           min_items_per_second=20e6),
 )
 
 
