@@ -116,72 +116,109 @@ void check_step_preconditions(const action_t* actions, const bool* prev_done, in
 
 // ---- stepping ----
 
-// One tile. The vector loop does each env's whole step (physics, obs,
-// counters, flags, rewards, episode returns; the operations of
-// classic::settle, lane by lane) but the resets, which it only marks: the
-// envs that ended on the previous call (next step) or on this one (same
-// step) are reset in a scalar loop afterwards, as settle would.
-template <class Env, int64_t Mode, typename action_t>
-RLTORCH_ENV_INLINE void step_tile(const cc::EnvTensors& e, const cc::StepOutputs& o,
-                                  const typename Env::Params& params, const typename Env::Reset& bounds,
-                                  const action_t* __restrict__ actions, int64_t begin, int64_t count) {
-  constexpr int D = Env::kStateDim, O = Env::kObsDim;
-  const int64_t n = e.n;
-  int64_t j = 0;
 #ifdef RLTORCH_ENV_VECTOR
+// Vector groups (four envs each) stepped side by side per loop iteration. One
+// group's step is a long chain of dependent operations (two sin/cos
+// reductions and polynomials for Pendulum), so a core running one group at a
+// time mostly waits on latency; independent groups interleaved in one basic
+// block fill the pipeline. The per-lane operations are unchanged, so are the bits.
+template <class Env>
+constexpr int kGroups = 4;
+template <>
+constexpr int kGroups<cc::Acrobot> = 2;
+
+// G groups of envs from env i: each env's whole step (physics, obs, counters,
+// flags, rewards, episode returns; the operations of classic::settle, lane by
+// lane) but the resets, which it only marks in `pending` (the envs that ended
+// on the previous call with next-step autoreset, or on this one with
+// same-step autoreset). Returns nonzero if any is marked.
+template <class Env, int64_t Mode, int G, typename action_t>
+RLTORCH_ENV_INLINE int step_groups(const cc::EnvTensors& e, const cc::StepOutputs& o,
+                                   const typename Env::Params& params, const action_t* __restrict__ actions,
+                                   int64_t i, bool* pending) {
   using cpu::vdouble;
   using cpu::vfloat;
   using cpu::vint;
   using cpu::vlong;
-  bool pending[kTile];
-  int any_pending = 0;
-  const vdouble one = vdouble{} + 1.0;
-  const vint max_steps = vint{} + o.max_steps;
-  for (; j + cpu::kLanes <= count; j += cpu::kLanes) {
-    const int64_t i = begin + j;
-    vdouble s[D];
-    for (int k = 0; k < D; ++k) s[k] = cpu::load<vdouble>(e.state + k * n + i);
-    const vint steps_before = cpu::load<vint>(e.steps + i);
-    const vdouble fresh = __builtin_convertvector(steps_before == 0, vlong) ? one : vdouble{};
-    vdouble reward;
-    const vint terminated = __builtin_convertvector(Env::step(s, cpu::load_lanes(actions + i), fresh, params, reward), vint);
-    for (int k = 0; k < D; ++k) cpu::store(e.state + k * n + i, s[k]);
+  constexpr int D = Env::kStateDim, O = Env::kObsDim, L = cpu::kLanes;
+  const int64_t n = e.n;
+  vdouble s[G][D];
+  vint steps_before[G], terminated[G];
+  vdouble reward[G];
+  vfloat columns[G][O];
+  for (int g = 0; g < G; ++g) {
+    for (int k = 0; k < D; ++k) s[g][k] = cpu::load<vdouble>(e.state + k * n + i + g * L);
+    steps_before[g] = cpu::load<vint>(e.steps + i + g * L);
+  }
+  for (int g = 0; g < G; ++g) {
+    const vdouble fresh = __builtin_convertvector(steps_before[g] == 0, vlong) ? vdouble{} + 1.0 : vdouble{};
+    terminated[g] = __builtin_convertvector(
+        Env::step(s[g], cpu::load_lanes(actions + i + g * L), fresh, params, reward[g]), vint);
+  }
+  for (int g = 0; g < G; ++g) {
     vdouble ob[O];
-    Env::observe(s, ob);
-    vfloat columns[O];
-    for (int k = 0; k < O; ++k) columns[k] = __builtin_convertvector(ob[k], vfloat);
-    cpu::store_rows<O>(o.obs + O * i, columns);
-
-    const vint steps = steps_before + 1;
+    Env::observe(s[g], ob);
+    for (int k = 0; k < O; ++k) columns[g][k] = __builtin_convertvector(ob[k], vfloat);
+  }
+  const vint max_steps = vint{} + o.max_steps;
+  vint any_reset{};
+  for (int g = 0; g < G; ++g) {
+    const int64_t at = i + g * L;
+    for (int k = 0; k < D; ++k) cpu::store(e.state + k * n + at, s[g][k]);
+    cpu::store_rows<O>(o.obs + O * at, columns[g]);
+    const vint steps = steps_before[g] + 1;
     const vint truncated = steps >= max_steps;
-    const vint done = terminated | truncated;
-    const vdouble episode_return = cpu::load<vdouble>(e.returns + i) + reward;
-    cpu::store(e.steps + i, steps);
-    cpu::store(e.returns + i, episode_return);
-    cpu::store(o.reward + i, __builtin_convertvector(reward, vfloat));
-    cpu::store_flags(o.terminated + i, terminated);
-    cpu::store_flags(o.truncated + i, truncated);
-    cpu::store_flags(o.done + i, done);
-    cpu::store(o.episode_length + i, steps & done);
+    const vint done = terminated[g] | truncated;
+    const vdouble episode_return = cpu::load<vdouble>(e.returns + at) + reward[g];
+    cpu::store(e.steps + at, steps);
+    cpu::store(e.returns + at, episode_return);
+    cpu::store(o.reward + at, __builtin_convertvector(reward[g], vfloat));
+    cpu::store_flags(o.terminated + at, terminated[g]);
+    cpu::store_flags(o.truncated + at, truncated);
+    cpu::store_flags(o.done + at, done);
+    cpu::store(o.episode_length + at, steps & done);
     const vint return_bits = (vint)__builtin_convertvector(episode_return, vfloat);
-    cpu::store(o.episode_return + i, (vfloat)(return_bits & done));  // 0.0f where not done
+    cpu::store(o.episode_return + at, (vfloat)(return_bits & done));  // 0.0f where not done
     vint reset;
     if constexpr (Mode == env::kSameStep) {
-      for (int k = 0; k < O; ++k) columns[k] = (vfloat)((vint)columns[k] & done);
-      cpu::store_rows<O>(o.final_obs + O * i, columns);
-      cpu::store_flags(e.prev_done + i, vint{});
+      vfloat final_columns[O];
+      for (int k = 0; k < O; ++k) final_columns[k] = (vfloat)((vint)columns[g][k] & done);
+      cpu::store_rows<O>(o.final_obs + O * at, final_columns);
+      cpu::store_flags(e.prev_done + at, vint{});
       reset = done;
     } else {
-      reset = Mode == env::kNextStep ? cpu::load_flags(e.prev_done + i) : vint{};
-      cpu::store_flags(e.prev_done + i, done);
+      reset = Mode == env::kNextStep ? cpu::load_flags(e.prev_done + at) : vint{};
+      cpu::store_flags(e.prev_done + at, done);
     }
-    cpu::store_flags(pending + j, reset);
-    any_pending |= reset[0] | reset[1] | reset[2] | reset[3];
+    cpu::store_flags(pending + g * L, reset);
+    any_reset |= reset;
+  }
+  return any_reset[0] | any_reset[1] | any_reset[2] | any_reset[3];
+}
+#endif
+
+// One tile: blocks of kGroups<Env> vector groups, then single groups, then
+// the last few envs one at a time; the envs marked for a reset are reset in
+// a scalar loop afterwards, as classic::settle would.
+template <class Env, int64_t Mode, typename action_t>
+RLTORCH_ENV_INLINE void step_tile(const cc::EnvTensors& e, const cc::StepOutputs& o,
+                                  const typename Env::Params& params, const typename Env::Reset& bounds,
+                                  const action_t* __restrict__ actions, int64_t begin, int64_t count) {
+  int64_t j = 0;
+#ifdef RLTORCH_ENV_VECTOR
+  constexpr int G = kGroups<Env>, L = cpu::kLanes;
+  bool pending[kTile];
+  int any_pending = 0;
+  for (; j + G * L <= count; j += G * L) {
+    any_pending |= step_groups<Env, Mode, G>(e, o, params, actions, begin + j, pending + j);
+  }
+  for (; j + L <= count; j += L) {
+    any_pending |= step_groups<Env, Mode, 1>(e, o, params, actions, begin + j, pending + j);
   }
   if (any_pending) {
     for (int64_t k = 0; k < j; ++k) {
       if (!pending[k]) continue;
-      float* row = o.obs + O * (begin + k);
+      float* row = o.obs + Env::kObsDim * (begin + k);
       cc::reset_env<Env>(e, begin + k, bounds, row);
       if constexpr (Mode == env::kNextStep) cc::clear_outputs(o, begin + k);
     }

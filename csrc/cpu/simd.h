@@ -92,7 +92,7 @@ RLTORCH_ENV_INLINE vdouble load_lanes(const action_t* p) {
 // 4-wide instructions where they exist. No FMA: it would change rounding.
 #if defined(__x86_64__) && defined(__linux__) && defined(__has_attribute) && !defined(RLTORCH_NO_CPU_CLONES)
 #if __has_attribute(target_clones)
-#define RLTORCH_CPU_CLONES __attribute__((target_clones("avx2", "default")))
+#define RLTORCH_CPU_CLONES __attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
 #endif
 #endif
 #ifndef RLTORCH_CPU_CLONES
