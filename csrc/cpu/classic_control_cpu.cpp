@@ -38,19 +38,19 @@ constexpr int64_t kTile = 256;
 constexpr double kCheckNs = 0.5;
 constexpr double kResetNs = 15.0;
 
-// Serial ns per env step on the 2-core dev VM (AVX2 clone), from which
-// csrc/cpu/parallel.h decides whether a call forks: measured in one
-// `rltorch bench --only env` run as multiples of CartPole's step (kStepNs 6 in
-// cartpole_cpu.cpp): MountainCar 1.7x, MountainCarContinuous 3.3x, Pendulum
-// 2.6x, Acrobot 11x.
+// Serial ns per env step on the 2-core dev VM (x86-64-v4 clone), from which
+// csrc/cpu/parallel.h decides whether a call forks: measured in interleaved
+// one-thread runs as multiples of CartPole's step (kStepNs 6 in
+// cartpole_cpu.cpp): MountainCar 1.1x, MountainCarContinuous 2.4x, Pendulum
+// 1.75x, Acrobot 9.5x.
 template <class Env>
-constexpr double kStepNs = 10.0;
+constexpr double kStepNs = 7.0;
 template <>
-constexpr double kStepNs<cc::MountainCarContinuous> = 20.0;
+constexpr double kStepNs<cc::MountainCarContinuous> = 15.0;
 template <>
-constexpr double kStepNs<cc::Pendulum> = 16.0;
+constexpr double kStepNs<cc::Pendulum> = 11.0;
 template <>
-constexpr double kStepNs<cc::Acrobot> = 65.0;
+constexpr double kStepNs<cc::Acrobot> = 57.0;
 
 // ---- validation (read-only, before any env moves) ----
 
