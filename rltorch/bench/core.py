@@ -178,7 +178,7 @@ class Result:
         low, high = self.quartiles
         return (high - low) / self.median if self.median > 0 else 0.0
 
-    def speedup_over(self, anchor: "Result") -> float:
+    def speedup_over(self, anchor: Result) -> float:
         """How many times faster than ``anchor`` per item (the same as per call when both do the same work)."""
         return (anchor.median / anchor.items) / (self.median / self.items)
 

@@ -57,7 +57,7 @@ def run_case(case: Case, settings: Settings, tick=lambda note: None) -> Result:
         return Result.of(case, settings.device, "ok", samples=samples)
     except Unavailable as exc:
         return Result.of(case, settings.device, "skipped", reason=exc.reason, install=exc.install)
-    except Exception as exc:  # noqa: BLE001 — reported per case, with the traceback in the JSON
+    except Exception as exc:
         return _error(case, settings, exc)
     finally:
         _close(prepared)
@@ -76,7 +76,7 @@ def run_interleaved(cases: list[Case], settings: Settings, tick=lambda note: Non
                     prepared[i] = case.setup(settings)
             except Unavailable as exc:
                 results[i] = Result.of(case, settings.device, "skipped", reason=exc.reason, install=exc.install)
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 results[i] = _error(case, settings, exc)
         failures: dict[int, BaseException] = {}
 
@@ -85,7 +85,7 @@ def run_interleaved(cases: list[Case], settings: Settings, tick=lambda note: Non
                 if i not in failures:
                     try:
                         prepared[i]()
-                    except Exception as exc:  # noqa: BLE001 — the others go on
+                    except Exception as exc:
                         failures[i] = exc
             return call
 

@@ -324,7 +324,7 @@ class KernelVecEnv(VectorEnv):
         self.bounds = bounds
         self._needs_reset = bool(state["needs_reset"])
 
-    def numpy(self) -> "KernelVecEnvNumpy":
+    def numpy(self) -> KernelVecEnvNumpy:
         """This env behind gymnasium's NumPy API (arrays in, arrays out)."""
         return KernelVecEnvNumpy(self)
 
