@@ -452,7 +452,9 @@ def _check_bench_outputs(args: argparse.Namespace) -> None:
         if kind == "file" and os.path.isdir(path):
             raise CliError(f"{flag} {path}: is a directory; give a file name")
         # The nearest existing folder on the way must let us create what is missing.
-        probe = os.path.abspath(path if kind == "directory" and os.path.isdir(path) else os.path.dirname(os.path.abspath(path)))
+        probe = os.path.abspath(
+            path if kind == "directory" and os.path.isdir(path) else os.path.dirname(os.path.abspath(path))
+        )
         if kind == "file" and not os.path.isdir(probe):
             raise CliError(f"{flag} {path}: its directory {probe} does not exist")
         while not os.path.exists(probe):
@@ -490,7 +492,9 @@ def _int_at_least(low: int):
 def build_parser() -> argparse.ArgumentParser:
     from rltorch.agents import ALGORITHMS
 
-    parser = argparse.ArgumentParser(prog="rltorch", description="Fast C++/CUDA reinforcement-learning ops for PyTorch.")
+    parser = argparse.ArgumentParser(
+        prog="rltorch", description="Fast C++/CUDA reinforcement-learning ops for PyTorch."
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     p_info = sub.add_parser("info", help="report version, build and which kernels each op uses")
     p_info.add_argument("--json", action="store_true", help="print the report as JSON")
@@ -511,7 +515,9 @@ def build_parser() -> argparse.ArgumentParser:
                          help="override one config field, e.g. --set n_step=3 (applied last)")
         run.add_argument("--no-stop", dest="stop_when_solved", action="store_false", default=argparse.SUPPRESS,
                          help="keep training after solving (same as --no-stop-when-solved)")
-        run.add_argument("--run-dir", default=None, help=f"where to write the run (default RUNS_ROOT/{name}-ENV-sSEED-TIME)")
+        run.add_argument(
+            "--run-dir", default=None, help=f"where to write the run (default RUNS_ROOT/{name}-ENV-sSEED-TIME)"
+        )
         run.add_argument("--runs-root", default="runs", help="parent of new run directories (default: runs)")
         run.add_argument("--save-buffer", action="store_true", help="include the replay buffer in the checkpoint")
         run.add_argument("--checkpoint-every", type=_int_at_least(1), default=None, metavar="STEPS",
@@ -531,7 +537,9 @@ def build_parser() -> argparse.ArgumentParser:
     run = p_cls.add_argument_group("run options")
     run.add_argument("--config", default=None, metavar="FILE", help="a .toml or .json file of ClassifierConfig fields")
     run.add_argument("--set", action="append", metavar="KEY=VALUE", help="override one config field (applied last)")
-    run.add_argument("--run-dir", default=None, help="where to write the run (default RUNS_ROOT/classifier-DATASET-sSEED-TIME)")
+    run.add_argument(
+        "--run-dir", default=None, help="where to write the run (default RUNS_ROOT/classifier-DATASET-sSEED-TIME)"
+    )
     run.add_argument("--runs-root", default="runs", help="parent of new run directories (default: runs)")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
     _config_flags(p_cls, ClassifierConfig)
@@ -601,9 +609,12 @@ def build_parser() -> argparse.ArgumentParser:
     p_bench.add_argument("--profile", default=None, choices=["ppo", "dqn", "bc"],
                          help="instead of the suite: where this algorithm's time to solve goes (collecting, "
                               "learning, evaluating), per seed, in this process (with --train-args and --seeds)")
-    p_bench.add_argument("--interleave", action="store_true",
-                         help="time rltorch and its peers in alternating rounds, case group by case group, so load "
-                              "that comes and goes meanwhile slows both sides of each ratio alike (for shared machines)")
+    p_bench.add_argument(
+        "--interleave",
+        action="store_true",
+        help="time rltorch and its peers in alternating rounds, case group by case group, so load "
+        "that comes and goes meanwhile slows both sides of each ratio alike (for shared machines)",
+    )
     p_bench.add_argument("--contention", action="store_true",
                          help="also measure every case beside a busy process on one core (started and stopped by "
                               "the bench), and rltorch's cases on one thread under that load: the thread-policy "

@@ -96,7 +96,9 @@ class Config:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(str(k) for k in set(values) - known)
         if unknown:
-            raise ValueError(f"{cls.__name__}: unknown field(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+            raise ValueError(
+                f"{cls.__name__}: unknown field(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+            )
         return cls(**values)
 
     def to_dict(self) -> dict:
@@ -423,7 +425,9 @@ def load_config_file(path: str, algorithm: str) -> dict:
             with open(path) as f:
                 data = json.load(f)
     except (OSError, UnicodeDecodeError, ValueError) as exc:  # JSONDecodeError and TOMLDecodeError are ValueErrors
-        raise ValueError(f"config file {path!r} is not valid {kind}: {str(exc).splitlines()[0] if str(exc) else exc!r}") from None
+        raise ValueError(
+            f"config file {path!r} is not valid {kind}: {str(exc).splitlines()[0] if str(exc) else exc!r}"
+        ) from None
     if not isinstance(data, dict):
         raise ValueError(f"config file {path!r} must hold a table/object of config fields, got {type(data).__name__}")
     if isinstance(data.get(algorithm), dict):

@@ -194,7 +194,9 @@ def test_sin_cos_accuracy_reaches_the_step():
     # within a few ulps for the rest.
     mpmath.mp.prec = 200
     rng = np.random.default_rng(9)
-    theta = np.concatenate([rng.uniform(-0.8, 0.8, 3000), rng.uniform(-1e4, 1e4, 3000), rng.uniform(-1.6e6, 1.6e6, 3000)])
+    theta = np.concatenate(
+        [rng.uniform(-0.8, 0.8, 3000), rng.uniform(-1e4, 1e4, 3000), rng.uniform(-1.6e6, 1.6e6, 3000)]
+    )
     states = np.zeros((len(theta), 4))
     states[:, 2] = theta
     env = CartPoleVecEnv(len(theta))

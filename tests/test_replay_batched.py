@@ -54,7 +54,9 @@ def test_fields_are_views_of_one_packed_row_per_transition():
     assert torch.equal(batch.action, buf.action[batch.index]) and batch.obs.is_contiguous()
     # Other shapes: rows padded to a power of two up to a cache line, to 8 bytes beyond.
     assert ReplayBuffer(4, obs_shape=(1,), action_dtype=torch.int32)._layout.row_bytes == 32
-    assert ReplayBuffer(4, obs_shape=(84, 84), obs_dtype=torch.uint8)._layout.row_bytes == 14144  # 2 x 7056 + 25, to 8 bytes
+    assert (
+        ReplayBuffer(4, obs_shape=(84, 84), obs_dtype=torch.uint8)._layout.row_bytes == 14144
+    )  # 2 x 7056 + 25, to 8 bytes
 
 
 # ---------------------------------------------------------------- K buffers in one storage

@@ -171,7 +171,9 @@ def test_replay_sample_equals_sample_then_gather(device, impl, trees):
     priority[torch.rand(shape, generator=gen) < 0.4] = 0.0
     tree.update(torch.arange(capacity).expand(shape).contiguous().to(device), priority.to(device))
     columns = _columns(gen, capacity, device, trees)
-    index, weight, rows = replay_sample(tree.tree, capacity, 4, columns, 77, 0.5, torch.Generator(device).manual_seed(1))
+    index, weight, rows = replay_sample(
+        tree.tree, capacity, 4, columns, 77, 0.5, torch.Generator(device).manual_seed(1)
+    )
     index2, weight2 = sample(tree.tree, capacity, 4, 77, 0.5, torch.Generator(device).manual_seed(1))
     assert torch.equal(index, index2) and torch.equal(weight, weight2)
     assert len(rows) == len(columns)

@@ -129,7 +129,9 @@ def test_td_target_batch_dims_and_noncontiguous(device):
     q = wide[:, ::3]
     r = torch.randn(50, dtype=torch.float64, device=device)
     t = torch.zeros(50, dtype=torch.bool, device=device)
-    torch.testing.assert_close(rltorch.ops.td_target(r, t, q, 0.5), _reference.td_target(r, t, q.contiguous(), gamma=0.5))
+    torch.testing.assert_close(
+        rltorch.ops.td_target(r, t, q, 0.5), _reference.td_target(r, t, q.contiguous(), gamma=0.5)
+    )
 
 
 @requires_ext
@@ -318,7 +320,13 @@ def test_bad_input_names_the_argument(device):
     with pytest.raises(RuntimeError, match="`next_q_online` must have the shape"):
         td(reward, terminated, next_q, next_q_online=online[:, :1])
     with pytest.raises(RuntimeError, match="either `next_q_online` or `next_action`"):
-        td(reward, terminated, next_q, next_q_online=online, next_action=torch.zeros(8, dtype=torch.long, device=device))
+        td(
+            reward,
+            terminated,
+            next_q,
+            next_q_online=online,
+            next_action=torch.zeros(8, dtype=torch.long, device=device),
+        )
     with pytest.raises(RuntimeError, match="at least one action"):
         td(reward, terminated, next_q[:, :0])
     with pytest.raises(ValueError, match="`gamma` must lie in"):

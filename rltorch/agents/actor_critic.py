@@ -111,11 +111,17 @@ class ActorCritic(nn.Module):
             self.log_std = nn.Parameter(torch.full((action_dim,), float(init_log_std)))
             low = -math.inf if action_low is None else action_low
             high = math.inf if action_high is None else action_high
-            self.register_buffer("action_low", torch.as_tensor(low, dtype=torch.float32).reshape(-1).expand(action_dim).clone())
-            self.register_buffer("action_high", torch.as_tensor(high, dtype=torch.float32).reshape(-1).expand(action_dim).clone())
+            self.register_buffer(
+                "action_low", torch.as_tensor(low, dtype=torch.float32).reshape(-1).expand(action_dim).clone()
+            )
+            self.register_buffer(
+                "action_high", torch.as_tensor(high, dtype=torch.float32).reshape(-1).expand(action_dim).clone()
+            )
             self.action_shape = (self.action_dim,) if action_shape is None else tuple(int(s) for s in action_shape)
             if math.prod(self.action_shape) != self.action_dim:
-                raise ValueError(f"ActorCritic: `action_shape` {self.action_shape} does not hold {action_dim} components")
+                raise ValueError(
+                    f"ActorCritic: `action_shape` {self.action_shape} does not hold {action_dim} components"
+                )
 
     def features(self, obs: Tensor) -> Tensor:
         # The width is explicit, not -1: an empty batch [0, *obs_shape] must flatten too.

@@ -547,7 +547,8 @@ class Agent:
                              f"{type(obs).__name__} ({first_line(exc)})") from None
         shape = self.env.obs_shape
         single = obs_t.dim() == len(shape)
-        if tuple(obs_t.shape[-len(shape):] if shape else ()) != shape or obs_t.dim() not in (len(shape), len(shape) + 1):
+        trailing = tuple(obs_t.shape[-len(shape):] if shape else ())
+        if trailing != shape or obs_t.dim() not in (len(shape), len(shape) + 1):
             raise ValueError(f"{type(self).__name__}.act: `obs` must have shape [batch, {', '.join(map(str, shape))}] "
                              f"or [{', '.join(map(str, shape))}], got {list(obs_t.shape)}")
         return (obs_t.unsqueeze(0) if single else obs_t), single

@@ -3,8 +3,8 @@
     python -m rltorch.bench.rltorch_solve ppo --seed 1 [any `rltorch train ppo` flag ...]
 
 The config is the one ``rltorch train ALGO`` builds from the same flags (the same
-:func:`rltorch.config.add_config_flags`) and the clock is the same (``Agent.train``: from the start of training to the solved
-evaluation, evaluations included). What ``rltorch train`` does after training
+:func:`rltorch.config.add_config_flags`) and the clock is the same (``Agent.train``: from the start
+of training to the solved evaluation, evaluations included). What ``rltorch train`` does after training
 (checkpoint, metrics files, the learning-curve plot) is left out: it is no part
 of the time and would cost every seed about a second. The result is printed as
 one ``RESULT {json}`` line, the fields of ``rltorch train``'s result.json plus
