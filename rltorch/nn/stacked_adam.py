@@ -1,0 +1,215 @@
+"""Adam over stacked parameters ``[K, ...]``: K independent Adam optimisers in one set of tensor ops.
+
+Row k of every parameter belongs to agent k. Each agent has its own learning
+rate, epsilon and gradient-norm bound (a number for all, or a ``[K]``
+tensor), its own step count, and its gradient clipped by its own global norm
+(``clip_grad_norm_`` per agent: the norm over agent k's rows of all
+parameters). Nothing mixes rows, so agent k's update is the one
+``torch.optim.Adam`` plus ``torch.nn.utils.clip_grad_norm_`` would make on
+agent k alone, to float rounding (``tests/test_stacked_adam.py`` checks it
+against K separate optimisers), and it does not depend on the other rows by
+a single bit.
+
+The step never reads a value back to the host, so it can be captured in a
+CUDA graph; the per-agent scalars live on the parameters' device.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Iterable, Sequence
+
+import torch
+from torch import Tensor
+
+__all__ = ["StackedAdam"]
+
+_STATE_KEYS = ("step", "lr_scale", "exp_avg", "exp_avg_sq", "lr", "eps", "max_grad_norm")
+
+
+class StackedAdam:
+    """Adam (Kingma and Ba; torch.optim.Adam's update, no weight decay or amsgrad) for K agents at once.
+
+    Args:
+        params: tensors ``[K, ...]`` that require grad (e.g. ``StackedMLP.parameters()``).
+        lr, eps: a number for every agent, or a ``[K]`` tensor (one per agent).
+        betas: Adam's moment decay rates, shared by every agent.
+        max_grad_norm: None (no clipping), a number, or a ``[K]`` tensor: clip agent k's gradient to this
+            global norm first, as ``clip_grad_norm_`` does (coefficient ``max / (norm + 1e-6)``, at most 1).
+
+    :meth:`step` updates every agent; ``step(active)`` with a ``[K]`` bool mask updates only those, the
+    others' parameters, moments and step counts stay as they are.
+    """
+
+    def __init__(self, params: Iterable[Tensor], lr: float | Tensor = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float | Tensor = 1e-8, max_grad_norm: float | Tensor | None = None):
+        self.params: list[Tensor] = list(params)
+        if not self.params:
+            raise ValueError("StackedAdam: `params` is empty")
+        first = self.params[0]
+        for i, p in enumerate(self.params):
+            if not isinstance(p, Tensor) or not p.requires_grad or p.dim() < 1:
+                raise ValueError(f"StackedAdam: `params[{i}]` must be a tensor [K, ...] that requires grad")
+            if p.shape[0] != first.shape[0] or p.device != first.device or not p.is_floating_point():
+                raise ValueError(f"StackedAdam: `params[{i}]` must be a floating tensor with the same leading size "
+                                 f"K={first.shape[0]} and device ({first.device}) as params[0], got "
+                                 f"{p.dtype} {list(p.shape)} on {p.device}")
+        self.num_stacked = int(first.shape[0])
+        self.device = first.device
+        beta1, beta2 = betas
+        if not (0.0 <= beta1 < 1.0 and 0.0 <= beta2 < 1.0):
+            raise ValueError(f"StackedAdam: `betas` must lie in [0, 1), got {betas!r}")
+        self.betas = (float(beta1), float(beta2))
+        self.lr = self._per_agent("lr", lr, positive=False)
+        self.eps = self._per_agent("eps", eps, positive=True)
+        self.max_grad_norm = None if max_grad_norm is None else self._per_agent("max_grad_norm", max_grad_norm, True)
+        self.step_count = torch.zeros(self.num_stacked, dtype=torch.float64, device=self.device)
+        #: Multiplies every agent's learning rate (a schedule ``fill_``s it: no host sync, graph-safe).
+        self.lr_scale = torch.ones((), dtype=torch.float64, device=self.device)
+        self.exp_avg = [torch.zeros_like(p, memory_format=torch.preserve_format) for p in self.params]
+        self.exp_avg_sq = [torch.zeros_like(p, memory_format=torch.preserve_format) for p in self.params]
+        # The [K] factors reshaped to broadcast over each parameter's trailing dimensions.
+        self._shapes = [(self.num_stacked,) + (1,) * (p.dim() - 1) for p in self.params]
+
+    # ------------------------------------------------------------------ per-agent settings
+
+    def _per_agent(self, name: str, value, positive: bool) -> Tensor:
+        """``value`` as a float64 ``[K]`` tensor on the parameters' device (checked: finite, >= 0 or > 0)."""
+        if isinstance(value, bool):
+            raise ValueError(f"StackedAdam: `{name}` must be a number or a [K] tensor, got {value!r}")
+        if isinstance(value, (int, float)):
+            tensor = torch.full((self.num_stacked,), float(value), dtype=torch.float64)
+        elif (isinstance(value, Tensor) and value.shape == (self.num_stacked,) and value.dtype != torch.bool
+              and not value.dtype.is_complex):
+            tensor = value.detach().to(device="cpu", dtype=torch.float64)
+        else:
+            shape = list(value.shape) if isinstance(value, Tensor) else type(value).__name__
+            raise ValueError(f"StackedAdam: `{name}` must be a number or a tensor of shape [{self.num_stacked}], "
+                             f"got {shape}")
+        bad = ~torch.isfinite(tensor) | ((tensor <= 0) if positive else (tensor < 0))
+        if bool(bad.any()):
+            raise ValueError(f"StackedAdam: `{name}` must be finite and {'> 0' if positive else '>= 0'} for every "
+                             f"agent, got {tensor.tolist()}")
+        return tensor.to(self.device)
+
+    def set_lr(self, lr: float | Tensor) -> None:
+        """Every agent's learning rate from now on (a number or a ``[K]`` tensor)."""
+        self.lr = self._per_agent("lr", lr, positive=False)
+
+    # ------------------------------------------------------------------ the update
+
+    def zero_grad(self) -> None:
+        for p in self.params:
+            p.grad = None
+
+    @torch.no_grad()
+    def clip_grad_norm_(self) -> Tensor | None:
+        """Scales agent k's gradient to at most ``max_grad_norm[k]`` (its global norm over every parameter);
+        returns the ``[K]`` norms before clipping (None without a bound). :meth:`step` calls it."""
+        if self.max_grad_norm is None:
+            return None
+        grads = self._grads()
+        per_param = torch.stack([g.reshape(self.num_stacked, -1).norm(dim=1) for g in grads])
+        norms = torch.linalg.vector_norm(per_param, dim=0)
+        # In the gradients' dtype, as clip_grad_norm_ computes it.
+        coef = (self.max_grad_norm.to(norms.dtype) / (norms + 1e-6)).clamp(max=1.0)
+        torch._foreach_mul_(grads, [coef.view(shape) for shape in self._shapes])
+        return norms
+
+    @torch.no_grad()
+    def step(self, active: Tensor | None = None) -> None:
+        """One Adam step for every agent (or the agents ``active`` marks), gradients clipped first."""
+        grads = self._grads()
+        if active is not None:
+            if not isinstance(active, Tensor) or active.dtype != torch.bool or active.shape != (self.num_stacked,):
+                raise ValueError(f"StackedAdam.step: `active` must be a bool tensor of shape [{self.num_stacked}]")
+            active = active.to(self.device)
+        self.clip_grad_norm_()
+        beta1, beta2 = self.betas
+        step = self.step_count + 1 if active is None else self.step_count + active.double()
+        bias_correction1 = 1 - torch.pow(beta1, step)
+        bias_correction2_sqrt = (1 - torch.pow(beta2, step)).sqrt()
+        step_size = self.lr * self.lr_scale / bias_correction1
+        if active is not None:
+            # Inactive agents: zero gradient moments would still decay, so their rows are restored below.
+            keep = [torch.stack([m, v]) for m, v in zip(self.exp_avg, self.exp_avg_sq)]
+            step_size = torch.where(active, step_size, 0.0)
+        dtype = grads[0].dtype
+        torch._foreach_lerp_(self.exp_avg, grads, 1 - beta1)
+        torch._foreach_mul_(self.exp_avg_sq, beta2)
+        torch._foreach_addcmul_(self.exp_avg_sq, grads, grads, value=1 - beta2)
+        denom = torch._foreach_sqrt(self.exp_avg_sq)
+        torch._foreach_div_(denom, [bias_correction2_sqrt.to(dtype).view(s) for s in self._shapes])
+        torch._foreach_add_(denom, [self.eps.to(dtype).view(s) for s in self._shapes])
+        update = torch._foreach_div(self.exp_avg, denom)
+        torch._foreach_mul_(update, [(-step_size).to(dtype).view(s) for s in self._shapes])
+        torch._foreach_add_(self.params, update)
+        if active is not None:
+            for m, v, old, shape in zip(self.exp_avg, self.exp_avg_sq, keep, self._shapes):
+                mask = active.view(shape)
+                m.copy_(torch.where(mask, m, old[0]))
+                v.copy_(torch.where(mask, v, old[1]))
+        self.step_count = step
+
+    def _grads(self) -> list[Tensor]:
+        grads = [p.grad for p in self.params]
+        missing = [i for i, g in enumerate(grads) if g is None]
+        if missing:
+            raise RuntimeError(f"StackedAdam: params {missing} have no gradient; call backward() first")
+        return grads
+
+    # ------------------------------------------------------------------ checkpoints and compaction
+
+    def state_dict(self) -> dict:
+        """Tensors only (``torch.load(weights_only=True)`` reads them)."""
+        return {"step": self.step_count.clone(), "lr_scale": self.lr_scale.clone(), "exp_avg": [m.clone() for m in self.exp_avg],
+                "exp_avg_sq": [v.clone() for v in self.exp_avg_sq], "lr": self.lr.clone(), "eps": self.eps.clone(),
+                "max_grad_norm": None if self.max_grad_norm is None else self.max_grad_norm.clone(),
+                "betas": list(self.betas)}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restores :meth:`state_dict`; every entry is checked before anything changes."""
+        if not isinstance(state, dict) or not set(_STATE_KEYS) | {"betas"} <= set(state):
+            raise ValueError(f"StackedAdam.load_state_dict: `state` must hold {', '.join(_STATE_KEYS)}, betas")
+        k = self.num_stacked
+        step = state["step"]
+        if not isinstance(step, Tensor) or step.shape != (k,) or not step.is_floating_point():
+            raise ValueError(f"StackedAdam.load_state_dict: `step` must be a float tensor of shape [{k}]")
+        scale = state["lr_scale"]
+        if not isinstance(scale, Tensor) or scale.shape != () or not bool(torch.isfinite(scale)) or float(scale) < 0:
+            raise ValueError("StackedAdam.load_state_dict: `lr_scale` must be a finite 0-dim tensor >= 0")
+        for key in ("exp_avg", "exp_avg_sq"):
+            value = state[key]
+            if (not isinstance(value, (list, tuple)) or len(value) != len(self.params)
+                    or any(not isinstance(t, Tensor) or t.shape != p.shape for t, p in zip(value, self.params))):
+                raise ValueError(f"StackedAdam.load_state_dict: `{key}` must be {len(self.params)} tensors shaped "
+                                 f"like the parameters")
+        lr = self._per_agent("lr", state["lr"], positive=False)
+        eps = self._per_agent("eps", state["eps"], positive=True)
+        bound = state["max_grad_norm"]
+        bound = None if bound is None else self._per_agent("max_grad_norm", bound, positive=True)
+        betas = state["betas"]
+        if not (isinstance(betas, (list, tuple)) and len(betas) == 2 and all(0 <= b < 1 for b in betas)):
+            raise ValueError(f"StackedAdam.load_state_dict: `betas` must be two numbers in [0, 1), got {betas!r}")
+        self.step_count = step.to(device=self.device, dtype=torch.float64).clone()
+        self.lr_scale = scale.to(device=self.device, dtype=torch.float64).clone()
+        self.exp_avg = [t.to(p).clone() for t, p in zip(state["exp_avg"], self.params)]
+        self.exp_avg_sq = [t.to(p).clone() for t, p in zip(state["exp_avg_sq"], self.params)]
+        self.lr, self.eps, self.max_grad_norm = lr, eps, bound
+        self.betas = (float(betas[0]), float(betas[1]))
+
+    def select(self, index: Tensor, params: Sequence[Tensor]) -> "StackedAdam":
+        """The optimiser of the agents in ``index`` (in that order) over ``params``, their parameters
+        (e.g. ``StackedMLP.select(index).parameters()``): each keeps its moments, step count and settings."""
+        index = torch.as_tensor(index, device=self.device).long()
+        out = StackedAdam(params, lr=self.lr.index_select(0, index), betas=self.betas,
+                          eps=self.eps.index_select(0, index),
+                          max_grad_norm=None if self.max_grad_norm is None else self.max_grad_norm.index_select(0, index))
+        if len(out.params) != len(self.params) or any(a.shape[1:] != b.shape[1:] for a, b in zip(out.params, self.params)):
+            raise ValueError("StackedAdam.select: `params` must be the selected agents' copies of this optimiser's "
+                             "parameters, in the same order")
+        out.step_count = self.step_count.index_select(0, index)
+        out.lr_scale = self.lr_scale.clone()
+        out.exp_avg = [m.index_select(0, index) for m in self.exp_avg]
+        out.exp_avg_sq = [v.index_select(0, index) for v in self.exp_avg_sq]
+        return out
