@@ -56,6 +56,13 @@ def test_unreached_runs_are_infinite_not_nan():
     assert stats.summarize(mostly_failed, reps=100)["median"] == {"value": None, "ci": [1000.0, None]}
 
 
+def test_percentiles_next_to_an_infinity():
+    values = np.array([1.0, 2.0, math.inf])
+    assert stats._percentile(values, 100 * 0.75) == math.inf  # between 2 and inf: inf, not NaN
+    assert stats._percentile(values, 25) == np.percentile(values[:2], 50)
+    assert stats._percentile(values, 50) == 2.0
+
+
 def test_summarize_is_reproducible_and_brackets_the_estimate():
     rng = np.random.default_rng(0)
     steps = rng.integers(8_000, 40_000, size=64).astype(float)

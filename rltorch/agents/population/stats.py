@@ -82,6 +82,8 @@ def _percentile(values: np.ndarray, q: float) -> float:
     if gamma == 0 or a == b:
         return float(a)
     diff = b - a
+    if math.isinf(diff):  # between a finite value and +inf: +inf (NumPy's formula gives NaN)
+        return float(b)
     # numpy's _lerp: from the nearer end, for the same rounding.
     return float(b - diff * (1 - gamma)) if gamma >= 0.5 else float(a + diff * gamma)
 
