@@ -35,6 +35,8 @@ import sys
 import tempfile
 import time
 
+import torch
+
 from rltorch.bench.core import Case, Settings, SolveRun, Unavailable
 
 SB3_SCRIPT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "sb3_solve.py")
@@ -233,6 +235,42 @@ def cleanrl_solve_run(result: dict) -> SolveRun:
                     extra={"clock": "from process start; solved = mean of its last 100 training episodes >= 475"})
 
 
+# --- populations ---------------------------------------------------------------------------------
+
+POPULATION_LAYERS = (64, 64)  # PPO's tanh networks
+
+
+def _stacked_update_case(impl: str, agents: int, rows: int) -> Case:
+    """Forward and backward of K agents' PPO policy and value MLPs on ``rows`` observations each: rltorch's
+    stacked parameters (one ``baddbmm`` per layer) beside ``torch.func.functional_call`` under ``vmap`` over
+    stacked state dicts, the other way to batch K networks in PyTorch."""
+
+    def setup(settings: Settings):
+        import copy
+
+        from torch.func import functional_call, stack_module_state, vmap
+
+        from rltorch.nn import mlp
+        from rltorch.nn.stacked import StackedMLP
+
+        device = settings.torch_device
+        obs = torch.randn(agents, rows, 4, device=device)
+        if impl == "rltorch":
+            actor = StackedMLP(agents, 4, POPULATION_LAYERS, 2, activation="tanh").to(device)
+            critic = StackedMLP(agents, 4, POPULATION_LAYERS, 1, activation="tanh").to(device)
+            return lambda: (actor(obs).sum() + critic(obs).sum()).backward()
+        nets = []
+        for out in (2, 1):
+            singles = [mlp(4, POPULATION_LAYERS, out, activation="tanh").to(device) for _ in range(agents)]
+            params, buffers = stack_module_state(singles)
+            base = copy.deepcopy(singles[0]).to("meta")
+            nets.append((vmap(lambda p, b, x, base=base: functional_call(base, (p, b), (x,))), params, buffers))
+        return lambda: sum(f(p, b, obs).sum() for f, p, b in nets).backward()
+
+    return Case("agents", "stacked_mlp_update", impl, setup, size=rows, size_label="rows per agent",
+                params=(("agents", agents),), items=agents * rows, item="row")
+
+
 # --- cases --------------------------------------------------------------------------------------
 
 def _rltorch_case(group: str, algorithm: str, tiny_args: list[str], impl: str = "rltorch",
@@ -290,6 +328,8 @@ def cases(settings: Settings) -> list[Case]:
                                lambda s: s.pick(1280, None, 100_000)))
         found.append(_cleanrl_case("dqn_time_to_solve", "CleanRL DQN", "dqn.py", SOLVE_THREADS,
                                    ["--total-timesteps", "2000", "--learning-starts", "1000"]))
+    for rows in settings.pick((16,), (128,), (64, 128, 1024)):
+        found += [_stacked_update_case("rltorch", 64, rows), _stacked_update_case("torch.func vmap", 64, rows)]
     if settings.mode == "full":
         # Ape-X's learner plus 2 actor processes on Ray (a local cluster per seed, its start-up
         # counted in the time from process start, not in the time to solve).
