@@ -4,7 +4,7 @@ agents whose outcome is settled leave the forward pass without changing anyone's
 import pytest
 import torch
 
-from rltorch.agents.population.evaluation import evaluate_agents
+from rltorch.agents.population.evaluation import evaluate_agents, narrow_cartpole
 from rltorch.envs.cartpole import CartPoleVecEnv
 from rltorch.envs.vector import VectorEnvAdapter
 
@@ -15,7 +15,7 @@ CONTROLLERS = {
 }
 
 
-def evaluate(kinds, episodes=8, **kw):
+def evaluate(kinds, episodes=8, narrow=False, **kw):
     env = VectorEnvAdapter(CartPoleVecEnv(len(kinds) * episodes, autoreset_mode="same_step"), torch.device("cpu"))
     calls = []
 
@@ -25,7 +25,8 @@ def evaluate(kinds, episodes=8, **kw):
         policies = [CONTROLLERS[kinds[k]] for k in chosen]
         return lambda rows: torch.stack([policy(r) for policy, r in zip(policies, rows)])
 
-    return evaluate_agents(env, 3, len(kinds), episodes, policy_for, **kw), calls
+    return evaluate_agents(env, 3, len(kinds), episodes, policy_for, narrow=narrow_cartpole if narrow else None,
+                           **kw), calls
 
 
 def test_each_agent_plays_its_own_rows_whoever_plays_beside_it():
@@ -44,6 +45,15 @@ def test_stop_below_gives_lower_bounds_and_keeps_the_full_agents_exact():
     assert torch.equal(early[1], full[1])
     assert bool((early[0] <= full[0]).all()) and early[0].mean() < 475
     assert calls[1] == [0, 1] and calls[-1] == [1]  # bad leaves at the first check, mid once too far behind
+
+
+def test_narrowing_the_env_changes_no_return():
+    # Also: an agent that stopped keeps the returns it stopped with, whether its rows keep stepping or not.
+    kinds = ["mid", "good", "bad", "good", "mid"]
+    for kw in ({}, {"stop_below": 475.0, "best": 500.0}):
+        wide, calls = evaluate(kinds, episodes=12, **kw)
+        narrow, narrow_calls = evaluate(kinds, episodes=12, narrow=True, **kw)
+        assert torch.equal(narrow, wide) and narrow_calls == calls and calls[-1] == [1, 3]
 
 
 def test_env_of_the_wrong_size():

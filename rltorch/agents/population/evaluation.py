@@ -6,8 +6,10 @@ only. Every ``check_every`` steps the agents whose outcome is settled (all
 episodes over, or, with ``stop_below``, too far behind to reach it) leave the
 forward pass: the policy is rebuilt for the agents still playing, so a long
 evaluation of a few good agents does not pay for the many that failed early.
-Their envs keep stepping (with the last actions those agents chose), which
-costs the env kernel a few rows and keeps every other agent's rows unchanged.
+Their envs keep stepping with the last actions those agents chose, unless
+``narrow`` builds an env of the remaining agents' rows that continues their
+episodes (:func:`narrow_cartpole` for rltorch's CartPole): then the env steps
+only the rows still needed. Either way no other agent's rows change.
 """
 
 from __future__ import annotations
@@ -17,7 +19,10 @@ from typing import Callable, Optional
 import torch
 from torch import Tensor
 
-__all__ = ["evaluate_agents"]
+from rltorch.envs.cartpole import CartPoleVecEnv
+from rltorch.envs.vector import VectorEnvAdapter
+
+__all__ = ["evaluate_agents", "narrow_cartpole"]
 
 #: A policy for a subset of agents: ``policy_for(agents)`` (None: all of them) returns a function from
 #: observations ``[A, episodes, *obs_shape]`` to greedy actions ``[A, episodes, *action_shape]``.
@@ -26,34 +31,47 @@ PolicyFor = Callable[[Optional[Tensor]], Callable[[Tensor], Tensor]]
 
 @torch.no_grad()
 def evaluate_agents(env, seed: int, num_agents: int, episodes: int, policy_for: PolicyFor,
-                    stop_below: float | None = None, best: float | None = None, check_every: int = 16) -> Tensor:
+                    stop_below: float | None = None, best: float | None = None, check_every: int = 8,
+                    narrow: Callable[[VectorEnvAdapter, Tensor], VectorEnvAdapter] | None = None) -> Tensor:
     """Returns ``[num_agents, episodes]`` (float64, on the CPU) of each agent's greedy episodes.
 
     ``env`` is a :class:`~rltorch.envs.vector.VectorEnvAdapter` of ``num_agents * episodes`` envs, reset here
     with ``seed``. With ``stop_below`` and ``best`` (the most one episode can return), an agent stops once
     its mean can no longer reach ``stop_below``: its unfinished episodes' returns are then partial, so its
-    mean is a lower bound, below ``stop_below``. Without them every agent plays every episode to its end."""
+    mean is a lower bound, below ``stop_below``. Without them every agent plays every episode to its end.
+    ``narrow(env, rows)``, if given, returns an env of those rows of ``env`` continuing their episodes."""
     k, e = num_agents, episodes
     if env.num_envs != k * e:
         raise ValueError(f"evaluate_agents: the env steps {env.num_envs} envs, not num_agents * episodes = {k * e}")
+    given = env
     obs = env.reset(seed=seed)
     device = obs.device
     returns = torch.zeros(k, e, dtype=torch.float64, device=device)
     finished = torch.zeros(k, e, dtype=torch.bool, device=device)
     budget = None if stop_below is None or best is None else e * (best - stop_below)
-    playing: Tensor | None = None  # None: every agent
+    playing = torch.arange(k, device=device)  # the agents still playing, in order
+    stopped = torch.zeros(k, 1, dtype=torch.bool, device=device)
+    stepping = playing  # the agents whose rows the env steps (all of them, or those left after narrowing)
     policy = policy_for(None)
     actions: Tensor | None = None
     steps = 0
     while True:
-        rows = obs.view(k, e, *obs.shape[1:])
-        if playing is None:
+        rows = obs.view(stepping.numel(), e, *obs.shape[1:])
+        if playing.numel() == stepping.numel():
             actions = policy(rows)
+        else:  # the env still steps agents that stopped: they repeat their last actions
+            inside = torch.searchsorted(stepping, playing)
+            actions[inside] = policy(rows.index_select(0, inside))
+        step = env.step(actions.reshape(-1, *actions.shape[2:]))
+        reward = step.reward.view(-1, e).double()
+        done = (step.terminated | step.truncated).view(-1, e)
+        if stepping.numel() == k:
+            # An agent that stopped keeps the returns it stopped with.
+            returns += torch.where(finished | stopped, 0.0, reward)
+            finished |= done
         else:
-            actions[playing] = policy(rows.index_select(0, playing))
-        step = env.step(actions.reshape(k * e, *actions.shape[2:]))
-        returns += torch.where(finished, 0.0, step.reward.view(k, e).double())
-        finished |= (step.terminated | step.truncated).view(k, e)
+            returns[stepping] += torch.where(finished[stepping], 0.0, reward)
+            finished[stepping] |= done
         obs = step.obs
         steps += 1
         if steps % check_every:
@@ -66,7 +84,38 @@ def evaluate_agents(env, seed: int, num_agents: int, episodes: int, policy_for: 
         keep = undecided.nonzero().flatten()  # the one host read per check_every steps
         if keep.numel() == 0:
             break
-        if keep.numel() < (k if playing is None else playing.numel()):
+        if keep.numel() < playing.numel():
             playing = keep
+            stopped = ~undecided.unsqueeze(1)
             policy = policy_for(playing)
+            if narrow is not None:
+                inside = torch.searchsorted(stepping, playing)
+                env_rows = (inside.unsqueeze(1) * e + torch.arange(e, device=device)).flatten()
+                narrowed = narrow(env, env_rows)
+                if narrowed is not env and env is not given:  # close only the envs made here
+                    env.close()
+                env, stepping = narrowed, playing
+                obs = obs.index_select(0, env_rows)
+                actions = actions.index_select(0, inside)
+    if env is not given:
+        env.close()
     return returns.cpu()
+
+
+def narrow_cartpole(env: VectorEnvAdapter, rows: Tensor) -> VectorEnvAdapter:
+    """An env of ``rows`` of rltorch's CartPole ``env``, continuing their episodes bit for bit (an episode
+    that ends afterwards resets to other initial states than the full env's row would: an evaluation, which
+    counts each row's first episode only, does not see them). Any other env is returned as it is."""
+    if not isinstance(env.env, CartPoleVecEnv):
+        return env
+    full = env.env
+    saved = env.state_dict()
+    inner = saved["env"]
+    rows_on = rows.to(full.device)
+    part = CartPoleVecEnv(rows.numel(), device=full.device, max_episode_steps=full.max_episode_steps,
+                          autoreset_mode=full.autoreset_mode, sutton_barto_reward=full.sutton_barto_reward)
+    narrowed = VectorEnvAdapter(part, env.device)
+    narrowed.load_state_dict({"prev_done": saved["prev_done"][rows_on], "env": {
+        **inner, "num_envs": rows.numel(), "state": inner["state"][:, rows_on], "steps": inner["steps"][rows_on],
+        "prev_done": inner["prev_done"][rows_on], "episode": inner["episode"][rows_on]}})
+    return narrowed
