@@ -83,6 +83,8 @@ class StackedLinear(nn.Module):
         """nn.Linear's initialisation (Kaiming-uniform weights, uniform biases within 1/sqrt(in)), agent by
         agent, agent k drawing from ``generators[k]``."""
         generators = _check_generators("StackedLinear.reset_parameters", generators, self.num_stacked)
+        if self.weight.is_meta:  # nothing to draw (select() and the actor-critic build on meta, then fill)
+            return
         bound = 1.0 / math.sqrt(self.in_features)
         with torch.no_grad():
             for k, generator in enumerate(generators):
