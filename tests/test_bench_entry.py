@@ -58,7 +58,10 @@ def _recorded_run(tmp_path):
     (run_dir / "results.json").write_text(json.dumps(report.load(str(path))))
     (run_dir / "x.png").write_bytes(b"")
     markdown = tmp_path / "B.md"
-    markdown.write_text("# Title\n\n<!-- BEGIN GENERATED: old -->\nstale\n<!-- END GENERATED -->\n\nhand-written\n")
+    markdown.write_text("# Title\n\n<!-- BEGIN GENERATED: rltorch bench --report other/results.json --splice B.md -->\n"
+                        "other run\n<!-- END GENERATED -->\n\n"
+                        "<!-- BEGIN GENERATED: rltorch bench --report run/results.json --splice B.md -->\nstale\n"
+                        "<!-- END GENERATED -->\n\nhand-written\n")
     return run_dir, markdown
 
 
@@ -70,13 +73,14 @@ def test_splice_writes_the_report_between_the_markers_and_check_catches_drift(tm
     code, _, _ = _cli(["bench", "--report", results, "--splice", str(markdown)], capsys)
     text = markdown.read_text()
     assert code == 0 and "stale" not in text and "hand-written" in text and "5.0x" in text
+    assert "other run" in text  # another run's block is left alone
     assert "- [x](run/x.png)" in text
     assert "<!-- BEGIN GENERATED: rltorch bench --report run/results.json --splice B.md -->" in text
     code, _, _ = _cli(["bench", "--report", results, "--splice", str(markdown), "--check"], capsys)
     assert code == 0
     markdown.write_text("no markers\n")
     code, _, err = _cli(["bench", "--report", results, "--splice", str(markdown)], capsys)
-    assert code == 2 and "has no generated block" in err
+    assert code == 2 and "has no generated block for this run" in err
 
 
 def test_train_args_are_checked_against_every_algorithm_before_measuring(capsys, monkeypatch):

@@ -267,7 +267,7 @@ PEER_PACKAGES = ("gymnasium", "envpool", "cpprb", "torchrl", "tensordict", "stab
 
 def machine_info(device: str = "cpu") -> dict:
     """Enough to tell whether two runs can be compared: hardware, software, date."""
-    from rltorch import __version__
+    from rltorch._version import __version__
 
     info = {
         "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),

@@ -377,7 +377,7 @@ def write(run: dict, out_dir: str, command: str | None = None) -> dict[str, obje
 def from_pytest_benchmark(data: dict, path: str) -> dict:
     """A run dict from the JSON of ``pytest benchmarks --benchmark-json=FILE`` (the suite's cases under
     pytest-benchmark, whose conftest records each case in ``extra_info``), so one report renders both."""
-    from rltorch import __version__
+    from rltorch._version import __version__
 
     machine = data.get("machine_info") or {}
     cpu = machine.get("cpu") or {}
@@ -413,8 +413,9 @@ MARKDOWN_END = "<!-- END GENERATED -->"
 
 def splice_markdown(run_dir: str, target: str, check: bool = False) -> bool:
     """Writes the report of ``run_dir/results.json`` (plots linked relative to ``target``) between the
-    BEGIN/END GENERATED markers of the markdown file ``target``. With ``check``, writes nothing and
-    returns whether the file is up to date; otherwise returns whether it changed."""
+    BEGIN/END GENERATED markers of the markdown file ``target`` that name this run (one file can hold
+    the reports of several runs). With ``check``, writes nothing and returns whether the file is up to
+    date; otherwise returns whether it changed."""
     run = load(os.path.join(run_dir, "results.json"))
     link_dir = os.path.relpath(run_dir, os.path.dirname(os.path.abspath(target)))
     body = render(run, markdown=True, command=run.get("command"))
@@ -424,9 +425,12 @@ def splice_markdown(run_dir: str, target: str, check: bool = False) -> bool:
     block = f"{MARKDOWN_BEGIN.format(run_dir=link_dir, target=os.path.basename(target))}\n\n{body}\n{MARKDOWN_END}"
     with open(target) as f:
         text = f.read()
-    start, end = text.find("<!-- BEGIN GENERATED"), text.find(MARKDOWN_END)
+    start = text.find(f"<!-- BEGIN GENERATED: rltorch bench --report {link_dir}/results.json ")
+    end = text.find(MARKDOWN_END, start) if start >= 0 else -1
     if start < 0 or end < 0:
-        raise ValueError(f"{target!r} has no generated block (the BEGIN GENERATED / END GENERATED markers)")
+        raise ValueError(f"{target!r} has no generated block for this run: add the two lines "
+                         f"'{MARKDOWN_BEGIN.format(run_dir=link_dir, target=os.path.basename(target))}' and "
+                         f"'{MARKDOWN_END}' where its report belongs")
     updated = text[:start] + block + text[end + len(MARKDOWN_END):]
     if check:
         return updated == text

@@ -1,8 +1,10 @@
 """Supervised learning on rltorch: classifiers, metrics and the data to train them on.
 
-``BinaryClassifier``, ``MulticlassClassifier`` and ``MultilabelClassifier`` share
-one scikit-learn-like surface (``fit``, ``predict``, ``predict_proba``,
-``evaluate``, ``save``/``load``, ``export``) over the shared MLP or a small CNN.
+``BinaryClassifier``, ``MulticlassClassifier`` and ``MultilabelClassifier`` are
+scikit-learn estimators (``fit``, ``predict``, ``predict_proba``, ``score``,
+``get_params``/``set_params``; scikit-learn itself is optional and never
+imported here) with ``evaluate``, ``save``/``load`` and ``export`` on top, over
+the shared MLP or a small CNN.
 Data comes from torch generators (``make_circles`` ...) or from rltorch's
 vectorized CartPole (``collect_expert_pairs``, ``collect_failure_pairs``).
 """
@@ -14,13 +16,14 @@ from rltorch.classifiers.env_data import ENV_DATASETS, LinearExpert, collect_exp
 from rltorch.classifiers.metrics import (
     classification_metrics, confusion_matrix, multilabel_confusion_matrix, multilabel_metrics,
 )
-from rltorch.classifiers.models import (
-    BinaryClassifier, Classifier, MulticlassClassifier, MultilabelClassifier, NotFittedError, load_classifier,
-)
+from rltorch.classifiers.estimators import Classifier, NotFittedError
+from rltorch.classifiers.kinds import BinaryClassifier, MulticlassClassifier, MultilabelClassifier
+from rltorch.classifiers.labels import DataConversionWarning
+from rltorch.classifiers.persistence import load_classifier
 
 __all__ = [
     "Classifier", "BinaryClassifier", "MulticlassClassifier", "MultilabelClassifier", "NotFittedError",
-    "load_classifier",
+    "DataConversionWarning", "load_classifier",
     "make_circles", "make_moons", "make_blobs", "make_spirals", "make_multilabel", "train_test_split",
     "SYNTHETIC_DATASETS",
     "LinearExpert", "collect_expert_pairs", "collect_failure_pairs", "ENV_DATASETS",

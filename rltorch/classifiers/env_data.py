@@ -16,13 +16,15 @@ which is how the benchmarks compare the two.
 from __future__ import annotations
 
 import math
-from typing import Callable, Sequence
+from typing import Callable
 
 import gymnasium as gym
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
+from rltorch import _checks
 from rltorch._checks import resolve_device
+from rltorch.envs.experts import LinearExpert  # re-exported: its home before rltorch.envs.experts
 from rltorch.envs.vector import VectorEnvAdapter
 
 __all__ = ["LinearExpert", "collect_expert_pairs", "collect_failure_pairs", "ENV_DATASETS"]
@@ -30,35 +32,10 @@ __all__ = ["LinearExpert", "collect_expert_pairs", "collect_failure_pairs", "ENV
 Policy = Callable[[Tensor], Tensor]
 
 
-class LinearExpert(nn.Module):
-    """CartPole's classic linear controller: push right (action 1) when ``weights . obs > 0``.
-
-    The default weights (x, x_dot, theta, theta_dot) = (0.02, 0.2, 1.0, 0.4) were
-    tuned on rltorch's CartPole: they keep the pole up for all 500 steps of
-    every episode tried (5000 episodes), and still average about 460 with 30%
-    of the actions replaced by random ones.
-    """
-
-    DEFAULT_WEIGHTS = (0.02, 0.2, 1.0, 0.4)
-
-    def __init__(self, weights: Sequence[float] = DEFAULT_WEIGHTS):
-        super().__init__()
-        values = [float(w) for w in weights]
-        if len(values) != 4 or not all(math.isfinite(w) for w in values):
-            raise ValueError(f"`weights` must be 4 finite numbers (x, x_dot, theta, theta_dot), got {weights!r}")
-        self.register_buffer("weights", torch.tensor(values, dtype=torch.float32))
-
-    def forward(self, obs: Tensor) -> Tensor:
-        return (obs.float() @ self.weights > 0).long()
-
-
-def _check_common(num_samples: int, num_envs: int, epsilon: float) -> None:
-    if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
-        raise ValueError(f"`num_samples` must be an integer >= 1, got {num_samples!r}")
-    if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:
-        raise ValueError(f"`num_envs` must be an integer >= 1, got {num_envs!r}")
-    if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float)) or not 0.0 <= epsilon <= 1.0:
-        raise ValueError(f"`epsilon` must lie in [0, 1], got {epsilon!r}")
+def _check_common(owner: str, num_samples: int, num_envs: int, epsilon: float) -> None:
+    _checks.integer(owner, "num_samples", num_samples, 1, 2**40)
+    _checks.integer(owner, "num_envs", num_envs, 1, 2**31 - 1)
+    _checks.real(owner, "epsilon", epsilon, 0.0, 1.0)
 
 
 def _open(env: gym.vector.VectorEnv | None, num_envs: int, device: torch.device, seed: int
@@ -136,7 +113,7 @@ def collect_expert_pairs(expert: Policy, num_samples: int, *, env: gym.vector.Ve
     different policy to act while ``expert`` only labels (DAgger's relabelling of the
     states a learner visits).
     """
-    _check_common(num_samples, num_envs, epsilon)
+    _check_common("collect_expert_pairs", num_samples, num_envs, epsilon)
     device = resolve_device(device)
     actor, labeller = (expert, None) if behavior is None else (behavior, expert)
     rows = _rollout(actor, labeller, None, num_samples, env, num_envs, device, seed, epsilon)
@@ -158,9 +135,8 @@ def collect_failure_pairs(policy: Policy, num_samples: int, *, horizon: int = 10
     future is not seen far enough are dropped, so the run goes ``horizon`` steps past
     ``num_samples``.
     """
-    _check_common(num_samples, num_envs, epsilon)
-    if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 1:
-        raise ValueError(f"`horizon` must be an integer >= 1, got {horizon!r}")
+    _check_common("collect_failure_pairs", num_samples, num_envs, epsilon)
+    _checks.integer("collect_failure_pairs", "horizon", horizon, 1, 2**31 - 1)
     device = resolve_device(device)
     n = env.num_envs if env is not None else num_envs
     # Valid rows per vector step are unknown for NEXT_STEP envs: collect with some slack, then trim.

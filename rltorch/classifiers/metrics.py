@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from rltorch import _checks
+
 __all__ = ["confusion_matrix", "classification_metrics", "multilabel_confusion_matrix", "multilabel_metrics"]
 
 
@@ -27,9 +29,7 @@ def _labels(values: Tensor, name: str, num_classes: int) -> Tensor:
 
 def confusion_matrix(y_true: Tensor, y_pred: Tensor, num_classes: int) -> Tensor:
     """``int64 [num_classes, num_classes]``: entry ``[i, j]`` counts samples of class ``i`` predicted as ``j``."""
-    if isinstance(num_classes, bool) or int(num_classes) != num_classes or num_classes < 1:
-        raise ValueError(f"`num_classes` must be an integer >= 1, got {num_classes!r}")
-    num_classes = int(num_classes)
+    num_classes = _checks.integer("confusion_matrix", "num_classes", num_classes, 1, 2**31 - 1)
     y_true = _labels(y_true, "y_true", num_classes)
     y_pred = _labels(y_pred, "y_pred", num_classes).to(y_true.device)
     if y_true.shape != y_pred.shape:

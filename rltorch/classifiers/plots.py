@@ -9,10 +9,12 @@ from __future__ import annotations
 import math
 import textwrap
 
+import numpy as np
 import torch
 from torch import Tensor
 
-from rltorch.classifiers.models import BinaryClassifier, Classifier, MultilabelClassifier
+from rltorch.classifiers.estimators import Classifier
+from rltorch.classifiers.kinds import BinaryClassifier, MultilabelClassifier
 
 __all__ = ["plot_decision_boundary", "plot_confusion_matrix", "plot_training_curves"]
 
@@ -44,7 +46,7 @@ def plot_decision_boundary(classifier: Classifier, X: Tensor, y: Tensor, path: s
     if plt is None:
         return None
     X = torch.as_tensor(X).detach().float().cpu()
-    y = torch.as_tensor(y).detach().cpu()
+    y = y.detach().cpu() if isinstance(y, Tensor) else np.asarray(y)
     if X.dim() != 2 or X.shape[1] != 2:
         raise ValueError(f"`X` must be [samples, 2] to draw decision regions, got shape {tuple(X.shape)}")
     low, high = X.min(0).values, X.max(0).values
@@ -54,7 +56,7 @@ def plot_decision_boundary(classifier: Classifier, X: Tensor, y: Tensor, path: s
     gx, gy = torch.meshgrid(xs, ys, indexing="xy")
     grid = torch.stack([gx.reshape(-1), gy.reshape(-1)], 1)
     shown = torch.randperm(len(X), generator=torch.Generator().manual_seed(0))[:_MAX_POINTS]
-    Xs, ys_ = X[shown], y[shown]
+    Xs, ys_ = X[shown], y[shown] if isinstance(y, Tensor) else y[shown.numpy()]
     extent = (float(xs[0]), float(xs[-1]), float(ys[0]), float(ys[-1]))
     if isinstance(classifier, MultilabelClassifier):
         proba = classifier.predict_proba(grid)
@@ -77,24 +79,26 @@ def plot_decision_boundary(classifier: Classifier, X: Tensor, y: Tensor, path: s
             axes[j // cols][j % cols].axis("off")
     else:
         fig, ax = plt.subplots(figsize=(6, 5.2))
-        num_classes = 2 if isinstance(classifier, BinaryClassifier) else classifier.num_classes
-        cmap = plt.get_cmap("tab10" if num_classes <= 10 else "tab20")
+        classes = classifier.classes_
+        cmap = plt.get_cmap("tab10" if len(classes) <= 10 else "tab20")
         if isinstance(classifier, BinaryClassifier):
-            proba = classifier.predict_proba(grid).reshape(resolution, resolution)
+            proba = classifier.predict_proba(grid)[:, 1].reshape(resolution, resolution)
             image = ax.imshow(proba.numpy(), origin="lower", extent=extent, cmap="RdBu_r", vmin=0, vmax=1,
                               alpha=0.5, aspect="auto")
-            fig.colorbar(image, ax=ax, label="P(class 1)")
+            fig.colorbar(image, ax=ax, label=f"P(class {classes[1]})")
             ax.contour(gx.numpy(), gy.numpy(), proba.numpy(), levels=[classifier.threshold], colors="k",
                        linewidths=1)
-            colors = {0: "tab:blue", 1: "tab:red"}
+            colors = ["tab:blue", "tab:red"]
         else:
-            regions = classifier.predict(grid).reshape(resolution, resolution)
-            ax.imshow(regions.numpy(), origin="lower", extent=extent, cmap=cmap, vmin=-0.5,
-                      vmax=cmap.N - 0.5, alpha=0.35, aspect="auto", interpolation="nearest")
-            colors = {k: cmap(k) for k in range(num_classes)}
-        for k in range(num_classes):
-            mask = ys_.reshape(-1) == k
-            ax.scatter(Xs[mask, 0], Xs[mask, 1], s=7, color=colors[k], edgecolors="none", label=f"class {k}")
+            regions = np.searchsorted(classes, np.asarray(classifier.predict(grid.numpy()))).reshape(resolution,
+                                                                                                     resolution)
+            ax.imshow(regions, origin="lower", extent=extent, cmap=cmap, vmin=-0.5, vmax=cmap.N - 0.5, alpha=0.35,
+                      aspect="auto", interpolation="nearest")
+            colors = [cmap(k % cmap.N) for k in range(len(classes))]
+        shown_labels = ys_.numpy().reshape(-1) if isinstance(ys_, torch.Tensor) else np.asarray(ys_).reshape(-1)
+        for k, label in enumerate(classes):
+            mask = torch.from_numpy(shown_labels == label)
+            ax.scatter(Xs[mask, 0], Xs[mask, 1], s=7, color=colors[k], edgecolors="none", label=f"class {label}")
         ax.legend(loc="upper right", fontsize=8, markerscale=2)
         ax.set_xlabel("x0")
         ax.set_ylabel("x1")

@@ -56,9 +56,9 @@ SOLVE_THREADS = 1
 
 
 def _package_root() -> str:
-    import rltorch
+    from rltorch import _version
 
-    return os.path.dirname(os.path.dirname(os.path.abspath(rltorch.__file__)))
+    return os.path.dirname(os.path.dirname(os.path.abspath(_version.__file__)))
 
 
 def child_env(threads: int | None, pythonpath: str | None = None, serial_kernels: bool = False) -> dict:

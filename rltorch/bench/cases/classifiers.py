@@ -42,8 +42,10 @@ def _fit_case(impl: str, samples: int) -> Case:
             from rltorch.classifiers import MulticlassClassifier
 
             def fit_epoch():
-                clf = MulticlassClassifier(2, hidden_sizes=HIDDEN, standardize=False, seed=0)
-                clf.fit(X, y, epochs=1, batch_size=BATCH)
+                # The anchor's threads (the process's), not the classifier's one-thread default: same work.
+                clf = MulticlassClassifier(2, hidden_sizes=HIDDEN, standardize=False, epochs=1, batch_size=BATCH,
+                                           threads=torch.get_num_threads(), seed=0)
+                clf.fit(X, y)
 
             return fit_epoch
 

@@ -71,13 +71,13 @@ def warm(call, times: int = 3):
 
 def _td_case(group: str, impl: str, batch: int, double: bool) -> Case:
     def setup(settings: Settings):
-        import rltorch
+        from rltorch import ops
 
         reward, terminated, next_q, online = td_inputs(batch, settings.torch_device)
         if impl == "rltorch":
             if double:
-                return warm(lambda: rltorch.ops.double_dqn_target(reward, terminated, next_q, online, GAMMA))
-            return warm(lambda: rltorch.ops.td_target(reward, terminated, next_q, GAMMA))
+                return warm(lambda: ops.double_dqn_target(reward, terminated, next_q, online, GAMMA))
+            return warm(lambda: ops.td_target(reward, terminated, next_q, GAMMA))
         fn = double_dqn_target_eager if double else dqn_target_eager
         if impl == "torch.compile":
             fn = compiled(fn)
@@ -91,11 +91,11 @@ def _td_case(group: str, impl: str, batch: int, double: bool) -> Case:
 
 def _gae_case(impl: str, num_envs: int) -> Case:
     def setup(settings: Settings):
-        import rltorch
+        from rltorch import ops
 
         args = rollout_inputs(TIME_STEPS, num_envs, settings.torch_device)
         if impl == "rltorch":
-            return warm(lambda: rltorch.ops.gae(*args, GAMMA, LAMBDA))
+            return warm(lambda: ops.gae(*args, GAMMA, LAMBDA))
         if impl == "eager loop":
             return warm(lambda: gae_loop(*args))
         if impl == "compiled loop":
@@ -116,13 +116,12 @@ def _gae_case(impl: str, num_envs: int) -> Case:
 
 def _nstep_case(impl: str, num_envs: int, n: int = 3) -> Case:
     def setup(settings: Settings):
-        import rltorch
-        from rltorch import _reference
+        from rltorch import _reference, ops
 
         reward, _, _, terminated, done = rollout_inputs(TIME_STEPS, num_envs, settings.torch_device)
         truncated = done & ~terminated
         # The reference's definition is the loop over time a replay writer otherwise runs.
-        fn = rltorch.ops.nstep_returns if impl == "rltorch" else _reference.nstep_returns
+        fn = ops.nstep_returns if impl == "rltorch" else _reference.nstep_returns
         return warm(lambda: fn(reward, terminated, truncated, n, GAMMA))
 
     return Case("ops", "nstep_returns", impl, setup, size=num_envs, size_label="N",
