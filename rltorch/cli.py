@@ -373,8 +373,13 @@ def _cmd_bench(args: argparse.Namespace) -> int:
             from rltorch.bench.cases.agents import sb3_venv
 
             args.sb3_python = sb3_venv(args.sb3_venv)
+        rejax = None
+        if args.rejax_venv:
+            from rltorch.bench.cases.agents import rejax_venv
+
+            rejax = rejax_venv(args.rejax_venv)
         settings = Settings.for_mode(args.mode, device=args.device, python=args.sb3_python, cleanrl=args.cleanrl,
-                                     train_args=tuple(train_args), **overrides)
+                                     rejax_python=rejax, train_args=tuple(train_args), **overrides)
         cases = collect(args.only or list(CAPABILITIES), settings)
         if args.list:
             for case in cases:
@@ -582,6 +587,10 @@ def build_parser() -> argparse.ArgumentParser:
                               "or this one)")
     p_bench.add_argument("--sb3-venv", default=None, metavar="DIR",
                          help="run stable-baselines3 in this venv, made on first use at its own pins")
+    p_bench.add_argument("--rejax-venv", default=None, metavar="DIR",
+                         help="run rejax (JAX) in this venv, made on first use with rejax 0.1.3 and gymnax 0.0.9: "
+                              "adds its vmapped PPO to the population case of --full runs (default: "
+                              "$RLTORCH_BENCH_REJAX_PYTHON)")
     p_bench.add_argument("--cleanrl", default=None, metavar="PATH",
                          help="a CleanRL checkout: adds its ppo.py and dqn.py to the time-to-solve cases "
                               "(default: $RLTORCH_BENCH_CLEANRL)")
