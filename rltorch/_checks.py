@@ -1,15 +1,22 @@
-"""Argument checks shared across rltorch (ops wrappers, envs, buffers)."""
+"""Argument checks shared across rltorch (ops wrappers, envs, buffers, configs, the command line).
+
+One place for each kind of check: :func:`integer`, :func:`real`, :func:`integers` and :func:`choice` for
+arguments, :class:`Range` for the bounds configs declare on their fields (and :func:`integer` phrases its
+own with), :func:`same_device` for tensors that must share a device, :func:`resolve_device` /
+:func:`storage_device` / :func:`is_device_name` for device names.
+"""
 
 from __future__ import annotations
 
 import math
 import operator
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 _INT64_MAX = 2**63 - 1
-_BOUND_NAMES = {2**62: "2**62", 2**64 - 1: "2**64 - 1"}
+_BOUND_NAMES = {2**62: "2**62", 2**63 - 1: "2**63 - 1", 2**64 - 1: "2**64 - 1"}
 
 
 def integer(owner: str, name: str, value, minimum: int | None = None, maximum: int | None = None) -> int:
@@ -24,11 +31,78 @@ def integer(owner: str, name: str, value, minimum: int | None = None, maximum: i
     if minimum is None and maximum is None:
         if value > _INT64_MAX:
             raise ValueError(f"{owner}: `{name}` must fit in int64, got {value}")
-    elif not (minimum is None or minimum <= value) or not (maximum is None or value <= maximum):
-        low = "-inf" if minimum is None else minimum
-        high = "inf" if maximum is None else _BOUND_NAMES.get(maximum, maximum)
-        raise ValueError(f"{owner}: `{name}` must lie in [{low}, {high}], got {value}")
+    else:
+        Range(minimum, maximum).check(owner, name, value)
     return value
+
+
+@dataclass(frozen=True)
+class Range:
+    """Bounds on a number: ``low``/``high`` (None: unbounded), each closed unless ``low_open``/``high_open``.
+
+    Config fields carry one as ``Annotated[float, Range(0, 1)]``; :func:`integer` and the configs phrase
+    their errors with :meth:`describe`, e.g. "must lie in [0, 1]", "must be >= 1", "must be > 0"."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+
+    def contains(self, value: float) -> bool:
+        if self.low is not None and (value <= self.low if self.low_open else value < self.low):
+            return False
+        if self.high is not None and (value >= self.high if self.high_open else value > self.high):
+            return False
+        return True
+
+    def describe(self) -> str:
+        """The constraint as the end of "`name` must ..."."""
+        low, high = _bound_text(self.low), _bound_text(self.high)
+        if self.low is not None and self.high is not None:
+            return f"lie in {'(' if self.low_open else '['}{low}, {high}{')' if self.high_open else ']'}"
+        if self.low is not None:
+            return f"be {'>' if self.low_open else '>='} {low}"
+        if self.high is not None:
+            return f"be {'<' if self.high_open else '<='} {high}"
+        return "be a number"
+
+    def check(self, owner: str, name: str, value: float) -> None:
+        """ValueError ``"<owner>: `name` must <describe>, got <value>"`` unless ``value`` is in range."""
+        if not self.contains(value):
+            raise ValueError(f"{owner}: `{name}` must {self.describe()}, got {value!r}")
+
+
+def _bound_text(bound: float | None) -> str:
+    if bound is None:
+        return ""
+    if bound in _BOUND_NAMES:
+        return _BOUND_NAMES[bound]
+    if isinstance(bound, float) and math.isinf(bound):
+        return "inf" if bound > 0 else "-inf"
+    return f"{bound:g}" if isinstance(bound, float) else str(bound)
+
+
+def same_device(op: str, anchor: torch.Tensor, anchor_name: str, **others: torch.Tensor | None) -> None:
+    """Every tensor in ``others`` is on ``anchor``'s device (meta included), else a RuntimeError naming the
+    argument. The compiled kernels, their fake kernels (torch.compile sends a call with one meta tensor
+    there, which must not silently skip the work) and the pure-PyTorch fallback all check with this."""
+    for name, other in others.items():
+        if other is not None and other.device != anchor.device:
+            raise RuntimeError(
+                f"rltorch.{op}: `{name}` is on {other.device} but `{anchor_name}` is on {anchor.device}; "
+                "move them to one device"
+            )
+
+
+def is_device_name(name: str) -> bool:
+    """Whether ``name`` is 'auto' or names a device type agents run on (cpu, cuda[:N], mps, xpu), available or not."""
+    if name == "auto":
+        return True
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError, ValueError):
+        return False
+    return device.type in ("cpu", "cuda", "mps", "xpu")
 
 
 def storage_device(owner: str, device, what: str) -> torch.device:

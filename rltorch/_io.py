@@ -21,6 +21,7 @@ import hashlib
 import os
 import pickle
 import struct
+import tempfile
 import warnings
 from typing import Any, BinaryIO, Callable
 
@@ -86,8 +87,10 @@ def _feed(digest, value: Any) -> None:
 # ------------------------------------------------------------------ saving
 
 
-def check_writable(path: str | os.PathLike, what: str) -> str:
-    """``path`` as a string when it names a file that can be created or replaced; ValueError naming it otherwise."""
+def check_writable(path: str | os.PathLike, what: str, probe: bool = False) -> str:
+    """``path`` as a string when it names a file that can be created or replaced; ValueError naming it otherwise.
+    ``probe`` creates and removes a file beside it, which catches what permission bits do not show (root, a
+    read-only or virtual file system such as /proc): for checks made long before the write."""
     path = os.fspath(path)
     parent = os.path.dirname(os.path.abspath(path))
     if os.path.isdir(path):
@@ -96,6 +99,13 @@ def check_writable(path: str | os.PathLike, what: str) -> str:
         raise ValueError(f"{what}: {path!r} is not in an existing directory")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise ValueError(f"{what}: cannot write to {path!r}: its directory is not writable")
+    if probe:
+        try:
+            fd, name = tempfile.mkstemp(dir=parent, prefix=".rltorch-probe-")
+        except OSError as exc:
+            raise ValueError(f"{what}: cannot write to {path!r}: {exc.strerror or first_line(exc)}") from None
+        os.close(fd)
+        os.remove(name)
     return path
 
 
@@ -140,7 +150,9 @@ def load_checked(path: str | os.PathLike, what: str) -> dict:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        if "Unsupported global" in str(exc) or "weights_only" in str(exc):
+        # torch words every refusal with "weights_only"; a pickled callable or class is an unsupported GLOBAL,
+        # anything else (text, a truncated pickle) an unsupported opcode.
+        if "global" in str(exc).lower():
             raise ValueError(f"{path!r} is not an rltorch {what}: it holds Python objects other than tensors and "
                              "plain values, and rltorch never runs code from a file") from None
         raise ValueError(f"{path!r} is not a readable rltorch {what}: not a torch file, or damaged") from None

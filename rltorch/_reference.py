@@ -13,6 +13,8 @@ import math
 import torch
 from torch import Tensor
 
+from rltorch._checks import same_device
+
 
 def _check_unit(name: str, value: float, op: str = "") -> None:
     if not 0.0 <= float(value) <= 1.0:
@@ -22,14 +24,6 @@ def _check_unit(name: str, value: float, op: str = "") -> None:
 # The argument checks below mirror csrc/checks.h and csrc/*_common.cpp one for
 # one (same order, same exception type, same wording), so the fallback rejects
 # exactly what the kernels reject.
-
-
-def _same_device(op: str, anchor: Tensor, anchor_name: str, other: Tensor, other_name: str) -> None:
-    if other.device != anchor.device:
-        raise RuntimeError(
-            f"rltorch.{op}: `{other_name}` is on {other.device} but `{anchor_name}` is on {anchor.device}; "
-            "move them to one device"
-        )
 
 
 def _same_shape(op: str, anchor: Tensor, anchor_name: str, other: Tensor, other_name: str) -> None:
@@ -91,8 +85,8 @@ def td_target(
     """
     op = "td_target"
     _floating(op, reward, "reward")
-    _same_device(op, reward, "reward", terminated, "terminated")
-    _same_device(op, reward, "reward", next_q, "next_q")
+    same_device(op, reward, "reward", terminated=terminated)
+    same_device(op, reward, "reward", next_q=next_q)
     _same_shape(op, reward, "reward", terminated, "terminated")
     _same_dtype(op, reward, "reward", next_q, "next_q")
     has_action_dim = next_q.dim() == reward.dim() + 1
@@ -116,16 +110,16 @@ def td_target(
             f"got {list(next_q.shape)}"
         )
     if next_q_online is not None:
-        _same_device(op, reward, "reward", next_q_online, "next_q_online")
+        same_device(op, reward, "reward", next_q_online=next_q_online)
         _same_shape(op, next_q, "next_q", next_q_online, "next_q_online")
         _same_dtype(op, next_q, "next_q", next_q_online, "next_q_online")
     if next_action is not None:
-        _same_device(op, reward, "reward", next_action, "next_action")
+        same_device(op, reward, "reward", next_action=next_action)
         if next_action.is_floating_point() or next_action.is_complex() or next_action.dtype == torch.bool:
             raise RuntimeError(f"rltorch.{op}: `next_action` must hold integer action indices, got {next_action.dtype}")
         _same_shape(op, reward, "reward", next_action, "next_action")
     if discount is not None:
-        _same_device(op, reward, "reward", discount, "gamma")
+        same_device(op, reward, "reward", gamma=discount)
         _same_dtype(op, reward, "reward", discount, "gamma")
         if discount.dim() != 0 and discount.shape != reward.shape:
             raise RuntimeError(
@@ -169,7 +163,7 @@ def _time_major(op: str, reward: Tensor) -> None:
 
 
 def _flag_like(op: str, reward: Tensor, flags: Tensor, name: str) -> None:
-    _same_device(op, reward, "reward", flags, name)
+    same_device(op, reward, "reward", **{name: flags})
     _same_shape(op, reward, "reward", flags, name)
 
 
@@ -316,12 +310,6 @@ _ACTION_DTYPES = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64
 _INT32_MAX = 2**31 - 1
 
 
-def _check_same_device(op: str, anchor: Tensor, anchor_name: str, other: Tensor, other_name: str) -> None:
-    if other.device != anchor.device:
-        raise RuntimeError(f"rltorch.{op}: `{other_name}` is on {other.device} but `{anchor_name}` is on "
-                           f"{anchor.device}; move them to one device")
-
-
 def _check_seed(op: str, seed: int) -> None:
     # The schema's `int seed` is an int64: the dispatcher rejects anything else.
     if isinstance(seed, float) or not -(2**63) <= seed < 2**63:
@@ -342,7 +330,7 @@ def _check_cartpole_state(op: str, state: Tensor, steps: Tensor, prev_done: Tens
         raise RuntimeError(f"rltorch.{op}: at most 2^31 - 1 envs, got {n}")
     for t, name, dtype in ((steps, "steps", torch.int32), (prev_done, "prev_done", torch.bool),
                            (episode, "episode", torch.int64)):
-        _check_same_device(op, state, "state", t, name)
+        same_device(op, state, "state", **{name: t})
         if t.dtype != dtype:
             raise RuntimeError(f"rltorch.{op}: `{name}` must be {dtype}, got {t.dtype}")
         if t.shape != (n,):
@@ -371,7 +359,7 @@ def _check_cartpole_step(
 ) -> None:
     op = "cartpole_step_"
     n = _check_cartpole_state(op, state, steps, prev_done, episode)
-    _check_same_device(op, state, "state", actions, "actions")
+    same_device(op, state, "state", actions=actions)
     if actions.dtype not in _ACTION_DTYPES:
         raise RuntimeError(f"rltorch.{op}: `actions` must be an integer tensor (0 = push left, 1 = push right), "
                            f"got {actions.dtype}")
@@ -412,7 +400,7 @@ def cartpole_reset_(
     _check_seed(op, seed)
     _check_reset_bounds(op, low, high)
     if reset_mask is not None:
-        _check_same_device(op, state, "state", reset_mask, "reset_mask")
+        same_device(op, state, "state", reset_mask=reset_mask)
         if reset_mask.dtype != torch.bool:
             raise RuntimeError(f"rltorch.{op}: `reset_mask` must be bool, got {reset_mask.dtype}")
         if reset_mask.shape != (n,):
@@ -542,7 +530,7 @@ def _check_tree(op: str, tree: Tensor, capacity: int, fanout: int) -> tuple[list
 
 
 def _check_device(op: str, tree: Tensor, other: Tensor, name: str) -> None:
-    _same_device(op, tree, "tree", other, name)
+    same_device(op, tree, "tree", **{name: other})
 
 
 def _shares_memory(a: Tensor, b: Tensor) -> bool:

@@ -99,7 +99,7 @@ def _config_from_args(args: argparse.Namespace, config_class, algorithm: str):
 
 
 def _check_device(device: str) -> None:
-    from rltorch.envs import resolve_device
+    from rltorch._checks import resolve_device
 
     try:
         resolve_device(device)
@@ -176,6 +176,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
             agent.save(checkpoint, include_buffer=args.save_buffer)
             next_checkpoint[0] = (agent.env_steps // args.checkpoint_every + 1) * args.checkpoint_every
 
+    from rltorch.agents.base import EnvDataError
+
     try:
         result = agent.train(progress=not args.quiet, callback=on_row)
     except KeyboardInterrupt:
@@ -184,6 +186,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
         saved = f"; last checkpoint {checkpoint}" if os.path.exists(checkpoint) else ""
         print(f"rltorch: interrupted at {agent.env_steps} env steps{saved}", file=sys.stderr, flush=True)
         return 130
+    except EnvDataError as exc:
+        # Found at a log row, before that row's checkpoint: the last one written learned from finite data only.
+        agent.close()
+        saved = f"; last checkpoint {checkpoint}" if os.path.exists(checkpoint) else "; no checkpoint was written"
+        print(f"rltorch: error: {exc}{saved}", file=sys.stderr, flush=True)
+        return 1
     except BaseException:
         agent.close()
         raise
@@ -204,10 +212,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         "env_steps": result.env_steps, "updates": result.updates, "wall_time_s": result.wall_time_s,
         "last_eval_return": result.last_eval_return, "threshold": agent.threshold,
     })
-    curve = runs.plot_learning_curve(run_dir, agent.threshold, getattr(config, "eval_stop_early", False))
-    extra_files = getattr(agent, "write_run_files", None)  # an algorithm's own figures (BC: confusion matrix)
-    if extra_files is not None:
-        extra_files(run_dir)
+    curve = runs.plot_learning_curve(run_dir, agent.threshold, config.eval_stop_early)
+    agent.write_run_files(run_dir)  # an algorithm's own figures (BC: confusion matrix)
     print(f"run dir: {run_dir}" + (f" (learning curve: {curve})" if curve else ""))
     agent.close()
     return 0 if result.solved or not config.stop_when_solved else 1
@@ -246,8 +252,8 @@ def _cmd_train_classifier(args: argparse.Namespace) -> int:
 def _load_run(run_dir: str, device: str | None):
     """The agent saved in ``run_dir``, of the algorithm its config.json records."""
     from rltorch import runs
+    from rltorch._checks import resolve_device
     from rltorch.agents import Agent, algorithm_class
-    from rltorch.envs import resolve_device
 
     if not os.path.exists(run_dir):
         raise CliError(f"run directory {run_dir!r} does not exist")
@@ -282,8 +288,15 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
+    from rltorch._io import check_writable
+
     suffix = {"torchscript": "policy.ts", "export": "policy.pt2"}[args.format]
     output = args.output or os.path.join(args.run_dir, suffix)
+    if args.output is not None:  # checked before the run is loaded; the default lies in the run directory
+        try:
+            check_writable(output, "--output `path`", probe=True)
+        except ValueError as exc:
+            raise CliError(str(exc)) from None
     if os.path.isdir(args.run_dir):
         from rltorch import runs
 
@@ -466,22 +479,21 @@ def _can_create_in(directory: str) -> bool:
 
 
 def _int_at_least(low: int):
+    """An argparse type: an integer >= ``low`` (checked by rltorch._checks.integer, as config fields are)."""
+    from rltorch._checks import integer
+
     def parse(text: str) -> int:
         try:
-            value = int(text)
-        except ValueError:
+            return integer("rltorch", "value", int(text), minimum=low)
+        except (TypeError, ValueError):
             raise argparse.ArgumentTypeError(f"must be an integer >= {low}, got {text!r}") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"must be an integer >= {low}, got {value}")
-        return value
 
     return parse
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from rltorch.agents import ALGORITHMS, register_extensions
+    from rltorch.agents import ALGORITHMS
 
-    register_extensions()
     parser = argparse.ArgumentParser(prog="rltorch", description="Fast C++/CUDA reinforcement-learning ops for PyTorch.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     p_info = sub.add_parser("info", help="report version, build and which kernels each op uses")

@@ -3,10 +3,18 @@
 A config is a dataclass with a docstring under each field (as CleanRL's
 ``Args``). The field's annotation says what a value may be (``int``,
 ``float``, ``bool``, ``str``, ``Literal[...]`` choices, ``tuple[int, ...]``,
-``X | None``, ``Literal[...] | int``); :meth:`Config.validate` checks every field against it
-(bools are not numbers, integers are whole and finite, floats are finite) and
-then the ranges, naming the field. :func:`field_docs` reads the docstrings, so
-the CLI can turn each field into a flag with that help.
+``X | None``, ``Literal[...] | int``) and, through ``Annotated``, its bounds::
+
+    gamma: Annotated[float, Range(0, 1)] = 0.99
+    batch_size: Annotated[int, Range(1, None)] = 128
+    max_grad_norm: Annotated[float, Range(0, None, low_open=True)] | None = 10.0
+    hidden_sizes: HiddenSizes = (64, 64)          # one or more integers >= 1
+
+:meth:`Config.validate` checks every field against its annotation (bools are
+not numbers, integers are whole and finite, floats are finite), then its
+bounds, then the rules that tie fields together (:meth:`Config.check`), naming
+the field. :func:`field_docs` reads the docstrings and :func:`field_bounds` the
+bounds, so the CLI turns each field into a flag with that help.
 """
 
 from __future__ import annotations
@@ -17,27 +25,53 @@ import dataclasses
 import functools
 import inspect
 import json
-import os
 import math
+import os
 import textwrap
 import types
 import typing
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
+
+from rltorch._checks import Range
+
+
+@dataclass(frozen=True)
+class Length:
+    """A tuple field's bounds on its number of items (``Annotated[tuple[int, ...], Length(1)]``)."""
+
+    minimum: int = 0
+
+    def check(self, owner: str, name: str, value: tuple) -> None:
+        if len(value) < self.minimum:
+            raise ValueError(f"{owner}: `{name}` must hold at least {self.minimum} value(s), got {list(value)}")
+
+
+#: Widths of an MLP's hidden layers: one or more integers >= 1 (every agent and classifier config).
+HiddenSizes = Annotated[tuple[int, ...], Length(1), Range(1, None)]
+#: A probability-like number in [0, 1].
+Unit = Annotated[float, Range(0, 1)]
+#: A number > 0 (epsilons, scales).
+Positive = Annotated[float, Range(0, None, low_open=True)]
+#: An optimizer's learning rate: in (0, 1].
+LearningRate = Annotated[float, Range(0, 1, low_open=True)]
+#: Integers >= 1 (counts, sizes, intervals) and >= 0.
+PositiveInt = Annotated[int, Range(1, None)]
+NonNegativeInt = Annotated[int, Range(0, None)]
 
 
 @dataclass(kw_only=True)
 class Config:
     """A dataclass whose fields are checked against their annotations (:meth:`validate`), read from
     dicts and files (:meth:`from_dict`) and turned into command-line flags. Subclasses add fields
-    with a docstring under each and range checks in :meth:`check`."""
+    with a docstring under each, bounds in their annotations and cross-field rules in :meth:`check`."""
 
     def __post_init__(self):
         self.validate()
 
     def validate(self):
-        """Checks every field (type, then range) and normalises it (tuples, ints); raises ValueError naming the
-        field. Nothing is changed when a check fails. Returns ``self``."""
+        """Checks every field (type, then bounds, then :meth:`check`'s rules) and normalises it (tuples, ints);
+        raises ValueError naming the field. Nothing is changed when a check fails. Returns ``self``."""
         values = {f.name: _coerce(type(self), f.name, hint, getattr(self, f.name))
                   for f, hint in _fields_and_hints(type(self))}
         self.check(values)
@@ -46,7 +80,8 @@ class Config:
         return self
 
     def check(self, values: dict[str, Any]) -> None:
-        """Range checks on the type-checked ``values``; subclasses extend it (call ``super().check(values)``)."""
+        """Rules between fields (or beyond a type and bounds) on the checked ``values``; subclasses extend it
+        (call ``super().check(values)``)."""
 
     def requirement(self, cond: bool, name: str, message: str) -> None:
         """Raises ``ValueError("<Config>: `name` message")`` unless ``cond``."""
@@ -72,17 +107,54 @@ class Config:
 
 @functools.cache
 def _fields_and_hints(cls: type) -> tuple[tuple[dataclasses.Field, Any], ...]:
-    hints = typing.get_type_hints(cls)
+    """Each field with its annotation, ``Annotated`` bounds included."""
+    hints = typing.get_type_hints(cls, include_extras=True)
     return tuple((f, hints[f.name]) for f in dataclasses.fields(cls))
 
 
 def field_hints(cls: type) -> dict[str, Any]:
-    """Each field's resolved annotation."""
-    return {f.name: hint for f, hint in _fields_and_hints(cls)}
+    """Each field's resolved annotation without its bounds (``Annotated[float, Range(0, 1)]`` is ``float``)."""
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+
+
+def field_bounds(cls: type) -> dict[str, str]:
+    """The fields that have bounds, with them in words ("must lie in [0, 1]", "values must be >= 1")."""
+    return {f.name: text for f, hint in _fields_and_hints(cls) if (text := _bounds_text(hint))}
+
+
+def _bounds_text(hint) -> str:
+    inner, _ = optional_inner(hint)
+    either = literal_or(inner)
+    if either is not None:
+        return _bounds_text(either[1])
+    if typing.get_origin(inner) is not Annotated:
+        return ""
+    base, *metadata = typing.get_args(inner)
+    items = typing.get_origin(base) is tuple
+    parts = [("values must " if items else "must ") + m.describe() for m in metadata if isinstance(m, Range)]
+    parts += [f"at least {m.minimum} value(s)" for m in metadata if isinstance(m, Length) and m.minimum]
+    return "; ".join(parts)
+
+
+def _constrain(cls: type, name: str, metadata, value):
+    """Checks ``value`` against the ``Annotated`` bounds of its field (a tuple's Range bounds each item)."""
+    owner = cls.__name__
+    for bound in metadata:
+        if isinstance(bound, Range):
+            if isinstance(value, tuple):
+                if not all(bound.contains(v) for v in value):
+                    raise ValueError(f"{owner}: `{name}` values must {bound.describe()}, got {list(value)}")
+            else:
+                bound.check(owner, name, value)
+        elif isinstance(bound, Length):
+            bound.check(owner, name, value)
+    return value
 
 
 def literal_or(hint) -> tuple[tuple, Any] | None:
     """(the choices, the other type) for a ``Literal[...] | T`` annotation such as ``int | Literal["auto"]``."""
+    hint = _strip(hint)
     if typing.get_origin(hint) in (typing.Union, types.UnionType):
         args = typing.get_args(hint)
         literals = [a for a in args if typing.get_origin(a) is Literal]
@@ -94,11 +166,22 @@ def literal_or(hint) -> tuple[tuple, Any] | None:
 
 def optional_inner(hint) -> tuple[Any, bool]:
     """(the hint without ``None``, whether ``None`` is allowed)."""
+    hint = _strip(hint)
     if typing.get_origin(hint) in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(hint) if a is not type(None)]
         if len(args) == 1:
             return args[0], len(args) < len(typing.get_args(hint))
     return hint, False
+
+
+def _strip(hint):
+    """``hint`` without a bound-less ``Annotated`` wrapper around a union (``Annotated[int | None, ...]``)."""
+    if typing.get_origin(hint) is Annotated:
+        base, *metadata = typing.get_args(hint)
+        if typing.get_origin(base) in (typing.Union, types.UnionType) and not any(
+                isinstance(m, (Range, Length)) for m in metadata):
+            return base
+    return hint
 
 
 def _coerce(cls: type, name: str, hint, value):
@@ -108,6 +191,9 @@ def _coerce(cls: type, name: str, hint, value):
     inner, nullable = optional_inner(hint)
     if value is None:
         return None if nullable else fail(describe(hint))
+    if typing.get_origin(inner) is Annotated:
+        base, *metadata = typing.get_args(inner)
+        return _constrain(cls, name, metadata, _coerce(cls, name, base, value))
     either = literal_or(inner)
     if either is not None:
         choices, other = either
@@ -156,6 +242,10 @@ def _as_int(value) -> int | None:
 def describe(hint) -> str:
     """A short human name for an annotation (for help texts and errors)."""
     inner, nullable = optional_inner(hint)
+    if typing.get_origin(inner) is Annotated:
+        bounds = _bounds_text(inner)
+        text = describe(typing.get_args(inner)[0]) + (f" ({bounds})" if bounds else "")
+        return f"{text} or none" if nullable else text
     origin = typing.get_origin(inner)
     either = literal_or(inner)
     if either is not None:
@@ -260,14 +350,16 @@ def flag_name(field_name: str) -> str:
 
 
 def add_config_flags(parser: argparse.ArgumentParser, config_class: type) -> None:
-    """One flag per config field, help from the field's docstring; absent flags leave the field alone."""
-    docs, hints, defaults = field_docs(config_class), field_hints(config_class), config_class()
+    """One flag per config field, help from the field's docstring and bounds; absent flags leave the field alone."""
+    docs, hints, bounds = field_docs(config_class), field_hints(config_class), field_bounds(config_class)
+    defaults = config_class()
     group = parser.add_argument_group(f"{config_class.__name__} fields (also --config FILE, --set KEY=VALUE)")
     for f in dataclasses.fields(config_class):
         hint, default = hints[f.name], getattr(defaults, f.name)
         shown = ",".join(map(str, default)) if isinstance(default, tuple) else ("none" if default is None else default)
         text = docs.get(f.name) or f"{f.name.replace('_', ' ')} ({describe(hint)})"
-        text = f"{text} (default: {shown})".replace("%", "%%")
+        limits = f"{bounds[f.name]}; " if f.name in bounds else ""
+        text = f"{text} ({limits}default: {shown})".replace("%", "%%")
         flags = [flag_name(f.name)] + (["--env"] if f.name == "env_id" else [])
         if hint is bool:
             group.add_argument(*flags, dest=f.name, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,

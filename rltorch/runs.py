@@ -14,9 +14,10 @@ import math
 import os
 import time
 
+from rltorch.agents.base import CHECKPOINT_FILE  # noqa: F401  (the run directory's checkpoint)
+
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.csv"
-CHECKPOINT_FILE = "checkpoint.pt"
 RESULT_FILE = "result.json"
 CURVE_FILE = "learning_curve.png"
 

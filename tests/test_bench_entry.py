@@ -103,6 +103,7 @@ def test_profile_splits_the_time_to_solve(capsys):
     seed_line = next(line for line in out.splitlines() if line.startswith("seed 1:"))
     for part in ("collect=", "learn=", "evaluate=", "total="):
         assert part in seed_line
+    assert float(seed_line.split("learn=")[1].split("s")[0]) > 0  # the update hook is the one timed
     assert "median: collect" in out
 
 

@@ -249,3 +249,99 @@ class _Exploit:
 
 def write_malicious_pickle(path, marker):
     torch.save({"format": 2, "algorithm": "dqn", "config": {}, "payload": _Exploit(marker)}, path)
+
+
+# ---------------------------------------------------------------- damaged files, unwritable outputs, bad env data
+
+
+def test_resume_from_a_damaged_checkpoint_is_one_line_naming_the_file(capsys, tmp_path, trained_run):
+    from tests.test_agent_frame import _flip_a_tensor_byte
+
+    flipped = tmp_path / "flipped.pt"
+    flipped.write_bytes((trained_run / "checkpoint.pt").read_bytes())
+    _flip_a_tensor_byte(flipped)
+    code, _, err = run_cli(capsys, "train", "dqn", "--resume", flipped, "--run-dir", tmp_path / "resumed")
+    assert_one_line_error(code, err, str(flipped), "is damaged")
+    assert not (tmp_path / "resumed").exists()
+    code, _, err = run_cli(capsys, "train", "dqn", "--resume", trained_run / "checkpoint.pt", "--quiet",
+                           "--run-dir", tmp_path / "resumed")  # the undamaged file resumes
+    assert code in (0, 1), err
+
+
+def test_export_to_an_unwritable_output_is_one_line(capsys, trained_run):
+    code, _, err = run_cli(capsys, "export", trained_run, "--output", "/proc/rltorch-policy.ts")
+    assert_one_line_error(code, err, "--output", "/proc/rltorch-policy.ts")
+
+
+def _nan_reward_env(at: int):
+    import gymnasium as gym
+
+    class NaNReward(gym.Wrapper):
+        """CartPole whose ``at``-th step (counted over the process) returns a NaN reward."""
+
+        calls = 0
+
+        def step(self, action):
+            obs, reward, terminated, truncated, info = self.env.step(action)
+            NaNReward.calls += 1
+            return obs, float("nan") if NaNReward.calls == at else reward, terminated, truncated, info
+
+    return lambda **kwargs: NaNReward(gym.make("CartPole-v1", **kwargs))
+
+
+def test_non_finite_env_data_stops_the_run_and_keeps_the_last_good_checkpoint(capsys, tmp_path):
+    import gymnasium as gym
+
+    from rltorch.agents import PPO
+
+    gym.register("rltorch-test/NaNRewardCartPole-v0", entry_point=_nan_reward_env(at=4 * 110))
+    try:
+        run_dir = tmp_path / "run"
+        code, _, err = run_cli(capsys, "train", "ppo", "--env", "rltorch-test/NaNRewardCartPole-v0", "--num-envs",
+                               "4", "--num-steps", "8", "--total-steps", "4096", "--log-interval", "64",
+                               "--checkpoint-every", "64", "--eval-interval", "1000000", "--device", "cpu", "--quiet",
+                               "--run-dir", run_dir)
+        assert code == 1 and "Traceback" not in err, err
+        lines = err.strip().splitlines()
+        assert len(lines) == 1 and "non-finite reward or observation" in lines[0], err
+        assert "'rltorch-test/NaNRewardCartPole-v0'" in lines[0] and "last checkpoint" in lines[0]
+        # The NaN came in the vector step after env step `bad` (the 440th sub-env step, later than env step 436
+        # since gymnasium's reset calls are no steps): the checkpoint of the last row before it is the one left.
+        bad = int(lines[0].split("after env step ")[1].split(";")[0])
+        assert 436 <= bad < 600
+        agent = PPO.load(run_dir / "checkpoint.pt")
+        assert agent.env_steps == bad // 64 * 64
+        assert all(bool(torch.isfinite(p).all()) for p in agent.net.parameters())
+        agent.close()
+    finally:
+        del gym.registry["rltorch-test/NaNRewardCartPole-v0"]
+
+
+def test_bc_expert_that_is_no_fitting_agent_leaves_nothing_behind(capsys, tmp_path, trained_run):
+    not_a_checkpoint = tmp_path / "notes.txt"
+    not_a_checkpoint.write_text("not a checkpoint")
+    classifier_run = tmp_path / "classifier"
+    assert run_cli(capsys, "train", "classifier", "--num-samples", "200", "--epochs", "1", "--quiet",
+                   "--device", "cpu", "--run-dir", classifier_run)[0] == 0
+    acrobot_run = tmp_path / "acrobot"
+    assert run_cli(capsys, "train", "dqn", "--env", "Acrobot-v1", "--total-steps", "64", "--learning-starts", "32",
+                   "--batch-size", "32", "--num-envs", "2", "--eval-interval", "1000000", "--hidden-sizes", "8",
+                   "--device", "cpu", "--quiet", "--no-stop", "--run-dir", acrobot_run)[0] in (0, 1)
+    for expert, fragment in ((not_a_checkpoint, "is not a trained agent"),
+                             (classifier_run, "is not a trained agent"),
+                             (acrobot_run, "is a dqn agent for Acrobot-v1"),
+                             (tmp_path / "missing", "does not exist")):
+        run_dir = tmp_path / "bc"
+        code, _, err = run_cli(capsys, "train", "bc", "--expert", expert, "--device", "cpu", "--run-dir", run_dir)
+        assert_one_line_error(code, err, "`expert`", str(expert), fragment)
+        assert not run_dir.exists()
+    code, _, err = run_cli(capsys, "train", "bc", "--expert", trained_run, "--device", "cpu", "--quiet",
+                           "--num-samples", "500", "--total-steps", "500", "--no-stop", "--run-dir", tmp_path / "ok")
+    assert code == 0, err  # a CartPole agent is an expert
+
+
+def test_ppo_rejects_an_init_log_std_that_makes_infinite_actions(capsys, tmp_path):
+    code, _, err = run_cli(capsys, "train", "ppo", "--env", "Pendulum-v1", "--init-log-std", "1000",
+                           "--run-dir", tmp_path / "r")
+    assert_one_line_error(code, err, "`init_log_std` must lie in [-20, 2]")
+    assert not (tmp_path / "r").exists()

@@ -1,7 +1,6 @@
 """The DQN agent: learning, exact resume, export, config and input errors (the CLI: tests/test_cli.py)."""
 
 import copy
-import json
 
 import gymnasium as gym
 import pytest
@@ -10,7 +9,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rltorch.agents import DQN, DQNConfig
-from tests.checks import assert_same_state, run_without_rltorch
+from tests.checks import (
+    assert_same_state,
+    check_config_case,
+    config_dicts,
+    run_without_rltorch,
+)
 
 
 def small_config(**overrides) -> DQNConfig:
@@ -245,30 +249,7 @@ CONFIG_FIELDS = {
 }
 
 
-@st.composite
-def config_dicts(draw):
-    names = draw(st.lists(st.sampled_from(sorted(CONFIG_FIELDS)), unique=True, max_size=6))
-    values, invalid = {}, []
-    for name in names:
-        valid_values, invalid_values = CONFIG_FIELDS[name]
-        if draw(st.booleans()):
-            values[name] = draw(valid_values)
-        else:
-            values[name] = draw(st.sampled_from(invalid_values))
-            invalid.append(name)
-    return values, invalid
-
-
 @settings(max_examples=300, deadline=None)
-@given(config_dicts())
+@given(config_dicts(CONFIG_FIELDS))
 def test_config_property(case):
-    values, invalid = case
-    if invalid:
-        with pytest.raises(ValueError) as info:
-            DQNConfig.from_dict(values)
-        assert any(f"`{name}" in str(info.value) for name in invalid), (values, str(info.value))
-    else:
-        config = DQNConfig.from_dict(values)
-        data = config.to_dict()
-        assert json.loads(json.dumps(data)) == data
-        assert DQNConfig.from_dict(data) == config
+    check_config_case(DQNConfig, case)

@@ -252,6 +252,21 @@ def test_sb3_vec_env_semantics():
         SB3VecEnv(CartPoleVecEnv(2))
 
 
+def test_sb3_vec_env_names_the_actions_that_do_not_fit():
+    from rltorch.integrations.sb3 import SB3VecEnv
+    from tests.checks import assert_same_state
+
+    env = SB3VecEnv(num_envs=4, seed=0)
+    env.reset()
+    before = env.env.state_dict()
+    for actions in (np.array([0, 1, 0]), np.zeros((2, 4), dtype=np.int64), np.zeros(5, dtype=np.int64)):
+        with pytest.raises(ValueError, match="`actions` must hold one action per env \\(4\\)"):
+            env.step(actions)
+    assert_same_state(before, env.env.state_dict())
+    obs, _, _, _ = env.step(np.array([0, 1, 0, 1]))  # still usable
+    assert obs.shape == (4, 4)
+
+
 def _greedy_mean_return(model, n_episodes: int = 16) -> float:
     from stable_baselines3.common.evaluation import evaluate_policy
 

@@ -113,7 +113,7 @@ def test_the_first_minibatch_sees_ratio_one():
     # ones the first minibatch recomputes: approx KL 0 and nothing clipped.
     agent = PPO(small_config(normalize_obs=True, update_epochs=1, num_minibatches=1))
     agent.collect()
-    agent.learn()
+    agent.update()
     agent.collect()
     agent.compute_advantages()
     batch = agent.buffer.flatten()

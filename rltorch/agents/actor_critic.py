@@ -101,7 +101,7 @@ class ActorCritic(nn.Module):
     ):
         super().__init__()
         self.obs_shape = tuple(int(s) for s in obs_shape)
-        obs_dim = math.prod(self.obs_shape)
+        self.obs_dim = obs_dim = math.prod(self.obs_shape)
         self.continuous = bool(continuous)
         self.action_dim = int(action_dim)
         self.obs_norm = RunningObsNorm(self.obs_shape, normalize_obs)
@@ -118,7 +118,8 @@ class ActorCritic(nn.Module):
                 raise ValueError(f"ActorCritic: `action_shape` {self.action_shape} does not hold {action_dim} components")
 
     def features(self, obs: Tensor) -> Tensor:
-        return self.obs_norm(obs.reshape(obs.shape[0], -1).float())
+        # The width is explicit, not -1: an empty batch [0, *obs_shape] must flatten too.
+        return self.obs_norm(obs.reshape(obs.shape[0], self.obs_dim).float())
 
     def value(self, obs: Tensor) -> Tensor:
         """State values ``[B]``."""

@@ -3,32 +3,59 @@
 :class:`Agent` owns what is not the algorithm: the vector env and device,
 seeding, the training loop (log and evaluation cadence, stop when solved,
 progress bar, callback, :class:`TrainResult`), greedy evaluation on a fresh
-vector env, atomic checkpoints tagged with the algorithm and a format version
-(read with ``torch.load(weights_only=True)``: a checkpoint never runs code),
-and export of the deterministic policy (TorchScript and ``torch.export``).
+vector env, a watch on the env's data (NaN or inf rewards and observations
+stop training with an error naming the env and the step), checkpoints, and
+export of the deterministic policy (TorchScript and ``torch.export``).
 
 An algorithm subclasses :class:`Agent`, sets ``name`` and ``config_class``
-(a :class:`RunConfig` subclass) and fills in the hooks:
+(a :class:`RunConfig` subclass), declares what its checkpoints hold and fills
+in the hooks:
 
-- ``collect()``: gather experience and advance ``self.env_steps`` (DQN: one
-  vector step into the replay buffer; PPO: a rollout of ``num_steps`` vector
-  steps; an offline learner may collect nothing);
-- ``learn()``: update on what was collected (DQN: the gradient steps owed;
+- ``build()``: create the networks, optimizers and buffers. The frame runs it
+  with torch's global RNG seeded from ``config.seed`` and restores the caller's
+  RNG afterwards: the same seed gives the same initial weights, and building
+  an agent never changes anyone else's random stream;
+- ``collect()``: gather experience. An online algorithm steps ``self.env``
+  on :meth:`Agent.current_obs` and hands each step to :meth:`Agent.advance`,
+  which counts the env steps and the training episodes, checks the data and
+  moves the current observation on (DQN: one vector step into the replay
+  buffer; PPO: a rollout of ``num_steps`` vector steps). An offline learner
+  may collect nothing; experience gathered elsewhere (Ape-X's actors) goes in
+  through :meth:`Agent.record_finished`;
+- ``update()``: learn from what was collected (DQN: the gradient steps owed;
   PPO: the minibatch epochs; an offline learner: one pass, advancing
   ``env_steps`` by the samples it consumed). ``train`` calls ``collect`` then
-  ``learn`` until ``total_steps``, logging every ``log_interval`` and
+  ``update`` until ``total_steps``, logging every ``log_interval`` and
   evaluating every ``eval_interval`` env steps;
 - ``policy_module()``: the live ``nn.Module`` from a batch of observations to
   deterministic actions (used by ``evaluate``, ``act`` and ``export``);
 - ``explore(obs)``: the actions the agent takes while collecting (``act(obs,
   deterministic=False)``);
 - ``log_metrics()`` and ``log_columns``: the algorithm's own metric columns;
-- ``algorithm_state(include_buffer)`` / ``load_algorithm_state(state,
-  continue_episodes)``: its tensors in checkpoints (plain types only).
+- ``write_run_files(run_dir)``: figures of its own for ``rltorch train``'s run
+  directory (BC: a confusion matrix); none by default.
 
-Online algorithms use the helpers :meth:`Agent.current_obs` (resets the env on
-first use) and :meth:`Agent.record_episodes` (training-episode returns for
-the log).
+**Checkpoints are declared, not written.** ``checkpoint_attrs`` names the
+attributes a checkpoint holds (``("q", "target", "optimizer", "schedule")``)
+and ``buffer_attrs`` those it holds only with ``include_buffer=True``. The
+frame saves each by its type (``nn.Module`` and optimizers by their state
+dicts, tensors, numbers, and any object with ``state_dict()`` /
+``load_state_dict()``), checks every one against the live agent before it
+writes anything (names, shapes, dtypes), restores them, and rolls everything
+back if a restore still fails midway, naming the key. A checkpoint (format 3)
+is ``{"format", "algorithm", "config", "frame": {...}, <name>: {...}}``: the
+frame's counters, episode statistics, env state and exploration generator,
+and the algorithm's attributes under its own name. State that is not an
+attribute goes through ``extra_state()`` / ``load_extra_state(state)``.
+Formats 1 and 2 (one flat dict) still load; an algorithm whose attributes were
+renamed since maps its old keys in ``legacy_section``. Files are written and
+read through :mod:`rltorch._io`: atomically, with a checksum, and with
+``torch.load(weights_only=True)``, so a checkpoint never runs code and a
+damaged one is refused naming the file.
+
+**Names.** ``train()`` is the loop (stable-baselines3 calls it ``learn``) and
+``update()`` one round of learning (SB3's ``train``). ``learn()`` was the name
+of ``update()`` before and still works, with a DeprecationWarning.
 """
 
 from __future__ import annotations
@@ -36,8 +63,8 @@ from __future__ import annotations
 import contextlib
 import copy
 import functools
+import math
 import os
-import pickle
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -47,20 +74,26 @@ import gymnasium as gym
 import torch
 from torch import Tensor, nn
 
-from rltorch._checks import resolve_device
+from rltorch._checks import integer, resolve_device
+from rltorch._io import EXPORT_FORMATS, export_module, first_line, load_checked, save_checked
 from rltorch._threads import agent_threads, torch_threads
-from rltorch.agents.config import RunConfig
-from rltorch.ops.device_errors import check_device_errors
+from rltorch.agents.config import MAX_SEED, RunConfig
+from rltorch.envs.cartpole import CartPoleVecEnv
 from rltorch.envs.vector import Step, VectorEnvAdapter, make_env, max_episode_return, solve_threshold
+from rltorch.ops.device_errors import check_device_errors
 
-#: Version of the checkpoint layout. 1: DQN-only files (no ``algorithm`` key); 2: tagged with the algorithm.
-CHECKPOINT_FORMAT = 2
-READABLE_FORMATS = (1, 2)
-EXPORT_FORMATS = ("torchscript", "export")
-
-#: The frame's own checkpoint entries; an algorithm's ``algorithm_state`` may not reuse these names.
-_FRAME_KEYS = ("format", "algorithm", "config", "env_steps", "updates", "torch_rng", "obs", "episode_return",
-               "episode_length", "finished", "env_prev_done", "env")
+#: Version of the checkpoint layout. 1: DQN's flat dict (no ``algorithm`` key); 2: a flat dict tagged with the
+#: algorithm; 3: the frame's entries and the algorithm's, each in its own section.
+CHECKPOINT_FORMAT = 3
+READABLE_FORMATS = (1, 2, 3)
+FRAME_SECTION = "frame"
+#: The checkpoint's file name in a run directory (``rltorch train`` writes it; BC reads experts from it).
+CHECKPOINT_FILE = "checkpoint.pt"
+EXTRA_KEY = "extra"
+#: The frame's entries of a format 1 or 2 checkpoint (a flat dict); ``torch_rng`` is read and ignored.
+_LEGACY_FRAME_KEYS = ("env_steps", "updates", "obs", "episode_return", "episode_length", "finished", "env_prev_done",
+                      "env", "generator")
+_LEGACY_DROPPED = ("format", "algorithm", "config", "torch_rng")
 
 
 @dataclass
@@ -75,35 +108,23 @@ class TrainResult:
     history: list = field(default_factory=list)
 
 
+class EnvDataError(ValueError):
+    """The env returned a NaN or infinite reward or observation; training stopped before learning from it
+    further (the last checkpoint written before it is intact)."""
+
+
 def read_checkpoint(path: str | os.PathLike) -> dict:
-    """The dict in an rltorch checkpoint, loaded with ``weights_only=True``; ValueError (one line) otherwise."""
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"no checkpoint at {path!r}")
-    if not os.path.isfile(path):
-        raise ValueError(f"checkpoint path {path!r} is not a file")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        if "Unsupported global" in str(exc):
-            raise ValueError(f"{path!r} is not an rltorch checkpoint: it holds Python objects other than tensors and "
-                             f"plain values, and rltorch never runs code from a file") from None
-        raise ValueError(f"{path!r} is not a readable rltorch checkpoint: not a torch file, or damaged") from None
-    except Exception as exc:  # truncated, or not a torch file at all
-        raise ValueError(f"{path!r} is not a readable rltorch checkpoint: {type(exc).__name__}: {_first_line(exc)}") from None
-    if not isinstance(state, dict) or state.get("format") not in READABLE_FORMATS or not isinstance(state.get("config"), dict):
-        raise ValueError(f"{path!r} is not an rltorch agent checkpoint (format {CHECKPOINT_FORMAT})")
+    """The dict in an rltorch agent checkpoint (checksum verified, ``weights_only=True``); a one-line
+    ValueError naming the file otherwise (FileNotFoundError when there is none)."""
+    state = load_checked(path, "checkpoint")
+    if state.get("format") not in READABLE_FORMATS or not isinstance(state.get("config"), dict):
+        raise ValueError(f"{os.fspath(path)!r} is not an rltorch agent checkpoint (format {CHECKPOINT_FORMAT})")
     return state
 
 
 def checkpoint_algorithm(state: dict) -> str:
     """The algorithm a checkpoint dict was written by (format 1 files are DQN's)."""
     return str(state.get("algorithm", "dqn"))
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _on_run_threads(method):
@@ -129,18 +150,141 @@ def eval_mode(module: nn.Module):
         module.train(was_training)
 
 
+@contextlib.contextmanager
+def seeded_rng(seed: int, device: torch.device):
+    """torch's global RNG (and ``device``'s, for CUDA) seeded with ``seed`` inside the block and the caller's
+    state restored after it, as ``torch.random.fork_rng`` does."""
+    cuda = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda):
+        torch.default_generator.manual_seed(seed)
+        for index in cuda:
+            with torch.cuda.device(index):
+                torch.cuda.manual_seed(seed)
+        yield
+
+
+# ------------------------------------------------------------------ checking state before it is loaded
+
+
+def _mismatch(name: str, expected: str, value: Any) -> ValueError:
+    got = f"{value.dtype} tensor of shape {list(value.shape)}" if isinstance(value, Tensor) else type(value).__name__
+    return ValueError(f"`{name}` must be {expected}, got {got}")
+
+
+def check_tensor_like(like: Tensor, value: Any, name: str) -> None:
+    """Raises ValueError naming ``name`` unless ``value`` is a tensor of ``like``'s dtype and shape."""
+    if not isinstance(value, Tensor) or value.dtype != like.dtype or value.shape != like.shape:
+        raise _mismatch(name, f"a {like.dtype} tensor of shape {list(like.shape)}", value)
+
+
 def check_module_state(module: nn.Module, state: Any, name: str) -> None:
     """Raises ValueError unless ``state`` has exactly ``module``'s state_dict keys, shapes and dtypes."""
     if not isinstance(state, dict):
         raise ValueError(f"`{name}` must be a state dict, got {type(state).__name__}")
     own = module.state_dict()
     if set(state) != set(own):
-        raise ValueError(f"`{name}` has keys {sorted(state)}, the network has {sorted(own)}")
+        missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
+        raise ValueError(f"`{name}` does not fit the network: missing keys {missing}, unexpected keys {unexpected}")
     for key, tensor in own.items():
-        value = state[key]
-        if not isinstance(value, Tensor) or value.shape != tensor.shape or value.dtype != tensor.dtype:
-            raise ValueError(f"`{name}.{key}` must be a {tensor.dtype} tensor of shape {list(tensor.shape)}, "
-                             f"got {getattr(value, 'dtype', type(value).__name__)} {list(getattr(value, 'shape', []))}")
+        check_tensor_like(tensor, state[key], f"{name}.{key}")
+
+
+def check_optimizer_state(optimizer: torch.optim.Optimizer, state: Any, name: str) -> None:
+    """Raises ValueError unless ``state`` is an optimizer state dict for ``optimizer``'s parameters (groups,
+    parameter counts, and per-parameter tensors shaped like their parameters)."""
+    groups = state.get("param_groups") if isinstance(state, dict) else None
+    if not isinstance(groups, list) or not isinstance(state.get("state"), dict):
+        raise ValueError(f"`{name}` must be an optimizer state dict (param_groups and state)")
+    own = optimizer.param_groups
+    if len(groups) != len(own) or any(not isinstance(g, dict) or not isinstance(g.get("params"), list)
+                                       or len(g["params"]) != len(o["params"]) for g, o in zip(groups, own)):
+        raise ValueError(f"`{name}` is for {len(groups)} parameter group(s) of other sizes; the optimizer has "
+                         f"{[len(o['params']) for o in own]} parameters per group")
+    params = dict(zip((i for g in groups for i in g["params"]), (p for o in own for p in o["params"])))
+    # Every parameter's state has the same slots (Adam: step, exp_avg, exp_avg_sq), the live optimizer's if it
+    # has stepped: a missing slot would only fail at the next step.
+    slots = {frozenset(s) for s in (*optimizer.state.values(), *state["state"].values()) if isinstance(s, dict)}
+    if len(slots) > 1:
+        raise ValueError(f"`{name}.state` holds per-parameter entries {sorted(map(sorted, slots))}, not one set")
+    # Each slot is a scalar of one dtype for every parameter (Adam's step) or shaped like its parameter.
+    slot_kinds: dict[str, set] = {}
+    for per_param in (*optimizer.state.values(), *state["state"].values()):
+        for slot, value in per_param.items() if isinstance(per_param, dict) else ():
+            scalar = not isinstance(value, Tensor) or value.dim() == 0
+            slot_kinds.setdefault(slot, set()).add((scalar, getattr(value, "dtype", type(value)) if scalar else None))
+    mixed = sorted(slot for slot, kinds in slot_kinds.items() if len(kinds) > 1)
+    if mixed:
+        raise ValueError(f"`{name}.state` holds {mixed} in different kinds for different parameters")
+    for key, per_param in state["state"].items():
+        if key not in params or not isinstance(per_param, dict):
+            raise ValueError(f"`{name}.state` holds an entry {key!r} for no parameter of the optimizer")
+        for slot, value in per_param.items():
+            param = params[key]
+            if not isinstance(value, (Tensor, int, float)) or isinstance(value, bool):
+                raise _mismatch(f"{name}.state.{key}.{slot}", "a tensor or a number", value)
+            shaped = isinstance(value, Tensor) and value.dim() > 0
+            if shaped and (value.shape != param.shape or value.dtype != param.dtype):
+                raise _mismatch(f"{name}.state.{key}.{slot}", f"a {param.dtype} tensor of shape {list(param.shape)}",
+                                value)
+
+
+def _is_stateful(value: Any) -> bool:
+    return callable(getattr(value, "state_dict", None)) and callable(getattr(value, "load_state_dict", None))
+
+
+def _saved(value: Any, name: str) -> Any:
+    """What a checkpoint holds for an attribute holding ``value``."""
+    if isinstance(value, (nn.Module, torch.optim.Optimizer)):
+        return value.state_dict()
+    if isinstance(value, torch.Generator):
+        return value.get_state()
+    if value is None or isinstance(value, (Tensor, bool, int, float, str)):
+        return value
+    if _is_stateful(value):
+        return value.state_dict()
+    raise TypeError(f"checkpoint attribute `{name}` holds a {type(value).__name__}, which rltorch cannot save: "
+                    "declare modules, optimizers, generators, tensors, numbers, strings or objects with "
+                    "state_dict()/load_state_dict()")
+
+
+def _check_saved(current: Any, value: Any, name: str) -> None:
+    """Raises ValueError naming ``name`` unless ``value`` can restore an attribute holding ``current``.
+    Objects with their own ``load_state_dict`` check themselves when loaded (before they change)."""
+    if isinstance(current, nn.Module):
+        check_module_state(current, value, name)
+    elif isinstance(current, torch.optim.Optimizer):
+        check_optimizer_state(current, value, name)
+    elif isinstance(current, torch.Generator):
+        check_tensor_like(current.get_state(), value, name)
+    elif isinstance(current, Tensor):
+        check_tensor_like(current, value, name)
+    elif isinstance(current, bool) or current is None or isinstance(current, str):
+        if type(value) is not type(current):
+            raise _mismatch(name, type(current).__name__, value)
+    elif isinstance(current, int):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"`{name}` must be an integer >= 0, got {value!r:.60}")
+    elif isinstance(current, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise _mismatch(name, "a number", value)
+
+
+def _restored(current: Any, value: Any) -> Any:
+    """Loads ``value`` into ``current`` in place, or returns the new value for the attribute."""
+    if isinstance(current, torch.Generator):
+        current.set_state(value)
+        return current
+    if isinstance(current, Tensor):
+        return value.to(current.device).clone()
+    if isinstance(current, float):
+        return float(value)
+    if isinstance(current, (nn.Module, torch.optim.Optimizer)) or _is_stateful(current):
+        current.load_state_dict(value)
+        return current
+    return value
+
+
+# ------------------------------------------------------------------ episode statistics and the env-data watch
 
 
 class EpisodeStats:
@@ -151,16 +295,36 @@ class EpisodeStats:
         self.episode_length = torch.zeros(num_envs, dtype=torch.long, device=device)
         self.finished = torch.zeros(3, dtype=torch.float64, device=device)  # count, return sum, length sum
 
-    def record(self, step: Step) -> None:
-        done = step.terminated | step.truncated
+    def _accumulate(self, step: Step) -> Tensor:
         live = step.valid  # None: every row is a real step
         self.episode_return += step.reward if live is None else step.reward * live
         self.episode_length += 1 if live is None else live.long()
+        return step.terminated | step.truncated
+
+    def record(self, step: Step) -> None:
+        """Adds one vector step; episodes that ended in it join the statistics (no host sync)."""
+        done = self._accumulate(step)
         finished = torch.stack([done.sum(), torch.where(done, self.episode_return, 0).sum(),
                                 torch.where(done, self.episode_length, 0).sum()]).to(torch.float64)
         self.finished += finished
         self.episode_return.masked_fill_(done, 0.0)
         self.episode_length.masked_fill_(done, 0)
+
+    def record_each(self, step: Step) -> tuple[Tensor, Tensor]:
+        """Adds one vector step and returns the returns and lengths of the episodes that ended in it, one by one
+        (reads the done flags back: for CPU processes such as Ape-X's actors, which send them on)."""
+        done = self._accumulate(step)
+        returns, lengths = self.episode_return[done].clone(), self.episode_length[done].clone()
+        self.episode_return.masked_fill_(done, 0.0)
+        self.episode_length.masked_fill_(done, 0)
+        return returns, lengths
+
+    def add_finished(self, returns: Tensor, lengths: Tensor) -> None:
+        """Counts episodes that finished elsewhere (their returns and lengths)."""
+        if returns.numel():
+            finished = torch.stack([torch.tensor(float(returns.numel()), device=returns.device),
+                                    returns.double().sum(), lengths.double().sum()])
+            self.finished += finished.to(self.finished.device)
 
     def read(self) -> dict[str, float]:
         """Episodes finished since the last read, with their mean return and length (NaN when none)."""
@@ -175,10 +339,46 @@ class EpisodeStats:
         self.episode_length.zero_()
 
 
+class EnvDataWatch:
+    """Catches NaN and inf in the rewards and observations an env returns, without a host sync per step.
+
+    rltorch's own CartPole needs no watch (its values are bounded by construction: every episode ends before
+    the cart or the pole leaves its range); every other env, wrappers of it included, is watched. Each
+    vector step adds the float64 sum of its rewards and observations to a running total (float32 data
+    cannot overflow a float64 sum, so a non-finite total means a non-finite value) and counts the steps while
+    the total was still finite: that count is the position of the first bad step. :meth:`first_bad` reads
+    both once, at a log row.
+    """
+
+    def __init__(self, device: torch.device):
+        self.total = torch.zeros((), dtype=torch.float64, device=device)
+        self.finite_steps = torch.zeros((), dtype=torch.float64, device=device)
+        self.steps = 0  # vector steps recorded since the last read (a host count)
+
+    def record(self, step: Step) -> None:
+        self.total += step.reward.sum(dtype=torch.float64) + step.obs.sum(dtype=torch.float64)
+        self.finite_steps += torch.isfinite(self.total)
+        self.steps += 1
+
+    def first_bad(self) -> int | None:
+        """How many vector steps since the last read came before the first non-finite one (None if there
+        was none); starts a new window."""
+        if not self.steps:
+            return None
+        total, finite_steps = torch.stack([self.total, self.finite_steps]).tolist()
+        self.total.zero_()
+        self.finite_steps.zero_()
+        self.steps = 0
+        return None if math.isfinite(total) else int(finite_steps)
+
+
+# ------------------------------------------------------------------ the frame
+
+
 class Agent:
     """The shared frame (see the module docstring). Subclasses set ``name`` and ``config_class``."""
 
-    #: Registry key, run-directory prefix and the checkpoint's ``algorithm`` tag.
+    #: Registry key, run-directory prefix, the checkpoint's ``algorithm`` tag and its section's key.
     name: ClassVar[str] = ""
     #: The RunConfig subclass this algorithm reads.
     config_class: ClassVar[type[RunConfig]] = RunConfig
@@ -187,6 +387,18 @@ class Agent:
     log_columns: ClassVar[tuple[str, ...]] = ("episodes", "train_return", "train_length")
     #: Log columns also shown on the progress bar.
     progress_columns: ClassVar[tuple[str, ...]] = ("train_return",)
+    #: Attributes every checkpoint holds (see the module docstring).
+    checkpoint_attrs: ClassVar[tuple[str, ...]] = ()
+    #: Attributes a checkpoint holds only with ``include_buffer=True`` (replay buffers, datasets).
+    buffer_attrs: ClassVar[tuple[str, ...]] = ()
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        declared = (*cls.checkpoint_attrs, *cls.buffer_attrs)
+        clash = sorted({n for n in declared if declared.count(n) > 1} | ({EXTRA_KEY} & set(declared)))
+        if clash:
+            raise RuntimeError(f"{cls.__name__} declares checkpoint attributes twice or reuses the frame's keys: "
+                               f"{clash}")
 
     def __init__(self, config: RunConfig | None = None, env: gym.vector.VectorEnv | None = None):
         if config is None:
@@ -197,27 +409,56 @@ class Agent:
         self.config = config.validate()
         cfg = self.config
         self.device = resolve_device(cfg.device)
-        torch.manual_seed(cfg.seed)
         if env is None:
             env = make_env(cfg.env_id, cfg.num_envs, backend=cfg.env_backend, device=self.device)
         elif not hasattr(env, "single_observation_space") or not hasattr(env, "num_envs"):
             raise ValueError(f"{type(self).__name__}: `env` must be a gymnasium VectorEnv, got {type(env).__name__}")
+        elif env.num_envs != cfg.num_envs:
+            # The config is what a checkpoint rebuilds the env from, so it must say what ran.
+            raise ValueError(f"{type(self).__name__}: config `num_envs` is {cfg.num_envs} but the env given steps "
+                             f"{env.num_envs} envs; set num_envs={env.num_envs}")
         self.env = VectorEnvAdapter(env, self.device)
         self.threshold = solve_threshold(cfg.env_id, cfg.solve_threshold)
         self.env_steps = 0
         self.updates = 0
+        #: The exploration stream (actions sampled while collecting, minibatch orders), saved in checkpoints.
+        self.generator = torch.Generator(device=self.device).manual_seed(cfg.seed)
         self._obs: Tensor | None = None
         self._episodes = EpisodeStats(self.env.num_envs, self.device)
+        # Six small tensor ops per vector step (about 28 us on a CPU, half of what the episode statistics cost,
+        # some 6% of a 16-env DQN collect step; measured on a shared 2-core machine): only for envs that need it.
+        self._watch_env_data = not isinstance(env, CartPoleVecEnv)
+        self._env_watch = EnvDataWatch(self.device)
+        self._watch_from = 0  # env steps when the env-data watch's window opened
+        try:
+            with seeded_rng(cfg.seed, self.device):
+                self.build()
+        except BaseException:
+            self.env.close()
+            raise
 
     # ------------------------------------------------------------------ hooks
+
+    def build(self) -> None:
+        """Creates the algorithm's networks, optimizers and buffers (under a seeded, forked global RNG)."""
 
     def collect(self) -> None:
         """Gather experience; advances ``self.env_steps``."""
         raise NotImplementedError
 
-    def learn(self) -> None:
-        """Update on what ``collect`` gathered."""
+    def update(self) -> None:
+        """Learn from what ``collect`` gathered."""
+        if type(self).learn is not Agent.learn:  # an algorithm written when this hook was called learn()
+            warnings.warn(f"{type(self).__name__}.learn() as the per-update hook is deprecated: rename it update()",
+                          DeprecationWarning, stacklevel=2)
+            return type(self).learn(self)
         raise NotImplementedError
+
+    def learn(self) -> None:
+        """Deprecated name of :meth:`update` (``train()`` is the loop, as SB3's ``learn(total_timesteps)``)."""
+        warnings.warn("Agent.learn() is deprecated: call update() (one round of learning) or train() (the loop)",
+                      DeprecationWarning, stacklevel=2)
+        self.update()
 
     def policy_module(self) -> nn.Module:
         """The live module mapping a batch of observations to deterministic actions."""
@@ -229,16 +470,31 @@ class Agent:
 
     def log_metrics(self) -> dict[str, float]:
         """Values of ``log_columns`` for one log row (may read back from the device)."""
-        return self._episodes.read()
+        return self.episode_metrics()
 
-    def algorithm_state(self, include_buffer: bool) -> dict[str, Any]:
-        """The algorithm's own checkpoint entries (tensors, dicts, lists, numbers, strings, None)."""
-        raise NotImplementedError
+    def write_run_files(self, run_dir: str) -> list[str]:
+        """Writes the algorithm's own figures into ``rltorch train``'s run directory; returns their paths."""
+        return []
 
-    def load_algorithm_state(self, state: dict[str, Any], continue_episodes: bool) -> None:
-        """Restores ``algorithm_state``'s entries from ``state``. ``continue_episodes`` is False when the env
-        could not be restored and starts fresh episodes (drop anything that links to the old ones)."""
-        raise NotImplementedError
+    def extra_state(self) -> Any:
+        """Checkpoint state that is no attribute (tensors and plain values); None: there is none."""
+        return None
+
+    def load_extra_state(self, state: Any) -> None:
+        """Restores :meth:`extra_state`'s value; raises ValueError before changing anything when it does not fit."""
+
+    def fresh_episodes(self, section: dict[str, Any]) -> dict[str, Any]:
+        """The checkpoint section to load when the env cannot continue the saved episodes (a gymnasium env):
+        drop what links to them. Default: all of it is kept."""
+        return section
+
+    def after_load(self) -> None:
+        """Called after a checkpoint was loaded (e.g. to republish weights)."""
+
+    @classmethod
+    def legacy_section(cls, flat: dict[str, Any]) -> dict[str, Any]:
+        """The algorithm's section of a format 1 or 2 checkpoint, from its flat entries (the frame's removed)."""
+        return flat
 
     # ------------------------------------------------------------------ helpers for online algorithms
 
@@ -248,9 +504,38 @@ class Agent:
             self._obs = self.env.reset(seed=self.config.seed)
         return self._obs
 
-    def record_episodes(self, step: Step) -> None:
-        """Counts the step's rewards into the training-episode statistics of the log."""
+    def advance(self, step: Step) -> None:
+        """The env took one vector step: count its env steps and training episodes, watch its data, and act
+        next on its observation."""
         self._episodes.record(step)
+        if self._watch_env_data:
+            self._env_watch.record(step)
+        self._obs = step.obs
+        self.env_steps += self.env.num_envs
+
+    def record_episodes(self, step: Step) -> None:
+        """Counts the step's rewards into the training-episode statistics of the log (part of :meth:`advance`)."""
+        self._episodes.record(step)
+
+    def record_finished(self, returns: Tensor, lengths: Tensor) -> None:
+        """Counts training episodes that finished outside this process (their returns and lengths)."""
+        self._episodes.add_finished(returns, lengths)
+
+    def episode_metrics(self) -> dict[str, float]:
+        """The frame's log columns: training episodes finished since the last row, their mean return and length."""
+        return self._episodes.read()
+
+    def check_env_data(self) -> None:
+        """Raises :class:`EnvDataError` naming the env and the step if the env returned a NaN or infinite reward
+        or observation since the last check (one host read)."""
+        watched_from = self._watch_from
+        self._watch_from = self.env_steps
+        bad = self._env_watch.first_bad()
+        if bad is not None:
+            step = watched_from + bad * self.env.num_envs
+            raise EnvDataError(f"env {self.config.env_id!r} returned a non-finite reward or observation (NaN or inf) "
+                               f"in the vector step after env step {step}; {type(self).__name__} stopped training "
+                               "there")
 
     # ------------------------------------------------------------------ acting
 
@@ -259,7 +544,7 @@ class Agent:
             obs_t = torch.as_tensor(obs, device=self.device, dtype=torch.float32)
         except (TypeError, ValueError, RuntimeError) as exc:
             raise ValueError(f"{type(self).__name__}.act: `obs` must be a numeric array or tensor, got "
-                             f"{type(obs).__name__} ({_first_line(exc)})") from None
+                             f"{type(obs).__name__} ({first_line(exc)})") from None
         shape = self.env.obs_shape
         single = obs_t.dim() == len(shape)
         if tuple(obs_t.shape[-len(shape):] if shape else ()) != shape or obs_t.dim() not in (len(shape), len(shape) + 1):
@@ -271,6 +556,8 @@ class Agent:
     def act(self, obs, deterministic: bool = True) -> Tensor:
         """Actions for one observation or a batch (an empty batch gives no actions): the deterministic policy,
         or the exploring one (``deterministic=False``)."""
+        if not isinstance(deterministic, bool):
+            raise ValueError(f"{type(self).__name__}.act: `deterministic` must be True or False, got {deterministic!r}")
         obs_t, single = self._check_obs(obs)
         if deterministic:
             policy = self.policy_module()
@@ -287,6 +574,7 @@ class Agent:
             # CUDA kernels record bad input (a bad action, a skipped NaN TD error) on
             # the device instead of raising; a log row syncs anyway, so surface it here.
             check_device_errors(self.device)
+        self.check_env_data()
         now = time.perf_counter()
         return {"env_steps": self.env_steps, "updates": self.updates, "wall_time_s": now - start,
                 "steps_per_s": (self.env_steps - window[1]) / max(now - window[0], 1e-9),
@@ -300,15 +588,17 @@ class Agent:
     @_on_run_threads
     def train(self, progress: bool = False, callback: Callable[[dict], None] | None = None,
               stop_at: int | None = None) -> TrainResult:
-        """Collect and learn until solved (greedy evaluation >= threshold) or ``total_steps``.
+        """Collect and update until solved (greedy evaluation >= threshold) or ``total_steps``.
 
         ``stop_at`` pauses earlier (at that many env steps) without changing the
         schedules, which follow ``total_steps``: save, load and call ``train``
-        again to continue exactly as if never interrupted.
+        again to continue exactly as if never interrupted. A NaN or infinite
+        reward or observation from the env raises :class:`EnvDataError` at the
+        next log row (or when ``train`` returns), before a callback could save it.
         """
         cfg = self.config
-        if stop_at is not None and (isinstance(stop_at, bool) or not isinstance(stop_at, int) or stop_at < 0):
-            raise ValueError(f"{type(self).__name__}.train: `stop_at` must be an integer >= 0 or None, got {stop_at!r}")
+        if stop_at is not None:
+            stop_at = integer(f"{type(self).__name__}.train", "stop_at", stop_at, minimum=0)
         if callback is not None and not callable(callback):
             raise ValueError(f"{type(self).__name__}.train: `callback` must be callable or None, got {callback!r}")
         limit = cfg.total_steps if stop_at is None else min(stop_at, cfg.total_steps)
@@ -327,10 +617,14 @@ class Agent:
         try:
             while self.env_steps < limit:
                 before = self.env_steps
-                self.collect()
-                self.learn()
+                try:
+                    self.collect()
+                    self.update()
+                except Exception:
+                    self.check_env_data()  # a failure that bad env data caused is reported as such
+                    raise
                 if self.env_steps <= before:
-                    raise RuntimeError(f"{type(self).__name__}: collect() and learn() must advance env_steps")
+                    raise RuntimeError(f"{type(self).__name__}: collect() and update() must advance env_steps")
                 if self.env_steps >= next_log or self.env_steps >= next_eval:
                     next_log = (self.env_steps // cfg.log_interval + 1) * cfg.log_interval
                     row = self._metric_row(start, window)
@@ -353,6 +647,7 @@ class Agent:
                         callback(row)
                     if solved_at is not None and cfg.stop_when_solved:
                         break
+            self.check_env_data()
         finally:
             if bar is not None:
                 bar.close()
@@ -381,10 +676,9 @@ class Agent:
         evaluation stops as soon as the mean can no longer reach ``stop_below``; the returns of unfinished
         episodes are then partial, so their mean is a lower bound, and below ``stop_below``."""
         name = f"{type(self).__name__}.evaluate"
-        if isinstance(episodes, bool) or not isinstance(episodes, int) or episodes < 1:
-            raise ValueError(f"{name}: `episodes` must be an integer >= 1, got {episodes!r}")
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63):
-            raise ValueError(f"{name}: `seed` must be an integer in [0, 2**63) or None, got {seed!r}")
+        episodes = integer(name, "episodes", episodes, minimum=1)
+        if seed is not None:
+            seed = integer(name, "seed", seed, 0, MAX_SEED)
         cfg = self.config
         seed = cfg.seed + 10_000 + self.env_steps if seed is None else seed
         env = VectorEnvAdapter(make_env(cfg.env_id, episodes, backend=cfg.env_backend, device=self.device), self.device)
@@ -420,16 +714,12 @@ class Agent:
 
     # ------------------------------------------------------------------ persistence
 
-    def state_dict(self, include_buffer: bool = False) -> dict:
-        """Everything needed to continue training exactly (the replay buffer only with ``include_buffer``)."""
+    def _frame_state(self) -> dict[str, Any]:
         adapter = self.env.state_dict()
         state = {
-            "format": CHECKPOINT_FORMAT,
-            "algorithm": self.name,
-            "config": self.config.to_dict(),
             "env_steps": self.env_steps,
             "updates": self.updates,
-            "torch_rng": torch.get_rng_state(),
+            "generator": self.generator.get_state(),
             "obs": self._obs,
             "episode_return": self._episodes.episode_return,
             "episode_length": self._episodes.episode_length,
@@ -438,88 +728,128 @@ class Agent:
         }
         if "env" in adapter:
             state["env"] = adapter["env"]
-        own = self.algorithm_state(include_buffer)
-        clash = sorted(set(own) & set(_FRAME_KEYS))
-        if clash:
-            raise RuntimeError(f"{type(self).__name__}.algorithm_state reuses the frame's keys {clash}")
-        state.update(own)
         return state
 
-    def _check_state(self, state) -> None:
+    def state_dict(self, include_buffer: bool = False) -> dict:
+        """Everything needed to continue training exactly (the buffers only with ``include_buffer``): the
+        frame's section and the algorithm's (see the module docstring). The process-wide RNG is not part of
+        it: the agent draws only from its own generators."""
+        names = (*self.checkpoint_attrs, *(self.buffer_attrs if include_buffer else ()))
+        section = {name: _saved(getattr(self, name), name) for name in names}
+        extra = self.extra_state()
+        if extra is not None:
+            section[EXTRA_KEY] = extra
+        return {"format": CHECKPOINT_FORMAT, "algorithm": self.name, "config": self.config.to_dict(),
+                FRAME_SECTION: self._frame_state(), self.name: section}
+
+    def _upgraded(self, state: dict) -> dict:
+        """A format 1 or 2 checkpoint (one flat dict) in format 3's sections."""
+        if state.get("format") == CHECKPOINT_FORMAT:
+            return state
+        flat = {k: v for k, v in state.items() if k not in _LEGACY_DROPPED}
+        frame = {k: flat.pop(k) for k in _LEGACY_FRAME_KEYS if k in flat}
+        return {**{k: state[k] for k in ("format", "config") if k in state}, "algorithm": self.name,
+                FRAME_SECTION: frame, self.name: type(self).legacy_section(flat)}
+
+    def _check_state(self, state: Any) -> tuple[dict, dict]:
+        """(frame section, algorithm section) of a checkpoint dict, checked against this agent."""
         name = type(self).__name__
         if not isinstance(state, dict) or state.get("format") not in READABLE_FORMATS:
-            raise ValueError(f"{name}.load_state_dict: `state` is not an rltorch agent checkpoint "
-                             f"(format {CHECKPOINT_FORMAT})")
+            raise ValueError(f"`state` is not an rltorch agent checkpoint (format {CHECKPOINT_FORMAT})")
+        if state["format"] != 1 and not isinstance(state.get("algorithm"), str):
+            raise ValueError(f"`state` lacks the algorithm tag of a format {state['format']} checkpoint")
         if checkpoint_algorithm(state) != self.name:
-            raise ValueError(f"{name}.load_state_dict: `state` is a {checkpoint_algorithm(state)!r} checkpoint, "
-                             f"not {self.name!r}")
-        missing = [k for k in ("env_steps", "updates", "torch_rng", "obs", "episode_return", "episode_length",
-                               "finished", "env_prev_done") if k not in state]
+            raise ValueError(f"`state` is a {checkpoint_algorithm(state)!r} checkpoint, not {self.name!r}")
+        state = self._upgraded(state)
+        frame, section = state.get(FRAME_SECTION), state.get(self.name)
+        for key, value in ((FRAME_SECTION, frame), (self.name, section)):
+            if not isinstance(value, dict):
+                raise ValueError(f"`state` lacks its {key!r} section")
+        own = self._frame_state()
+        optional = {"env"} | ({"generator"} if state["format"] < CHECKPOINT_FORMAT else set())  # BC's had none
+        missing = [k for k in own if k not in frame and k not in optional]
         if missing:
-            raise ValueError(f"{name}.load_state_dict: `state` lacks {', '.join(missing)}")
-        for key in ("env_steps", "updates"):
-            value = state[key]
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"{name}.load_state_dict: `{key}` must be an integer >= 0, got {value!r}")
-        for key, like in (("episode_return", self._episodes.episode_return),
-                          ("episode_length", self._episodes.episode_length),
-                          ("finished", self._episodes.finished), ("torch_rng", torch.get_rng_state())):
-            value = state[key]
-            if not isinstance(value, Tensor) or value.shape != like.shape or value.dtype != like.dtype:
-                raise ValueError(f"{name}.load_state_dict: `{key}` must be a {like.dtype} tensor of shape "
-                                 f"{list(like.shape)}, got {value!r}"[:300])
-        obs = state["obs"]
-        if obs is not None and (not isinstance(obs, Tensor) or tuple(obs.shape) != (self.env.num_envs, *self.env.obs_shape)):
-            raise ValueError(f"{name}.load_state_dict: `obs` must be None or a tensor of shape "
-                             f"{[self.env.num_envs, *self.env.obs_shape]}")
+            raise ValueError(f"`state` lacks {', '.join(f'`{k}`' for k in missing)}")
+        unknown = sorted(set(frame) - set(own) - optional)
+        if unknown:
+            raise ValueError(f"`state` holds unknown frame entries {', '.join(f'`{k}`' for k in unknown)}")
+        for key in ("env_steps", "updates", "generator", "episode_return", "episode_length", "finished",
+                    "env_prev_done"):
+            if key in frame:
+                _check_saved(own[key], frame[key], key)
+        if frame["obs"] is not None:
+            check_tensor_like(torch.empty(self.env.num_envs, *self.env.obs_shape), frame["obs"], "obs")
+        declared = (*self.checkpoint_attrs, *self.buffer_attrs)
+        missing = [k for k in self.checkpoint_attrs if k not in section]
+        if type(self).extra_state is not Agent.extra_state and EXTRA_KEY not in section:
+            missing.append(EXTRA_KEY)
+        if missing:
+            raise ValueError(f"`state` lacks {', '.join(f'`{k}`' for k in missing)} (the {name} section)")
+        unknown = sorted(set(section) - set(declared) - {EXTRA_KEY})
+        if unknown:
+            raise ValueError(f"`state` holds unknown {name} entries {', '.join(f'`{k}`' for k in unknown)}")
+        for key in declared:
+            if key in section:
+                _check_saved(getattr(self, key), section[key], key)
+        return frame, section
 
     def load_state_dict(self, state: dict) -> None:
-        """Restores :meth:`state_dict`. Validated first; a state that still fails midway is rolled back, so a
-        rejected call leaves the agent as it was. When the env cannot be restored (gymnasium's envs have no
-        state), training continues on fresh episodes."""
-        self._check_state(state)
-        continue_episodes = "env" in state and self.env.restorable
-        backup = copy.deepcopy(self.state_dict(include_buffer=True))
+        """Restores :meth:`state_dict` (formats 1 to 3). Checked first, naming the bad key; a state that still
+        fails midway is rolled back, so a rejected call leaves the agent as it was. When the env cannot be
+        restored (gymnasium's envs have no state), training continues on fresh episodes."""
         try:
-            self._restore(state, continue_episodes)
+            frame, section = self._check_state(state)
+        except ValueError as exc:
+            raise ValueError(f"{type(self).__name__}.load_state_dict: {first_line(exc)}") from None
+        continue_episodes = "env" in frame and self.env.restorable
+        if not continue_episodes:
+            section = self.fresh_episodes(section)
+        backup = copy.deepcopy(self.state_dict(include_buffer=True))
+        progress = ["state"]
+        try:
+            self._restore(frame, section, continue_episodes, progress)
         except Exception as exc:
-            self._restore(backup, continue_episodes=True)
-            raise ValueError(f"{type(self).__name__}.load_state_dict: `state` does not fit this agent "
-                             f"(nothing was changed): {type(exc).__name__}: {_first_line(exc)}") from exc
+            self._restore(backup[FRAME_SECTION], backup[self.name], True, [])
+            raise ValueError(f"{type(self).__name__}.load_state_dict: `{progress[-1]}` does not fit this agent "
+                             f"(nothing was changed): {type(exc).__name__}: {first_line(exc)}") from exc
+        self.after_load()
 
-    def _restore(self, state: dict, continue_episodes: bool) -> None:
+    def _restore(self, frame: dict, section: dict, continue_episodes: bool, progress: list[str]) -> None:
+        """Writes checked sections into the agent; ``progress`` ends with the key being written."""
         dev = self.device
-        adapter_state = {"prev_done": state["env_prev_done"]}
-        if continue_episodes and "env" in state:
-            adapter_state["env"] = state["env"]
-        self.load_algorithm_state(state, continue_episodes)
-        self.env.load_state_dict(adapter_state)
-        self.env_steps = int(state["env_steps"])
-        self.updates = int(state["updates"])
-        torch.set_rng_state(state["torch_rng"])
-        self._episodes.finished = state["finished"].to(dev).clone()
-        self._episodes.episode_return = state["episode_return"].to(dev).clone()
-        self._episodes.episode_length = state["episode_length"].to(dev).clone()
+        for key in (*self.checkpoint_attrs, *self.buffer_attrs):
+            if key in section:
+                progress.append(key)
+                setattr(self, key, _restored(getattr(self, key), section[key]))
+        if EXTRA_KEY in section:
+            progress.append(EXTRA_KEY)
+            self.load_extra_state(section[EXTRA_KEY])
+        progress.append("env")
+        adapter_state = {"prev_done": frame["env_prev_done"]}
         if continue_episodes:
-            self._obs = state["obs"].to(dev).clone() if state["obs"] is not None else None
+            adapter_state["env"] = frame["env"]
+        self.env.load_state_dict(adapter_state)
+        progress.append("frame")
+        self.env_steps = int(frame["env_steps"])
+        self.updates = int(frame["updates"])
+        if "generator" in frame:
+            self.generator.set_state(frame["generator"])
+        self._episodes.finished = frame["finished"].to(dev).clone()
+        self._episodes.episode_return = frame["episode_return"].to(dev).clone()
+        self._episodes.episode_length = frame["episode_length"].to(dev).clone()
+        self._env_watch = EnvDataWatch(dev)
+        self._watch_from = self.env_steps
+        if continue_episodes:
+            self._obs = frame["obs"].to(dev).clone() if frame["obs"] is not None else None
         else:
             # The env cannot continue the saved episodes: start fresh ones.
             self._obs = None
             self._episodes.restart()
 
-    def save(self, path: str | os.PathLike, include_buffer: bool = False) -> None:
-        """Write a checkpoint atomically (a crash mid-write never leaves a truncated file behind)."""
-        path = os.fspath(path)
-        parent = os.path.dirname(os.path.abspath(path))
-        if not os.path.isdir(parent):
-            raise ValueError(f"{type(self).__name__}.save: `path` {path!r} is not in an existing directory")
-        tmp = f"{path}.tmp"
-        try:
-            torch.save(self.state_dict(include_buffer), tmp)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
+    def save(self, path: str | os.PathLike, include_buffer: bool = False) -> str:
+        """Writes a checkpoint atomically with a checksum (a crash mid-write never leaves a truncated file, a
+        later change to the file is caught on load). Returns the path."""
+        return save_checked(self.state_dict(include_buffer), path, f"{type(self).__name__}.save `path`")
 
     @classmethod
     def load(cls, path: str | os.PathLike, device: str | None = None,
@@ -541,7 +871,7 @@ class Agent:
         try:
             config = klass.config_class.from_dict(values)
         except (TypeError, ValueError) as exc:
-            raise ValueError(f"{os.fspath(path)!r} holds an invalid config: {_first_line(exc)}") from None
+            raise ValueError(f"{os.fspath(path)!r} holds an invalid config: {first_line(exc)}") from None
         agent = klass(config, env=env)
         try:
             agent.load_state_dict(state)
@@ -558,30 +888,11 @@ class Agent:
 
     def export(self, path: str | os.PathLike, format: str = "torchscript") -> str:
         """Save the deterministic policy so it loads without rltorch: 'torchscript' (torch.jit.load)
-        or 'export' (torch.export.load; .pt2). Input: float32 [batch, *obs_shape]."""
+        or 'export' (torch.export.load; .pt2). Input: float32 [batch, *obs_shape]. Written atomically."""
         name = f"{type(self).__name__}.export"
         if format not in EXPORT_FORMATS:
             raise ValueError(f"{name}: `format` must be 'torchscript' or 'export', got {format!r}")
-        path = os.fspath(path)
-        parent = os.path.dirname(os.path.abspath(path))
-        if not os.path.isdir(parent) or os.path.isdir(path):
-            raise ValueError(f"{name}: `path` {path!r} must name a file in an existing directory")
-        policy = self.policy()
-        tmp = f"{path}.tmp"
-        try:
-            if format == "torchscript":
-                with warnings.catch_warnings():  # torch >= 2.10 flags TorchScript as deprecated; users still ask for it
-                    warnings.simplefilter("ignore", FutureWarning)
-                    torch.jit.save(torch.jit.trace(policy, torch.zeros(1, *self.env.obs_shape)), tmp)
-            else:
-                batch = torch.export.Dim("batch", min=1)
-                program = torch.export.export(policy, (torch.zeros(2, *self.env.obs_shape),), dynamic_shapes=({0: batch},))
-                torch.export.save(program, tmp)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-        return path
+        return export_module(self.policy(), torch.zeros(2, *self.env.obs_shape), path, format, f"{name} `path`")
 
     def close(self) -> None:
         self.env.close()

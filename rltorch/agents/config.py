@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-import torch
-
+from rltorch._checks import Range, is_device_name
 from rltorch.config import (  # noqa: F401  (re-exported: this module was their home before rltorch.config)
     Config,
+    PositiveInt,
     describe,
     field_docs,
     field_hints,
@@ -17,7 +17,6 @@ from rltorch.config import (  # noqa: F401  (re-exported: this module was their 
     parse_field,
     parse_field_item,
 )
-from rltorch.envs.vector import ENV_BACKENDS
 
 #: Seeds go to torch and gymnasium generators, which take non-negative 64-bit values.
 MAX_SEED = 2**63 - 1
@@ -32,30 +31,30 @@ class RunConfig(Config):
     """gymnasium id; CartPole-v1 runs on rltorch's vectorized CartPole unless env_backend says otherwise."""
     env_backend: Literal["auto", "rltorch", "gymnasium"] = "auto"
     """'rltorch', 'gymnasium', or 'auto' (rltorch for CartPole-v1, gymnasium for everything else)."""
-    num_envs: int = 16
+    num_envs: PositiveInt = 16
     """Environments stepped in parallel (one vector env)."""
     device: str = "auto"
     """'cpu', 'cuda', 'cuda:1', or 'auto' (cuda when available)."""
-    seed: int = 0
+    seed: Annotated[int, Range(0, MAX_SEED)] = 0
     """Seeds the networks, the env, the buffer and exploration: the same seed gives the same run."""
-    total_steps: int = 300_000
+    total_steps: PositiveInt = 300_000
     """Upper bound on env steps (summed over envs)."""
-    eval_interval: int = 5_000
+    eval_interval: PositiveInt = 5_000
     """Env steps between greedy evaluations."""
-    eval_episodes: int = 100
+    eval_episodes: PositiveInt = 100
     """Episodes per greedy evaluation (one per env of a fresh vector env)."""
     solve_threshold: float | None = None
     """Mean greedy return that counts as solved; None takes the env spec's reward_threshold (475 for CartPole-v1)."""
     stop_when_solved: bool = True
     """Stop training at the first evaluation that reaches solve_threshold."""
-    log_interval: int = 2_000
+    log_interval: PositiveInt = 2_000
     """Env steps between log rows (metrics.csv, progress bar, callback)."""
     compile: bool = False
     """torch.compile the update step (pays compile time up front)."""
     eval_stop_early: bool = False
     """Stop a training-time evaluation once its mean can no longer reach solve_threshold (envs with a known
     best episode return: rltorch's CartPole); its logged eval_return is then a lower bound."""
-    threads: int | Literal["auto"] = "auto"
+    threads: Annotated[int, Range(1, MAX_THREADS)] | Literal["auto"] = "auto"
     """torch intra-op threads while training and evaluating: 'auto' is one (an agent's small MLP and env step
     cannot gain from splitting, and lose badly when another process shares the cores); the caller's own
     setting is restored afterwards."""
@@ -64,23 +63,5 @@ class RunConfig(Config):
         super().check(values)
         need = self.requirement
         need(values["env_id"] != "", "env_id", "must not be empty")
-        need(values["env_backend"] in ENV_BACKENDS, "env_backend", f"must be one of {'|'.join(ENV_BACKENDS)}")
-        need(values["num_envs"] >= 1, "num_envs", f"must be >= 1, got {values['num_envs']}")
-        need(_is_device(values["device"]), "device",
+        need(is_device_name(values["device"]), "device",
              f"must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {values['device']!r}")
-        need(0 <= values["seed"] <= MAX_SEED, "seed", f"must lie in [0, 2**63), got {values['seed']}")
-        need(values["total_steps"] >= 1, "total_steps", f"must be >= 1, got {values['total_steps']}")
-        for name in ("eval_interval", "eval_episodes", "log_interval"):
-            need(values[name] >= 1, name, f"must be >= 1, got {values[name]}")
-        need(values["threads"] == "auto" or 1 <= values["threads"] <= MAX_THREADS, "threads",
-             f"must be 'auto' or an integer in [1, {MAX_THREADS}], got {values['threads']!r}")
-
-
-def _is_device(name: str) -> bool:
-    if name == "auto":
-        return True
-    try:
-        device = torch.device(name)
-    except (RuntimeError, ValueError):
-        return False
-    return device.type in ("cpu", "cuda", "mps", "xpu")

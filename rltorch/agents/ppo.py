@@ -27,17 +27,22 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 import gymnasium as gym
 import torch
 from torch import Tensor, nn
 
+from rltorch._checks import Range
 from rltorch.agents.actor_critic import ActorCritic, DeterministicPolicy
-from rltorch.agents.base import Agent, check_module_state
+from rltorch.agents.base import Agent
 from rltorch.agents.config import RunConfig
+from rltorch.config import HiddenSizes, LearningRate, Positive, PositiveInt, Unit
 from rltorch.nn import ACTIVATIONS
 from rltorch.replay.rollout import RolloutBuffer
+
+#: Bounds of the loss weights and of the KL early stop: beyond them a run only diverges.
+_Weight = Annotated[float, Range(0, 1000)]
 
 
 def ppo_loss(
@@ -102,58 +107,55 @@ def ppo_loss(
 class PPOConfig(RunConfig):
     """PPO hyperparameters. The defaults solve CartPole-v1 in about half a second on two CPU cores."""
 
-    num_envs: int = 64
-    """Environments stepped in parallel (one vector env)."""
-    total_steps: int = 200_000
-    """Upper bound on env steps (summed over envs); the learning-rate and clip schedules run over it."""
-    eval_interval: int = 2_048
-    """Env steps between greedy evaluations."""
-    log_interval: int = 2_048
-    """Env steps between log rows (metrics.csv, progress bar, callback)."""
+    # RunConfig's fields with defaults that suit PPO (their help stays RunConfig's).
+    num_envs: PositiveInt = 64
+    eval_interval: PositiveInt = 2_048
+    log_interval: PositiveInt = 2_048
     eval_stop_early: bool = True
-    """Stop a training-time evaluation once its mean can no longer reach solve_threshold (envs with a known
-    best episode return: rltorch's CartPole); its logged eval_return is then a lower bound."""
+    total_steps: PositiveInt = 200_000
+    """Upper bound on env steps (summed over envs); the learning-rate and clip schedules run over it."""
 
-    num_steps: int = 32
+    num_steps: PositiveInt = 32
     """Steps per env in each rollout (a rollout holds num_envs * num_steps transitions)."""
-    hidden_sizes: tuple[int, ...] = (64, 64)
+    hidden_sizes: HiddenSizes = (64, 64)
     """Widths of the hidden layers of the policy network and of the value network."""
     activation: str = "tanh"
     """Hidden-layer activation: relu, tanh, gelu, silu, elu or leaky_relu."""
     normalize_obs: bool = False
     """Normalize observations by their running mean and std (kept in checkpoints and exports)."""
-    init_log_std: float = 0.0
-    """Initial log standard deviation of the Gaussian policy (Box actions only)."""
+    init_log_std: Annotated[float, Range(-20, 2)] = 0.0
+    """Initial log standard deviation of the Gaussian policy (Box actions only). At most 2 (std 7.4: wider
+    only piles actions on the bounds; 1000 would make them infinite), at least -20 (as good as deterministic)."""
 
-    learning_rate: float = 1e-3
+    learning_rate: LearningRate = 1e-3
     """Adam's learning rate at the start of training."""
     anneal_lr: bool = True
     """Decay the learning rate linearly towards 0 over total_steps."""
-    adam_eps: float = 1e-5
+    adam_eps: Annotated[float, Range(0, 1, low_open=True)] = 1e-5
     """Adam's epsilon."""
-    gamma: float = 0.99
+    gamma: Unit = 0.99
     """Discount factor."""
-    gae_lambda: float = 0.95
+    gae_lambda: Unit = 0.95
     """GAE lambda (1: Monte Carlo returns, 0: one-step TD)."""
-    update_epochs: int = 4
+    update_epochs: PositiveInt = 4
     """Passes over each rollout."""
-    num_minibatches: int = 2
+    num_minibatches: PositiveInt = 2
     """Minibatches per pass (each holds num_envs * num_steps / num_minibatches transitions)."""
     norm_adv: bool = True
     """Normalize the advantages of each minibatch to mean 0 and std 1."""
-    clip_coef: float = 0.2
+    clip_coef: Annotated[float, Range(0, 10, low_open=True)] = 0.2
     """Surrogate clipping range epsilon (also the value clipping range with clip_vloss)."""
     anneal_clip: bool = True
     """Decay clip_coef linearly towards 0 over total_steps."""
     clip_vloss: bool = False
     """Clip the value update around the rollout's values, as in the PPO paper's implementation."""
-    ent_coef: float = 0.0
+    ent_coef: _Weight = 0.0
     """Weight of the entropy bonus."""
-    vf_coef: float = 0.5
+    vf_coef: _Weight = 0.5
     """Weight of the value loss."""
-    max_grad_norm: float | None = 0.5
+    max_grad_norm: Positive | None = 0.5
     """Clip the gradient's global norm to this; none disables clipping."""
-    target_kl: float | None = None
+    target_kl: Annotated[float, Range(0, 1000, low_open=True)] | None = None
     """Stop an iteration's epochs once the approximate KL of the last minibatch exceeds this (none: never).
     Reads one number from the device per epoch."""
 
@@ -169,25 +171,12 @@ class PPOConfig(RunConfig):
     def check(self, values: dict[str, Any]) -> None:
         super().check(values)
         need = self.requirement
-        need(values["num_steps"] >= 1, "num_steps", f"must be >= 1, got {values['num_steps']}")
-        need(values["num_minibatches"] >= 1, "num_minibatches", f"must be >= 1, got {values['num_minibatches']}")
         batch = values["num_envs"] * values["num_steps"]
-        need(batch // max(values["num_minibatches"], 1) >= 2, "num_minibatches",
+        need(batch // values["num_minibatches"] >= 2, "num_minibatches",
              f"({values['num_minibatches']}) must leave at least 2 transitions per minibatch of the "
              f"{batch} in a rollout (num_envs * num_steps)")
-        need(values["update_epochs"] >= 1, "update_epochs", f"must be >= 1, got {values['update_epochs']}")
         need(values["activation"] in ACTIVATIONS, "activation",
              f"must be one of {', '.join(sorted(ACTIVATIONS))}, got {values['activation']!r}")
-        need(len(values["hidden_sizes"]) >= 1 and all(h >= 1 for h in values["hidden_sizes"]), "hidden_sizes",
-             f"must be one or more integers >= 1, got {list(values['hidden_sizes'])}")
-        for name in ("gamma", "gae_lambda"):
-            need(0.0 <= values[name] <= 1.0, name, f"must lie in [0, 1], got {values[name]}")
-        for name in ("learning_rate", "adam_eps", "clip_coef"):
-            need(values[name] > 0, name, f"must be > 0, got {values[name]}")
-        for name in ("ent_coef", "vf_coef"):
-            need(values[name] >= 0, name, f"must be >= 0, got {values[name]}")
-        for name in ("max_grad_norm", "target_kl"):
-            need(values[name] is None or values[name] > 0, name, f"must be > 0 or none, got {values[name]}")
 
 
 class PPO(Agent):
@@ -195,13 +184,13 @@ class PPO(Agent):
 
     name = "ppo"
     config_class = PPOConfig
+    checkpoint_attrs = ("net", "optimizer", "iterations", "learning_rate", "loss_stats", "loss_count")
     log_columns = (*Agent.log_columns, "learning_rate", "policy_loss", "value_loss", "entropy", "approx_kl",
                    "clip_fraction")
     progress_columns = ("train_return", "entropy")
     config: PPOConfig
 
-    def __init__(self, config: PPOConfig | None = None, env: gym.vector.VectorEnv | None = None):
-        super().__init__(config, env)
+    def build(self) -> None:
         cfg = self.config
         space = self.env.action_space
         action_dim = self.env.num_actions if self.env.discrete else math.prod(self.env.action_shape)
@@ -215,7 +204,6 @@ class PPO(Agent):
         self.deterministic_policy = DeterministicPolicy(self.net)
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=cfg.learning_rate, eps=cfg.adam_eps,
                                           fused=self.device.type in ("cpu", "cuda"))
-        self.generator = torch.Generator(device=self.device).manual_seed(cfg.seed)
         self.buffer = RolloutBuffer(
             cfg.num_steps, self.env.num_envs, self.env.obs_shape, action_shape=() if self.env.discrete else (action_dim,),
             action_dtype=torch.int64 if self.env.discrete else torch.float32, device=self.device,
@@ -225,8 +213,8 @@ class PPO(Agent):
         self.num_iterations = -(-cfg.total_steps // cfg.batch_size)
         self.iterations = 0
         self.learning_rate = cfg.learning_rate
-        self._loss_stats = torch.zeros(5, device=self.device)  # summed over minibatches since the last log row
-        self._loss_count = 0
+        self.loss_stats = torch.zeros(5, device=self.device)  # summed over minibatches since the last log row
+        self.loss_count = 0
         self._minibatch_step = torch.compile(self._minibatch_update) if cfg.compile else self._minibatch_update
 
     # ------------------------------------------------------------------ acting
@@ -251,14 +239,12 @@ class PPO(Agent):
                 step = self.env.step(self.net.env_action(action))
                 buffer.add(obs, action, logprob, step.reward, step.terminated, step.truncated, step.next_obs,
                            step.valid)
-                self.record_episodes(step)
+                self.advance(step)
                 obs = step.obs
-        self._obs = obs
-        self.env_steps += buffer.num_steps * buffer.num_envs
 
     # ------------------------------------------------------------------ learning
 
-    def learn(self) -> None:
+    def update(self) -> None:
         """One PPO update on the rollout in the buffer."""
         cfg, buf = self.config, self.buffer
         frac = 1.0 - self.iterations / self.num_iterations
@@ -276,8 +262,8 @@ class PPO(Agent):
             for start in range(0, cfg.num_minibatches * cfg.minibatch_size, cfg.minibatch_size):
                 index = order[start:start + cfg.minibatch_size]
                 stats = self._minibatch_step(batch, index, weight, clip_coef)
-                self._loss_stats += stats
-                self._loss_count += 1
+                self.loss_stats += stats
+                self.loss_count += 1
                 self.updates += 1
             if cfg.target_kl is not None and stats[3].item() > cfg.target_kl:  # the one host read per epoch
                 break
@@ -315,36 +301,8 @@ class PPO(Agent):
     def log_metrics(self) -> dict[str, float]:
         row = {**super().log_metrics(), "learning_rate": self.learning_rate}
         names = ("policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction")
-        means = (self._loss_stats / max(self._loss_count, 1)).tolist()
-        row.update({name: value if self._loss_count else float("nan") for name, value in zip(names, means)})
-        self._loss_stats.zero_()
-        self._loss_count = 0
+        means = (self.loss_stats / max(self.loss_count, 1)).tolist()
+        row.update({name: value if self.loss_count else float("nan") for name, value in zip(names, means)})
+        self.loss_stats.zero_()
+        self.loss_count = 0
         return row
-
-    def algorithm_state(self, include_buffer: bool) -> dict[str, Any]:
-        # Training pauses between iterations, when the rollout buffer holds nothing still needed.
-        return {
-            "net": self.net.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "generator": self.generator.get_state(),
-            "iterations": self.iterations,
-            "learning_rate": self.learning_rate,
-            "loss_stats": self._loss_stats,
-            "loss_count": self._loss_count,
-        }
-
-    def load_algorithm_state(self, state: dict[str, Any], continue_episodes: bool) -> None:
-        for key in ("net", "optimizer", "generator", "iterations", "learning_rate", "loss_stats", "loss_count"):
-            if key not in state:
-                raise ValueError(f"PPO checkpoint lacks {key!r}")
-        check_module_state(self.net, state["net"], "net")
-        for key in ("iterations", "loss_count"):
-            if isinstance(state[key], bool) or not isinstance(state[key], int) or state[key] < 0:
-                raise ValueError(f"`{key}` must be an integer >= 0, got {state[key]!r}")
-        self.net.load_state_dict(state["net"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.generator.set_state(state["generator"])
-        self.iterations = state["iterations"]
-        self.learning_rate = float(state["learning_rate"])
-        self._loss_stats = state["loss_stats"].to(self.device).clone()
-        self._loss_count = state["loss_count"]

@@ -17,18 +17,18 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import torch
 
-from rltorch._checks import resolve_device
+from rltorch._checks import Range, resolve_device
 from rltorch._io import first_line
 from rltorch.classifiers import datasets as synthetic
 from rltorch.classifiers.data import held_out_count
 from rltorch.classifiers.env_data import collect_expert_pairs, collect_failure_pairs
 from rltorch.classifiers.estimators import Classifier
 from rltorch.classifiers.kinds import BinaryClassifier, MulticlassClassifier, MultilabelClassifier
-from rltorch.config import Config
+from rltorch.config import Config, HiddenSizes, Positive, PositiveInt, Unit
 
 __all__ = ["ClassifierConfig", "PreparedRun", "prepare", "make_dataset", "make_classifier", "run_classifier",
            "ALGORITHM", "DATASETS"]
@@ -47,45 +47,45 @@ class ClassifierConfig(Config):
     """circles|moons|blobs|spirals|multilabel (made in torch) or cartpole-bc (observation -> expert action) or cartpole-fail (observation -> falls within `horizon` steps)."""
     kind: Literal["auto", "binary", "multiclass", "multilabel"] = "auto"
     """Classifier kind; auto: multilabel for the multilabel set, binary for two-class sets, multiclass otherwise."""
-    num_samples: int = 4000
+    num_samples: Annotated[int, Range(20, None)] = 4000
     """Samples generated or collected (train + validation + test)."""
-    num_classes: int = 4
+    num_classes: Annotated[int, Range(2, None)] = 4
     """Classes of the blobs and spirals sets (labels of the multilabel set)."""
-    noise: float | None = None
+    noise: Annotated[float, Range(0, None)] | None = None
     """Gaussian noise of the synthetic sets; none keeps each generator's default."""
-    test_fraction: float = 0.25
+    test_fraction: Annotated[float, Range(0, 1, low_open=True, high_open=True)] = 0.25
     """Share of the samples held out for the final test metrics."""
-    validation_split: float = 0.1
+    validation_split: Annotated[float, Range(0, 1, high_open=True)] = 0.1
     """Share of the training samples held out for per-epoch validation (0 for none)."""
     expert: str = "linear"
     """cartpole-*: the policy that acts, 'linear' or a trained agent's run directory."""
-    epsilon: float | None = None
+    epsilon: Unit | None = None
     """cartpole-*: probability of a random action while collecting; none: 0.2 for cartpole-bc, 0.75 for cartpole-fail."""
-    horizon: int = 10
+    horizon: PositiveInt = 10
     """cartpole-fail: label 1 when the pole falls within this many steps."""
 
-    hidden_sizes: tuple[int, ...] = (64, 64)
+    hidden_sizes: HiddenSizes = (64, 64)
     """Widths of the MLP's hidden layers."""
     activation: Literal["relu", "tanh", "gelu", "silu", "elu", "leaky_relu"] = "relu"
     """Activation of the hidden layers."""
-    dropout: float = 0.0
+    dropout: Annotated[float, Range(0, 1, high_open=True)] = 0.0
     """Dropout after each hidden layer."""
     batch_norm: bool = False
     """BatchNorm1d after each hidden linear layer."""
-    label_smoothing: float = 0.0
+    label_smoothing: Annotated[float, Range(0, 1, high_open=True)] = 0.0
     """Cross-entropy label smoothing (multiclass)."""
 
-    epochs: int = 40
+    epochs: PositiveInt = 40
     """Passes over the training data (fewer with early_stopping)."""
-    batch_size: int = 128
+    batch_size: PositiveInt = 128
     """Samples per gradient step."""
-    learning_rate: float = 3e-3
+    learning_rate: Positive = 3e-3
     """Optimizer learning rate."""
     optimizer: Literal["adam", "sgd"] = "adam"
     """adam or sgd (momentum 0.9)."""
-    weight_decay: float = 0.0
+    weight_decay: Annotated[float, Range(0, None)] = 0.0
     """L2 weight decay."""
-    early_stopping: int | None = None
+    early_stopping: PositiveInt | None = None
     """Stop after this many epochs without a better `monitor` (restoring the best weights); none trains all epochs."""
     monitor: Literal["loss", "val_loss", "val_accuracy", "val_f1_macro"] = "val_loss"
     """Metric early stopping watches (val_* need validation_split > 0)."""
@@ -97,12 +97,6 @@ class ClassifierConfig(Config):
 
     def check(self, values: dict[str, Any]) -> None:
         need = self.requirement
-        need(values["num_samples"] >= 20, "num_samples", f"must be >= 20, got {values['num_samples']}")
-        need(values["num_classes"] >= 2, "num_classes", f"must be >= 2, got {values['num_classes']}")
-        need(values["noise"] is None or values["noise"] >= 0, "noise", f"must be >= 0 or none, got {values['noise']}")
-        need(0 < values["test_fraction"] < 1, "test_fraction", f"must lie in (0, 1), got {values['test_fraction']}")
-        need(0 <= values["validation_split"] < 1, "validation_split",
-             f"must lie in [0, 1), got {values['validation_split']}")
         # The splits are made after the data, long after the run directory would exist: size them now.
         total = values["num_samples"]
         test = held_out_count(total, values["test_fraction"])
@@ -113,20 +107,6 @@ class ClassifierConfig(Config):
         need(values["validation_split"] == 0 or 1 <= held < train, "validation_split",
              f"{values['validation_split']} of the {train} training samples leaves an empty split "
              f"(validation {held}); give more samples or a larger split")
-        need(values["epsilon"] is None or 0 <= values["epsilon"] <= 1, "epsilon",
-             f"must lie in [0, 1] or be none, got {values['epsilon']}")
-        need(values["horizon"] >= 1, "horizon", f"must be >= 1, got {values['horizon']}")
-        need(len(values["hidden_sizes"]) >= 1 and all(h >= 1 for h in values["hidden_sizes"]), "hidden_sizes",
-             f"must be one or more integers >= 1, got {list(values['hidden_sizes'])}")
-        need(0 <= values["dropout"] < 1, "dropout", f"must lie in [0, 1), got {values['dropout']}")
-        need(0 <= values["label_smoothing"] < 1, "label_smoothing",
-             f"must lie in [0, 1), got {values['label_smoothing']}")
-        for name in ("epochs", "batch_size"):
-            need(values[name] >= 1, name, f"must be >= 1, got {values[name]}")
-        need(values["learning_rate"] > 0, "learning_rate", f"must be > 0, got {values['learning_rate']}")
-        need(values["weight_decay"] >= 0, "weight_decay", f"must be >= 0, got {values['weight_decay']}")
-        need(values["early_stopping"] is None or values["early_stopping"] >= 1, "early_stopping",
-             f"must be >= 1 or none, got {values['early_stopping']}")
         need(not (values["monitor"].startswith("val_") and values["early_stopping"] is not None
                   and values["validation_split"] == 0), "monitor",
              f"{values['monitor']!r} needs validation_split > 0")

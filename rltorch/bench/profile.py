@@ -34,7 +34,7 @@ def time_split(agent_class, config, seeds: list[int], report: Callable[[str], No
         agent = agent_class(type(config).from_dict({**config.to_dict(), "seed": seed}))
         try:
             agent.collect = timed("collect", agent.collect)
-            agent.learn = timed("learn", agent.learn)
+            agent.update = timed("learn", agent.update)  # the per-update hook (was named learn)
             agent.evaluate_returns = timed("evaluate", lambda *a, **k: Agent.evaluate_returns(agent, *a, **k))
             result = agent.train()
         finally:

@@ -4,12 +4,14 @@ policy and feed one learner's prioritized replay.
 - **Actors** (Ray actors, :class:`ApexActor`) each run a vector env with their own
   epsilon (Ape-X: ``eps_i = eps ** (1 + alpha * i / (N - 1))``), form n-step
   transitions with the replay buffer's n-step writer, compute each transition's
-  initial priority ``|Q(s, a) - target|`` with :func:`rltorch.ops.td_target` on
-  their own copy of the network, and return a batch as a dict of tensors.
+  initial priority ``|Q(s, a) - target|`` on their own copy of the network, and
+  return a batch as a dict of tensors. Exploration, priorities, the n-step writer
+  and episode statistics are :mod:`rltorch.agents.offpolicy`'s and the frame's,
+  the ones DQN uses.
 - **The learner** is :class:`Apex`, a :class:`~rltorch.agents.DQN` whose
   ``collect`` inserts actor batches into its ``PrioritizedReplayBuffer`` (with
-  their priorities) instead of stepping an env, and whose ``learn`` is DQN's own
-  update at a fixed samples-per-insert ratio (``updates_per_step`` updates per
+  their priorities) instead of stepping an env, and whose ``update`` is DQN's own
+  at a fixed samples-per-insert ratio (``updates_per_step`` updates per
   inserted transition). Everything else (evaluation, stop when solved, logs,
   checkpoints with network, optimizer and buffer, the CLI) is the agent frame's.
 - **Weights** go to the object store every ``publish_interval`` updates; each
@@ -32,14 +34,17 @@ import os
 import signal
 import time
 from dataclasses import asdict, dataclass
-from typing import Any
+from types import SimpleNamespace
+from typing import Annotated, Any
 
 import torch
 from torch import Tensor
 
-from rltorch import ops
-from rltorch.agents import ALGORITHMS
+from rltorch._checks import Range
+from rltorch.agents.base import EpisodeStats
 from rltorch.agents.dqn import DQN, DQNConfig
+from rltorch.agents.offpolicy import epsilon_greedy, replay_buffer, td_priorities
+from rltorch.config import PositiveInt
 
 INSTALL = "pip install 'rltorch[distributed]'"
 
@@ -63,56 +68,45 @@ def actor_epsilon(index: int, num_actors: int, base: float = 0.4, alpha: float =
 class ApexConfig(DQNConfig):
     """Ape-X DQN on Ray: actors with per-actor epsilon feed the learner's prioritized replay."""
 
-    actors: int = 2
+    actors: PositiveInt = 2
     """Ray actors stepping envs (each runs num_envs envs)."""
-    num_envs: int = 8
+    num_envs: PositiveInt = 8
     """Envs per actor."""
-    actor_steps: int = 32
+    actor_steps: PositiveInt = 32
     """Vector steps an actor takes per batch it sends (a batch holds about actor_steps * num_envs transitions)."""
-    actor_eps_base: float = 0.4
+    actor_eps_base: Annotated[float, Range(0, 1, low_open=True)] = 0.4
     """Ape-X's epsilon of actor 0; actor i of N uses actor_eps_base ** (1 + actor_eps_alpha * i / (N - 1))."""
-    actor_eps_alpha: float = 7.0
+    actor_eps_alpha: Annotated[float, Range(0, 100)] = 7.0
     """Ape-X's exponent spreading the actors' epsilons."""
-    publish_interval: int = 16
+    publish_interval: PositiveInt = 16
     """Learner updates between weight publications to the actors."""
-    max_inflight: int = 2
+    max_inflight: PositiveInt = 2
     """Batches requested from each actor at once: the bound on how far actors run ahead."""
-    actor_max_restarts: int = 10
+    actor_max_restarts: Annotated[int, Range(0, None)] = 10
     """Times Ray restarts an actor that died (then the run stops with an error)."""
-    actor_timeout_s: float = 120.0
+    actor_timeout_s: Annotated[float, Range(0, 86_400, low_open=True)] = 120.0
     """Seconds without any actor batch before the learner gives up."""
-    actor_num_cpus: float = 1.0
+    actor_num_cpus: Annotated[float, Range(0, 4096)] = 1.0
     """CPUs each actor reserves in Ray's scheduler (fractions allowed: many actors waiting on slow envs)."""
-    step_latency_ms: float = 0.0
+    step_latency_ms: Annotated[float, Range(0, 60_000)] = 0.0
     """Simulated env latency: each env step of an actor also waits this long, its envs one after another
     (rltorch.envs.SimulatedLatency)."""
     address: str | None = None
     """A running Ray cluster to join (e.g. 'auto' or 'head-host:6379'); none starts a local one for the run."""
-    object_store_mb: int = 256
+    object_store_mb: Annotated[int, Range(80, None)] = 256
     """Object store size of a local cluster, in MiB."""
-    n_step: int = 3
+    n_step: PositiveInt = 3
     """n-step returns (Ape-X uses 3)."""
     prioritized: bool = True
     """Prioritized replay (Ape-X requires it)."""
-    learning_starts: int = 2_000
+    learning_starts: Annotated[int, Range(0, None)] = 2_000
     """Transitions in the buffer before the first update."""
-    updates_per_step: float = 0.125
+    updates_per_step: Annotated[float, Range(0, 1000, low_open=True)] = 0.125
     """Learner updates per inserted transition (the samples-per-insert ratio is this times batch_size)."""
 
     def check(self, values: dict[str, Any]) -> None:
         super().check(values)
-        need = self.requirement
-        for name in ("actors", "actor_steps", "publish_interval", "max_inflight"):
-            need(values[name] >= 1, name, f"must be an integer >= 1, got {values[name]}")
-        need(values["actor_max_restarts"] >= 0, "actor_max_restarts", f"must be >= 0, got {values['actor_max_restarts']}")
-        need(0 < values["actor_eps_base"] <= 1, "actor_eps_base", f"must be in (0, 1], got {values['actor_eps_base']}")
-        need(values["actor_eps_alpha"] >= 0, "actor_eps_alpha", f"must be >= 0, got {values['actor_eps_alpha']}")
-        need(values["actor_timeout_s"] > 0, "actor_timeout_s", f"must be > 0, got {values['actor_timeout_s']}")
-        need(values["actor_num_cpus"] >= 0, "actor_num_cpus", f"must be >= 0, got {values['actor_num_cpus']}")
-        need(values["step_latency_ms"] >= 0, "step_latency_ms", f"must be >= 0, got {values['step_latency_ms']}")
-        need(values["object_store_mb"] >= 80, "object_store_mb", f"must be >= 80 (Ray's minimum), got "
-                                                                  f"{values['object_store_mb']}")
-        need(values["prioritized"], "prioritized", "Ape-X needs prioritized replay (prioritized=True)")
+        self.requirement(values["prioritized"], "prioritized", "Ape-X needs prioritized replay (prioritized=True)")
 
 
 class ApexActor:
@@ -122,7 +116,6 @@ class ApexActor:
     def __init__(self, config: dict, index: int, num_actors: int):
         from rltorch.agents.networks import QNetwork
         from rltorch.envs import SimulatedLatency, VectorEnvAdapter, make_env
-        from rltorch.replay import ReplayBuffer
 
         torch.set_num_threads(1)  # many actors share the machine; each is one thread
         cfg = ApexConfig(**config)
@@ -141,11 +134,10 @@ class ApexActor:
         self.generator = torch.Generator().manual_seed(self.seed)
         per_batch = cfg.actor_steps * cfg.num_envs
         # The n-step writer: holds a batch and the window of steps still waiting for their n rewards.
-        self.writer = ReplayBuffer(capacity=per_batch + cfg.n_step * cfg.num_envs, obs_shape=self.env.obs_shape,
-                                   action_shape=(), action_dtype=torch.int64, n_step=cfg.n_step, gamma=cfg.gamma)
+        self.writer = replay_buffer(cfg, self.env.obs_shape, self.device, prioritized=False, seed=self.seed,
+                                    capacity=per_batch + cfg.n_step * cfg.num_envs)
         self.obs = self.env.reset(seed=self.seed)
-        self.episode_return = torch.zeros(cfg.num_envs)
-        self.episode_length = torch.zeros(cfg.num_envs, dtype=torch.long)
+        self.episodes = EpisodeStats(cfg.num_envs, self.device)
         self.weights_version = -1
 
     def pid(self) -> int:
@@ -163,37 +155,23 @@ class ApexActor:
         finished_returns, finished_lengths = [], []
         for _ in range(cfg.actor_steps):
             obs = self.obs
-            greedy = self.q(obs).argmax(dim=1)
-            explore = torch.rand(greedy.shape, generator=self.generator) < self.epsilon
-            random_actions = torch.randint(0, self.env.num_actions, greedy.shape, generator=self.generator)
-            action = torch.where(explore, random_actions, greedy)
+            action = epsilon_greedy(self.q(obs), self.epsilon, self.generator)
             step = self.env.step(action)
             self.writer.add_vector_step(obs, action, step.reward, step.next_obs, step.terminated, step.truncated,
                                         valid=step.valid)
-            live = torch.ones_like(step.terminated) if step.valid is None else step.valid
-            self.episode_return += step.reward * live
-            self.episode_length += live.long()
-            done = step.terminated | step.truncated
-            if done.any():
-                finished_returns.append(self.episode_return[done].clone())
-                finished_lengths.append(self.episode_length[done].clone())
-                self.episode_return[done] = 0
-                self.episode_length[done] = 0
+            returns, lengths = self.episodes.record_each(step)
+            finished_returns.append(returns)
+            finished_lengths.append(lengths)
             self.obs = step.obs
         count = self.writer.added - start
         slots = (start + torch.arange(count)) % self.writer.capacity
         w = self.writer
         batch = {name: getattr(w, name)[slots].clone()
                  for name in ("obs", "action", "reward", "next_obs", "terminated", "discount")}
-        next_q = self.q(batch["next_obs"])
-        online = next_q if cfg.double_dqn else None  # the actor's one network plays both roles
-        target = ops.td_target(batch["reward"], batch["terminated"], next_q, batch["discount"], next_q_online=online)
-        q_taken = self.q(batch["obs"]).gather(1, batch["action"].unsqueeze(1)).squeeze(1)
-        batch["priority"] = (q_taken - target).abs()
+        # The actor's one network plays both roles of Double DQN.
+        batch["priority"] = td_priorities(self.q, SimpleNamespace(**batch), cfg.double_dqn)
         batch["env_steps"] = cfg.actor_steps * cfg.num_envs
-        returns = torch.cat(finished_returns) if finished_returns else torch.zeros(0)
-        lengths = torch.cat(finished_lengths) if finished_lengths else torch.zeros(0, dtype=torch.long)
-        batch["episode_returns"], batch["episode_lengths"] = returns, lengths
+        batch["episode_returns"], batch["episode_lengths"] = torch.cat(finished_returns), torch.cat(finished_lengths)
         return batch
 
 
@@ -205,6 +183,7 @@ class Apex(DQN):
     config_class = ApexConfig
     log_columns = (*DQN.log_columns[:-1], "actor_batches", "actor_restarts", "weights_version")
     progress_columns = ("train_return", "actor_restarts")
+    checkpoint_attrs = (*DQN.checkpoint_attrs, "actor_batches", "actor_restarts", "weights_version")
     config: ApexConfig
 
     def __init__(self, config: ApexConfig | None = None, env=None):
@@ -297,41 +276,26 @@ class Apex(DQN):
         if count:
             ids = torch.arange(first, first + count, device=self.device)
             buffer.update_priorities(ids, batch["priority"].to(self.device))
-        returns, lengths = batch["episode_returns"], batch["episode_lengths"]
-        finished = torch.tensor([returns.numel(), returns.sum().item(), lengths.sum().item()], dtype=torch.float64)
-        self._episodes.finished += finished.to(self._episodes.finished.device)
+        self.record_finished(batch["episode_returns"], batch["episode_lengths"])
         self.env_steps += int(batch["env_steps"])
-        self._inserted = count
+        self.schedule.collected(count)
         self.actor_batches += 1
-
-    def learn(self) -> None:
-        self.learn_from(getattr(self, "_inserted", 0))
-        self._inserted = 0
 
     def epsilon(self, step: int | None = None) -> float:
         return actor_epsilon(0, self.config.actors, self.config.actor_eps_base, self.config.actor_eps_alpha)
 
     def log_metrics(self) -> dict[str, float]:
-        return {**self._episodes.read(), "actor_batches": self.actor_batches, "actor_restarts": self.actor_restarts,
+        return {**self.episode_metrics(), "actor_batches": self.actor_batches, "actor_restarts": self.actor_restarts,
                 "weights_version": self.weights_version}
 
-    def algorithm_state(self, include_buffer: bool) -> dict[str, Any]:
-        return {**super().algorithm_state(include_buffer), "apex": {
-            "actor_batches": self.actor_batches, "actor_restarts": self.actor_restarts,
-            "weights_version": self.weights_version}}
-
-    def load_algorithm_state(self, state: dict[str, Any], continue_episodes: bool) -> None:
-        counters = state.get("apex")
-        if not isinstance(counters, dict) or any(
-                isinstance(counters.get(k), bool) or not isinstance(counters.get(k), int) or counters[k] < 0
-                for k in ("actor_batches", "actor_restarts", "weights_version")):
-            raise ValueError("Apex checkpoint lacks its counters ('apex': actor_batches, actor_restarts, "
-                             "weights_version as integers >= 0)")
-        super().load_algorithm_state(state, continue_episodes)
-        self.actor_batches = counters["actor_batches"]
-        self.actor_restarts = counters["actor_restarts"]
-        self.weights_version = counters["weights_version"]
+    def after_load(self) -> None:
         self._weights_ref = None  # the loaded network goes out with the next request
+
+    @classmethod
+    def legacy_section(cls, flat: dict[str, Any]) -> dict[str, Any]:
+        flat = dict(flat)
+        counters = flat.pop("apex", None)
+        return {**super().legacy_section(flat), **(counters if isinstance(counters, dict) else {})}
 
     def train(self, *args, **kwargs):
         # SIGTERM (a job scheduler, `kill`) unwinds like Ctrl-C, so close() stops the actors and the cluster.
@@ -363,9 +327,6 @@ class Apex(DQN):
                 ray.shutdown()
                 self._owns_cluster = False
         super().close()
-
-
-ALGORITHMS[Apex.name] = Apex
 
 
 def _raise_keyboard_interrupt(signum, frame):

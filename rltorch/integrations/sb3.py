@@ -90,7 +90,11 @@ class SB3VecEnv(VecEnv):
         return obs.cpu().numpy()
 
     def step_async(self, actions: np.ndarray) -> None:
-        self._actions = np.asarray(actions).reshape(self.num_envs)
+        array = np.asarray(actions)
+        if array.size != self.num_envs or array.ndim > 2:
+            raise ValueError(f"SB3VecEnv.step: `actions` must hold one action per env ({self.num_envs}), "
+                             f"got shape {list(array.shape)}")
+        self._actions = array.reshape(self.num_envs)
 
     def step_wait(self):
         if self._actions is None:

@@ -7,6 +7,7 @@ from typing import Callable
 import torch
 
 from rltorch import _ext
+from rltorch._checks import same_device as check_same_device  # noqa: F401  (re-exported for the op wrappers)
 
 
 def resolve(op_name: str, reference: Callable) -> tuple[Callable | None, Callable | None, Callable]:
@@ -67,19 +68,6 @@ def snapshot(tensor: torch.Tensor) -> torch.Tensor:
     if torch.compiler.is_compiling():
         return _snapshot_op(tensor)
     return tensor.clone()
-
-
-def check_same_device(op: str, anchor: torch.Tensor, anchor_name: str, **others: torch.Tensor | None) -> None:
-    """Every tensor in ``others`` is on ``anchor``'s device (meta included), else
-    an error naming the argument. Fake kernels call it too: the dispatcher
-    sends a call with one meta tensor to the fake kernel, which must not
-    silently skip the work."""
-    for name, other in others.items():
-        if other is not None and other.device != anchor.device:
-            raise RuntimeError(
-                f"rltorch.{op}: `{name}` is on {other.device} but `{anchor_name}` is on {anchor.device}; "
-                "move them to one device"
-            )
 
 
 def non_tensor_argument(op: str, required: dict, optional: dict | None = None) -> TypeError | None:
