@@ -43,7 +43,7 @@ def test_values_parse_as_their_flags_and_round_trip():
     ("learning_rate=", "expected comma-separated values"),
     ("learning_rate=1e-3,,2e-3", "expected comma-separated values"),
     ("learning_rate=1e-3,abc", "learning_rate"),
-    ("learning_rate=1e-3,-1", r"--sweep learning_rate=-1: PPOConfig: `learning_rate` must be > 0"),
+    ("learning_rate=1e-3,-1", r"--sweep learning_rate=-1: PPOConfig: `learning_rate` must lie in \(0, 1\]"),
     ("gamma=0.9,2", r"`gamma` must lie in \[0, 1\]"),
     ("learning_rate=1e-3,0.001", "repeat"),
 ])
