@@ -20,7 +20,7 @@ def evaluate(kinds, episodes=8, narrow=False, **kw):
     calls = []
 
     def policy_for(agents):
-        chosen = range(len(kinds)) if agents is None else agents.tolist()
+        chosen = agents.tolist()
         calls.append(list(chosen))
         policies = [CONTROLLERS[kinds[k]] for k in chosen]
         return lambda rows: torch.stack([policy(r) for policy, r in zip(policies, rows)])
@@ -54,6 +54,20 @@ def test_narrowing_the_env_changes_no_return():
         wide, calls = evaluate(kinds, episodes=12, **kw)
         narrow, narrow_calls = evaluate(kinds, episodes=12, narrow=True, **kw)
         assert torch.equal(narrow, wide) and narrow_calls == calls and calls[-1] == [1, 3]
+
+
+def test_a_subset_plays_the_rows_it_plays_in_the_whole_population():
+    kinds = ["mid", "good", "bad", "mid", "good"]
+    whole, _ = evaluate(kinds, episodes=6)
+    for narrow in (False, True):
+        env = VectorEnvAdapter(CartPoleVecEnv(5 * 6, autoreset_mode="same_step"), torch.device("cpu"))
+        chosen = torch.tensor([0, 3, 4])
+
+        def policy_for(agents):
+            return lambda rows: torch.stack([CONTROLLERS[kinds[k]](r) for k, r in zip(agents.tolist(), rows)])
+
+        part = evaluate_agents(env, 3, 5, 6, policy_for, agents=chosen, narrow=narrow_cartpole if narrow else None)
+        assert torch.equal(part, whole[chosen])
 
 
 def test_env_of_the_wrong_size():

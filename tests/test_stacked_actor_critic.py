@@ -30,6 +30,8 @@ def test_each_row_is_its_single_agent_network(continuous):
     single_draws = [torch.Generator().manual_seed(100 + k) for k in range(3)]
     noise = torch.stack([(torch.randn if continuous else torch.rand)(9, net.action_dim, generator=g)
                          for g in noise_draws])
+    if not continuous:
+        noise = noise.clamp(min=1e-20).log().neg().log().neg()  # Gumbel, as ActorCritic.sample computes it
     action, logprob = net.sample(obs, noise)
     logp2, entropy, value = net.evaluate_actions(obs, action)
     greedy = net.deterministic(obs)

@@ -109,13 +109,15 @@ class StackedActorCritic(nn.Module):
         self.activation = activation
         self.init_log_std = float(init_log_std)
         self.obs_norm = StackedObsNorm(self.num_agents, self.obs_shape, normalize_obs)
-        # Built without drawing (meta tensors), then materialised with each agent's orthogonal weights.
-        self.actor = StackedMLP(self.num_agents, obs_dim, self.hidden_sizes, self.action_dim, activation=activation,
-                                device="meta").to_empty(device="cpu")
-        self.critic = StackedMLP(self.num_agents, obs_dim, self.hidden_sizes, 1, activation=activation,
-                                 device="meta").to_empty(device="cpu")
-        stacked_orthogonal_(self.actor, 0.01, generators=generators)
-        stacked_orthogonal_(self.critic, 1.0, generators=generators)
+        # Each agent's generator is drawn from as ActorCritic draws from torch's: the policy MLP's nn.Linear
+        # initialisation (overwritten) and its orthogonal weights, then the value MLP's. A lone agent seeded
+        # like ActorCritic starts from ActorCritic's weights.
+        self.actor = stacked_orthogonal_(StackedMLP(self.num_agents, obs_dim, self.hidden_sizes, self.action_dim,
+                                                    activation=activation, generators=generators), 0.01,
+                                         generators=generators)
+        self.critic = stacked_orthogonal_(StackedMLP(self.num_agents, obs_dim, self.hidden_sizes, 1,
+                                                     activation=activation, generators=generators), 1.0,
+                                          generators=generators)
         if self.continuous:
             self.log_std = nn.Parameter(torch.full((self.num_agents, self.action_dim), self.init_log_std))
             low = -math.inf if action_low is None else action_low
@@ -139,13 +141,9 @@ class StackedActorCritic(nn.Module):
         """State values ``[K, M]``."""
         return self.critic(self.features(obs)).squeeze(-1)
 
-    def noise_shape(self, rows: int) -> tuple[int, ...]:
-        """Per agent, the noise :meth:`sample` takes for ``rows`` observations."""
-        return (rows, self.action_dim)
-
     def sample(self, obs: Tensor, noise: Tensor) -> tuple[Tensor, Tensor]:
         """(actions, their log-probabilities) drawn from each agent's policy at ``obs [K, M, ...]`` with
-        ``noise [K, M, A]``: uniforms in [0, 1) for a categorical policy (Gumbel-max: argmax(log p + Gumbel)
+        ``noise [K, M, A]``: Gumbel noise ``-log(-log(u))`` for a categorical policy (argmax(log p + Gumbel)
         is a draw from Categorical(p)), standard normals for a Gaussian one."""
         out = self.actor(self.features(obs))
         if self.continuous:
@@ -154,8 +152,7 @@ class StackedActorCritic(nn.Module):
             logprob = (-0.5 * noise.square() - self.log_std.unsqueeze(1) - 0.5 * _LOG_2PI).sum(-1)
             return action, logprob
         log_probs = torch.log_softmax(out, dim=-1)
-        gumbel = noise.clamp(min=1e-20).log().neg().log()
-        action = (log_probs - gumbel).argmax(dim=-1)
+        action = (log_probs + noise).argmax(dim=-1)
         return action, log_probs.gather(-1, action.unsqueeze(-1)).squeeze(-1)
 
     def evaluate_actions(self, obs: Tensor, action: Tensor) -> tuple[Tensor, Tensor, Tensor]:

@@ -35,7 +35,8 @@ class StackedAdam:
         lr, eps: a number for every agent, or a ``[K]`` tensor (one per agent).
         betas: Adam's moment decay rates, shared by every agent.
         max_grad_norm: None (no clipping), a number, or a ``[K]`` tensor: clip agent k's gradient to this
-            global norm first, as ``clip_grad_norm_`` does (coefficient ``max / (norm + 1e-6)``, at most 1).
+            global norm first, as ``clip_grad_norm_`` does (coefficient ``max / (norm + 1e-6)``, at most 1);
+            ``inf`` leaves that agent's gradient alone.
 
     :meth:`step` updates every agent; ``step(active)`` with a ``[K]`` bool mask updates only those, the
     others' parameters, moments and step counts stay as they are.
@@ -62,7 +63,8 @@ class StackedAdam:
         self.betas = (float(beta1), float(beta2))
         self.lr = self._per_agent("lr", lr, positive=False)
         self.eps = self._per_agent("eps", eps, positive=True)
-        self.max_grad_norm = None if max_grad_norm is None else self._per_agent("max_grad_norm", max_grad_norm, True)
+        self.max_grad_norm = None if max_grad_norm is None else self._per_agent("max_grad_norm", max_grad_norm, True,
+                                                                                    allow_inf=True)
         self.step_count = torch.zeros(self.num_stacked, dtype=torch.float64, device=self.device)
         #: Multiplies every agent's learning rate (a schedule ``fill_``s it: no host sync, graph-safe).
         self.lr_scale = torch.ones((), dtype=torch.float64, device=self.device)
@@ -73,8 +75,9 @@ class StackedAdam:
 
     # ------------------------------------------------------------------ per-agent settings
 
-    def _per_agent(self, name: str, value, positive: bool) -> Tensor:
-        """``value`` as a float64 ``[K]`` tensor on the parameters' device (checked: finite, >= 0 or > 0)."""
+    def _per_agent(self, name: str, value, positive: bool, allow_inf: bool = False) -> Tensor:
+        """``value`` as a float64 ``[K]`` tensor on the parameters' device (checked: finite, or +inf with
+        ``allow_inf``, and >= 0 or > 0)."""
         if isinstance(value, bool):
             raise ValueError(f"StackedAdam: `{name}` must be a number or a [K] tensor, got {value!r}")
         if isinstance(value, (int, float)):
@@ -86,9 +89,11 @@ class StackedAdam:
             shape = list(value.shape) if isinstance(value, Tensor) else type(value).__name__
             raise ValueError(f"StackedAdam: `{name}` must be a number or a tensor of shape [{self.num_stacked}], "
                              f"got {shape}")
-        bad = ~torch.isfinite(tensor) | ((tensor <= 0) if positive else (tensor < 0))
+        finite = torch.isfinite(tensor) | (allow_inf & (tensor == math.inf))
+        bad = ~finite | ((tensor <= 0) if positive else (tensor < 0))
         if bool(bad.any()):
-            raise ValueError(f"StackedAdam: `{name}` must be finite and {'> 0' if positive else '>= 0'} for every "
+            kind = "finite (or inf: no bound)" if allow_inf else "finite"
+            raise ValueError(f"StackedAdam: `{name}` must be {kind} and {'> 0' if positive else '>= 0'} for every "
                              f"agent, got {tensor.tolist()}")
         return tensor.to(self.device)
 
@@ -189,7 +194,7 @@ class StackedAdam:
         lr = self._per_agent("lr", state["lr"], positive=False)
         eps = self._per_agent("eps", state["eps"], positive=True)
         bound = state["max_grad_norm"]
-        bound = None if bound is None else self._per_agent("max_grad_norm", bound, positive=True)
+        bound = None if bound is None else self._per_agent("max_grad_norm", bound, positive=True, allow_inf=True)
         betas = state["betas"]
         if not (isinstance(betas, (list, tuple)) and len(betas) == 2 and all(0 <= b < 1 for b in betas)):
             raise ValueError(f"StackedAdam.load_state_dict: `betas` must be two numbers in [0, 1), got {betas!r}")

@@ -31,72 +31,93 @@ PolicyFor = Callable[[Optional[Tensor]], Callable[[Tensor], Tensor]]
 
 @torch.no_grad()
 def evaluate_agents(env, seed: int, num_agents: int, episodes: int, policy_for: PolicyFor,
-                    stop_below: float | None = None, best: float | None = None, check_every: int = 8,
+                    agents: Tensor | None = None, stop_below: float | None = None, best: float | None = None,
+                    check_every: int = 8,
                     narrow: Callable[[VectorEnvAdapter, Tensor], VectorEnvAdapter] | None = None) -> Tensor:
-    """Returns ``[num_agents, episodes]`` (float64, on the CPU) of each agent's greedy episodes.
+    """Returns ``[len(agents), episodes]`` (float64, on the CPU): the greedy episodes of ``agents`` (sorted
+    agent indices; default all ``num_agents``).
 
     ``env`` is a :class:`~rltorch.envs.vector.VectorEnvAdapter` of ``num_agents * episodes`` envs, reset here
-    with ``seed``. With ``stop_below`` and ``best`` (the most one episode can return), an agent stops once
-    its mean can no longer reach ``stop_below``: its unfinished episodes' returns are then partial, so its
-    mean is a lower bound, below ``stop_below``. Without them every agent plays every episode to its end.
-    ``narrow(env, rows)``, if given, returns an env of those rows of ``env`` continuing their episodes."""
+    with ``seed``: agent k plays rows ``k * episodes`` to ``(k + 1) * episodes - 1``, whichever agents are
+    evaluated with it. ``policy_for(indices)`` gives the greedy policy of those agents, a function from
+    observations ``[A, episodes, *obs_shape]`` to actions ``[A, episodes, ...]``. With ``stop_below`` and
+    ``best`` (the most one episode can return), an agent stops once its mean can no longer reach
+    ``stop_below``: its unfinished episodes' returns are then partial, so its mean is a lower bound, below
+    ``stop_below``. Without them every agent plays every episode to its end. ``narrow(env, rows)``, if
+    given, returns an env of those rows of ``env`` continuing their episodes."""
     k, e = num_agents, episodes
     if env.num_envs != k * e:
         raise ValueError(f"evaluate_agents: the env steps {env.num_envs} envs, not num_agents * episodes = {k * e}")
     given = env
     obs = env.reset(seed=seed)
     device = obs.device
-    returns = torch.zeros(k, e, dtype=torch.float64, device=device)
-    finished = torch.zeros(k, e, dtype=torch.bool, device=device)
+    agents = torch.arange(k, device=device) if agents is None else agents.to(device)
+    n = agents.numel()
+    returns = torch.zeros(n, e, dtype=torch.float64, device=device)
+    finished = torch.zeros(n, e, dtype=torch.bool, device=device)
     budget = None if stop_below is None or best is None else e * (best - stop_below)
-    playing = torch.arange(k, device=device)  # the agents still playing, in order
-    stopped = torch.zeros(k, 1, dtype=torch.bool, device=device)
-    stepping = playing  # the agents whose rows the env steps (all of them, or those left after narrowing)
-    policy = policy_for(None)
+    playing = torch.arange(n, device=device)  # positions in `agents` of those still playing
+    stepping = torch.arange(k, device=device)  # the agents whose rows the env steps
+
     actions: Tensor | None = None
+
+    def narrow_to(chosen: Tensor) -> None:
+        """Steps only the rows of the ``chosen`` agents from now on, when ``narrow`` can make such an env."""
+        nonlocal env, obs, actions, stepping
+        if narrow is None:
+            return
+        inside = torch.searchsorted(stepping, chosen)
+        env_rows = (inside.unsqueeze(1) * e + torch.arange(e, device=device)).flatten()
+        smaller = narrow(env, env_rows)
+        if smaller is env:
+            return
+        if env is not given:  # close only the envs made here
+            env.close()
+        env, stepping = smaller, chosen
+        obs = obs.index_select(0, env_rows)
+        actions = None if actions is None else actions.index_select(0, inside)
+
+    if n < k:
+        narrow_to(agents)
+    if stepping.numel() != n:  # the env steps agents that are not evaluated: they repeat their first actions
+        actions = policy_for(stepping)(obs.view(k, e, *obs.shape[1:]))
+    policy = policy_for(agents)
     steps = 0
     while True:
         rows = obs.view(stepping.numel(), e, *obs.shape[1:])
-        if playing.numel() == stepping.numel():
+        everyone = playing.numel() == stepping.numel()
+        inside = None if everyone else torch.searchsorted(stepping, agents[playing])
+        if everyone:
             actions = policy(rows)
-        else:  # the env still steps agents that stopped: they repeat their last actions
-            inside = torch.searchsorted(stepping, playing)
+        else:
             actions[inside] = policy(rows.index_select(0, inside))
         step = env.step(actions.reshape(-1, *actions.shape[2:]))
         reward = step.reward.view(-1, e).double()
         done = (step.terminated | step.truncated).view(-1, e)
-        if stepping.numel() == k:
-            # An agent that stopped keeps the returns it stopped with.
-            returns += torch.where(finished | stopped, 0.0, reward)
+        if everyone and playing.numel() == n:
+            returns += torch.where(finished, 0.0, reward)
             finished |= done
-        else:
-            returns[stepping] += torch.where(finished[stepping], 0.0, reward)
-            finished[stepping] |= done
+        else:  # an agent that stopped keeps the returns it stopped with
+            if not everyone:
+                reward, done = reward.index_select(0, inside), done.index_select(0, inside)
+            returns[playing] += torch.where(finished[playing], 0.0, reward)
+            finished[playing] |= done
         obs = step.obs
         steps += 1
         if steps % check_every:
             continue
-        undecided = ~finished.all(dim=1)
+        undecided = ~finished[playing].all(dim=1)
         if budget is not None:
             # Finished episodes fell short of the best return by this much in all: past the budget, no
             # ending of the others reaches stop_below.
-            undecided &= torch.where(finished, best - returns, 0.0).sum(dim=1) <= budget
-        keep = undecided.nonzero().flatten()  # the one host read per check_every steps
+            undecided &= torch.where(finished[playing], best - returns[playing], 0.0).sum(dim=1) <= budget
+        keep = playing[undecided]  # the one host read per check_every steps
         if keep.numel() == 0:
             break
         if keep.numel() < playing.numel():
             playing = keep
-            stopped = ~undecided.unsqueeze(1)
-            policy = policy_for(playing)
-            if narrow is not None:
-                inside = torch.searchsorted(stepping, playing)
-                env_rows = (inside.unsqueeze(1) * e + torch.arange(e, device=device)).flatten()
-                narrowed = narrow(env, env_rows)
-                if narrowed is not env and env is not given:  # close only the envs made here
-                    env.close()
-                env, stepping = narrowed, playing
-                obs = obs.index_select(0, env_rows)
-                actions = actions.index_select(0, inside)
+            policy = policy_for(agents[playing])
+            narrow_to(agents[playing])
     if env is not given:
         env.close()
     return returns.cpu()
