@@ -35,12 +35,13 @@ def test_metrics_table_is_one_long_table(tmp_path):
     population, _ = fake_run(tmp_path)
     with open(tmp_path / "metrics.csv", newline="") as f:
         rows = list(csv.DictReader(f))
-    assert list(rows[0]) == ["agent", "seed", "learning_rate", "max_grad_norm", "env_steps", "train_return",
-                             "eval_return"]
+    assert list(rows[0]) == ["agent", "seed", "sweep.learning_rate", "sweep.max_grad_norm", "env_steps",
+                             "train_return", "eval_return"]
     assert len(rows) == 12 + 12 + 10
     first = rows[4]  # agent 4: setting 1 (lr 1e-3, max_grad_norm 0.5), seed 1
-    assert (first["agent"], first["seed"], first["learning_rate"], first["max_grad_norm"]) == ("4", "1", "0.001", "0.5")
-    assert rows[2]["max_grad_norm"] == "none"
+    assert (first["agent"], first["seed"], first["sweep.learning_rate"], first["sweep.max_grad_norm"]) == (
+        "4", "1", "0.001", "0.5")
+    assert rows[2]["sweep.max_grad_norm"] == "none"
     assert read_metrics(str(tmp_path))[4]["train_return"] == 14.0
     with pytest.raises(ValueError, match="members"):
         MetricsTable(str(tmp_path / "."), [], ["x"], append=True).write(population, [{}])

@@ -1066,6 +1066,17 @@ class Agent:
 
     # ------------------------------------------------------------------ deployment
 
+    def best_agent(self) -> int:
+        """The population's best agent: solved ones first, then the best last evaluation, then the fewest env
+        steps to solve, then the lowest index."""
+        def key(k: int):
+            o = self.outcomes[k]
+            last = o["last_eval_return"] if o["last_eval_return"] is not None else -math.inf
+            steps = o["steps_to_solve"] if o["steps_to_solve"] is not None else math.inf
+            return (not o["solved"], -last, steps, k)
+
+        return min(range(self.num_agents), key=key)
+
     def policy(self, agent: int | None = None) -> nn.Module:
         """A CPU copy of the deterministic policy in eval mode, independent of the agent (a population's
         agent ``agent``)."""

@@ -115,8 +115,8 @@ def ppo_loss(
 class PPOConfig(RunConfig):
     """PPO hyperparameters. The defaults solve CartPole-v1 in about half a second on two CPU cores."""
 
-    per_agent_fields: ClassVar[tuple[str, ...]] = ("learning_rate", "adam_eps", "gamma", "gae_lambda", "clip_coef",
-                                                   "ent_coef", "vf_coef", "max_grad_norm", "target_kl")
+    per_agent_fields: ClassVar[tuple[str, ...]] = ("seed", "learning_rate", "adam_eps", "gamma", "gae_lambda",
+                                                   "clip_coef", "ent_coef", "vf_coef", "max_grad_norm", "target_kl")
     shape_fields: ClassVar[tuple[str, ...]] = ("num_envs", "num_steps", "num_minibatches", "hidden_sizes")
 
     # RunConfig's fields with defaults that suit PPO (their help stays RunConfig's).

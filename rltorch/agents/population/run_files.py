@@ -1,7 +1,8 @@
 """What a population run leaves in its run directory.
 
 - ``metrics.csv``: one long table, one row per agent per log point, with the
-  agent's index, seed and swept values first, then the algorithm's columns;
+  agent's index, seed and swept values (``sweep.FIELD``) first, then the
+  algorithm's columns;
 - ``result.json``: each agent's outcome (solved, env steps and seconds to
   solve, last greedy evaluation) and the aggregates (solve rate, median and
   IQM of steps and time to solve, IQM of the final evaluation, each with a 95%
@@ -32,13 +33,16 @@ __all__ = ["MetricsTable", "read_metrics", "population_result", "plot_learning_c
 METRICS_FILE = "metrics.csv"
 CURVES_FILE = "learning_curves.png"
 _MEMBER_COLUMNS = ("agent", "seed")
+SWEPT_PREFIX = "sweep."
 
 
 class MetricsTable:
     """Appends per-agent rows to ``metrics.csv`` (flushed per log point, so a killed run keeps its log)."""
 
     def __init__(self, run_dir: str, swept: Sequence[str], columns: Sequence[str], append: bool = False):
-        self.columns = [*_MEMBER_COLUMNS, *swept, *columns]
+        # Swept values as "sweep.FIELD": an algorithm may log a field's current value under its own name
+        # (PPO's annealed learning_rate).
+        self.columns = [*_MEMBER_COLUMNS, *(f"{SWEPT_PREFIX}{name}" for name in swept), *columns]
         path = os.path.join(run_dir, METRICS_FILE)
         resume = append and os.path.exists(path)
         self.file = open(path, "a" if resume else "w", newline="")
@@ -52,8 +56,8 @@ class MetricsTable:
         if len(members) != len(rows):
             raise ValueError(f"MetricsTable.write: {len(members)} members but {len(rows)} rows")
         for member, row in zip(members, rows):
-            self.writer.writerow({"agent": member.index, "seed": member.seed,
-                                  **{name: _cell(member.values[name]) for name in self.swept}, **row})
+            self.writer.writerow({**row, "agent": member.index, "seed": member.seed,
+                                  **{f"{SWEPT_PREFIX}{name}": _cell(member.values[name]) for name in self.swept}})
         self.file.flush()
 
     def close(self) -> None:
@@ -154,7 +158,8 @@ def _curves(rows: list[dict], column: str) -> tuple[np.ndarray, dict[int, np.nda
 
 
 def plot_learning_curves(run_dir: str, members: Sequence[Member], sweep: dict[str, tuple],
-                         threshold: float | None = None, column: str = "eval_return") -> str:
+                         threshold: float | None = None, column: str = "eval_return",
+                         lower_bounds: bool = False) -> str:
     """learning_curves.png: per sweep setting, the median of ``column`` across its agents with the
     interquartile band, against env steps."""
     plt = _pyplot()
@@ -174,8 +179,9 @@ def plot_learning_curves(run_dir: str, members: Sequence[Member], sweep: dict[st
         ax.axhline(threshold, ls="--", color="gray", label=f"solved ({threshold:g})")
     ax.set_xlabel("env steps per agent")
     ax.set_ylabel("greedy evaluation return" if column == "eval_return" else column)
-    ax.set_title(f"{len(members)} agents: median and interquartile range (solved agents keep their last evaluation)",
-                 fontsize=9)
+    bounds = "; evaluations below the threshold stopped early: lower bounds" if lower_bounds else ""
+    ax.set_title(f"{len(members)} agents: median and interquartile range (solved agents keep their last "
+                 f"evaluation{bounds})", fontsize=8)
     ax.legend(loc="best", fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -235,3 +241,57 @@ def _errorbar(ax, xs, values, intervals) -> None:
         ax.errorbar([x], [value], yerr=[[value - low], [top - value]], fmt="o", color="tab:blue", capsize=4)
         if high is None:
             ax.annotate("upper end unbounded", (x, value), textcoords="offset points", xytext=(4, 6), fontsize=7)
+
+
+# ---------------------------------------------------------------------------------------------- a run
+
+class PopulationRunFiles:
+    """What ``rltorch train`` writes for a population: the long metrics table while it trains (:meth:`row`
+    is the training callback), then result.json and the plots (:meth:`finish`)."""
+
+    def __init__(self, run_dir: str, agent):
+        self.run_dir, self.agent = run_dir, agent
+        self.table = MetricsTable(run_dir, list(agent.sweep), agent.metric_columns())
+
+    def row(self, row: dict) -> None:
+        self.table.write([self.agent.members[row["agent"]]], [row])
+
+    def close(self) -> None:
+        self.table.close()
+
+    def finish(self, result, reps: int = stats.DEFAULT_REPS) -> list[str]:
+        """Writes result.json, learning_curves.png and one sensitivity plot per swept field; returns the paths."""
+        import json
+
+        agent = self.agent
+        payload = population_result(
+            agent.members, [_outcome(a) for a in result.agents], agent.sweep, agent.threshold, reps=reps,
+            solved=result.solved, time_to_solve_s=result.time_to_solve_s, steps_to_solve=result.steps_to_solve,
+            wall_time_s=result.wall_time_s, env_steps=result.env_steps, updates=result.updates)
+        path = os.path.join(self.run_dir, "result.json")
+        tmp = path + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(payload, f, indent=2)
+            f.write("\n")
+        os.replace(tmp, path)
+        written = [path, plot_learning_curves(self.run_dir, agent.members, agent.sweep, agent.threshold,
+                                              lower_bounds=agent.config.eval_stop_early)]
+        written += plot_sensitivity(self.run_dir, agent.members, [_outcome(a) for a in result.agents], agent.sweep,
+                                    reps=reps)
+        return written
+
+
+def _outcome(entry: dict) -> dict:
+    return {key: entry[key] for key in ("solved", "steps_to_solve", "time_to_solve_s", "last_eval_return", "env_steps")}
+
+
+def summary(result, threshold: float) -> str:
+    """One line on how a population did."""
+    agents = result.agents
+    solved = [a for a in agents if a["solved"]]
+    line = f"{len(solved)}/{len(agents)} agents solved (greedy mean >= {threshold:g})"
+    if solved:
+        steps = sorted(a["steps_to_solve"] for a in solved)
+        line += (f"; env steps to solve per agent: median {steps[len(steps) // 2]}, last {steps[-1]}; "
+                 f"the last after {max(a['time_to_solve_s'] for a in solved):.1f} s")
+    return line + f" ({result.wall_time_s:.1f} s in all)"

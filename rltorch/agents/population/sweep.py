@@ -6,7 +6,8 @@ fastest); ``num_agents`` seeds train each setting, so the population holds
 ``settings * num_agents`` agents. Agent ``k = setting * num_agents + j``
 trains setting ``k // num_agents`` with seed ``seed + j``: every setting sees
 the same seeds, so differences between settings are not differences between
-seeds.
+seeds. Sweeping ``seed`` itself names each setting's first seed
+(``--sweep seed=0,1,2,7`` trains agents seeded 0, 1, 2 and 7).
 
 Only fields that may differ between the agents of one population can be
 swept (the algorithm's ``per_agent_fields``: learning rate, clipping,
@@ -113,5 +114,11 @@ def members(seed: int, num_agents: int, sweep: dict[str, tuple] | None = None) -
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= _MAX_SEED - (num_agents - 1):
         raise ValueError(f"members: `seed` must leave room for {num_agents} seeds in [0, 2**63), got {seed!r}")
     settings = grid(sweep or {})
-    return [Member(index=s * num_agents + j, seed=seed + j, setting=s, values=dict(values))
-            for s, values in enumerate(settings) for j in range(num_agents)]
+    population = []
+    for s, values in enumerate(settings):
+        first = values.get("seed", seed)  # a swept seed names each setting's first seed
+        if not 0 <= first <= _MAX_SEED - (num_agents - 1):
+            raise ValueError(f"members: seed {first} must leave room for {num_agents} seeds in [0, 2**63)")
+        population += [Member(index=s * num_agents + j, seed=first + j, setting=s, values=dict(values))
+                       for j in range(num_agents)]
+    return population
