@@ -27,7 +27,8 @@ def _names(mode: str) -> set[tuple[str, str, str]]:
 
 def test_case_names_and_modes():
     agents_cases = {("ppo_time_to_solve", "rltorch", "solve"), ("ppo_time_to_solve", "SB3 PPO", "solve"),
-                    ("dqn_time_to_solve", "rltorch", "solve")}
+                    ("dqn_time_to_solve", "rltorch", "solve"), ("ppo_population", "rltorch", "solve"),
+                    ("stacked_mlp_update", "rltorch", "timed"), ("stacked_mlp_update", "torch.func vmap", "timed")}
     classifier_cases = {("classifier_fit", "rltorch", "timed"), ("classifier_fit", "DataLoader loop", "timed"),
                         ("expert_collection", "rltorch", "timed"),
                         ("expert_collection", "gymnasium CartPoleVectorEnv", "timed"),
@@ -39,7 +40,10 @@ def test_case_names_and_modes():
     assert _names("tiny") == agents_cases | classifier_cases | slow_peers
     # Ape-X starts a Ray cluster per seed: only full runs time it (tests/test_distributed.py runs it).
     apex = {("dqn_time_to_solve", "rltorch Ape-X (2 actors)", "solve")}
-    assert _names("full") == agents_cases | classifier_cases | slow_peers | apex
+    # rejax compiles for half a minute and trains its whole budget: full runs only, once (max_seeds=1).
+    rejax = {("ppo_population", "rejax PPO (jit+vmap)", "solve")}
+    assert _names("full") == agents_cases | classifier_cases | slow_peers | apex | rejax
+    assert [c.max_seeds for c in collect(["agents"], Settings.for_mode("full")) if c.impl.startswith("rejax")] == [1]
 
 
 def test_full_mode_sizes_are_the_published_ones():
@@ -55,6 +59,7 @@ def test_full_mode_sizes_are_the_published_ones():
 def test_tiny_case_runs(case, monkeypatch):
     monkeypatch.delenv(agents.CLEANRL_ENV, raising=False)
     monkeypatch.delenv(agents.SB3_PYTHON_ENV, raising=False)
+    monkeypatch.delenv(agents.REJAX_PYTHON_ENV, raising=False)
     try:
         run = case.setup(TINY)
     except Unavailable as exc:
@@ -75,6 +80,17 @@ def test_tiny_case_runs(case, monkeypatch):
     assert result.seconds <= elapsed
     assert elapsed < SOLVE_SECONDS_LIMIT, f"{case.key}: a tiny run took {elapsed:.1f} s"
     assert result.extra
+
+
+def test_rejax_without_its_venv_says_how_to_make_one(monkeypatch):
+    monkeypatch.delenv(agents.REJAX_PYTHON_ENV, raising=False)
+    case = agents._rejax_case("ppo_population", 64)
+    with pytest.raises(Unavailable) as info:
+        case.setup(TINY)
+    assert agents.REJAX_PYTHON_ENV in info.value.reason and "--rejax-venv" in info.value.install
+    monkeypatch.setenv(agents.REJAX_PYTHON_ENV, sys.executable)  # an interpreter without rejax
+    with pytest.raises(Unavailable, match="rejax does not import"):
+        case.setup(TINY)
 
 
 def _tiny_case(group: str, impl: str):

@@ -156,7 +156,7 @@ def test_state_dict_round_trip_and_rejected_states():
     opt.lr_scale.fill_(0.25)
     state = opt.state_dict()
     b = [p.detach().clone().requires_grad_() for p in a]
-    restored = StackedAdam(b)
+    restored = StackedAdam(b, max_grad_norm=1.0)
     before = restored.state_dict()
     bad = dict(state, exp_avg=state["exp_avg"][:2])
     with pytest.raises(ValueError, match="exp_avg"):
@@ -164,7 +164,11 @@ def test_state_dict_round_trip_and_rejected_states():
     with pytest.raises(ValueError, match="lr"):
         restored.load_state_dict(dict(state, lr=torch.tensor([1e-3, -1.0, 1e-3])))
     with pytest.raises(ValueError, match="step"):
-        restored.load_state_dict(dict(state, step=torch.zeros(2)))
+        restored.load_state_dict(dict(state, step=torch.zeros(2, dtype=torch.float64)))
+    with pytest.raises(ValueError, match="lr"):
+        restored.load_state_dict(dict(state, lr=state["lr"].half()))
+    with pytest.raises(ValueError, match="max_grad_norm"):
+        restored.load_state_dict(dict(state, max_grad_norm=None))
     after = restored.state_dict()
     assert torch.equal(after["lr"], before["lr"]) and torch.equal(after["step"], before["step"])
     restored.load_state_dict(state)

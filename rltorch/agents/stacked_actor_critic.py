@@ -102,7 +102,7 @@ class StackedActorCritic(nn.Module):
         super().__init__()
         self.num_agents = int(num_agents)
         self.obs_shape = tuple(int(s) for s in obs_shape)
-        obs_dim = math.prod(self.obs_shape)
+        self.obs_dim = obs_dim = math.prod(self.obs_shape)
         self.continuous = bool(continuous)
         self.action_dim = int(action_dim)
         self.hidden_sizes = tuple(int(h) for h in hidden_sizes)
@@ -135,7 +135,7 @@ class StackedActorCritic(nn.Module):
 
     def features(self, obs: Tensor) -> Tensor:
         """``obs [K, M, *obs_shape]`` -> normalised ``[K, M, obs_dim]`` float32."""
-        return self.obs_norm(obs.float()).reshape(obs.shape[0], obs.shape[1], -1)
+        return self.obs_norm(obs.float()).reshape(obs.shape[0], obs.shape[1], self.obs_dim)
 
     def value(self, obs: Tensor) -> Tensor:
         """State values ``[K, M]``."""
@@ -214,7 +214,7 @@ class StackedActorCritic(nn.Module):
         index = torch.as_tensor(index).long()
         out = StackedActorCritic.__new__(StackedActorCritic)
         nn.Module.__init__(out)
-        for name in ("obs_shape", "continuous", "action_dim", "hidden_sizes", "activation", "init_log_std"):
+        for name in ("obs_shape", "obs_dim", "continuous", "action_dim", "hidden_sizes", "activation", "init_log_std"):
             setattr(out, name, getattr(self, name))
         out.num_agents = int(index.numel())
         out.actor = self.actor.select(index)
@@ -253,5 +253,5 @@ class StackedDeterministicPolicy(nn.Module):
 
     def forward(self, obs: Tensor) -> Tensor:
         k = self.actor_critic.num_agents
-        actions = self.actor_critic.deterministic(obs.view(k, -1, *obs.shape[1:]))
+        actions = self.actor_critic.deterministic(obs.view(k, obs.shape[0] // k, *obs.shape[1:]))
         return actions.reshape(obs.shape[0], *actions.shape[2:])

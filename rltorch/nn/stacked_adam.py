@@ -175,31 +175,46 @@ class StackedAdam:
                 "betas": list(self.betas)}
 
     def load_state_dict(self, state: dict) -> None:
-        """Restores :meth:`state_dict`; every entry is checked before anything changes."""
-        if not isinstance(state, dict) or not set(_STATE_KEYS) | {"betas"} <= set(state):
-            raise ValueError(f"StackedAdam.load_state_dict: `state` must hold {', '.join(_STATE_KEYS)}, betas")
-        k = self.num_stacked
-        step = state["step"]
-        if not isinstance(step, Tensor) or step.shape != (k,) or not step.is_floating_point():
-            raise ValueError(f"StackedAdam.load_state_dict: `step` must be a float tensor of shape [{k}]")
-        scale = state["lr_scale"]
-        if not isinstance(scale, Tensor) or scale.shape != () or not bool(torch.isfinite(scale)) or float(scale) < 0:
-            raise ValueError("StackedAdam.load_state_dict: `lr_scale` must be a finite 0-dim tensor >= 0")
+        """Restores :meth:`state_dict`; every entry must have the dtype and shape this optimiser saves (and a
+        gradient bound exactly where it has one), checked before anything changes."""
+        name = "StackedAdam.load_state_dict"
+        if not isinstance(state, dict) or set(state) != set(_STATE_KEYS) | {"betas"}:
+            raise ValueError(f"{name}: `state` must hold exactly {', '.join(_STATE_KEYS)}, betas")
+        own = self.state_dict()
+
+        def check(key: str, value, like: Tensor) -> None:
+            if not isinstance(value, Tensor) or value.dtype != like.dtype or value.shape != like.shape:
+                got = f"{value.dtype} {list(value.shape)}" if isinstance(value, Tensor) else type(value).__name__
+                raise ValueError(f"{name}: `{key}` must be a {like.dtype} tensor of shape {list(like.shape)}, got {got}")
+
+        for key in ("step", "lr_scale", "lr", "eps"):
+            check(key, state[key], own[key])
         for key in ("exp_avg", "exp_avg_sq"):
             value = state[key]
-            if (not isinstance(value, (list, tuple)) or len(value) != len(self.params)
-                    or any(not isinstance(t, Tensor) or t.shape != p.shape for t, p in zip(value, self.params))):
-                raise ValueError(f"StackedAdam.load_state_dict: `{key}` must be {len(self.params)} tensors shaped "
-                                 f"like the parameters")
+            if not isinstance(value, (list, tuple)) or len(value) != len(self.params):
+                raise ValueError(f"{name}: `{key}` must be {len(self.params)} tensors shaped like the parameters")
+            for i, (tensor, like) in enumerate(zip(value, own[key])):
+                check(f"{key}[{i}]", tensor, like)
+        if (state["max_grad_norm"] is None) != (own["max_grad_norm"] is None):
+            raise ValueError(f"{name}: `max_grad_norm` must be {'None' if own['max_grad_norm'] is None else 'a tensor'}"
+                             f" (this optimiser {'does not clip' if own['max_grad_norm'] is None else 'clips'})")
+        if state["max_grad_norm"] is not None:
+            check("max_grad_norm", state["max_grad_norm"], own["max_grad_norm"])
+        scale = state["lr_scale"]
+        if not bool(torch.isfinite(scale)) or float(scale) < 0:
+            raise ValueError(f"{name}: `lr_scale` must be finite and >= 0")
+        if bool((state["step"] < 0).any()) or not bool(torch.isfinite(state["step"]).all()):
+            raise ValueError(f"{name}: `step` counts must be finite and >= 0")
         lr = self._per_agent("lr", state["lr"], positive=False)
         eps = self._per_agent("eps", state["eps"], positive=True)
         bound = state["max_grad_norm"]
         bound = None if bound is None else self._per_agent("max_grad_norm", bound, positive=True, allow_inf=True)
         betas = state["betas"]
-        if not (isinstance(betas, (list, tuple)) and len(betas) == 2 and all(0 <= b < 1 for b in betas)):
-            raise ValueError(f"StackedAdam.load_state_dict: `betas` must be two numbers in [0, 1), got {betas!r}")
-        self.step_count = step.to(device=self.device, dtype=torch.float64).clone()
-        self.lr_scale = scale.to(device=self.device, dtype=torch.float64).clone()
+        if not (isinstance(betas, (list, tuple)) and len(betas) == 2
+                and all(isinstance(b, float) and 0 <= b < 1 for b in betas)):
+            raise ValueError(f"{name}: `betas` must be two floats in [0, 1), got {betas!r}")
+        self.step_count = state["step"].to(self.device).clone()
+        self.lr_scale = scale.to(self.device).clone()
         self.exp_avg = [t.to(p).clone() for t, p in zip(state["exp_avg"], self.params)]
         self.exp_avg_sq = [t.to(p).clone() for t, p in zip(state["exp_avg_sq"], self.params)]
         self.lr, self.eps, self.max_grad_norm = lr, eps, bound
