@@ -13,16 +13,19 @@ namespace {
 using UpdateFn = void(const at::Tensor&, int64_t, int64_t, const at::Tensor&, const at::Tensor&,
                       const std::optional<at::Tensor>&, double, double, const std::optional<at::Tensor>&);
 
-at::Tensor empty_tree(int64_t capacity, int fanout) {
+// One tree ([size]) or a batch of them ([trees, size]): sums, then the internal mins.
+at::Tensor empty_tree(int64_t capacity, int fanout, int64_t trees = 0) {
   const auto layout = rltorch::sumtree::make_layout(capacity, fanout);
-  at::Tensor tree = at::zeros({2, layout.storage}, at::kDouble);
-  tree[1].fill_(std::numeric_limits<double>::infinity());
+  at::Tensor tree = trees > 0 ? at::zeros({trees, layout.size()}, at::kDouble) : at::zeros({layout.size()}, at::kDouble);
+  tree.narrow(-1, layout.storage, layout.leaf_offset()).fill_(std::numeric_limits<double>::infinity());
   return tree;
 }
 
 void test_layout() {
   const auto one = rltorch::sumtree::make_layout(1, 8);
-  EXPECT(one.levels == 1 && one.storage == 8 && one.leaf_offset() == 0);
+  EXPECT(one.levels == 1 && one.storage == 8 && one.leaf_offset() == 0 && one.size() == 8);
+  const auto nine = rltorch::sumtree::make_layout(9, 8);  // widths 1, 2, 9: mins for the two internal levels only
+  EXPECT(nine.storage == 32 && nine.leaf_offset() == 16 && nine.size() == 48);
   const auto l = rltorch::sumtree::make_layout(1 << 20, 8);
   EXPECT(l.levels == 8);
   EXPECT(l.width[0] == 1 && l.width[l.levels - 1] == (1 << 20));
@@ -45,8 +48,9 @@ void test_ops() {
     // Leaf 4 is named twice: the last value (5) wins.
     update.call(tree, capacity, fanout, at::tensor({0, 4, 7, 4, 10}, at::kLong), at::tensor({1.0, 9.0, 2.0, 5.0, 0.0}),
                 std::nullopt, 1.0, 0.0, std::nullopt);
-    EXPECT(tree[0][0].item<double>() == 8.0);
-    EXPECT(tree[1][0].item<double>() == 1.0);
+    const auto layout = rltorch::sumtree::make_layout(capacity, fanout);
+    EXPECT(tree[0].item<double>() == 8.0);
+    EXPECT(tree[layout.storage].item<double>() == 1.0);  // the root of the min tree
     const at::Tensor idx = find.call(tree, capacity, fanout, at::tensor({0.0, 0.99, 1.0, 5.99, 6.0, 7.99, 8.0, 100.0}));
     const std::vector<int64_t> want = {0, 0, 4, 4, 7, 7, 7, 7};
     for (size_t i = 0; i < want.size(); ++i) EXPECT(idx[i].item<int64_t>() == want[i]);
@@ -65,6 +69,16 @@ void test_ops() {
                               std::nullopt, 1.0, 0.0, std::nullopt));
     EXPECT_THROWS(find.call(tree, capacity + 100, fanout, at::tensor({0.0})));
     EXPECT(at::equal(tree, before));
+    // Three trees in one call: row t of the entries goes to tree t.
+    at::Tensor batch = empty_tree(capacity, fanout, 3);
+    update.call(batch, capacity, fanout, at::tensor({0, 4, 7, 4, 10, 10}, at::kLong).view({3, 2}),
+                at::tensor({1.0, 9.0, 2.0, 5.0, 0.0, 3.0}).view({3, 2}), std::nullopt, 1.0, 0.0, std::nullopt);
+    EXPECT(batch[0][0].item<double>() == 10.0 && batch[1][0].item<double>() == 7.0 && batch[2][0].item<double>() == 3.0);
+    EXPECT(batch[2][layout.storage].item<double>() == 3.0);
+    auto [b_idx, b_w] = sample.call(batch, capacity, fanout, 5, 1.0, std::nullopt);
+    EXPECT(b_idx.size(0) == 3 && b_idx.size(1) == 5 && (b_idx[2] == 10).all().item<bool>());
+    EXPECT_THROWS(update.call(batch, capacity, fanout, at::tensor({0, 1}, at::kLong), at::tensor({1.0, 1.0}),
+                              std::nullopt, 1.0, 0.0, std::nullopt));  // no row per tree
   }
 }
 

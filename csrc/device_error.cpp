@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "rltorch/device_error.h"
+#include "sumtree_common.h"
 
 #ifdef RLTORCH_WITH_CUDA
 #include <c10/cuda/CUDAFunctions.h>
@@ -110,6 +111,30 @@ void raise_device_error(c10::IntArrayRef record) {
       TORCH_CHECK_VALUE(false, "rltorch.per_update_priorities_: `td_error` holds ", td, " at position ", pos,
                         "; td errors must be finite");
     }
+    case de::kSumtreeNoMass: {
+      const int64_t tree = pos / 4;
+      const bool batched = pos % 2 == 1;
+      const char* op = (pos / 2) % 2 == de::kSampleOpReplay ? "replay_sample" : "sumtree_sample";
+      if (has_payload) check_sampling_mass(op, as_double(value), tree, batched);
+      TORCH_CHECK_VALUE(false, "rltorch.", op, ": ", batched ? c10::str("tree ", tree, " of the batch") : std::string("the tree"),
+                        " holds no priority mass or has a non-finite total: nothing can be sampled");
+    }
+    case de::kSumtreePriorityTooLarge:
+      if (has_payload) {
+        TORCH_CHECK_VALUE(false, "rltorch.sumtree_update_: `priority` holds ", as_double(value), " at position ",
+                          pos, "; priority + eps must be <= ", as_double(aux),
+                          " for this capacity and alpha, or the total of the tree could overflow");
+      }
+      TORCH_CHECK_VALUE(false, "rltorch.sumtree_update_: `priority` holds a value at position ", pos,
+                        " whose priority + eps is above the bound for this capacity and alpha");
+    case de::kPerTdTooLarge:
+      if (has_payload) {
+        TORCH_CHECK_VALUE(false, "rltorch.per_update_priorities_: `td_error` holds ", as_double(value),
+                          " at position ", pos, "; |td_error| + eps must be <= ", as_double(aux),
+                          " for this capacity and alpha, or the total of the tree could overflow");
+      }
+      TORCH_CHECK_VALUE(false, "rltorch.per_update_priorities_: `td_error` holds a value at position ", pos,
+                        " whose |td_error| + eps is above the bound for this capacity and alpha");
     default:
       TORCH_CHECK(false, "rltorch.check_device_errors: unknown error record ", record[de::kWord],
                   " (code ", code, ", position ", pos, ")");
@@ -119,7 +144,9 @@ void raise_device_error(c10::IntArrayRef record) {
 // The key a kernel would record: lets tests write a record into the CPU
 // buffer exactly as a CUDA kernel would.
 int64_t device_error_key(int64_t code, int64_t position) {
-  TORCH_CHECK_VALUE(code > de::kNone && code <= de::kPerTdNegInf, "rltorch._device_error_key: unknown code ", code);
+  TORCH_CHECK_VALUE((code > de::kNone && code <= de::kPerTdNegInf) ||
+                        (code >= de::kSumtreeNoMass && code <= de::kPerTdTooLarge),
+                    "rltorch._device_error_key: unknown code ", code);
   TORCH_CHECK_VALUE(position >= 0 && static_cast<uint64_t>(position) <= de::kMaxPosition,
                     "rltorch._device_error_key: position ", position, " out of range");
   return static_cast<int64_t>(de::make_key(static_cast<int>(code), position));

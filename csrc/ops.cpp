@@ -53,15 +53,19 @@ TORCH_LIBRARY(rltorch, m) {
 
   // ---- Prioritized-replay sum tree (csrc/include/rltorch/sumtree.h) ----
   // `tree` is a float64 [2, storage] tensor (row 0 sums, row 1 mins over the
-  // same K-ary layout) created by rltorch.ops.SumTree; `capacity` and
-  // `fanout` (2, 4, 8 or 16) fix its layout and are checked against its shape.
+  // same K-ary layout) created by rltorch.ops.SumTree, or a batch of T
+  // independent trees [T, 2, storage] (rltorch.ops.SumTree(num_trees=T)): one
+  // call then serves every tree, and each per-entry argument gains a leading
+  // dimension T whose row t belongs to tree t. `capacity` and `fanout`
+  // (2, 4, 8 or 16) fix the layout and are checked against the shape.
   //
   // Sets leaf index[i] to (priority[i] + eps) ** alpha for every i with
   // keep[i] (all when keep is None) and recomputes only their ancestors.
   // A leaf named twice ends with its last kept value (sequential-assignment
   // order) on every device. Priorities must be finite and >= 0, indices in
   // [0, capacity); the CPU kernel checks before writing anything.
-  // running_max, if given, becomes max(running_max, max kept priority + eps).
+  // running_max (one value per tree), if given, becomes max(running_max, max
+  // kept priority + eps) of its tree.
   m.def(
       "sumtree_update_(Tensor(a!) tree, int capacity, int fanout, Tensor index, Tensor priority, "
       "Tensor? keep=None, float alpha=1.0, float eps=0.0, Tensor(b!)? running_max=None) -> ()");
@@ -70,7 +74,8 @@ TORCH_LIBRARY(rltorch, m) {
   m.def("sumtree_find(Tensor tree, int capacity, int fanout, Tensor mass) -> Tensor");
   // Stratified sampling: u_i = (i + U_i) / batch_size * total with U_i ~ U[0, 1)
   // drawn on the tree's device from `generator`; returns the leaves and
-  // float32 importance weights (p_i / p_min) ** -beta (p_min over non-zero leaves).
+  // float32 importance weights (p_i / p_min) ** -beta (p_min over non-zero
+  // leaves), [batch_size] or [T, batch_size].
   m.def(
       "sumtree_sample(Tensor tree, int capacity, int fanout, int batch_size, float beta=0.0, "
       "Generator? generator=None) -> (Tensor index, Tensor weight)");
@@ -78,10 +83,19 @@ TORCH_LIBRARY(rltorch, m) {
   // update_priorities in one call: for each transition id index[i] >= 0 whose
   // slot (index[i] mod capacity) still holds it (slot_ids[slot] == index[i]),
   // sets the slot's leaf to (|td_error[i]| + eps) ** alpha; ids of overwritten
-  // transitions are skipped. running_max tracks max(|td| + eps) over kept entries.
+  // transitions are skipped. running_max tracks max(|td| + eps) over kept
+  // entries. Batched: slot_ids [T, capacity], running_max [T].
   m.def(
       "per_update_priorities_(Tensor(a!) tree, int capacity, int fanout, Tensor slot_ids, Tensor index, "
       "Tensor td_error, float alpha, float eps, Tensor(b!) running_max) -> ()");
-  // Rows `index` of every column (all share dim 0), in one call.
+  // Rows `index` of every column (all share dim 0), in one call. A [T, B]
+  // index gathers row index[t, b] of [T, rows, ...] columns.
   m.def("replay_gather(Tensor[] columns, Tensor index) -> Tensor[]");
+  // sumtree_sample and the gather of the sampled rows in one call: the slots,
+  // their importance weights and rows `index` of every column (each
+  // [capacity, ...], or [T, capacity, ...] for a batched tree). A PER step is
+  // this plus per_update_priorities_.
+  m.def(
+      "replay_sample(Tensor tree, int capacity, int fanout, Tensor[] columns, int batch_size, float beta=0.0, "
+      "Generator? generator=None) -> (Tensor index, Tensor weight, Tensor[] rows)");
 }

@@ -476,10 +476,15 @@ def cartpole_step_(
             ep_length, final_obs)
 
 # ---- Sum tree (layout documented in csrc/include/rltorch/sumtree.h) ----
+#
+# One tree is a float64 row of tree_size() elements, [sums: storage][mins of the
+# internal levels: leaf offset]; a batch of T trees is [T, tree_size()]. The
+# functions below work on the batch ([1, size] for one tree) through flat
+# element positions t * size + offset, so T trees cost one set of tensor ops.
 
 
 def sumtree_layout(capacity: int, fanout: int) -> tuple[list[int], list[int], int]:
-    """(offset per level, width per level, storage per row), root first."""
+    """(offset per level, width per level, storage of the sums), root first."""
     widths = [capacity]
     while widths[-1] > 1:
         widths.append(-(-widths[-1] // fanout))
@@ -491,6 +496,12 @@ def sumtree_layout(capacity: int, fanout: int) -> tuple[list[int], list[int], in
     return offsets, widths, off
 
 
+def tree_size(capacity: int, fanout: int) -> int:
+    """Elements of one tree: the sums of every level, then the mins of the internal levels."""
+    offsets, _, storage = sumtree_layout(capacity, fanout)
+    return storage + offsets[-1]
+
+
 _FANOUTS = (2, 4, 8, 16)
 _DBL_MAX = torch.finfo(torch.float64).max
 
@@ -500,33 +511,74 @@ def max_raw_priority(capacity: int, alpha: float) -> float:
 
     Its stored value ``(priority + eps) ** alpha`` stays <= DBL_MAX / (2 * capacity),
     so the root (the sum of all leaves) cannot overflow, with a factor 2 to
-    spare for rounding.
+    spare for rounding. Never above DBL_MAX, so an infinite ``priority + eps``
+    is always rejected.
     """
     max_leaf = _DBL_MAX / (2.0 * float(capacity))
     try:
-        return max_leaf ** (1.0 / alpha)
-    except OverflowError:  # C's pow gives inf here: every finite value is allowed
-        return math.inf
+        return min(max_leaf ** (1.0 / alpha), _DBL_MAX)
+    except OverflowError:  # every finite value is allowed
+        return _DBL_MAX
 
 
-def _check_tree(op: str, tree: Tensor, capacity: int, fanout: int) -> tuple[list[int], list[int], int]:
-    if capacity < 1:
-        raise ValueError(f"rltorch.{op}: `capacity` must be >= 1, got {capacity}")
-    if fanout not in _FANOUTS:
-        raise ValueError(f"rltorch.sumtree: `fanout` must be 2, 4, 8 or 16, got {fanout}")
-    offsets, widths, storage = sumtree_layout(capacity, fanout)
-    if tree.dtype != torch.float64:
-        raise RuntimeError(
-            f"rltorch.{op}: `tree` must be float64 (sums of many priorities need the precision), got {tree.dtype}"
-        )
-    if tree.shape != (2, storage):
-        raise RuntimeError(
-            f"rltorch.{op}: `tree` must have shape [2, {storage}] for capacity {capacity} and fanout {fanout} "
-            f"(build it with rltorch.ops.SumTree), got {list(tree.shape)}"
-        )
-    if not tree.is_contiguous():
-        raise RuntimeError(f"rltorch.{op}: `tree` must be contiguous")
-    return offsets, widths, storage
+class _Trees:
+    """A checked tree argument (csrc/sumtree_common.cpp::checked_trees)."""
+
+    def __init__(self, op: str, tree: Tensor, capacity: int, fanout: int):
+        if capacity < 1:
+            raise ValueError(f"rltorch.{op}: `capacity` must be >= 1, got {capacity}")
+        if fanout not in _FANOUTS:
+            raise ValueError(f"rltorch.sumtree: `fanout` must be 2, 4, 8 or 16, got {fanout}")
+        self.offsets, self.widths, self.storage = sumtree_layout(capacity, fanout)
+        self.capacity, self.fanout = capacity, fanout
+        self.size = self.storage + self.offsets[-1]
+        if tree.dtype != torch.float64:
+            raise RuntimeError(
+                f"rltorch.{op}: `tree` must be float64 (sums of many priorities need the precision), got {tree.dtype}"
+            )
+        single = tree.dim() == 1 and tree.shape[0] == self.size
+        batch = tree.dim() == 2 and tree.shape[1] == self.size
+        if not (single or batch):
+            raise RuntimeError(
+                f"rltorch.{op}: `tree` must have shape [{self.size}] (one tree) or [T, {self.size}] (T trees) for "
+                f"capacity {capacity} and fanout {fanout} (build it with rltorch.ops.SumTree), got {list(tree.shape)}"
+            )
+        if not tree.is_contiguous():
+            raise RuntimeError(f"rltorch.{op}: `tree` must be contiguous")
+        self.batched = batch
+        self.count = tree.shape[0] if batch else 1
+        self.flat = tree.view(-1)  # writes through to `tree`
+        self.device = tree.device
+
+    @property
+    def leaf_offset(self) -> int:
+        return self.offsets[-1]
+
+    def base(self, tree_ids: Tensor) -> Tensor:
+        """Flat position of each tree's first element."""
+        return tree_ids * self.size
+
+    def totals(self) -> Tensor:
+        return self.flat[torch.arange(self.count, device=self.device) * self.size]
+
+    def root_mins(self) -> Tensor:
+        base = torch.arange(self.count, device=self.device) * self.size
+        if len(self.offsets) == 1:  # the root is the only leaf
+            root = self.flat[base]
+            return torch.where(root > 0, root, torch.full_like(root, math.inf))
+        return self.flat[base + self.storage]
+
+    def rows_per_tree(self, op: str, tensor: Tensor, name: str) -> None:
+        if self.batched and (tensor.dim() < 1 or tensor.shape[0] != self.count):
+            raise RuntimeError(
+                f"rltorch.{op}: `{name}` must have a leading dimension of {self.count} (one row per tree of the "
+                f"batched `tree`), got {list(tensor.shape)}"
+            )
+
+    def tree_of_entries(self, numel: int) -> Tensor:
+        """Tree id of each of `numel` flattened per-entry values (row t -> tree t)."""
+        per_tree = numel // self.count if self.count else 0
+        return torch.arange(self.count, device=self.device).repeat_interleave(per_tree)
 
 
 def _check_device(op: str, tree: Tensor, other: Tensor, name: str) -> None:
@@ -554,12 +606,13 @@ def _check_alpha_eps(op: str, alpha: float, eps: float) -> None:
         raise ValueError(f"rltorch.{op}: `eps` must be finite and >= 0, got {eps}")
 
 
-def _check_running_max(op: str, tree: Tensor, running_max: Tensor) -> None:
+def _check_running_max(op: str, trees: _Trees, tree: Tensor, running_max: Tensor) -> None:
     _check_device(op, tree, running_max, "running_max")
-    if running_max.dtype != torch.float64 or running_max.numel() != 1 or not running_max.is_contiguous():
+    if running_max.dtype != torch.float64 or running_max.numel() != trees.count or not running_max.is_contiguous():
+        count = f"{trees.count} element" if trees.count == 1 else f"{trees.count} elements (one per tree)"
         raise RuntimeError(
-            f"rltorch.{op}: `running_max` must be a contiguous one-element float64 tensor, "
-            f"got {running_max.dtype} {list(running_max.shape)}"
+            f"rltorch.{op}: `running_max` must be a contiguous float64 tensor of {count}, "
+            f"got {running_max.dtype} {list(running_max.shape)}{'' if running_max.is_contiguous() else ' (not contiguous)'}"
         )
     _check_not_alias(op, tree, running_max, "running_max")
 
@@ -571,16 +624,24 @@ def _first_bad(bad: Tensor) -> int | None:
     return int(bad.nonzero()[0])
 
 
-def _recompute_nodes(tree: Tensor, offsets: list[int], level: int, nodes: Tensor, fanout: int) -> None:
-    child = offsets[level + 1] + nodes.unsqueeze(-1) * fanout + torch.arange(fanout, device=tree.device)
-    s, m = tree[0][child], tree[1][child]
-    half = fanout // 2
+def _min_value(values: Tensor) -> Tensor:
+    return torch.where(values > 0, values, torch.full_like(values, math.inf))
+
+
+def _recompute_nodes(trees: _Trees, level: int, tree_ids: Tensor, nodes: Tensor) -> None:
+    K = trees.fanout
+    base = trees.base(tree_ids)
+    child = (base + trees.offsets[level + 1] + nodes * K).unsqueeze(-1) + torch.arange(K, device=trees.device)
+    s = trees.flat[child]
+    m = _min_value(s) if level + 2 == len(trees.offsets) else trees.flat[child + trees.storage]
+    half = K // 2
     while half >= 1:  # fold in halves, the order of the C++ recompute_node
         s = s[:, :half] + s[:, half : 2 * half]
         m = torch.minimum(m[:, :half], m[:, half : 2 * half])
         half //= 2
-    tree[0, offsets[level] + nodes] = s[:, 0]
-    tree[1, offsets[level] + nodes] = m[:, 0]
+    at = base + trees.offsets[level] + nodes
+    trees.flat[at] = s[:, 0]
+    trees.flat[at + trees.storage] = m[:, 0]
 
 
 def sumtree_update_(
@@ -596,10 +657,11 @@ def sumtree_update_(
 ) -> None:
     """Sets leaves to (priority + eps) ** alpha, the last kept occurrence winning (see ``rltorch.ops.SumTree``)."""
     op = "sumtree_update_"
-    offsets, widths, storage = _check_tree(op, tree, capacity, fanout)
+    trees = _Trees(op, tree, capacity, fanout)
     _check_device(op, tree, index, "index")
     _check_device(op, tree, priority, "priority")
     _check_index_and_values(op, index, priority, "priority")
+    trees.rows_per_tree(op, index, "index")
     _check_not_alias(op, tree, index, "index")
     _check_not_alias(op, tree, priority, "priority")
     _check_alpha_eps(op, alpha, eps)
@@ -613,7 +675,7 @@ def sumtree_update_(
             )
         _check_not_alias(op, tree, keep, "keep")
     if running_max is not None:
-        _check_running_max(op, tree, running_max)
+        _check_running_max(op, trees, tree, running_max)
     with torch.no_grad():
         index, priority = index.reshape(-1), priority.reshape(-1).to(torch.float64)
         max_raw = max_raw_priority(capacity, alpha)
@@ -638,81 +700,117 @@ def sumtree_update_(
                 f"priority + eps must be <= {max_raw:g} for this capacity and alpha, or the total of the tree "
                 "could overflow"
             )
-        _write_leaves(tree, offsets, fanout, index, priority, keep, alpha, eps, running_max)
+        kept = None if keep is None else keep.reshape(-1)
+        _write_leaves(trees, trees.tree_of_entries(index.numel()), index, priority, kept, alpha, eps, running_max)
 
 
-def _write_leaves(tree, offsets, fanout, index, priority, keep, alpha, eps, running_max) -> None:
+def _write_leaves(trees: _Trees, tree_ids, index, priority, keep, alpha, eps, running_max) -> None:
     if keep is not None:
-        keep = keep.reshape(-1)
-        index, priority = index[keep], priority[keep]
+        tree_ids, index, priority = tree_ids[keep], index[keep], priority[keep]
     if index.numel() == 0:
         return
     if running_max is not None:
-        # The rule of csrc/include/rltorch/sumtree.h running_max_fold: a NaN start is
+        # The rule of csrc/include/rltorch/sumtree.h running_max_fold, per tree: a NaN start is
         # replaced, otherwise only a strictly larger value wins (+0.0 keeps -0.0).
-        batch_max = (priority + eps).max().reshape(running_max.shape)
-        running_max.copy_(torch.where(torch.isnan(running_max) | (batch_max > running_max), batch_max, running_max))
-    # Last occurrence wins: after a stable sort, keep the last entry of each run.
-    order = torch.argsort(index, stable=True)
-    sorted_index = index[order]
-    last = torch.ones_like(sorted_index, dtype=torch.bool)
-    last[:-1] = sorted_index[1:] != sorted_index[:-1]
-    leaves, values = sorted_index[last], priority[order][last]
+        rm = running_max.view(-1)
+        neg = torch.full((trees.count,), -math.inf, dtype=torch.float64, device=trees.device)
+        batch_max = neg.scatter_reduce(0, tree_ids, priority + eps, "amax")
+        has = torch.zeros(trees.count, dtype=torch.bool, device=trees.device).index_fill_(0, tree_ids, True)
+        rm.copy_(torch.where(has & (torch.isnan(rm) | (batch_max > rm)), batch_max, rm))
+    # Last occurrence wins: after a stable sort by (tree, leaf), keep the last entry of each run.
+    key = tree_ids * trees.capacity + index
+    order = torch.argsort(key, stable=True)
+    sorted_key = key[order]
+    last = torch.ones_like(sorted_key, dtype=torch.bool)
+    last[:-1] = sorted_key[1:] != sorted_key[:-1]
+    tree_ids, leaves, values = tree_ids[order][last], index[order][last], priority[order][last]
+    # alpha != 1: torch.pow's vectorized pow may differ from the kernels' libm pow in the last bit.
     values = values + eps if alpha == 1.0 else torch.pow(values + eps, alpha)
-    tree[0, offsets[-1] + leaves] = values
-    tree[1, offsets[-1] + leaves] = torch.where(values > 0, values, torch.full_like(values, float("inf")))
+    trees.flat[trees.base(tree_ids) + trees.leaf_offset + leaves] = values
     nodes = leaves
-    for level in range(len(offsets) - 2, -1, -1):
-        nodes = torch.unique(nodes // fanout)
-        _recompute_nodes(tree, offsets, level, nodes, fanout)
+    K = trees.fanout
+    for level in range(len(trees.offsets) - 2, -1, -1):
+        key = torch.unique(tree_ids * trees.widths[level] + nodes // K)
+        tree_ids, nodes = key // trees.widths[level], key % trees.widths[level]
+        _recompute_nodes(trees, level, tree_ids, nodes)
 
 
 @torch.no_grad()
 def sumtree_find(tree: Tensor, capacity: int, fanout: int, mass: Tensor) -> Tensor:
     """First leaf whose inclusive prefix sum exceeds each mass (see ``rltorch.ops.SumTree.find``)."""
-    offsets, _, _ = _check_tree("sumtree_find", tree, capacity, fanout)
-    _check_device("sumtree_find", tree, mass, "mass")
-    _floating("sumtree_find", mass, "mass")
-    return _find(tree, offsets, fanout, mass)
-
-
-def _find(tree: Tensor, offsets: list[int], fanout: int, mass: Tensor) -> Tensor:
-    shape = mass.shape
+    op = "sumtree_find"
+    trees = _Trees(op, tree, capacity, fanout)
+    _check_device(op, tree, mass, "mass")
+    _floating(op, mass, "mass")
+    trees.rows_per_tree(op, mass, "mass")
     u = mass.reshape(-1).to(torch.float64)
+    return _find(trees, trees.tree_of_entries(u.numel()), u).reshape(mass.shape)
+
+
+def _find(trees: _Trees, tree_ids: Tensor, u: Tensor) -> Tensor:
     u = torch.where(u > 0, u, torch.zeros_like(u))
-    node = torch.zeros(u.shape, dtype=torch.long, device=tree.device)
-    inf = torch.full_like(u, float("inf"))
-    for level in range(len(offsets) - 1):
-        children = tree[0, offsets[level + 1] + node.unsqueeze(-1) * fanout + torch.arange(fanout, device=tree.device)]
+    node = torch.zeros(u.shape, dtype=torch.long, device=trees.device)
+    inf = torch.full_like(u, math.inf)
+    K = trees.fanout
+    base = trees.base(tree_ids)
+    for level in range(len(trees.offsets) - 1):
+        first = base + trees.offsets[level + 1] + node * K
+        children = trees.flat[first.unsqueeze(-1) + torch.arange(K, device=trees.device)]
         # The C++ choose_child: count the children whose inclusive prefix is <= u.
         prefix = [torch.zeros_like(u)]
         below = torch.zeros_like(node)
         last_nonzero = torch.zeros_like(node)
-        for j in range(fanout):
+        for j in range(K):
             c = children[:, j]
             prefix.append(prefix[-1] + c)
             below = below + (prefix[-1] <= u).long()
             last_nonzero = torch.where(c > 0, j, last_nonzero)
-        fell = below == fanout
+        fell = below == K
         chosen = torch.where(fell, last_nonzero, below)
         start = torch.stack(prefix, dim=1).gather(1, chosen.unsqueeze(1)).squeeze(1)
         u = torch.where(fell, inf, u - start)
-        node = node * fanout + chosen
-    return node.reshape(shape)
+        node = node * K + chosen
+    return node
 
 
-def check_sampling_mass(total: float) -> None:
+def check_sampling_mass(total: float, op: str = "sumtree_sample", tree: int = 0, batched: bool = False) -> None:
     """Rejects a tree with nothing to sample (csrc/sumtree_common.cpp::check_sampling_mass)."""
+    which = f"tree {tree} of the batch" if batched else "the tree"
     if not math.isfinite(total):
         raise ValueError(
-            f"rltorch.sumtree_sample: the tree's total priority is {total}: nothing can be sampled from a "
-            "non-finite total"
+            f"rltorch.{op}: {which}'s total priority is {total}: nothing can be sampled from a non-finite total"
         )
     if not total > 0.0:
         raise ValueError(
-            f"rltorch.sumtree_sample: the tree holds no priority mass (its total is {total}): nothing can be "
+            f"rltorch.{op}: {which} holds no priority mass (its total is {total}): nothing can be "
             "sampled; give some leaf a priority > 0 first"
         )
+
+
+def _check_sample_args(op: str, tree: Tensor, capacity: int, fanout: int, batch_size: int, beta: float) -> _Trees:
+    trees = _Trees(op, tree, capacity, fanout)
+    if batch_size < 0:
+        raise ValueError(f"rltorch.{op}: `batch_size` must be >= 0, got {batch_size}")
+    if not (math.isfinite(beta) and beta >= 0.0):
+        raise ValueError(f"rltorch.{op}: `beta` must be finite and >= 0, got {beta}")
+    return trees
+
+
+def _sample(op: str, trees: _Trees, batch_size: int, beta: float, generator) -> tuple[Tensor, Tensor]:
+    for t, total in enumerate(trees.totals().tolist()):
+        check_sampling_mass(total, op, t, trees.batched)
+    shape = (trees.count, batch_size) if trees.batched else (batch_size,)
+    uniform = torch.rand(shape, generator=generator, dtype=torch.float64, device=trees.device).reshape(-1)
+    tree_ids = trees.tree_of_entries(uniform.numel())
+    within = torch.arange(batch_size, dtype=torch.float64, device=trees.device).repeat(trees.count)
+    mass = (within + uniform) / batch_size * trees.totals()[tree_ids]
+    index = _find(trees, tree_ids, mass)
+    if beta == 0.0:
+        weight = torch.ones(index.shape, dtype=torch.float32, device=trees.device)
+    else:
+        leaf = trees.flat[trees.base(tree_ids) + trees.leaf_offset + index]
+        weight = torch.pow((leaf / trees.root_mins()[tree_ids]).to(torch.float32), -beta)
+    return index.reshape(shape), weight.reshape(shape)
 
 
 @torch.no_grad()
@@ -720,22 +818,8 @@ def sumtree_sample(
     tree: Tensor, capacity: int, fanout: int, batch_size: int, beta: float = 0.0, generator=None
 ) -> tuple[Tensor, Tensor]:
     """Stratified sampling with importance weights (see ``rltorch.ops.SumTree.sample``)."""
-    op = "sumtree_sample"
-    offsets, _, storage = _check_tree(op, tree, capacity, fanout)
-    if batch_size < 0:
-        raise ValueError(f"rltorch.{op}: `batch_size` must be >= 0, got {batch_size}")
-    if not (math.isfinite(beta) and beta >= 0.0):
-        raise ValueError(f"rltorch.{op}: `beta` must be finite and >= 0, got {beta}")
-    check_sampling_mass(float(tree[0, 0]))
-    uniform = torch.rand(batch_size, generator=generator, dtype=torch.float64, device=tree.device)
-    arange = torch.arange(batch_size, dtype=torch.float64, device=tree.device)
-    mass = (arange + uniform) / batch_size * tree[0, 0]
-    index = _find(tree, offsets, fanout, mass)
-    if beta == 0.0:
-        weight = torch.ones(batch_size, dtype=torch.float32, device=tree.device)
-    else:
-        weight = torch.pow((tree[0, offsets[-1] + index] / tree[1, 0]).to(torch.float32), -beta)
-    return index, weight
+    trees = _check_sample_args("sumtree_sample", tree, capacity, fanout, batch_size, beta)
+    return _sample("sumtree_sample", trees, batch_size, beta, generator)
 
 
 def per_update_priorities_(
@@ -751,21 +835,20 @@ def per_update_priorities_(
 ) -> None:
     """``update_priorities`` of a prioritized buffer (see ``rltorch.ops.sumtree.per_update_priorities_``)."""
     op = "per_update_priorities_"
-    offsets, _, _ = _check_tree(op, tree, capacity, fanout)
+    trees = _Trees(op, tree, capacity, fanout)
     _check_device(op, tree, slot_ids, "slot_ids")
     _check_device(op, tree, index, "index")
     _check_device(op, tree, td_error, "td_error")
-    _check_device(op, tree, running_max, "running_max")
-    if slot_ids.dtype != torch.int64 or slot_ids.dim() != 1 or slot_ids.shape[0] != capacity:
+    shape = [trees.count, capacity] if trees.batched else [capacity]
+    if slot_ids.dtype != torch.int64 or list(slot_ids.shape) != shape:
         raise RuntimeError(
-            f"rltorch.{op}: `slot_ids` must be int64 of shape [{capacity}], got {slot_ids.dtype} "
-            f"{list(slot_ids.shape)}"
+            f"rltorch.{op}: `slot_ids` must be int64 of shape {shape}, got {slot_ids.dtype} {list(slot_ids.shape)}"
         )
     _check_index_and_values(op, index, td_error, "td_error")
-    if running_max.dtype != torch.float64 or running_max.numel() != 1 or not running_max.is_contiguous():
-        raise RuntimeError(f"rltorch.{op}: `running_max` must be a contiguous one-element float64 tensor")
+    trees.rows_per_tree(op, index, "index")
+    _check_running_max(op, trees, tree, running_max)
     _check_alpha_eps(op, alpha, eps)
-    for other, name in ((slot_ids, "slot_ids"), (index, "index"), (td_error, "td_error"), (running_max, "running_max")):
+    for other, name in ((slot_ids, "slot_ids"), (index, "index"), (td_error, "td_error")):
         _check_not_alias(op, tree, other, name)
     with torch.no_grad():
         td = td_error.reshape(-1).to(torch.float64)
@@ -783,30 +866,62 @@ def per_update_priorities_(
                 f"must be <= {max_raw:g} for this capacity and alpha, or the total of the tree could overflow"
             )
         index = index.reshape(-1)
+        tree_ids = trees.tree_of_entries(index.numel())
         slots = index.remainder(capacity)
-        keep = (slot_ids[slots] == index) & (index >= 0)
-        _write_leaves(tree, offsets, fanout, slots, td.abs(), keep, alpha, eps, running_max)
+        keep = (slot_ids.reshape(-1)[tree_ids * capacity + slots] == index) & (index >= 0)
+        _write_leaves(trees, tree_ids, slots, td.abs(), keep, alpha, eps, running_max)
+
+
+def _check_columns(op: str, columns, anchor: Tensor, anchor_name: str, trees: int, rows: int) -> None:
+    """csrc/sumtree_common.cpp::checked_columns (trees = 0: unbatched)."""
+    for c, column in enumerate(columns):
+        if column.device != anchor.device:
+            raise RuntimeError(f"rltorch.{op}: `columns[{c}]` is on {column.device} but `{anchor_name}` is on "
+                               f"{anchor.device}")
+        lead = 1 if trees else 0
+        ok = column.dim() >= 1 + lead and column.shape[lead] == rows and (not lead or column.shape[0] == trees)
+        if not ok:
+            want = f"shape [{trees}, {rows}, ...]" if lead else f"{rows} rows like `columns[0]`"
+            raise RuntimeError(f"rltorch.{op}: `columns[{c}]` must have {want}, got {list(column.shape)}")
+
+
+def _gather(columns, index: Tensor, trees: int) -> list[Tensor]:
+    if not trees:
+        return [column.index_select(0, index) for column in columns]
+    rows = torch.arange(trees, device=index.device).unsqueeze(1)
+    return [column[rows, index] for column in columns]
 
 
 @torch.no_grad()
 def replay_gather(columns: list[Tensor], index: Tensor) -> list[Tensor]:
-    """Rows ``index`` of every column."""
+    """Rows ``index`` of every column (``[T, B]`` index: rows of ``[T, rows, ...]`` columns)."""
     op = "replay_gather"
-    if index.dtype != torch.int64 or index.dim() != 1:
-        raise RuntimeError(f"rltorch.{op}: `index` must be a 1-D int64 tensor, got {index.dtype} {list(index.shape)}")
+    if index.dtype != torch.int64 or index.dim() not in (1, 2):
+        raise RuntimeError(f"rltorch.{op}: `index` must be a 1-D (or [T, B] for T buffers) int64 tensor, got "
+                           f"{index.dtype} {list(index.shape)}")
     if len(columns) == 0:
         raise RuntimeError(f"rltorch.{op}: `columns` is empty")
-    rows = columns[0].shape[0] if columns[0].dim() > 0 else 0
-    for c, column in enumerate(columns):
-        if column.device != index.device:
-            raise RuntimeError(f"rltorch.{op}: `columns[{c}]` is on {column.device} but `index` is on {index.device}")
-        if column.dim() < 1 or column.shape[0] != rows:
-            raise RuntimeError(
-                f"rltorch.{op}: `columns[{c}]` must have {rows} rows like `columns[0]`, got {list(column.shape)}"
-            )
-    position = _first_bad((index < 0) | (index >= rows))
+    trees = index.shape[0] if index.dim() == 2 else 0
+    lead = 1 if trees else 0
+    rows = columns[0].shape[lead] if columns[0].dim() > lead else 0
+    _check_columns(op, columns, index, "index", trees, rows)
+    position = _first_bad(((index < 0) | (index >= rows)).reshape(-1))
     if position is not None:
         raise IndexError(
-            f"rltorch.{op}: `index` holds {int(index[position])} at position {position}, outside [0, {rows})"
+            f"rltorch.{op}: `index` holds {int(index.reshape(-1)[position])} at position {position}, outside "
+            f"[0, {rows})"
         )
-    return [column.index_select(0, index) for column in columns]
+    return _gather(columns, index, trees)
+
+
+@torch.no_grad()
+def replay_sample(
+    tree: Tensor, capacity: int, fanout: int, columns: list[Tensor], batch_size: int, beta: float = 0.0,
+    generator=None,
+) -> tuple[Tensor, Tensor, list[Tensor]]:
+    """``sumtree_sample`` and the gather of the sampled rows of every column, in one call."""
+    op = "replay_sample"
+    trees = _check_sample_args(op, tree, capacity, fanout, batch_size, beta)
+    _check_columns(op, columns, tree, "tree", trees.count if trees.batched else 0, capacity)
+    index, weight = _sample(op, trees, batch_size, beta, generator)
+    return index, weight, _gather(columns, index, trees.count if trees.batched else 0)

@@ -164,7 +164,7 @@ def test_sampling_an_empty_or_zero_tree_raises(impl):
     assert torch.equal(gen.get_state(), state)  # rejected before drawing
     for total in (math.inf, math.nan):
         broken = tree.tree.clone()
-        broken[0, 0] = total
+        broken[0] = total
         with pytest.raises(ValueError, match="total priority is"):
             sample(broken, 8, tree.fanout, 4, 0.4, gen)
 
@@ -310,21 +310,21 @@ def test_arguments_aliasing_the_tree_are_rejected(impl):
     index, priority = torch.tensor([0, 1]), torch.tensor([5.0, 5.0], dtype=torch.float64)
     as_long, as_bool = t.view(torch.int64), t.view(torch.bool)
     with pytest.raises(RuntimeError, match="`running_max` must not share memory with `tree`"):
-        update(t, 8, 2, index, priority, None, 1.0, 0.0, t[1, :1])  # the min-tree root
+        update(t, 8, 2, index, priority, None, 1.0, 0.0, t[-1:])  # the min tree
     with pytest.raises(RuntimeError, match="`keep` must not share memory with `tree`"):
-        update(t, 8, 2, index, priority, as_bool[0, :2], 1.0, 0.0, None)
+        update(t, 8, 2, index, priority, as_bool[:2], 1.0, 0.0, None)
     with pytest.raises(RuntimeError, match="`index` must not share memory with `tree`"):
-        update(t, 8, 2, as_long[0, -2:], priority, None, 1.0, 0.0, None)
+        update(t, 8, 2, as_long[-2:], priority, None, 1.0, 0.0, None)
     rm = torch.ones(1, dtype=torch.float64)
     slot_ids = torch.arange(8)
     with pytest.raises(RuntimeError, match="`running_max` must not share memory with `tree`"):
-        per_update(t, 8, 2, slot_ids, index, priority, 1.0, 0.0, t[1, :1])
+        per_update(t, 8, 2, slot_ids, index, priority, 1.0, 0.0, t[-1:])
     with pytest.raises(RuntimeError, match="`slot_ids` must not share memory with `tree`"):
-        per_update(t, 8, 2, as_long[0, :8], index, priority, 1.0, 0.0, rm)
+        per_update(t, 8, 2, as_long[:8], index, priority, 1.0, 0.0, rm)
     with pytest.raises(RuntimeError, match="`index` must not share memory with `tree`"):
-        per_update(t, 8, 2, slot_ids, as_long[0, -2:], priority, 1.0, 0.0, rm)
+        per_update(t, 8, 2, slot_ids, as_long[-2:], priority, 1.0, 0.0, rm)
     with pytest.raises(RuntimeError, match="`td_error` must not share memory with `tree`"):
-        per_update(t, 8, 2, slot_ids, index, t[0, -2:], 1.0, 0.0, rm)
+        per_update(t, 8, 2, slot_ids, index, t[-2:], 1.0, 0.0, rm)
     assert torch.equal(t, before)
 
 
@@ -414,8 +414,8 @@ BAD_CALLS = [
     ("sumtree_update_", _update_args(capacity=0), ValueError, "`capacity` must be >= 1"),
     ("sumtree_update_", _update_args(fanout=3), ValueError, "`fanout` must be 2, 4, 8 or 16"),
     ("sumtree_update_", _update_args(tree=_TREE.float()), RuntimeError, "`tree` must be float64"),
-    ("sumtree_update_", _update_args(tree=_TREE[:, :-2].clone()), RuntimeError, "`tree` must have shape"),
-    ("sumtree_update_", _update_args(tree=torch.zeros(_TREE.shape[1], 2, dtype=torch.float64).t()), RuntimeError,
+    ("sumtree_update_", _update_args(tree=_TREE[:-2].clone()), RuntimeError, "`tree` must have shape"),
+    ("sumtree_update_", _update_args(tree=torch.zeros(_TREE.shape[0], 2, dtype=torch.float64)[:, 0]), RuntimeError,
      "`tree` must be contiguous"),
     ("sumtree_update_", _update_args(index=torch.tensor([1, 2], dtype=torch.int32)), RuntimeError,
      "`index` must be int64"),
@@ -454,9 +454,11 @@ BAD_CALLS = [
     ("per_update_priorities_", _per_args(td_error=torch.tensor([1.0, math.inf])), ValueError,
      "`td_error` holds inf at position 1"),
     ("replay_gather", ([torch.zeros(4)], torch.tensor([0, 1], dtype=torch.int32)), RuntimeError,
-     "`index` must be a 1-D int64"),
+     "`index` must be a 1-D"),
+    ("replay_gather", ([torch.zeros(4)], torch.zeros(2, 1, 1, dtype=torch.long)), RuntimeError,
+     "`index` must be a 1-D"),
     ("replay_gather", ([torch.zeros(4)], torch.zeros(2, 1, dtype=torch.long)), RuntimeError,
-     "`index` must be a 1-D int64"),
+     "`columns\\[0\\]` must have shape \\[2, "),
     ("replay_gather", ([], torch.tensor([0])), RuntimeError, "`columns` is empty"),
     ("replay_gather", ([torch.zeros(4), torch.zeros(3)], torch.tensor([0])), RuntimeError,
      "`columns\\[1\\]` must have 4 rows"),
@@ -497,9 +499,9 @@ def test_load_state_dict_validates_before_writing():
     good = tree.state_dict()
     before = tree.tree.clone()
     broken_node = good["tree"].clone()
-    broken_node[0, 0] += 1.0
+    broken_node[0] += 1.0
     negative_leaf = SumTree(10, fanout=2).state_dict()
-    negative_leaf["tree"][0, -1] = -1.0
+    negative_leaf["tree"][tree._leaf_offset + 9] = -1.0
     bad_states = [
         ({"capacity": 10, "fanout": 2}, "must be a dict with"),
         ({**good, "capacity": 11}, "state is for capacity=11"),

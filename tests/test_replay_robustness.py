@@ -13,6 +13,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from rltorch import _reference
 from rltorch.replay import PrioritizedReplayBuffer, ReplayBuffer
 from tests.checks import assert_same_state
 
@@ -269,9 +270,10 @@ def _bad_buffer_dicts(sd):
                                                                 "reward": window["tensors"]["reward"][:, :1]}}}
     if "tree" in sd:
         tree = sd["tree"].clone()
-        tree[0, -1] = math.nan
+        leaf = _reference.sumtree_layout(cap, sd["config"]["fanout"])[0][-1]
+        tree[leaf + cap - 1] = math.nan
         yield "tree", {**sd, "tree": tree}
-        yield "tree", {**sd, "tree": sd["tree"][:, :-1]}
+        yield "tree", {**sd, "tree": sd["tree"][:-1]}
         yield "max_priority", {**sd, "max_priority": torch.tensor([math.inf], dtype=torch.float64)}
         yield "beta", {**sd, "beta": -1.0}
 
@@ -373,7 +375,7 @@ def _run_property(cls, calls, n_step):
     # Valid calls keep working after whatever was rejected.
     buf.add(**batch(4, seed=1))
     if cls is PrioritizedReplayBuffer:
-        buf.update_priorities(torch.tensor([buf._added - 1]), torch.tensor([1.0]))
+        buf.update_priorities(torch.tensor([buf.added - 1]), torch.tensor([1.0]))
     out = buf.sample(5)
     assert out.obs.shape == (5, *OBS) and torch.isfinite(out.weight).all()
 

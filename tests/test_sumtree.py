@@ -33,28 +33,41 @@ def _integer_priorities(n, gen, zero_fraction=0.3):
 
 
 def _check_invariants(tree: SumTree):
-    offsets, widths, storage = _reference.sumtree_layout(tree.capacity, tree.fanout)
-    sums, mins = tree.tree[0].cpu(), tree.tree[1].cpu()
-    K = tree.fanout
+    """Every node is the fold of its children (one tree, or each tree of a batch)."""
+    rows = tree.tree.reshape(-1, tree.tree.shape[-1]).cpu()
+    leaves_all = tree.priorities().reshape(-1, tree.capacity).cpu()
+    for row, leaves in zip(rows, leaves_all):
+        _check_row(row, leaves, tree.capacity, tree.fanout)
+
+
+def _check_row(row, leaves, capacity, fanout):
+    offsets, widths, storage = _reference.sumtree_layout(capacity, fanout)
+    assert row.numel() == storage + offsets[-1]  # sums of every level, mins of the internal ones
+    sums, mins = row[:storage], row[storage:]
+    K = fanout
     for level in range(len(offsets) - 1):
         width = widths[level]
         children_s = sums[offsets[level + 1] : offsets[level + 1] + width * K].view(width, K)
-        children_m = mins[offsets[level + 1] : offsets[level + 1] + width * K].view(width, K)
+        if level + 2 == len(offsets):  # the leaves' mins are the leaves themselves (0 counts as +inf)
+            children_m = torch.where(children_s > 0, children_s, torch.full_like(children_s, math.inf))
+        else:
+            children_m = mins[offsets[level + 1] : offsets[level + 1] + width * K].view(width, K)
         expect_s, half = children_s, K // 2
         while half >= 1:  # the documented fold-in-halves order
             expect_s = expect_s[:, :half] + expect_s[:, half : 2 * half]
             half //= 2
         assert torch.equal(sums[offsets[level] : offsets[level] + width], expect_s[:, 0]), f"level {level} sums"
         assert torch.equal(mins[offsets[level] : offsets[level] + width], children_m.amin(1)), f"level {level} mins"
-    # Padding stays neutral and the leaves agree with their min-tree twins.
+    # Padding stays neutral.
     for level in range(len(offsets)):
         end = offsets[level + 1] if level + 1 < len(offsets) else storage
         assert torch.all(sums[offsets[level] + widths[level] : end] == 0)
-        assert torch.all(mins[offsets[level] + widths[level] : end] == math.inf)
-    leaves = tree.priorities().cpu()
+        if level + 1 < len(offsets):
+            assert torch.all(mins[offsets[level] + widths[level] : end] == math.inf)
     assert torch.isclose(sums[0], leaves.sum(), rtol=1e-12, atol=0)
     nonzero = leaves[leaves > 0]
-    assert mins[0] == (nonzero.min() if nonzero.numel() else math.inf)
+    root_min = mins[0] if len(offsets) > 1 else (sums[0] if sums[0] > 0 else torch.tensor(math.inf))
+    assert root_min == (nonzero.min() if nonzero.numel() else math.inf)
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -210,7 +223,7 @@ def test_importance_weights(device, impl):
 @pytest.mark.parametrize("device", DEVICES)
 def test_capacity_one_and_zero_tree(device):
     tree = SumTree(1, device=device)
-    assert tree.tree.shape == (2, 8)
+    assert tree.tree.shape == (8,)  # the leaf is the root: no internal mins
     assert tree.min().item() == math.inf and tree.total().item() == 0.0
     tree.update(torch.tensor([0, 0], device=device), torch.tensor([2.0, 3.0], device=device))
     assert tree.total().item() == 3.0 and tree.min().item() == 3.0
@@ -287,7 +300,7 @@ def test_bad_tree_and_args_are_named():
     # Priorities read from the tree itself would race with the leaf writes on a GPU.
     tree.update(torch.arange(10), torch.rand(10, dtype=torch.float64) + 0.1)
     before = tree.tree.clone()
-    aliased = tree.tree[0, -4:]
+    aliased = tree.tree[-4:]
     with pytest.raises(RuntimeError, match="must not share memory with `tree`"):
         ops.sumtree_update_(tree.tree, 10, 8, torch.tensor([0, 1, 2, 3]), aliased)
     assert torch.equal(tree.tree, before)
@@ -347,6 +360,9 @@ def test_layout_matches_extension_expectations():
     assert widths[0] == 1 and widths[-1] == 1 << 20 and len(widths) == 8
     assert all(o % 8 == 0 for o in offsets)
     assert st.DEFAULT_FANOUT in FANOUTS
+    # One tree: the sums, then the mins of the internal levels only.
+    assert _reference.tree_size(9, 8) == 32 + 16 and _reference.tree_size(1, 8) == 8
+    assert SumTree(9).tree.shape == (48,) and SumTree(9, num_trees=3).tree.shape == (3, 48)
 
 
 @pytest.mark.parametrize("device", DEVICES)

@@ -100,13 +100,13 @@ def _corrupt(state, kind, tree):
     state = {key: (value.clone() if isinstance(value, torch.Tensor) else value) for key, value in state.items()}
     leaf = tree._leaf_offset
     if kind == "node":
-        state["tree"][0, 0] += 1.0
+        state["tree"][0] += 1.0
     elif kind == "leaf_negative":
-        state["tree"][0, leaf] = -1.0
+        state["tree"][leaf] = -1.0
     elif kind == "leaf_nan":
-        state["tree"][0, leaf + 1] = math.nan
+        state["tree"][leaf + 1] = math.nan
     elif kind == "shape":
-        state["tree"] = state["tree"][:, :1].clone()
+        state["tree"] = state["tree"][:1].clone()
     elif kind == "dtype":
         state["tree"] = state["tree"].float()
     elif kind == "capacity":
@@ -153,7 +153,7 @@ def test_random_call_sequences(impl, sequence, fanout):
             elif op == "bad_update":
                 index, priority, kwargs = arg
                 if kwargs.get("running_max") == "alias":
-                    kwargs["running_max"] = tree.tree[1, :1]
+                    kwargs["running_max"] = tree.tree[-1:]
                 tree.update(index, priority, **kwargs)
             elif op == "find":
                 found = tree.find(arg)

@@ -19,9 +19,10 @@ using rltorch::sumtree::Layout;
 template <int K>
 void fuzz_one(int64_t capacity, std::mt19937_64& rng) {
   const Layout layout = rltorch::sumtree::make_layout(capacity, K);
-  // Exactly `storage` elements each: one past the end is a heap overflow.
+  // Exactly their sizes (the sums, and the mins of the internal levels): one
+  // past the end is a heap overflow.
   std::vector<double> sums(layout.storage, 0.0);
-  std::vector<double> mins(layout.storage, rltorch::sumtree::infinity<double>());
+  std::vector<double> mins(layout.leaf_offset(), rltorch::sumtree::infinity<double>());
   std::vector<double> model(capacity, 0.0);
   std::uniform_int_distribution<int64_t> leaf_dist(0, capacity - 1);
   std::uniform_int_distribution<int> value_dist(0, 9);
@@ -44,7 +45,7 @@ void fuzz_one(int64_t capacity, std::mt19937_64& rng) {
       }
     }
     EXPECT(sums[0] == total);
-    EXPECT(mins[0] == min_nonzero);
+    EXPECT(rltorch::sumtree::root_min(sums.data(), mins.data(), layout) == min_nonzero);
     // Prefix search at every integer mass and in between, plus the edges.
     double running = 0.0;
     for (int64_t i = 0; i < capacity; ++i) {
@@ -69,7 +70,61 @@ void fuzz_one(int64_t capacity, std::mt19937_64& rng) {
   // Zero everything: the root returns to exactly 0.
   for (int64_t i = 0; i < capacity; ++i) rltorch::sumtree::set_leaf<K, double>(sums.data(), mins.data(), layout, i, 0.0);
   EXPECT(sums[0] == 0.0);
-  EXPECT(std::isinf(mins[0]));
+  EXPECT(std::isinf(rltorch::sumtree::root_min(sums.data(), mins.data(), layout)));
+}
+
+// A batch written by set_leaves (ordered, level by level) equals the same
+// entries written one by one: duplicates keep the last value, and every node
+// is bit for bit what set_leaf leaves. Also split as the CPU kernel splits a
+// large batch between threads: leaves and subtrees per range of nodes of one
+// level, then the levels above.
+template <int K>
+void fuzz_batch(int64_t capacity, std::mt19937_64& rng) {
+  const Layout layout = rltorch::sumtree::make_layout(capacity, K);
+  std::vector<double> sums(layout.storage, 0.0), mins(layout.leaf_offset(), rltorch::sumtree::infinity<double>());
+  std::vector<double> one_sums(sums), one_mins(mins), split_sums(sums), split_mins(mins);
+  rltorch::sumtree::SweepScratch scratch;
+  std::uniform_int_distribution<int64_t> leaf_dist(0, capacity - 1);
+  for (int round = 0; round < 8; ++round) {
+    const int64_t n = 1 + static_cast<int64_t>(rng() % (3 * capacity + 40));
+    std::vector<int64_t> leaves(n);
+    std::vector<double> values(n);
+    for (int64_t i = 0; i < n; ++i) {
+      leaves[i] = leaf_dist(rng);
+      values[i] = rng() % 4 == 0 ? 0.0 : static_cast<double>(rng() % 1000) / 7.0;
+      rltorch::sumtree::set_leaf<K, double>(one_sums.data(), one_mins.data(), layout, leaves[i], values[i]);
+    }
+    rltorch::sumtree::set_leaves<K, double>(sums.data(), mins.data(), layout, leaves.data(), values.data(), n, scratch);
+    EXPECT(sums == one_sums && mins == one_mins);
+    if (layout.levels >= 3) {
+      const int split = 1;
+      const int shift = rltorch::sumtree::log2_fanout<K>() * (layout.levels - 1 - split);
+      const int64_t* order = rltorch::sumtree::sweep_order(layout, leaves.data(), n, scratch);
+      std::vector<int64_t> sorted_order(order, order + n);
+      if (shift >= rltorch::sumtree::group_shift(layout, n)) {
+        for (int64_t begin = 0; begin < n;) {
+          int64_t end = begin;
+          while (end < n && (leaves[sorted_order[end]] >> shift) == (leaves[sorted_order[begin]] >> shift)) ++end;
+          rltorch::sumtree::SweepScratch part;
+          rltorch::sumtree::set_leaves_range<K, double>(split_sums.data(), split_mins.data(), layout, leaves.data(),
+                                                        values.data(), sorted_order.data(), begin, end, split, part);
+          begin = end;
+        }
+        std::vector<int64_t> above;
+        for (int64_t j = 0; j < n; ++j) {
+          const int64_t parent = leaves[sorted_order[j]] >> (shift + rltorch::sumtree::log2_fanout<K>());
+          if (above.empty() || above.back() != parent) above.push_back(parent);
+        }
+        rltorch::sumtree::recompute_levels<K, double>(split_sums.data(), split_mins.data(), layout, above,
+                                                      static_cast<int64_t>(above.size()), split - 1, 0,
+                                                      scratch.parents);
+        EXPECT(split_sums == one_sums && split_mins == one_mins);
+      } else {  // the sort's groups are coarser than the split level: the kernel does not split
+        split_sums = one_sums;
+        split_mins = one_mins;
+      }
+    }
+  }
 }
 
 }  // namespace
@@ -82,6 +137,10 @@ int main() {
     fuzz_one<4>(capacity, rng);
     fuzz_one<8>(capacity, rng);
     fuzz_one<16>(capacity, rng);
+    fuzz_batch<2>(capacity, rng);
+    fuzz_batch<4>(capacity, rng);
+    fuzz_batch<8>(capacity, rng);
+    fuzz_batch<16>(capacity, rng);
   }
   return rltorch_test::report("test_sumtree_asan");
 }

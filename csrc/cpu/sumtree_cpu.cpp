@@ -1,5 +1,4 @@
 #include <ATen/ATen.h>
-#include <ATen/Parallel.h>
 #include <torch/library.h>
 
 #include <algorithm>
@@ -17,29 +16,33 @@ namespace {
 // Queries descend in groups: each level's child groups for the whole group
 // are prefetched before any is read, so up to kGroup cache misses overlap
 // instead of one dependent miss per level per query.
-constexpr int64_t kGroup = 16;
-// One descent at 2^20 leaves, measured serial on the 2-core dev VM: 30-60 ns
+constexpr int64_t kGroup = 32;
+// One descent at 2^20 leaves, measured serial on the 2-core dev VM: 30-45 ns
 // (a cache miss per lower level); csrc/cpu/parallel.h decides from it.
-constexpr double kSearchNs = 45.0;
-// How many entries ahead the update loop prefetches leaves.
-constexpr int64_t kUpdateLookahead = 8;
-// Rows ahead that replay_gather and per_update_priorities_ prefetch.
+constexpr double kSearchNs = 35.0;
+// One leaf of a batched update at 2^20 leaves (the sweep of sumtree.h).
+constexpr double kUpdateNs = 25.0;
+// Rows ahead that the gathers prefetch: each sampled row is a cache miss.
 constexpr int64_t kGatherLookahead = 16;
 
-template <int K>
-void find_many(const double* sums, const sumtree::Layout& layout, const double* mass, int64_t begin,
-               int64_t end, int64_t* out, const double* scale_total, int64_t batch_for_scale) {
-  // scale_total != nullptr: stratified sampling, mass[i] is U_i in [0, 1) and
-  // the searched mass is (i + U_i) / B * total.
-  for (int64_t g = begin; g < end; g += kGroup) {
-    const int64_t n = std::min<int64_t>(kGroup, end - g);
-    double u[kGroup];
-    int64_t node[kGroup];
+// Descends the queries [begin, end) of a (possibly batched) call; query i
+// searches tree i / per_tree. With `totals` (stratified sampling) mass[i] is
+// U_i in [0, 1) and the searched mass is (j + U_i) / per_tree * total of the
+// tree, j = i mod per_tree.
+// `found(i, t, leaf)` runs as each group's leaves are known (replay_sample
+// prefetches their rows there, so those misses overlap the next group's search).
+template <int K, typename Found>
+void find_range(const double* trees, int64_t stride, const sumtree::Layout& layout, const double* mass,
+                int64_t per_tree, int64_t begin, int64_t end, int64_t* out, bool stratified, const Found& found) {
+  double u[kGroup];
+  int64_t node[kGroup];
+  for (int64_t g = begin; g < end;) {
+    const int64_t t = g / per_tree;
+    const int64_t n = std::min({kGroup, end - g, (t + 1) * per_tree - g});
+    const double* sums = trees + t * stride;
     for (int64_t q = 0; q < n; ++q) {
       double m = mass[g + q];
-      if (scale_total != nullptr) {
-        m = (static_cast<double>(g + q) + m) / static_cast<double>(batch_for_scale) * *scale_total;
-      }
+      if (stratified) m = (static_cast<double>(g + q - t * per_tree) + m) / static_cast<double>(per_tree) * sums[0];
       u[q] = m > 0.0 ? m : 0.0;
       node[q] = 0;
     }
@@ -50,90 +53,130 @@ void find_many(const double* sums, const sumtree::Layout& layout, const double* 
         node[q] = node[q] * K + sumtree::choose_child<K, double>(base + node[q] * K, u[q]);
       }
     }
-    for (int64_t q = 0; q < n; ++q) out[g + q] = node[q];
+    for (int64_t q = 0; q < n; ++q) {
+      out[g + q] = node[q];
+      found(g + q, t, node[q]);
+    }
+    g += n;
   }
 }
 
-// Batches at least this large write all leaves first and then recompute
-// each touched internal node once per level; smaller ones walk every leaf to
-// the root (for them the repeated recomputes of the top levels cost less
-// than queueing).
-constexpr int64_t kLevelSyncMinBatch = 64;
+constexpr auto kNothing = [](int64_t, int64_t, int64_t) {};
+
+// A thread's reusable buffers for one tree's update.
+struct UpdateScratch {
+  std::vector<int64_t> leaves;
+  std::vector<double> values;
+  sumtree::SweepScratch sweep;
+};
+
+UpdateScratch& thread_scratch() {
+  thread_local UpdateScratch scratch;
+  return scratch;
+}
+
+// A large batch on one tree is split between threads by subtree: each
+// thread writes the leaves below a range of nodes of the split level and
+// rebuilds their subtrees up to that level (disjoint memory), then the calling
+// thread rebuilds the few levels above. Below this many kept entries the
+// split cannot pay for a fork (csrc/cpu/parallel.h decides above it).
+constexpr int64_t kSplitMinBatch = 1024;
+// The split level is the first with at least this many nodes: enough ranges
+// for dynamic chunks, few enough that the serial top costs little.
+constexpr int64_t kSplitMinNodes = 16;
 
 template <int K>
-double update_level_sync(double* sums, double* mins, const sumtree::Layout& layout, const int64_t* idx,
-                         const double* p, const bool* kept, int64_t B, double alpha, double eps) {
-  std::vector<int64_t> current, next;
-  current.reserve(B);
-  next.reserve(B);
-  double batch_max = NAN;  // NaN: no kept entry yet (see running_max_fold)
-  const int64_t leaf_offset = layout.leaf_offset();
-  // Leaves in input order: the last kept write to a leaf is the one that stays.
-  for (int64_t i = 0; i < B; ++i) {
-    if (i + kUpdateLookahead < B) {
-      __builtin_prefetch(sums + leaf_offset + idx[i + kUpdateLookahead], 1);
-      __builtin_prefetch(mins + leaf_offset + idx[i + kUpdateLookahead], 1);
-    }
-    if (kept != nullptr && !kept[i]) continue;
-    const double raw = p[i] + eps;
-    batch_max = sumtree::running_max_fold(batch_max, raw);
-    const double v = sumtree::transform_priority(p[i], alpha, eps);
-    sums[leaf_offset + idx[i]] = v;
-    mins[leaf_offset + idx[i]] = sumtree::min_value(v);
-    current.push_back(idx[i]);
+void set_leaves_split(double* sums, double* mins, const sumtree::Layout& layout, const int64_t* leaf,
+                      const double* value, int64_t n, UpdateScratch& s) {
+  constexpr int lk = sumtree::log2_fanout<K>();
+  int split = 0;
+  while (split < layout.levels - 2 && layout.width[split] < kSplitMinNodes) ++split;
+  const int split_shift = lk * (layout.levels - 1 - split);  // leaf >> split_shift: its node at the split level
+  if (split == 0 || split_shift < sumtree::group_shift(layout, n)) {
+    // No level both wide enough and coarser than the sort's groups: one thread.
+    sumtree::set_leaves<K, double>(sums, mins, layout, leaf, value, n, s.sweep);
+    return;
   }
-  // Level by level: every child is final before its parent is recomputed.
-  // A parent is queued once: queuing stores -1 in its sum (real sums are
-  // >= 0), which its recompute overwrites. The mark lives in the line the
-  // recompute writes anyway, so deduplication costs no extra cache misses.
-  constexpr double kQueued = -1.0;
-  for (int level = layout.levels - 2; level >= 0; --level) {
-    next.clear();
-    double* level_sums = sums + layout.offset[level];
-    for (const int64_t child : current) {
-      const int64_t node = child / K;
-      if (level_sums[node] != kQueued) {
-        level_sums[node] = kQueued;
-        next.push_back(node);
-      }
+  const int64_t* order = sumtree::sweep_order(layout, leaf, n, s.sweep);
+  // The first ordered entry whose split-level node is >= node (nodes are monotone along `order`).
+  const auto first_entry = [&](int64_t node) {
+    int64_t lo = 0, hi = n;
+    while (lo < hi) {
+      const int64_t mid = (lo + hi) / 2;
+      if ((leaf[order[mid]] >> split_shift) < node) lo = mid + 1; else hi = mid;
     }
-    const int64_t n = static_cast<int64_t>(next.size());
-    const int64_t child_off = layout.offset[level + 1];
-    for (int64_t j = 0; j < n; ++j) {
-      if (j + kUpdateLookahead < n) {
-        __builtin_prefetch(sums + child_off + next[j + kUpdateLookahead] * K);
-        __builtin_prefetch(mins + child_off + next[j + kUpdateLookahead] * K);
-      }
-      sumtree::recompute_node<K, double>(sums, mins, layout, level, next[j]);
-    }
-    std::swap(current, next);
+    return lo;
+  };
+  static cpu::ParallelSite site("sumtree_update_split");
+  const int64_t nodes = layout.width[split];
+  cpu::parallel_for(site, nodes, static_cast<double>(n) * kUpdateNs / static_cast<double>(nodes),
+                    [&](int64_t begin, int64_t end) {
+                      sumtree::set_leaves_range<K, double>(sums, mins, layout, leaf, value, order, first_entry(begin),
+                                                           first_entry(end), split, thread_scratch().sweep);
+                    });
+  // The levels above the split, from the parents of the touched split-level nodes.
+  std::vector<int64_t>& above = s.sweep.nodes;
+  above.resize(static_cast<size_t>(n));
+  int64_t count = 0;
+  for (int64_t j = 0; j < n; ++j) {
+    const int64_t parent = leaf[order[j]] >> (split_shift + lk);
+    if (count == 0 || above[count - 1] != parent) above[count++] = parent;
+  }
+  sumtree::recompute_levels<K, double>(sums, mins, layout, above, count, split - 1, 0, s.sweep.parents);
+}
+
+// Writes one tree's validated entries: leaf[i] = (p[i] + eps) ** alpha for
+// every kept i, the last kept one of a leaf winning. Returns the running-max
+// fold of the kept p[i] + eps (NaN when none is kept).
+template <int K>
+double update_tree(double* sums, double* mins, const sumtree::Layout& layout, const int64_t* idx, const double* p,
+                   const bool* kept, int64_t n, double alpha, double eps, bool may_split) {
+  UpdateScratch& s = thread_scratch();
+  s.leaves.resize(static_cast<size_t>(n));
+  s.values.resize(static_cast<size_t>(n));
+  int64_t count = 0;
+  double batch_max = NAN;  // NaN: no kept entry yet (see running_max_fold)
+  for (int64_t i = 0; i < n; ++i) {
+    if (kept != nullptr && !kept[i]) continue;
+    batch_max = sumtree::running_max_fold(batch_max, p[i] + eps);
+    s.leaves[count] = idx[i];
+    s.values[count] = sumtree::transform_priority(p[i], alpha, eps);
+    ++count;
+  }
+  if (may_split && count >= kSplitMinBatch) {
+    set_leaves_split<K>(sums, mins, layout, s.leaves.data(), s.values.data(), count, s);
+  } else {
+    sumtree::set_leaves<K, double>(sums, mins, layout, s.leaves.data(), s.values.data(), count, s.sweep);
   }
   return batch_max;
 }
 
-// Writes validated (index, priority) pairs; returns max(priority + eps) over
-// kept entries, NaN when none is kept.
-double apply_update(const at::Tensor& tree, const sumtree::Layout& layout, int64_t fanout, const int64_t* idx,
-                    const double* p, const bool* kept, int64_t B, double alpha, double eps) {
-  double* sums = tree.mutable_data_ptr<double>();
-  double* mins = sums + layout.storage;
-  double batch_max = NAN;  // NaN: no kept entry yet (see running_max_fold)
+// Applies validated entries to every tree; tree t takes entries [t * per_tree, (t + 1) * per_tree).
+void apply_update(const at::Tensor& tree, const Trees& trees, int64_t fanout, const int64_t* idx, const double* p,
+                  const bool* kept, int64_t per_tree, double alpha, double eps, double* running_max) {
+  double* base = tree.mutable_data_ptr<double>();
   dispatch_fanout(fanout, [&](auto k) {
     constexpr int K = decltype(k)::value;
-    if (B < kLevelSyncMinBatch) {
-      // Few leaves: walk each one up to the root, in input order, so a leaf
-      // named twice ends with its last kept value (sequential assignment).
-      for (int64_t i = 0; i < B; ++i) {
-        if (kept != nullptr && !kept[i]) continue;
-        const double raw = p[i] + eps;
-        batch_max = sumtree::running_max_fold(batch_max, raw);
-        sumtree::set_leaf<K, double>(sums, mins, layout, idx[i], sumtree::transform_priority(p[i], alpha, eps));
+    const auto body = [&](int64_t begin, int64_t end) {
+      for (int64_t t = begin; t < end; ++t) {
+        double* sums = base + t * trees.stride();
+        const int64_t first = t * per_tree;
+        const double batch_max = update_tree<K>(sums, sums + trees.layout.storage, trees.layout, idx + first,
+                                                p + first, kept == nullptr ? nullptr : kept + first, per_tree, alpha,
+                                                eps, trees.count == 1);
+        if (running_max != nullptr && !std::isnan(batch_max)) {
+          running_max[t] = sumtree::running_max_fold(running_max[t], batch_max);
+        }
       }
+    };
+    if (trees.count == 1) {
+      body(0, 1);
     } else {
-      batch_max = update_level_sync<K>(sums, mins, layout, idx, p, kept, B, alpha, eps);
+      // Trees are independent: a population's trees update in parallel.
+      static cpu::ParallelSite site("sumtree_update_trees");
+      cpu::parallel_for(site, trees.count, static_cast<double>(std::max<int64_t>(per_tree, 1)) * kUpdateNs, body);
     }
   });
-  return batch_max;
 }
 
 void sumtree_update_cpu(const at::Tensor& tree, int64_t capacity, int64_t fanout, const at::Tensor& index,
@@ -144,11 +187,11 @@ void sumtree_update_cpu(const at::Tensor& tree, int64_t capacity, int64_t fanout
   const int64_t* idx = a.index.const_data_ptr<int64_t>();
   const double* p = a.priority.const_data_ptr<double>();
   const bool* kept = a.keep.defined() ? a.keep.const_data_ptr<bool>() : nullptr;
-  const int64_t B = a.batch;
+  const int64_t n = a.index.numel();
   const double max_raw = max_raw_priority(capacity, alpha);
   // Validate everything before the first write: a rejected batch leaves
-  // the tree untouched.
-  for (int64_t i = 0; i < B; ++i) {
+  // every tree untouched.
+  for (int64_t i = 0; i < n; ++i) {
     TORCH_CHECK_INDEX(idx[i] >= 0 && idx[i] < capacity, "rltorch.sumtree_update_: `index` holds ",
                       idx[i], " at position ", i, ", outside [0, ", capacity, ")");
     TORCH_CHECK_VALUE(std::isfinite(p[i]) && p[i] >= 0.0, "rltorch.sumtree_update_: `priority` holds ",
@@ -157,11 +200,8 @@ void sumtree_update_cpu(const at::Tensor& tree, int64_t capacity, int64_t fanout
                       " at position ", i, "; priority + eps must be <= ", max_raw,
                       " for this capacity and alpha, or the total of the tree could overflow");
   }
-  const double batch_max = apply_update(tree, a.layout, fanout, idx, p, kept, B, alpha, eps);
-  if (running_max.has_value() && running_max->defined()) {
-    double* rm = running_max->mutable_data_ptr<double>();
-    if (!std::isnan(batch_max)) *rm = sumtree::running_max_fold(*rm, batch_max);
-  }
+  double* rm = (running_max.has_value() && running_max->defined()) ? running_max->mutable_data_ptr<double>() : nullptr;
+  apply_update(tree, a.trees, fanout, idx, p, kept, a.per_tree, alpha, eps, rm);
 }
 
 void per_update_priorities_cpu(const at::Tensor& tree, int64_t capacity, int64_t fanout,
@@ -172,14 +212,21 @@ void per_update_priorities_cpu(const at::Tensor& tree, int64_t capacity, int64_t
   const int64_t* ids = a.slot_ids.const_data_ptr<int64_t>();
   const int64_t* idx = a.index.const_data_ptr<int64_t>();
   const double* td = a.td_error.const_data_ptr<double>();
-  const int64_t B = a.batch;
-  std::vector<int64_t> slots(B);
-  std::vector<double> priority(B);
-  std::vector<uint8_t> kept(B);
+  const int64_t n = a.index.numel();
+  const int64_t per_tree = a.per_tree;
+  thread_local std::vector<int64_t> slots;
+  thread_local std::vector<double> priority;
+  thread_local std::vector<uint8_t> kept;
+  slots.resize(static_cast<size_t>(n));
+  priority.resize(static_cast<size_t>(n));
+  kept.resize(static_cast<size_t>(n));
   const double max_raw = max_raw_priority(capacity, alpha);
-  for (int64_t i = 0; i < B; ++i) {
-    if (i + kGatherLookahead < B && idx[i + kGatherLookahead] >= 0) {
-      __builtin_prefetch(ids + idx[i + kGatherLookahead] % capacity);
+  const int64_t tree_stride = a.ids_tree_stride, slot_stride = a.ids_stride;
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t* tree_ids = ids + (per_tree > 0 ? i / per_tree : 0) * tree_stride;
+    if (i + kGatherLookahead < n && idx[i + kGatherLookahead] >= 0) {
+      const int64_t ahead = i + kGatherLookahead;
+      __builtin_prefetch(ids + ahead / per_tree * tree_stride + idx[ahead] % capacity * slot_stride);
     }
     TORCH_CHECK_VALUE(std::isfinite(td[i]), "rltorch.per_update_priorities_: `td_error` holds ", td[i],
                       " at position ", i, "; td errors must be finite");
@@ -190,87 +237,160 @@ void per_update_priorities_cpu(const at::Tensor& tree, int64_t capacity, int64_t
     const int64_t slot = id >= 0 ? id % capacity : 0;
     slots[i] = slot;
     priority[i] = std::fabs(td[i]);
-    kept[i] = id >= 0 && ids[slot] == id;
+    kept[i] = id >= 0 && tree_ids[slot * slot_stride] == id;
   }
-  const double batch_max = apply_update(tree, a.layout, fanout, slots.data(), priority.data(),
-                                        reinterpret_cast<const bool*>(kept.data()), B, alpha, eps);
-  double* rm = running_max.mutable_data_ptr<double>();
-  if (!std::isnan(batch_max)) *rm = sumtree::running_max_fold(*rm, batch_max);
+  apply_update(tree, a.trees, fanout, slots.data(), priority.data(), reinterpret_cast<const bool*>(kept.data()),
+               per_tree, alpha, eps, running_max.mutable_data_ptr<double>());
+}
+
+// One column's rows [begin, end): a loop per row size, so a field of a few
+// bytes is one load and one store, not a call of memcpy. The first column's
+// pass takes the cache misses (prefetched ahead); the other fields of a
+// row-packed buffer are then in the lines it brought in.
+template <int64_t Bytes>
+void copy_rows(const ColumnRows& col, char* dst, const int64_t* slot, int64_t begin, int64_t end, int64_t per_tree) {
+  const int64_t bytes = Bytes > 0 ? Bytes : col.row_bytes;
+  for (int64_t i = begin; i < end; ++i) {
+    if (i + kGatherLookahead < end) {
+      const int64_t ahead = i + kGatherLookahead;
+      __builtin_prefetch(col.base + (per_tree > 0 ? ahead / per_tree : 0) * col.tree_stride + slot[ahead] * col.row_stride);
+    }
+    const char* src = col.base + (per_tree > 0 ? i / per_tree : 0) * col.tree_stride + slot[i] * col.row_stride;
+    std::memcpy(dst + i * bytes, src, static_cast<size_t>(bytes));
+  }
+}
+
+// out[c][i] = row slot[i] of tree i / per_tree of every dense column c, for i in [begin, end).
+void gather_rows(const std::vector<ColumnRows>& columns, char* const* dst, const int64_t* slot, int64_t begin,
+                 int64_t end, int64_t per_tree) {
+  for (size_t c = 0; c < columns.size(); ++c) {
+    const ColumnRows& col = columns[c];
+    if (!col.dense) continue;
+    switch (col.row_bytes) {
+      case 1: copy_rows<1>(col, dst[c], slot, begin, end, per_tree); break;
+      case 2: copy_rows<2>(col, dst[c], slot, begin, end, per_tree); break;
+      case 4: copy_rows<4>(col, dst[c], slot, begin, end, per_tree); break;
+      case 8: copy_rows<8>(col, dst[c], slot, begin, end, per_tree); break;
+      case 16: copy_rows<16>(col, dst[c], slot, begin, end, per_tree); break;
+      case 32: copy_rows<32>(col, dst[c], slot, begin, end, per_tree); break;
+      default: copy_rows<0>(col, dst[c], slot, begin, end, per_tree);
+    }
+  }
+}
+
+std::vector<char*> output_pointers(std::vector<at::Tensor>& out) {
+  std::vector<char*> dst(out.size());
+  for (size_t c = 0; c < out.size(); ++c) dst[c] = static_cast<char*>(out[c].mutable_data_ptr());
+  return dst;
+}
+
+// Columns whose rows are not contiguous (rare: a user's strided view) take index_select.
+void gather_strided_columns(at::TensorList columns, const std::vector<ColumnRows>& described,
+                            std::vector<at::Tensor>& out, const at::Tensor& slots, int64_t trees) {
+  for (size_t c = 0; c < described.size(); ++c) {
+    if (described[c].dense) continue;
+    if (trees == 0) {
+      out[c].copy_(at::index_select(columns[c], 0, slots));
+    } else {
+      for (int64_t t = 0; t < trees; ++t) out[c][t].copy_(at::index_select(columns[c][t], 0, slots[t]));
+    }
+  }
 }
 
 std::vector<at::Tensor> replay_gather_cpu(at::TensorList columns, const at::Tensor& index) {
   const at::Tensor idx = prepare_replay_gather(columns, index);
-  const int64_t B = idx.numel();
-  const int64_t* ip = idx.const_data_ptr<int64_t>();
+  const int64_t trees = idx.dim() == 2 ? idx.size(0) : 0;
+  const int64_t per_tree = trees > 0 ? idx.size(1) : idx.numel();
+  const int64_t lead = trees > 0 ? 1 : 0;
+  const std::vector<ColumnRows> described =
+      checked_columns("replay_gather", columns, index, "index", trees, columns[0].size(lead));
   std::vector<at::Tensor> out;
   out.reserve(columns.size());
-  for (const at::Tensor& column : columns) {
-    std::vector<int64_t> shape(column.sizes().begin(), column.sizes().end());
-    shape[0] = B;
-    if (!column.is_contiguous()) {  // no copy of a whole storage column just to gather rows
-      out.push_back(at::index_select(column, 0, idx));
-      continue;
-    }
-    at::Tensor rows = at::empty(shape, column.options());
-    const int64_t row_bytes = column.numel() / std::max<int64_t>(column.size(0), 1) * column.element_size();
-    const char* src = static_cast<const char*>(column.const_data_ptr());
-    char* dst = static_cast<char*>(rows.mutable_data_ptr());
-    // Sampled rows are random: each is a cache miss, so keep many in flight.
-    for (int64_t i = 0; i < B; ++i) {
-      if (i + kGatherLookahead < B) __builtin_prefetch(src + ip[i + kGatherLookahead] * row_bytes);
-      std::memcpy(dst + i * row_bytes, src + ip[i] * row_bytes, row_bytes);
-    }
-    out.push_back(std::move(rows));
-  }
+  for (const at::Tensor& column : columns) out.push_back(gathered_like(column, trees, per_tree));
+  const std::vector<char*> dst = output_pointers(out);
+  gather_rows(described, dst.data(), idx.const_data_ptr<int64_t>(), 0, idx.numel(), trees > 0 ? per_tree : 0);
+  gather_strided_columns(columns, described, out, idx, trees);
   return out;
 }
 
 at::Tensor sumtree_find_cpu(const at::Tensor& tree, int64_t capacity, int64_t fanout, const at::Tensor& mass) {
-  sumtree::Layout layout;
-  const at::Tensor m = prepare_sumtree_find(tree, capacity, fanout, mass, &layout);
+  Trees trees;
+  const at::Tensor m = prepare_sumtree_find(tree, capacity, fanout, mass, &trees);
   at::Tensor out = at::empty(mass.sizes(), mass.options().dtype(at::kLong));
   const int64_t n = m.numel();
   if (n == 0) return out;
-  const double* sums = tree.const_data_ptr<double>();
+  const int64_t per_tree = n / trees.count;
+  const double* base = tree.const_data_ptr<double>();
   const double* mp = m.const_data_ptr<double>();
   int64_t* op = out.mutable_data_ptr<int64_t>();
   dispatch_fanout(fanout, [&](auto k) {
     constexpr int K = decltype(k)::value;
     static cpu::ParallelSite site("sumtree_find");
     cpu::parallel_for(site, n, kSearchNs, [&](int64_t begin, int64_t end) {
-      find_many<K>(sums, layout, mp, begin, end, op, nullptr, 0);
+      find_range<K>(base, trees.stride(), trees.layout, mp, per_tree, begin, end, op, false, kNothing);
     });
   });
   return out;
 }
 
-std::tuple<at::Tensor, at::Tensor> sumtree_sample_cpu(const at::Tensor& tree, int64_t capacity,
-                                                      int64_t fanout, int64_t batch_size, double beta,
-                                                      std::optional<at::Generator> generator) {
-  const sumtree::Layout layout = prepare_sumtree_sample(tree, capacity, fanout, batch_size, beta);
-  check_sampling_mass(tree.const_data_ptr<double>()[0]);
-  const at::Tensor uniform = at::rand({batch_size}, generator, tree.options());
-  at::Tensor index = at::empty({batch_size}, tree.options().dtype(at::kLong));
-  at::Tensor weight = at::empty({batch_size}, tree.options().dtype(at::kFloat));
-  if (batch_size == 0) return {index, weight};
-  const double* sums = tree.const_data_ptr<double>();
-  const double* mins = sums + layout.storage;
+// Stratified sampling with importance weights into index and weight ([B] or
+// [T, B]) and, when `columns` is given, the sampled rows of every column into
+// `dst`: each thread gathers the rows of the samples it has just found.
+void sample_into(const at::Tensor& tree, const Trees& trees, int64_t fanout, int64_t batch_size, double beta,
+                 const at::Tensor& uniform, at::Tensor& index, at::Tensor& weight,
+                 const std::vector<ColumnRows>* columns = nullptr, char* const* dst = nullptr) {
+  const int64_t n = trees.count * batch_size;
+  if (n == 0) return;
+  const double* base = tree.const_data_ptr<double>();
   const double* up = uniform.const_data_ptr<double>();
   int64_t* ip = index.mutable_data_ptr<int64_t>();
   float* wp = weight.mutable_data_ptr<float>();
-  const int64_t leaf_offset = layout.leaf_offset();
-  const double total = sums[0], min_priority = mins[0];
+  const int64_t leaf_offset = trees.layout.leaf_offset();
+  const int64_t stride = trees.stride();
+  const int64_t storage = trees.layout.storage;
+  const float b = static_cast<float>(beta);
+  const sumtree::Layout& layout = trees.layout;
+  const int64_t rows_per_tree = trees.batched ? batch_size : 0;
   dispatch_fanout(fanout, [&](auto k) {
     constexpr int K = decltype(k)::value;
     static cpu::ParallelSite site("sumtree_sample");
-    cpu::parallel_for(site, batch_size, kSearchNs, [&](int64_t begin, int64_t end) {
-      find_many<K>(sums, layout, up, begin, end, ip, &total, batch_size);
-      for (int64_t i = begin; i < end; ++i) {
-        wp[i] = sumtree::importance_weight(sums[leaf_offset + ip[i]], min_priority, static_cast<float>(beta));
+    cpu::parallel_for(site, n, kSearchNs, [&](int64_t begin, int64_t end) {
+      if (columns == nullptr) {
+        find_range<K>(base, stride, trees.layout, up, batch_size, begin, end, ip, true, kNothing);
+      } else {
+        const auto prefetch_rows = [&](int64_t, int64_t t, int64_t leaf) {
+          for (const ColumnRows& col : *columns) {
+            __builtin_prefetch(col.base + (rows_per_tree > 0 ? t : 0) * col.tree_stride + leaf * col.row_stride);
+          }
+        };
+        find_range<K>(base, stride, trees.layout, up, batch_size, begin, end, ip, true, prefetch_rows);
       }
+      for (int64_t i = begin; i < end; ++i) {
+        const double* sums = base + (i / batch_size) * stride;
+        wp[i] = sumtree::importance_weight(sums[leaf_offset + ip[i]], sumtree::root_min(sums, sums + storage, layout),
+                                           b);
+      }
+      if (columns != nullptr) gather_rows(*columns, dst, ip, begin, end, rows_per_tree);
     });
   });
-  return {index, weight};
+}
+
+std::tuple<at::Tensor, at::Tensor> sumtree_sample_cpu(const at::Tensor& tree, int64_t capacity,
+                                                      int64_t fanout, int64_t batch_size, double beta,
+                                                      std::optional<at::Generator> generator) {
+  SampleOutputs s = prepare_sample("sumtree_sample", tree, capacity, fanout, {}, batch_size, beta, generator, true);
+  sample_into(tree, s.trees, fanout, batch_size, beta, s.uniform, s.index, s.weight);
+  return {s.index, s.weight};
+}
+
+std::tuple<at::Tensor, at::Tensor, std::vector<at::Tensor>> replay_sample_cpu(
+    const at::Tensor& tree, int64_t capacity, int64_t fanout, at::TensorList columns, int64_t batch_size,
+    double beta, std::optional<at::Generator> generator) {
+  SampleOutputs s = prepare_sample("replay_sample", tree, capacity, fanout, columns, batch_size, beta, generator, true);
+  const std::vector<char*> dst = output_pointers(s.rows);
+  sample_into(tree, s.trees, fanout, batch_size, beta, s.uniform, s.index, s.weight, &s.columns, dst.data());
+  gather_strided_columns(columns, s.columns, s.rows, s.index, s.trees.batched ? s.trees.count : 0);
+  return {s.index, s.weight, s.rows};
 }
 
 }  // namespace
@@ -281,6 +401,7 @@ TORCH_LIBRARY_IMPL(rltorch, CPU, m) {
   m.impl("sumtree_sample", &sumtree_sample_cpu);
   m.impl("per_update_priorities_", &per_update_priorities_cpu);
   m.impl("replay_gather", &replay_gather_cpu);
+  m.impl("replay_sample", &replay_sample_cpu);
 }
 
 }  // namespace rltorch

@@ -16,13 +16,17 @@ What is recorded, and what the op did with its state:
   stepped; the outputs describe the unchanged envs (their obs, reward 0, no
   flags).
 * ``sumtree_update_`` (also ``SumTree.update(validate=False)``): an index
-  outside ``[0, capacity)`` (``IndexError``) or a NaN/inf/negative priority
-  (``ValueError``): the tree and ``running_max`` are unchanged.
+  outside ``[0, capacity)`` (``IndexError``), a NaN/inf/negative priority or
+  one whose ``priority + eps`` exceeds ``max_raw_priority`` (``ValueError``):
+  every tree and ``running_max`` are unchanged.
+* ``sumtree_sample`` and ``replay_sample``: a tree whose total is 0 or not
+  finite (``ValueError``): its samples are meaningless (index 0, weight 0).
 * ``td_target`` with ``next_action``: an action outside ``[0, num_actions)``
   (``IndexError``): that row's target is NaN.
-* ``per_update_priorities_``: a NaN/inf td error (``ValueError``) is a *report*:
-  those entries are skipped (neither written nor in the running max), the rest
-  of the batch is written.
+* ``per_update_priorities_``: a NaN/inf td error, or one whose ``|td| + eps``
+  exceeds ``max_raw_priority`` (``ValueError``), is a *report*: those entries
+  are skipped (neither written nor in the running max), the rest of the batch
+  is written.
 
 While a blocking error (every case above but the report) is pending on a
 device, ``cartpole_step_``, ``sumtree_update_`` and ``per_update_priorities_``

@@ -1,19 +1,33 @@
-"""Uniform and prioritized replay buffers.
+"""Uniform and prioritized replay buffers, one or a batch of them.
 
-Transitions live in preallocated tensors on the buffer's device: ``obs``,
-``action``, ``reward``, ``next_obs``, ``terminated`` and ``discount`` (the
-factor to apply to the bootstrap value: ``gamma ** k`` for a transition that
-summed k rewards). Every stored transition also gets a global id (the count
-of transitions added before it); ``sample`` returns these ids as ``index`` and
+Transitions live in preallocated storage on the buffer's device, one packed
+row per transition: ``obs``, ``action``, ``reward``, ``next_obs``,
+``terminated``, ``discount`` (the factor to apply to the bootstrap value:
+``gamma ** k`` for a transition that summed k rewards) and the transition's id
+share one row of bytes (64 for CartPole), so sampling a transition costs one
+or two cache misses rather than one per field. The fields are still exposed
+as tensors (``buffer.obs``, ...): strided views into the rows.
+
+Every stored transition gets a global id (the count of transitions added to
+its buffer before it); ``sample`` returns these ids as ``index`` and
 ``update_priorities`` takes them back, so a priority update that arrives after
 its slot was overwritten by a newer transition is recognised as stale and
 dropped instead of landing on the newcomer.
+
+``num_buffers=K`` makes K independent buffers (a population of K agents) in
+one storage, ``[K, capacity]`` transitions: every argument and result gains a
+leading dimension K, and each call serves all K buffers in one kernel call
+(prioritized: K sum trees in one ``[K, size]`` tensor). What buffer k stores
+and samples depends on its own transitions and priorities only: the buffers
+share one generator, whose draws are laid out by buffer and do not depend on
+the data.
 
 ``add``, ``sample`` and ``update_priorities`` do not synchronise with the host
 for CUDA buffers (sizes are host-side counters; randomness comes from the
 buffer's own ``torch.Generator`` on its device), except the optional priority
 validation (``validate=True``, one sync per ``update_priorities`` on CUDA) and
-the n-step writer, whose output size depends on episode ends.
+the n-step writer (and a batch's ``valid`` rows), whose output size depends on
+episode ends.
 
 n-step transitions (``n_step > 1``) come from :meth:`add_vector_step`, which
 keeps the last n steps per environment and uses
@@ -24,6 +38,9 @@ autoreset the step after a done is a reset row (reward 0, the action ignored):
 drop those rows before calling (e.g. pass only the environments whose
 previous step was not done) and pass the final observation of the done step
 as its ``next_obs``.
+
+Checkpoints (``state_dict``, ``save``) hold one tensor per field, whatever the
+row layout, so files written before the rows were packed still load.
 """
 
 from __future__ import annotations
@@ -36,10 +53,15 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
+from rltorch import _io
 from rltorch._checks import integer, storage_device
-from rltorch.ops.returns import nstep_returns
+from rltorch.ops import _memory
 from rltorch.ops._dispatch import pick
-from rltorch.ops.sumtree import _GATHER, _PER_UPDATE, _SAMPLE, DEFAULT_FANOUT, SumTree, _validate_update
+from rltorch.ops.returns import nstep_returns
+from rltorch.ops.sumtree import (
+    _GATHER, _PER_UPDATE, _REPLAY_SAMPLE, DEFAULT_FANOUT, SumTree, _validate_update, checked_leaves, max_raw_priority,
+    rebuild,
+)
 
 __all__ = ["ReplayBatch", "ReplayBuffer", "PrioritizedReplayBuffer"]
 
@@ -122,11 +144,12 @@ def _input_tensor(name: str, value) -> Tensor:
                         f"({exc})") from None
 
 
-def _expected_ids(added: int, capacity: int, device) -> Tensor:
-    """The id each slot holds after ``added`` transitions (writes are sequential; -1 = never written)."""
+def _expected_ids(added: Tensor, capacity: int, device) -> Tensor:
+    """The id each slot holds after ``added[k]`` transitions (``[K, capacity]``; writes are sequential; -1 = never written)."""
     slots = torch.arange(capacity, dtype=torch.int64, device=device)
+    added = added.to(device=device, dtype=torch.int64).unsqueeze(1)
     latest = slots + (added - 1 - slots).div(capacity, rounding_mode="floor") * capacity
-    return torch.where(slots < added, latest, torch.full_like(slots, -1))
+    return torch.where(slots < added, latest, torch.full_like(latest, -1))
 
 
 def _check_tensor(where: str, name: str, value, dtype: torch.dtype, shape: tuple) -> None:
@@ -145,8 +168,42 @@ def _check_keys(where: str, value, expected) -> None:
                          f"unexpected keys {sorted(map(str, set(value) - set(expected)))}")
 
 
+# ---- row-packed storage ----
+
+# A row of at most a cache line is padded to a power of two, so no row
+# straddles two lines (the allocator aligns storage to 64 bytes).
+_CACHE_LINE = 64
+
+
+class _RowLayout:
+    """Where each field of a transition sits in its packed row of bytes: widest
+    elements first, each field aligned to its element size."""
+
+    def __init__(self, fields: list[tuple[str, torch.dtype, tuple[int, ...]]]):
+        self.fields = fields
+        offset, self.offsets = 0, {}
+        for name, dtype, shape in sorted(fields, key=lambda f: -f[1].itemsize):  # stable: ties keep field order
+            offset = -(-offset // dtype.itemsize) * dtype.itemsize
+            self.offsets[name] = offset
+            offset += dtype.itemsize * math.prod(shape)
+        row = max(8, -(-offset // 8) * 8)
+        if row <= _CACHE_LINE:
+            row = 1 << (row - 1).bit_length()
+        self.row_bytes = row
+
+    def columns(self, rows: Tensor) -> dict[str, Tensor]:
+        """Each field as a strided view of ``rows`` (``[..., capacity, row_bytes]`` uint8)."""
+        views = {}
+        for name, dtype, shape in self.fields:
+            start = self.offsets[name]
+            span = rows[..., start : start + dtype.itemsize * max(1, math.prod(shape))]
+            column = span.view(dtype) if dtype != torch.uint8 else span
+            views[name] = column.reshape(*rows.shape[:-1], *shape) if shape else column.squeeze(-1)
+        return views
+
+
 class ReplayBuffer:
-    """Uniform replay over ``capacity`` preallocated transitions.
+    """Uniform replay over ``capacity`` preallocated transitions (per buffer).
 
     Args:
         capacity: number of transitions kept; older ones are overwritten.
@@ -156,6 +213,10 @@ class ReplayBuffer:
         seed: seeds the buffer's generator (``None``: a random seed).
         n_step, gamma: n-step returns for :meth:`add_vector_step`; ``discount``
             of a 1-step transition is ``gamma``.
+        num_buffers: ``None`` for one buffer; ``K`` for K independent buffers
+            in one storage (see the module docstring): ``add`` takes
+            ``[K, B, ...]``, ``add_vector_step`` ``[K, N, ...]``, ``sample``
+            returns ``[K, B, ...]`` and the fields are ``[K, capacity, ...]``.
     """
 
     def __init__(
@@ -169,6 +230,7 @@ class ReplayBuffer:
         seed: int | None = None,
         n_step: int = 1,
         gamma: float = 0.99,
+        num_buffers: int | None = None,
     ):
         self.capacity = _as_int("capacity", capacity, 1)
         self.obs_shape = _as_shape("obs_shape", obs_shape)
@@ -178,22 +240,29 @@ class ReplayBuffer:
         seed = _as_seed(seed)
         self.n_step = _as_int("n_step", n_step, 1)
         self.gamma = _as_real("gamma", gamma, 0.0, 1.0)
+        self.num_buffers = None if num_buffers is None else _as_int("num_buffers", num_buffers, 1, 2**31)
+        k = self._k = self.num_buffers or 1
         cap, dev = self.capacity, self.device
+        self._layout = _RowLayout([
+            ("obs", obs_dtype, self.obs_shape), ("action", action_dtype, self.action_shape),
+            ("reward", torch.float32, ()), ("next_obs", obs_dtype, self.obs_shape),
+            ("terminated", torch.bool, ()), ("discount", torch.float32, ()), ("ids", torch.int64, ()),
+        ])
         try:
-            self.obs = torch.zeros((cap, *self.obs_shape), dtype=obs_dtype, device=dev)
-            self.next_obs = torch.zeros_like(self.obs)
-            self.action = torch.zeros((cap, *self.action_shape), dtype=action_dtype, device=dev)
-            self.reward = torch.zeros(cap, dtype=torch.float32, device=dev)
-            self.terminated = torch.zeros(cap, dtype=torch.bool, device=dev)
-            self.discount = torch.zeros(cap, dtype=torch.float32, device=dev)
-            self.ids = torch.full((cap,), -1, dtype=torch.int64, device=dev)
+            self._rows = _memory.empty((k, cap, self._layout.row_bytes), torch.uint8, dev)
+            self._rows.zero_()
         except (RuntimeError, MemoryError) as exc:
             raise MemoryError(f"rltorch.replay: cannot allocate `capacity`={cap} transitions of obs_shape "
                               f"{self.obs_shape} on {dev}: {exc}") from exc
-        self._columns = [self.obs, self.action, self.reward, self.next_obs, self.terminated, self.discount, self.ids]
+        # [K, capacity, ...] views into the rows; the public fields drop K for one buffer.
+        self._fields = self._layout.columns(self._rows)
+        self._fields["ids"].fill_(-1)
+        for name in _STORAGE_FIELDS:
+            setattr(self, name, self._fields[name] if self.num_buffers else self._fields[name][0])
+        self._columns = [getattr(self, name) for name in _STORAGE_FIELDS]
         # Kernels resolved once: sample/update run every training step.
         self._gather = pick(_GATHER, self.ids)
-        self._added = 0  # transitions ever added (host counter: batch sizes are known on the host)
+        self._added = [0] * k  # transitions ever added to each buffer (host counters: sizes are known on the host)
         self.generator = torch.Generator(device=dev)
         if seed is None:
             self.generator.seed()
@@ -205,14 +274,21 @@ class ReplayBuffer:
 
     # ---- writing ----
     def __len__(self) -> int:
-        return min(self._added, self.capacity)
+        """Transitions stored (the smallest count over the buffers of a batch)."""
+        return min(min(added, self.capacity) for added in self._added)
 
     @property
-    def added(self) -> int:
-        """Transitions ever added: the id the next one gets (``sample`` returns ids as ``index``)."""
-        return self._added
+    def added(self):
+        """Transitions ever added: the id the next one gets (``sample`` returns ids as ``index``);
+        a tuple of one count per buffer for ``num_buffers``."""
+        return tuple(self._added) if self.num_buffers else self._added[0]
+
+    def sizes(self) -> list[int]:
+        """Transitions stored in each buffer."""
+        return [min(added, self.capacity) for added in self._added]
 
     def _as(self, x, dtype, shape, name: str, batch: int | None) -> Tensor:
+        """``x`` checked and converted, ``[K, B, *shape]`` (``[B, *shape]`` accepted for one buffer)."""
         t = _input_tensor(name, x)
         if t.dtype.is_complex:
             raise TypeError(f"rltorch.replay: `{name}` must be real, got {t.dtype}")
@@ -221,63 +297,102 @@ class ReplayBuffer:
         if t.dtype.is_floating_point and not (dtype.is_floating_point or name in _FLAG_FIELDS):
             raise TypeError(f"rltorch.replay: `{name}` is {t.dtype} but the buffer stores {dtype}; "
                             "pass integers (floats would be truncated)")
-        if t.dim() != 1 + len(shape) or tuple(t.shape[1:]) != shape or (batch is not None and t.shape[0] != batch):
-            dims = ", ".join(map(str, ("B" if batch is None else batch, *shape)))
-            raise ValueError(f"rltorch.replay: `{name}` must have shape ({dims}{',' if not shape else ''}), "
-                             f"got {tuple(t.shape)}")
-        return t.to(device=self.device, dtype=dtype)
+        lead = (self.num_buffers,) if self.num_buffers else ()
+        good = (t.dim() == len(lead) + 1 + len(shape) and tuple(t.shape[:len(lead)]) == lead
+                and tuple(t.shape[len(lead) + 1:]) == shape and (batch is None or t.shape[len(lead)] == batch))
+        if not good:
+            dims = ", ".join(map(str, (*lead, "B" if batch is None else batch, *shape)))
+            trailing = "," if not shape and not lead else ""
+            raise ValueError(f"rltorch.replay: `{name}` must have shape ({dims}{trailing}), got {tuple(t.shape)}")
+        t = t.to(device=self.device, dtype=dtype)
+        return t if lead else t.unsqueeze(0)
 
     def add(self, obs, action, reward, next_obs, terminated, discount=None) -> None:
-        """Appends a batch of B transitions (B may exceed capacity: the last ``capacity`` are kept).
+        """Appends a batch of B transitions to each buffer (B may exceed capacity: the last ``capacity`` are kept).
 
         ``discount`` (``[B]``, default ``gamma``) is the bootstrap factor,
-        ``gamma ** k`` for an n-step transition of k rewards.
+        ``gamma ** k`` for an n-step transition of k rewards. With
+        ``num_buffers=K`` every argument has a leading dimension K.
         """
         obs = self._as(obs, self.obs_dtype, self.obs_shape, "obs", None)
-        batch = obs.shape[0]
+        batch = obs.shape[1]
         action = self._as(action, self.action_dtype, self.action_shape, "action", batch)
         reward = self._as(reward, torch.float32, (), "reward", batch)
         next_obs = self._as(next_obs, self.obs_dtype, self.obs_shape, "next_obs", batch)
         terminated = self._as(terminated, torch.bool, (), "terminated", batch)
         if discount is None:
-            discount = torch.full((batch,), self.gamma, dtype=torch.float32, device=self.device)
+            discount = torch.full((self._k, batch), self.gamma, dtype=torch.float32, device=self.device)
         else:
             discount = self._as(discount, torch.float32, (), "discount", batch)
         if batch == 0:
             return
-        first_id, added = self._added, batch
-        if batch > self.capacity:  # only the newest `capacity` survive
-            drop = batch - self.capacity
-            obs, action, reward, next_obs, terminated, discount = (
-                t[drop:] for t in (obs, action, reward, next_obs, terminated, discount)
-            )
-            first_id += drop
-            batch = self.capacity
-        ids = torch.arange(first_id, first_id + batch, dtype=torch.int64, device=self.device)
-        values = dict(obs=obs, action=action, reward=reward, next_obs=next_obs, terminated=terminated,
-                      discount=discount, ids=ids)
+        self._append(dict(obs=obs, action=action, reward=reward, next_obs=next_obs, terminated=terminated,
+                          discount=discount))
+
+    def _append(self, values: dict[str, Tensor]) -> None:
+        """Writes B rows ``values[name][k]`` to every buffer k (validated, ``[K, B, ...]``)."""
+        batch = values["obs"].shape[1]
+        kept = min(batch, self.capacity)  # only the newest `capacity` survive
+        values = {name: value[:, batch - kept:] for name, value in values.items()}
+        first = torch.tensor(self._added, dtype=torch.int64).unsqueeze(1) + (batch - kept)
+        values["ids"] = (first + torch.arange(kept)).to(self.device)
         for name, value in values.items():
             # Re-adding rows that are views of this buffer (buf.obs[5:8]) would overlap the
             # slices being written: torch refuses partial overlaps, and the first copy
             # could overwrite rows a later one reads.
-            if value.untyped_storage().data_ptr() == getattr(self, name).untyped_storage().data_ptr():
+            if value.untyped_storage().data_ptr() == self._rows.untyped_storage().data_ptr():
                 values[name] = value.clone()
-        start = first_id % self.capacity
-        # At most two contiguous runs (before and after the wrap): slice copies, no scatter.
-        head = min(batch, self.capacity - start)
-        for name, value in values.items():
-            storage = getattr(self, name)
-            storage[start : start + head] = value[:head]
-            if head < batch:
-                storage[: batch - head] = value[head:]
-        self._added += added  # only once every column is written
-        self._written(start, batch)
+        if len(set(self._added)) == 1:
+            # At most two contiguous runs (before and after the wrap): slice copies, no scatter.
+            start = (self._added[0] + batch - kept) % self.capacity
+            head = min(kept, self.capacity - start)
+            for name, value in values.items():
+                field = self._fields[name]
+                field[:, start : start + head] = value[:, :head]
+                if head < kept:
+                    field[:, : kept - head] = value[:, head:]
+            slots = (start + torch.arange(kept, device=self.device)) % self.capacity
+            slots = slots.expand(self._k, kept)
+        else:  # buffers at different counts (after ragged n-step writes): one scatter per field
+            slots = values["ids"].remainder(self.capacity)
+            self._scatter(values, slots)
+        for k in range(self._k):
+            self._added[k] += batch  # only once every field is written
+        self._written(slots, None)
 
-    def _written(self, start: int, count: int) -> None:
-        """Hook: slots [start, start + count) (mod capacity) now hold new transitions."""
+    def _scatter(self, values: dict[str, Tensor], slots: Tensor, keep: Tensor | None = None) -> None:
+        """``field[k, slots[k, j]] = values[name][k, j]`` for every field (and kept j)."""
+        rows = torch.arange(self._k, device=self.device).unsqueeze(1).expand_as(slots)
+        if keep is not None:
+            rows, slots = rows[keep], slots[keep]
+            values = {name: value[keep] for name, value in values.items()}
+        for name, value in values.items():
+            self._fields[name][rows, slots] = value
+
+    def _append_ragged(self, values: dict[str, Tensor], keep: Tensor) -> None:
+        """Writes the rows ``j`` with ``keep[k, j]`` of ``values`` (``[K, J, ...]``) to buffer k, in order:
+        each buffer takes its own count (n-step emissions, valid rows)."""
+        counts = keep.sum(1).tolist()  # data-dependent sizes: the one host sync of the writer
+        if not any(counts):
+            return
+        rank = keep.long().cumsum(1) - 1
+        # Of more than `capacity` rows for one buffer only the newest survive.
+        surplus = torch.tensor([max(0, c - self.capacity) for c in counts], device=self.device).unsqueeze(1)
+        keep = keep & (rank >= surplus)
+        ids = torch.tensor(self._added, dtype=torch.int64, device=self.device).unsqueeze(1) + rank
+        values = {**values, "ids": ids}
+        slots = ids.remainder(self.capacity)
+        self._scatter(values, slots, keep)
+        for k, count in enumerate(counts):
+            self._added[k] += count
+        self._written(slots, keep)
+
+    def _written(self, slots: Tensor, keep: Tensor | None) -> None:
+        """Hook: slots ``slots[k, j]`` (where ``keep``) of buffer k now hold new transitions."""
 
     def add_vector_step(self, obs, action, reward, next_obs, terminated, truncated, valid=None) -> None:
-        """Adds one step of N parallel environments (rows are environments).
+        """Adds one step of N parallel environments (rows are environments; ``[K, N, ...]`` for K buffers,
+        env n of buffer k feeding buffer k).
 
         With ``n_step == 1`` this is ``add`` of the N rows. Otherwise the step
         enters a per-environment window of the last n steps, and every
@@ -291,7 +406,7 @@ class ReplayBuffer:
         was ignored) are never stored and never start an n-step window entry.
         """
         obs = self._as(obs, self.obs_dtype, self.obs_shape, "obs", None)
-        n_env = obs.shape[0]
+        n_env = obs.shape[1]
         action = self._as(action, self.action_dtype, self.action_shape, "action", n_env)
         reward = self._as(reward, torch.float32, (), "reward", n_env)
         next_obs = self._as(next_obs, self.obs_dtype, self.obs_shape, "next_obs", n_env)
@@ -300,18 +415,26 @@ class ReplayBuffer:
         if valid is not None:
             valid = self._as(valid, torch.bool, (), "valid", n_env)
         if self.n_step == 1:
-            if valid is not None:
-                obs, action, reward, next_obs, terminated = (t[valid] for t in (obs, action, reward, next_obs, terminated))
-            self.add(obs, action, reward, next_obs, terminated)
+            values = dict(obs=obs, action=action, reward=reward, next_obs=next_obs, terminated=terminated,
+                          discount=torch.full((self._k, n_env), self.gamma, dtype=torch.float32, device=self.device))
+            if valid is None:
+                if n_env:
+                    self._append(values)
+            elif self._k == 1:
+                values = {name: value[valid].unsqueeze(0) for name, value in values.items()}
+                if values["obs"].shape[1]:
+                    self._append(values)
+            else:
+                self._append_ragged(values, valid)
             return
         window = self._window_for(n_env)
         n = self.n_step
         slot = self._w_head
         for name, value in zip(_WINDOW_FIELDS[:-1], (obs, action, reward, next_obs, terminated, truncated)):
-            window[name][slot] = value
+            window[name][slot] = value.flatten(0, 1)
         # A reset row comes right after its env's done, which flushed every
         # entry before it; not pending, it is skipped by every later window.
-        window["pending"][slot] = True if valid is None else valid
+        window["pending"][slot] = True if valid is None else valid.flatten()
         self._w_head = (slot + 1) % n
         self._w_len = min(self._w_len + 1, n)
         length = self._w_len
@@ -325,71 +448,94 @@ class ReplayBuffer:
         emit = pending & (term[-1] | trunc[-1]).unsqueeze(0)
         if length == n:
             emit[0] |= pending[0]
-        rows, envs = emit.nonzero(as_tuple=True)  # data-dependent size: the one host sync here
-        if rows.numel() == 0:
-            return
+        # Each buffer's rows in (time, env) order, as nonzero() lists them: [K, length * N].
+        emit_by_buffer = emit.view(length, self._k, n_env).transpose(0, 1).reshape(self._k, -1)
+        rows = torch.arange(length, device=self.device).repeat_interleave(n_env).expand(self._k, -1)
+        envs = (torch.arange(self._k, device=self.device).unsqueeze(1) * n_env
+                + torch.arange(n_env, device=self.device).repeat(length))
         last_rows = last[rows, envs]
         src = order[rows]
         k = (last_rows - rows + 1).to(torch.float64)
-        self.add(
-            window["obs"][src, envs],
-            window["action"][src, envs],
-            returns[rows, envs],
-            window["next_obs"][order[last_rows], envs],
-            term[last_rows, envs],
-            discount=torch.pow(torch.full_like(k, self.gamma), k),
+        values = dict(
+            obs=window["obs"][src, envs],
+            action=window["action"][src, envs],
+            reward=returns[rows, envs],
+            next_obs=window["next_obs"][order[last_rows], envs],
+            terminated=term[last_rows, envs],
+            discount=torch.pow(torch.full_like(k, self.gamma), k).to(torch.float32),
         )
-        window["pending"][src, envs] = False
+        self._append_ragged(values, emit_by_buffer)
+        window["pending"][src[emit_by_buffer], envs[emit_by_buffer]] = False
 
     def _window_for(self, n_env: int) -> dict:
+        envs = self._k * n_env
         if self._window is not None:
-            if self._window["pending"].shape[1] != n_env:
+            if self._window["pending"].shape[1] != envs:
                 raise ValueError(
                     f"rltorch.replay: add_vector_step got {n_env} environments, "
-                    f"earlier calls had {self._window['pending'].shape[1]}"
+                    f"earlier calls had {self._window['pending'].shape[1] // self._k}"
                 )
             return self._window
         n, dev = self.n_step, self.device
         self._window = {
-            "obs": torch.zeros((n, n_env, *self.obs_shape), dtype=self.obs_dtype, device=dev),
-            "action": torch.zeros((n, n_env, *self.action_shape), dtype=self.action_dtype, device=dev),
-            "reward": torch.zeros((n, n_env), dtype=torch.float32, device=dev),
-            "next_obs": torch.zeros((n, n_env, *self.obs_shape), dtype=self.obs_dtype, device=dev),
-            "terminated": torch.zeros((n, n_env), dtype=torch.bool, device=dev),
-            "truncated": torch.zeros((n, n_env), dtype=torch.bool, device=dev),
-            "pending": torch.zeros((n, n_env), dtype=torch.bool, device=dev),
+            "obs": torch.zeros((n, envs, *self.obs_shape), dtype=self.obs_dtype, device=dev),
+            "action": torch.zeros((n, envs, *self.action_shape), dtype=self.action_dtype, device=dev),
+            "reward": torch.zeros((n, envs), dtype=torch.float32, device=dev),
+            "next_obs": torch.zeros((n, envs, *self.obs_shape), dtype=self.obs_dtype, device=dev),
+            "terminated": torch.zeros((n, envs), dtype=torch.bool, device=dev),
+            "truncated": torch.zeros((n, envs), dtype=torch.bool, device=dev),
+            "pending": torch.zeros((n, envs), dtype=torch.bool, device=dev),
         }
         return self._window
 
     # ---- sampling ----
-    def _sample_slots(self, batch_size: int) -> tuple[Tensor, Tensor]:
-        slots = torch.randint(len(self), (batch_size,), generator=self.generator, device=self.device)
-        return slots, torch.ones(batch_size, dtype=torch.float32, device=self.device)
+    def _check_sampling(self, batch_size) -> int:
+        batch_size = _as_int("batch_size", batch_size, 0)
+        empty = [k for k, added in enumerate(self._added) if added == 0]
+        if empty:
+            which = "an empty buffer" if self._k == 1 else f"buffer {empty[0]}, which is empty"
+            raise RuntimeError(f"rltorch.replay: cannot sample from {which}; add transitions first")
+        return batch_size
+
+    def _sample_slots(self, batch_size: int) -> Tensor:
+        sizes = self.sizes()
+        if self._k == 1:
+            return torch.randint(sizes[0], (batch_size,), generator=self.generator, device=self.device)
+        if len(set(sizes)) == 1:
+            return torch.randint(sizes[0], (self._k, batch_size), generator=self.generator, device=self.device)
+        # Buffers of different sizes: one uniform draw per sample, scaled by its own buffer's size.
+        unit = torch.rand((self._k, batch_size), generator=self.generator, dtype=torch.float64, device=self.device)
+        size = torch.tensor(sizes, dtype=torch.float64, device=self.device).unsqueeze(1)
+        return (unit * size).long().clamp_(max=size.long() - 1)
 
     def sample(self, batch_size: int) -> ReplayBatch:
-        """``batch_size`` transitions drawn with replacement, as a :class:`ReplayBatch`."""
-        batch_size = _as_int("batch_size", batch_size, 0)
-        if self._added == 0:
-            raise RuntimeError("rltorch.replay: cannot sample from an empty buffer; add transitions first")
-        slots, weight = self._sample_slots(batch_size)
-        # One call gathers every column (7 indexing ops cost more than the sampling itself).
+        """``batch_size`` transitions drawn with replacement (from each buffer), as a :class:`ReplayBatch`."""
+        batch_size = self._check_sampling(batch_size)
+        slots = self._sample_slots(batch_size)
+        # One call gathers every field (7 indexing ops cost more than the sampling itself).
         obs, action, reward, next_obs, terminated, discount, ids = self._gather(self._columns, slots)
+        weight = torch.ones(slots.shape, dtype=torch.float32, device=self.device)
         return ReplayBatch(obs, action, reward, next_obs, terminated, discount, ids, weight)
 
     # ---- persistence ----
     def _config(self) -> dict:
-        return {
+        config = {
             "type": type(self).__name__, "capacity": self.capacity, "obs_shape": list(self.obs_shape),
             "obs_dtype": _dtype_name(self.obs_dtype), "action_shape": list(self.action_shape),
             "action_dtype": _dtype_name(self.action_dtype), "n_step": self.n_step, "gamma": self.gamma,
         }
+        if self.num_buffers:  # absent for one buffer: the files of one buffer keep their old form
+            config["num_buffers"] = self.num_buffers
+        return config
 
     def state_dict(self) -> dict:
-        """Everything needed to continue exactly: storage, counters, window, RNG state."""
+        """Everything needed to continue exactly: one tensor per field (whatever the row layout),
+        counters, window, RNG state."""
         state = {
             "config": self._config(),
-            "storage": {name: getattr(self, name).clone() for name in _STORAGE_FIELDS},
-            "added": self._added,
+            "storage": {name: getattr(self, name).clone(memory_format=torch.contiguous_format)
+                        for name in _STORAGE_FIELDS},
+            "added": list(self._added) if self.num_buffers else self._added[0],
             "rng_state": self.generator.get_state(),
             "window": None,
         }
@@ -408,7 +554,24 @@ class ReplayBuffer:
         checked = self._check_state(state)
         self._load_checked(checked)
 
+    def _check_kind(self, state) -> None:
+        """A state of another kind of buffer is named as such (not as a list of missing keys)."""
+        config = state.get("config") if isinstance(state, Mapping) else None
+        kind = config.get("type") if isinstance(config, Mapping) else None
+        if isinstance(kind, str) and kind != type(self).__name__:
+            raise ValueError(f"rltorch.replay: state is for a {kind}, this buffer is a {type(self).__name__}; "
+                             f"load it into a {kind}")
+
+    def _check_added(self, added) -> list[int]:
+        if self.num_buffers:
+            if not isinstance(added, (list, tuple)) or len(added) != self._k:
+                raise ValueError(f"rltorch.replay: `added` must be a list of {self._k} counts (one per buffer), "
+                                 f"got {added!r:.80}")
+            return [_as_int(f"added[{k}]", a, 0) for k, a in enumerate(added)]
+        return [_as_int("added", added, 0)]
+
     def _check_state(self, state) -> dict:
+        self._check_kind(state)
         _check_keys("state_dict", state, self._STATE_KEYS)
         if state["config"] != self._config():
             raise ValueError(f"rltorch.replay: state is for {state['config']}, this buffer is {self._config()}")
@@ -417,10 +580,11 @@ class ReplayBuffer:
         for name in _STORAGE_FIELDS:
             mine = getattr(self, name)
             _check_tensor("storage", name, storage[name], mine.dtype, mine.shape)
-        added = _as_int("added", state["added"], 0)
+        added = self._check_added(state["added"])
         # Writes are sequential, so the ids are a function of the count: a cheap consistency check.
-        if not torch.equal(storage["ids"].to(self.device), _expected_ids(added, self.capacity, self.device)):
-            raise ValueError(f"rltorch.replay: storage `ids` do not match `added`={added}")
+        expected = _expected_ids(torch.tensor(added), self.capacity, self.device)
+        if not torch.equal(storage["ids"].to(self.device).reshape(expected.shape), expected):
+            raise ValueError(f"rltorch.replay: storage `ids` do not match `added`={state['added']}")
         rng = state["rng_state"]
         if not isinstance(rng, Tensor) or rng.dtype != torch.uint8 or rng.device.type == "meta":
             raise TypeError(f"rltorch.replay: `rng_state` must be a uint8 tensor, got {type(rng).__name__}")
@@ -437,7 +601,7 @@ class ReplayBuffer:
             _check_keys("state_dict['window']['tensors']", tensors, _WINDOW_FIELDS)
             pending = tensors["pending"]
             n_env = pending.shape[1] if isinstance(pending, Tensor) and pending.dim() == 2 else -1
-            if n_env < 0:
+            if n_env < 0 or n_env % self._k:
                 raise ValueError("rltorch.replay: window `pending` must be a [n_step, num_envs] tensor")
             n = self.n_step
             for name, dtype, tail in (("obs", self.obs_dtype, self.obs_shape),
@@ -457,7 +621,7 @@ class ReplayBuffer:
     def _load_checked(self, checked: dict) -> None:
         for name in _STORAGE_FIELDS:
             getattr(self, name).copy_(checked["storage"][name])
-        self._added = checked["added"]
+        self._added = list(checked["added"])
         self.generator.set_state(checked["rng_state"])
         window = checked["window"]
         if window is None:
@@ -466,15 +630,20 @@ class ReplayBuffer:
             self._window = {k: v.clone() for k, v in window["tensors"].items()}
             self._w_head, self._w_len = window["head"], window["length"]
 
+    _WHAT = "replay buffer"
+
     def save(self, path) -> None:
-        torch.save(self.state_dict(), path)
+        """Writes :meth:`state_dict` atomically with a checksum (``rltorch._io.save_checked``)."""
+        _io.save_checked(self.state_dict(), path, f"rltorch.replay: {self._WHAT}")
 
     def load(self, path) -> None:
-        """Restores a :meth:`save`d state into this (identically configured) buffer."""
-        self.load_state_dict(torch.load(path, map_location=self.device, weights_only=True))
+        """Restores a :meth:`save`d state into this (identically configured) buffer; the file's checksum is
+        verified first (files written before checksums existed still load)."""
+        self.load_state_dict(_io.load_checked(path, self._WHAT))
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(capacity={self.capacity}, len={len(self)}, device={self.device})"
+        buffers = "" if self.num_buffers is None else f", num_buffers={self.num_buffers}"
+        return f"{type(self).__name__}(capacity={self.capacity}{buffers}, len={len(self)}, device={self.device})"
 
 
 class PrioritizedReplayBuffer(ReplayBuffer):
@@ -484,7 +653,10 @@ class PrioritizedReplayBuffer(ReplayBuffer):
     the running maximum of the raw priority ``|td| + eps`` (1.0 before any
     update), transformed by ``alpha`` exactly once. ``sample`` is stratified
     and returns importance weights ``(p_i / p_min) ** -beta`` (max 1), with
-    ``beta`` settable at any time (``buffer.beta = 0.7`` for annealing).
+    ``beta`` settable at any time (``buffer.beta = 0.7`` for annealing); it and
+    the gather of the sampled transitions are one kernel call, and
+    ``update_priorities`` another. With ``num_buffers=K`` the buffer keeps K sum
+    trees (one ``SumTree(num_trees=K)``) and K running maxima.
 
     ``update_priorities(index, td_error)`` takes the ``index`` of a sampled
     batch; entries whose slot has since been overwritten are ignored.
@@ -508,6 +680,7 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         gamma: float = 0.99,
         fanout: int = DEFAULT_FANOUT,
         validate: bool = True,
+        num_buffers: int | None = None,
     ):
         # Checked before any storage exists: alpha/eps = inf (or NaN) used to be accepted
         # and fail only once priorities were written.
@@ -516,14 +689,14 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         beta = _as_real("beta", beta, 0.0)
         if not isinstance(validate, bool):
             raise TypeError(f"rltorch.replay: `validate` must be a bool, got {type(validate).__name__}")
-        super().__init__(capacity, obs_shape, obs_dtype, action_shape, action_dtype, device, seed, n_step, gamma)
+        super().__init__(capacity, obs_shape, obs_dtype, action_shape, action_dtype, device, seed, n_step, gamma,
+                         num_buffers)
         self.alpha, self.eps = alpha, eps
         self.beta = beta
         self.validate = validate
-        self.tree = SumTree(self.capacity, self.device, fanout)
-        self.max_priority = torch.ones(1, dtype=torch.float64, device=self.device)
-        self._slot_range = torch.arange(self.capacity, dtype=torch.int64, device=self.device)
-        self._sample_op = pick(_SAMPLE, self.tree.tree)
+        self.tree = SumTree(self.capacity, self.device, fanout, num_trees=self.num_buffers)
+        self.max_priority = torch.ones(self._k, dtype=torch.float64, device=self.device)
+        self._sample_op = pick(_REPLAY_SAMPLE, self.tree.tree)
         self._update_op = pick(_PER_UPDATE, self.tree.tree)
 
     @property
@@ -534,32 +707,44 @@ class PrioritizedReplayBuffer(ReplayBuffer):
     def beta(self, value: float) -> None:
         self._beta = _as_real("beta", value, 0.0)
 
-    def _written(self, start: int, count: int) -> None:
-        end = start + count
-        if end <= self.capacity:
-            slots = self._slot_range[start:end]
-        else:
-            slots = torch.cat([self._slot_range[start:], self._slot_range[: end - self.capacity]])
-        self.tree.update(slots, self.max_priority.expand(count), alpha=self.alpha, validate=False)
+    def _written(self, slots: Tensor, keep: Tensor | None) -> None:
+        # New transitions get the running max priority of their buffer. It is a fold of validated
+        # values (or a validated loaded state), so this write cannot be rejected after the rows landed.
+        priority = self.max_priority.unsqueeze(1).expand(slots.shape)
+        if self.num_buffers is None:
+            slots, priority = slots[0], priority[0]
+            keep = None if keep is None else keep[0]
+        self.tree.update(slots, priority, keep=keep, alpha=self.alpha, validate=False)
 
-    def _sample_slots(self, batch_size: int) -> tuple[Tensor, Tensor]:
+    def sample(self, batch_size: int) -> ReplayBatch:
+        """``batch_size`` transitions drawn by priority (from each buffer), with importance weights."""
+        batch_size = self._check_sampling(batch_size)
         tree = self.tree
-        if self.device.type == "cpu":
-            # Reading a CPU scalar costs no sync. (On CUDA the sum-tree op itself flags a zero total.)
-            total = float(tree.tree[0, 0])
-            if not total > 0:
+        try:
+            _, weight, rows = self._sample_op(tree.tree, tree.capacity, tree.fanout, self._columns, batch_size,
+                                              self._beta, self.generator)
+        except ValueError as error:
+            # Found by the kernel before any draw: name the buffer's cause, not the tree's.
+            if "no priority mass" in str(error):
                 raise RuntimeError(
                     "rltorch.replay: cannot sample: every stored transition has priority 0 (with eps=0, all "
-                    "their TD errors were 0); construct the buffer with eps > 0 or update some priorities")
-            if not math.isfinite(total):
+                    "their TD errors were 0); construct the buffer with eps > 0 or update some priorities") from None
+            if "total priority is" in str(error):
                 raise RuntimeError("rltorch.replay: cannot sample: the total priority overflowed to inf; "
-                                   "lower `alpha` or the TD errors")
-        return self._sample_op(tree.tree, tree.capacity, tree.fanout, batch_size, self._beta, self.generator)
+                                   "lower `alpha` or the TD errors") from None
+            raise
+        obs, action, reward, next_obs, terminated, discount, ids = rows
+        return ReplayBatch(obs, action, reward, next_obs, terminated, discount, ids, weight)
 
     def update_priorities(self, index: Tensor, td_error: Tensor) -> None:
-        """Sets the priorities of the sampled transitions ``index`` to ``(|td_error| + eps) ** alpha``."""
-        index = _input_tensor("index", index).to(self.device)
-        td = _input_tensor("td_error", td_error).to(self.device)
+        """Sets the priorities of the sampled transitions ``index`` to ``(|td_error| + eps) ** alpha``
+        (``[K, B]`` for K buffers: row k holds buffer k's ids)."""
+        if type(index) is Tensor and type(td_error) is Tensor and index.device == self.device == td_error.device:
+            # The common case, checked in a fraction of the general path's time (it runs every step).
+            td = td_error.detach() if td_error.requires_grad else td_error
+        else:
+            index = _input_tensor("index", index).to(self.device)
+            td = _input_tensor("td_error", td_error).to(self.device)
         if self.validate and self.device.type != "cpu":  # CPU kernels check for free
             _validate_update(self.capacity, index.remainder(self.capacity), td.abs(), name="td_error",
                              alpha=self.alpha, eps=self.eps)
@@ -577,26 +762,27 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         return state
 
     _STATE_KEYS = ReplayBuffer._STATE_KEYS + ("tree", "max_priority", "beta")
+    _WHAT = "prioritized replay buffer"
 
     def _check_state(self, state) -> dict:
         checked = super()._check_state(state)
-        tree = state["tree"]
-        _check_tensor("state_dict", "tree", tree, torch.float64, self.tree.tree.shape)
-        leaves = tree.to(self.device)[0, self.tree._leaf_offset : self.tree._leaf_offset + self.capacity]
-        if not bool((torch.isfinite(leaves) & (leaves >= 0)).all()):
-            raise ValueError("rltorch.replay: `tree` priorities must be finite and >= 0")
-        if bool(((checked["storage"]["ids"] < 0) & (leaves != 0)).any()):
-            raise ValueError("rltorch.replay: `tree` gives priority to slots that hold no transition")
-        # Inner nodes are a function of the leaves (always recomputed from the
-        # children): rebuild them rather than trust them.
-        rebuilt = SumTree(self.capacity, self.device, self.tree.fanout)
-        rebuilt.update(torch.arange(self.capacity, device=self.device), leaves)
+        where = "rltorch.replay"
+        leaves, _ = checked_leaves(where, "`tree`", state["tree"], self.capacity, self.tree.fanout, self.num_buffers,
+                                   self.device)
+        ids = checked["storage"]["ids"].reshape(leaves.shape)
+        if bool(((ids < 0) & (leaves != 0)).any()):
+            raise ValueError(f"{where}: `tree` gives priority to slots that hold no transition")
         max_priority = state["max_priority"]
-        _check_tensor("state_dict", "max_priority", max_priority, torch.float64, (1,))
+        _check_tensor("state_dict", "max_priority", max_priority, torch.float64, (self._k,))
         max_priority = max_priority.to(self.device)
-        if not bool((torch.isfinite(max_priority) & (max_priority > 0)).all()):
-            raise ValueError("rltorch.replay: `max_priority` must be finite and > 0")
-        checked.update(tree=rebuilt.tree, max_priority=max_priority, beta=_as_real("beta", state["beta"], 0.0))
+        limit = max_raw_priority(self.capacity, self.alpha)
+        if not bool((torch.isfinite(max_priority) & (max_priority > 0) & (max_priority <= limit)).all()):
+            raise ValueError(f"{where}: `max_priority` must be finite, > 0 and <= {limit:g} (the largest priority "
+                             "a tree of this capacity holds with this alpha)")
+        # Inner nodes are a function of the leaves (always recomputed from the
+        # children): rebuild them rather than trust them (older files hold another layout).
+        rebuilt = rebuild(leaves, self.capacity, self.tree.fanout, self.num_buffers)
+        checked.update(tree=rebuilt, max_priority=max_priority, beta=_as_real("beta", state["beta"], 0.0))
         return checked
 
     def _load_checked(self, checked: dict) -> None:

@@ -40,9 +40,26 @@ enum Code : int {
   kPerTdNan = 6,            // reports (skipped entries), no payload: the code says the value
   kPerTdPosInf = 7,
   kPerTdNegInf = 8,
+  // The replay codes below are numbered apart from the others so that codes
+  // added elsewhere do not collide with them.
+  kSumtreeNoMass = 40,            // position: sampling_position(); value: the tree's total's bits
+  kSumtreePriorityTooLarge = 41,  // value: the priority's bits, aux: the bound's bits (max_raw_priority)
+  kPerTdTooLarge = 42,            // a report; value: the td error's bits, aux: the bound's bits
 };
 
-RLTORCH_HOST_DEVICE_INLINE bool is_report(int code) { return code >= kPerTdNan && code <= kPerTdNegInf; }
+RLTORCH_HOST_DEVICE_INLINE bool is_report(int code) {
+  return (code >= kPerTdNan && code <= kPerTdNegInf) || code == kPerTdTooLarge;
+}
+
+// Which op sampled a tree without priority mass (kSumtreeNoMass): the CPU
+// message names it.
+enum SampleOp : int { kSampleOpSumtree = 0, kSampleOpReplay = 1 };
+
+// The position of a kSumtreeNoMass key: the tree, then the op and whether the
+// tree argument was a batch (the lowest tree still sorts first).
+RLTORCH_HOST_DEVICE_INLINE int64_t sampling_position(int64_t tree, int op, bool batched) {
+  return tree * 4 + op * 2 + (batched ? 1 : 0);
+}
 
 RLTORCH_HOST_DEVICE_INLINE int rank_of(int code) { return code == kCartpoleEnded ? 1 : 0; }
 

@@ -1,21 +1,30 @@
-// Sum tree (plus a parallel min tree) for prioritized replay, shared by
-// csrc/cpu and csrc/cuda. Header-only and libtorch-free, so the sanitized C++
-// test can exercise exactly this code without linking torch.
+// Sum tree (plus a min tree over its internal nodes) for prioritized replay,
+// shared by csrc/cpu and csrc/cuda. Header-only and libtorch-free, so the
+// sanitized C++ test can exercise exactly this code without linking torch.
 //
 // Layout: a K-ary tree over `capacity` leaves (any capacity >= 1), stored
-// level by level from the root in one array; the min tree uses the same
-// offsets in a second array (row 1 of the [2, storage] tree tensor). Level
-// widths are ceil(width_below / K); every level's storage is padded to a
-// multiple of K with neutral values (0 for sums, +inf for mins), so a node's
-// K children are always one aligned, fully readable group: with K = 8 and
-// float64 that group is exactly one 64-byte cache line.
+// level by level from the root: one tree is one float64 row of size()
+// elements, [sums: storage][mins: leaf_offset()]. The sums cover every level;
+// the mins only the internal levels, at the same offsets (a leaf's min is its
+// own priority, or +inf when it is 0: min_value). Level widths are
+// ceil(width_below / K); every level's storage is padded to a multiple of K
+// with neutral values (0 for sums, +inf for mins), so a node's K children are
+// always one aligned, fully readable group: with K = 8 and float64 that group
+// is exactly one 64-byte cache line.
 //
-// The min tree stores +inf for zero-priority leaves: a zero leaf can never be
+// Not storing the leaves' mins saves a cache miss per updated leaf (the
+// leaves' parents derive them from the leaf line they read anyway) and half
+// the memory of the tree.
+//
+// The min tree counts zero-priority leaves as +inf: a zero leaf can never be
 // sampled, so it must not drag the minimum used by importance weights to 0.
 #pragma once
 
 #include <cmath>
 #include <cstdint>
+#include <cstring>
+#include <type_traits>
+#include <vector>
 
 #include "rltorch/macros.h"
 
@@ -28,10 +37,12 @@ struct Layout {
   int64_t capacity = 0;
   int32_t levels = 0;    // root is level 0, leaves are level levels - 1
   int32_t fanout = 0;
-  int64_t storage = 0;   // elements per row (sums or mins)
+  int64_t storage = 0;   // sums of every level, padded
   int64_t offset[kMaxLevels] = {};
   int64_t width[kMaxLevels] = {};
   RLTORCH_HOST_DEVICE_INLINE int64_t leaf_offset() const { return offset[levels - 1]; }
+  // Elements of one tree: the sums, then the mins of the internal levels.
+  RLTORCH_HOST_DEVICE_INLINE int64_t size() const { return storage + leaf_offset(); }
 };
 
 // Host-side construction; the Python class computes the same numbers
@@ -71,21 +82,88 @@ RLTORCH_HOST_DEVICE_INLINE T min_value(T priority) {
   return priority > T(0) ? priority : infinity<T>();
 }
 
+// The min of the whole tree (over its non-zero leaves; +inf when all are 0).
+template <typename T>
+RLTORCH_HOST_DEVICE_INLINE T root_min(const T* sums, const T* mins, const Layout& layout) {
+  return layout.levels == 1 ? min_value(sums[0]) : mins[0];
+}
+
+#if !defined(__CUDA_ARCH__) && (defined(__GNUC__) || defined(__clang__))
+#define RLTORCH_SUMTREE_HOST_VECTORS 1
+// Two doubles (SSE2, the baseline of x86-64): the fold below, lane by lane,
+// is exactly the scalar fold, so every device gets the same bits.
+typedef double Double2 __attribute__((vector_size(16)));
+typedef long long Long2 __attribute__((vector_size(16)));
+
+inline Double2 load2(const double* p) {
+  Double2 v;
+  std::memcpy(&v, p, sizeof(v));
+  return v;
+}
+
+inline Double2 min_value2(Double2 c) {
+  const Long2 positive = (Long2)(c > 0.0);
+  const Long2 inf = {0x7ff0000000000000LL, 0x7ff0000000000000LL};
+  return (Double2)(((Long2)c & positive) | (inf & ~positive));
+}
+
+inline Double2 min2(Double2 a, Double2 b) { return b < a ? b : a; }
+
+// recompute_node's fold for double on the host: written with vectors because
+// the compiler keeps the leaf level's min_value scalar (and then reloads the
+// scalars as vectors through memory, stalling on every node). One function
+// per kind of children, so the vectors stay in registers.
+template <int K, bool Leaves>
+inline void fold_children(const double* child_sums, const double* child_mins, double* sum, double* min) {
+  static_assert(K >= 2 && (K & (K - 1)) == 0, "fan-out must be a power of two");
+  Double2 s[K / 2], m[K / 2];
+  for (int j = 0; j < K / 2; ++j) {
+    s[j] = load2(child_sums + 2 * j);
+    if constexpr (Leaves) {
+      m[j] = min_value2(s[j]);
+    } else {
+      m[j] = load2(child_mins + 2 * j);
+    }
+  }
+  for (int half = K / 4; half >= 1; half /= 2) {
+    for (int j = 0; j < half; ++j) {
+      s[j] = s[j] + s[j + half];
+      m[j] = min2(m[j], m[j + half]);
+    }
+  }
+  *sum = s[0][0] + s[0][1];
+  *min = m[0][1] < m[0][0] ? m[0][1] : m[0][0];
+}
+#endif
+
 // Recomputes one internal node from its K children, never by adding a delta:
 // whatever happened before, the node is exactly the sum of its children
 // afterwards, so totals cannot drift over many updates. The children are
 // folded in halves (c[j] += c[j + K/2], then K/4, ...): a fixed order, so every
 // device and the Python reference get the same bits, and one that compiles
 // to SIMD adds (a left-to-right sum cannot be vectorized without reassociating).
+// The leaves' parents take their children's mins from the leaf sums.
 template <int K, typename T>
 RLTORCH_HOST_DEVICE_INLINE void recompute_node(T* sums, T* mins, const Layout& layout, int level,
                                                int64_t node) {
   static_assert(K >= 2 && (K & (K - 1)) == 0, "fan-out must be a power of two");
   const int64_t child = layout.offset[level + 1] + node * K;
+  const bool leaves = level + 2 == layout.levels;
+  const int64_t at = layout.offset[level] + node;
+#if defined(RLTORCH_SUMTREE_HOST_VECTORS)
+  if constexpr (std::is_same_v<T, double>) {
+    if (leaves) {
+      fold_children<K, true>(sums + child, mins + child, sums + at, mins + at);
+    } else {
+      fold_children<K, false>(sums + child, mins + child, sums + at, mins + at);
+    }
+    return;
+  }
+#endif
   T s[K], m[K];
   for (int j = 0; j < K; ++j) {
     s[j] = sums[child + j];
-    m[j] = mins[child + j];
+    m[j] = leaves ? min_value(s[j]) : mins[child + j];
   }
   for (int half = K / 2; half >= 1; half /= 2) {
     for (int j = 0; j < half; ++j) {
@@ -93,17 +171,15 @@ RLTORCH_HOST_DEVICE_INLINE void recompute_node(T* sums, T* mins, const Layout& l
       m[j] = m[j + half] < m[j] ? m[j + half] : m[j];
     }
   }
-  sums[layout.offset[level] + node] = s[0];
-  mins[layout.offset[level] + node] = m[0];
+  sums[at] = s[0];
+  mins[at] = m[0];
 }
 
 // Writes one leaf and recomputes its ancestors, bottom-up: O(K log_K N).
 template <int K, typename T>
 RLTORCH_HOST_DEVICE_INLINE void set_leaf(T* sums, T* mins, const Layout& layout, int64_t leaf,
                                          T priority) {
-  const int64_t at = layout.leaf_offset() + leaf;
-  sums[at] = priority;
-  mins[at] = min_value(priority);
+  sums[layout.leaf_offset() + leaf] = priority;
   int64_t node = leaf;
   for (int level = layout.levels - 2; level >= 0; --level) {
     node /= K;
@@ -119,8 +195,9 @@ RLTORCH_HOST_DEVICE_INLINE void set_leaf(T* sums, T* mins, const Layout& layout,
 // stored sum can exceed the re-summed children by an ulp, or u >= total was
 // asked for), the last non-zero child is entered with u = +inf, which keeps
 // choosing the last non-zero child down to the leaf.
-// Branch-free on purpose: which child wins is random, so a loop that exits
-// early mispredicts about once per level (measured: ~2x slower search).
+// The count of children below u is branch-free on purpose: which child wins
+// is random, so a loop that exits early mispredicts about once per level
+// (measured: ~2x slower search).
 template <int K, typename T>
 RLTORCH_HOST_DEVICE_INLINE int choose_child(const T* children, T& u) {
 #if defined(__CUDA_ARCH__)
@@ -149,20 +226,24 @@ RLTORCH_HOST_DEVICE_INLINE int choose_child(const T* children, T& u) {
   u = fell_through ? infinity<T>() : u - start;
   return chosen;
 #else
+  // The last non-zero child matters only when u is not below the children's
+  // sum (rounding at the top, or u >= total): found in that rare branch,
+  // which is predictable, instead of on every level (1.5x faster search).
   T prefix[K + 1];
   prefix[0] = T(0);
-  int below = 0;         // children whose inclusive prefix is <= u
-  int last_nonzero = 0;  // 0 also for an all-zero node (only on an empty tree)
+  int below = 0;  // children whose inclusive prefix is <= u
   for (int j = 0; j < K; ++j) {
-    const T c = children[j];
-    prefix[j + 1] = prefix[j] + c;
+    prefix[j + 1] = prefix[j] + children[j];
     below += prefix[j + 1] <= u ? 1 : 0;
-    last_nonzero = c > T(0) ? j : last_nonzero;
   }
-  const bool fell_through = below == K;
-  const int chosen = fell_through ? last_nonzero : below;
-  u = fell_through ? infinity<T>() : u - prefix[chosen];
-  return chosen;
+  if (below == K) {
+    int last_nonzero = 0;  // 0 also for an all-zero node (only on an empty tree)
+    for (int j = 0; j < K; ++j) last_nonzero = children[j] > T(0) ? j : last_nonzero;
+    u = infinity<T>();
+    return last_nonzero;
+  }
+  u = u - prefix[below];
+  return below;
 #endif
 }
 
@@ -207,6 +288,168 @@ template <typename T>
 RLTORCH_HOST_DEVICE_INLINE T transform_priority(T raw, T alpha, T eps) {
   const T shifted = raw + eps;
   return alpha == T(1) ? shifted : pow(shifted, alpha);
+}
+
+// ---- Batched update on the host (CPU kernels; cpp_tests/standalone fuzzes it) ----
+//
+// A batch is ordered by the top bits of its leaves (a stable counting sort),
+// its leaves are written in that order, and then the tree is rebuilt level by
+// level above them: each level's pass recomputes the parents of the nodes
+// touched below, in order, dropping a parent equal to the one before it.
+// Every child is final before its parent is read, so the result is exactly
+// what sequential set_leaf calls would leave; ordered passes touch each
+// upper node about once per batch (not once per leaf) and walk memory in
+// address order. Leaves named twice stay in input order within their group,
+// so the last write wins. Each pass prefetches the lines of the entries
+// kSweepAhead ahead, so their cache misses overlap. (Measured alternatives,
+// in BENCHMARKS.md: walking each leaf to the root, marking queued parents in
+// the tree, and one sweep that recomputes on leaving a subtree, which stalls
+// on reading back the value it has just stored.)
+
+#if defined(__GNUC__) || defined(__clang__)
+#define RLTORCH_PREFETCH_WRITE(address) __builtin_prefetch((address), 1)
+#define RLTORCH_PREFETCH_READ(address) __builtin_prefetch((address), 0)
+#else
+#define RLTORCH_PREFETCH_WRITE(address) ((void)0)
+#define RLTORCH_PREFETCH_READ(address) ((void)0)
+#endif
+
+constexpr int64_t kSweepAhead = 16;
+// Counting sort by at most this many top bits: 2^11 counters stay in L1.
+constexpr int kMaxGroupBits = 11;
+// Smaller batches are ordered by insertion sort (stable, no counters to clear).
+constexpr int64_t kInsertionSortMax = 16;
+
+inline int bit_width(uint64_t x) {
+  int bits = 0;
+  while (x != 0) {
+    ++bits;
+    x >>= 1;
+  }
+  return bits;
+}
+
+template <int K>
+constexpr int log2_fanout() {
+  static_assert(K >= 2 && (K & (K - 1)) == 0, "fan-out must be a power of two");
+  int bits = 0;
+  for (int k = K; k > 1; k >>= 1) ++bits;
+  return bits;
+}
+
+// Reusable buffers of one thread (no allocation per call once grown).
+struct SweepScratch {
+  std::vector<int64_t> order;
+  std::vector<int64_t> counts;
+  std::vector<int64_t> nodes;
+  std::vector<int64_t> parents;
+};
+
+// How many low bits of a leaf index the counting sort ignores (0: a full sort).
+inline int group_shift(const Layout& layout, int64_t n) {
+  const int bits = bit_width(static_cast<uint64_t>(layout.capacity - 1));
+  int group_bits = bit_width(static_cast<uint64_t>(n)) + 1;
+  group_bits = group_bits < kMaxGroupBits ? group_bits : kMaxGroupBits;
+  return n <= kInsertionSortMax ? 0 : (bits > group_bits ? bits - group_bits : 0);
+}
+
+// Positions 0..n-1 of `leaf` ordered by leaf >> group_shift(layout, n), input
+// order kept among equal keys; written to scratch.order.
+inline const int64_t* sweep_order(const Layout& layout, const int64_t* leaf, int64_t n, SweepScratch& scratch) {
+  scratch.order.resize(static_cast<size_t>(n));
+  int64_t* order = scratch.order.data();
+  if (n <= kInsertionSortMax) {
+    for (int64_t i = 0; i < n; ++i) {
+      int64_t j = i;
+      while (j > 0 && leaf[order[j - 1]] > leaf[i]) {
+        order[j] = order[j - 1];
+        --j;
+      }
+      order[j] = i;
+    }
+    return order;
+  }
+  const int shift = group_shift(layout, n);
+  const int64_t groups = ((layout.capacity - 1) >> shift) + 1;
+  scratch.counts.assign(static_cast<size_t>(groups + 1), 0);
+  int64_t* counts = scratch.counts.data();
+  for (int64_t i = 0; i < n; ++i) ++counts[(leaf[i] >> shift) + 1];
+  for (int64_t g = 0; g < groups; ++g) counts[g + 1] += counts[g];
+  for (int64_t i = 0; i < n; ++i) order[counts[leaf[i] >> shift]++] = i;
+  return order;
+}
+
+// Recomputes nodes[0..count) of `level` (in order), then their parents, and so
+// on up to and including `top_level`. `nodes` is consumed (scratch.parents
+// holds the next level while one is recomputed).
+template <int K, typename T>
+void recompute_levels(T* sums, T* mins, const Layout& layout, std::vector<int64_t>& nodes, int64_t count,
+                      int level, int top_level, std::vector<int64_t>& parents) {
+  constexpr int shift = log2_fanout<K>();
+  parents.resize(nodes.size());
+  for (; level >= top_level && count > 0; --level) {
+    const int64_t offset = layout.offset[level];
+    const int64_t* list = nodes.data();
+    for (int64_t j = 0; j < count && j < kSweepAhead; ++j) {
+      RLTORCH_PREFETCH_WRITE(sums + offset + list[j]);
+      RLTORCH_PREFETCH_WRITE(mins + offset + list[j]);
+    }
+    int64_t next = 0;
+    int64_t* up = parents.data();
+    const int64_t child_offset = layout.offset[level + 1];
+    const bool above_leaves = level + 2 < layout.levels;
+    for (int64_t j = 0; j < count; ++j) {
+      if (j + kSweepAhead < count) {
+        const int64_t ahead = list[j + kSweepAhead];
+        RLTORCH_PREFETCH_WRITE(sums + offset + ahead);
+        RLTORCH_PREFETCH_WRITE(mins + offset + ahead);
+        // The children were written by the pass below, and may have left L1 since.
+        RLTORCH_PREFETCH_READ(sums + child_offset + ahead * K);
+        if (above_leaves) RLTORCH_PREFETCH_READ(mins + child_offset + ahead * K);
+      }
+      recompute_node<K, T>(sums, mins, layout, level, list[j]);
+      const int64_t parent = list[j] >> shift;
+      if (next == 0 || up[next - 1] != parent) up[next++] = parent;
+    }
+    nodes.swap(parents);
+    count = next;
+  }
+}
+
+// Writes entries order[begin..end) (leaf[i] = value[i]) and recomputes their
+// ancestors from the leaves' parents up to and including `top_level`.
+template <int K, typename T>
+void set_leaves_range(T* sums, T* mins, const Layout& layout, const int64_t* leaf, const T* value,
+                      const int64_t* order, int64_t begin, int64_t end, int top_level, SweepScratch& scratch) {
+  constexpr int shift = log2_fanout<K>();
+  const int64_t leaf_offset = layout.leaf_offset();
+  for (int64_t j = begin; j < end && j < begin + kSweepAhead; ++j) {
+    RLTORCH_PREFETCH_WRITE(sums + leaf_offset + leaf[order[j]]);
+  }
+  scratch.nodes.resize(static_cast<size_t>(end - begin));
+  int64_t* parents = scratch.nodes.data();
+  int64_t count = 0;
+  for (int64_t j = begin; j < end; ++j) {
+    if (j + kSweepAhead < end) RLTORCH_PREFETCH_WRITE(sums + leaf_offset + leaf[order[j + kSweepAhead]]);
+    const int64_t i = order[j];
+    sums[leaf_offset + leaf[i]] = value[i];
+    const int64_t parent = leaf[i] >> shift;
+    if (count == 0 || parents[count - 1] != parent) parents[count++] = parent;
+  }
+  if (layout.levels >= 2) {
+    recompute_levels<K, T>(sums, mins, layout, scratch.nodes, count, layout.levels - 2, top_level, scratch.parents);
+  }
+}
+
+// Sets leaf[i] to value[i] (already transformed, >= 0) for i in 0..n-1 and
+// recomputes their ancestors; the last of equal leaves wins. Leaves must be in
+// [0, capacity): callers validate first.
+template <int K, typename T>
+void set_leaves(T* sums, T* mins, const Layout& layout, const int64_t* leaf, const T* value, int64_t n,
+                SweepScratch& scratch) {
+  if (n <= 0) return;
+  const int64_t* order = sweep_order(layout, leaf, n, scratch);
+  set_leaves_range<K, T>(sums, mins, layout, leaf, value, order, 0, n, 0, scratch);
 }
 
 }  // namespace rltorch::sumtree

@@ -1,6 +1,9 @@
 """Prioritized replay: the sum tree's search and update, and one full PER
 training-step cycle, rltorch beside what users do without it (``torch.searchsorted``
-on a cumsum, a pure-PyTorch PER), TorchRL's segment tree and samplers, and cpprb.
+on a cumsum, a pure-PyTorch PER), TorchRL's segment tree and samplers, and cpprb;
+rltorch's own cycle over column storage (sample, then gather) beside the fused,
+row-packed one; and a population's K trees and K buffers in one call beside K
+separate ones.
 
 Every case draws its priorities, indices and masses before timing and cycles
 through ``POOL`` batches of them, so repeated calls do not replay one cached
@@ -225,6 +228,28 @@ def _per_cycle_case(impl: str, capacity: int, batch: int, devices: tuple[str, ..
                 buffer.update_priorities(sampled.index, td_error)
 
             return _cycled(cycle, td)
+        if impl == "rltorch, column storage":
+            # What the buffer did before its rows were packed: the tree's sample, a gather of
+            # seven separate columns (a cache miss each per transition), the priority update.
+            from rltorch.ops.sumtree import SumTree
+
+            tree = SumTree(capacity, device=device)
+            stored = [c.to(device) for c in columns] + [torch.ones(capacity, device=device),
+                                                       torch.arange(capacity, device=device)]
+            running = torch.ones(1, dtype=torch.float64, device=device)
+            slot_ids = stored[-1]
+            ops = torch.ops.rltorch
+            ops.per_update_priorities_(tree.tree, capacity, tree.fanout, slot_ids, slot_ids,
+                                       initial_td_errors(capacity).to(device), ALPHA, EPS, running)
+            generator = torch.Generator(device=device).manual_seed(0)
+
+            def cycle(td_error):
+                index, _weight = ops.sumtree_sample(tree.tree, capacity, tree.fanout, batch, BETA, generator)
+                rows = ops.replay_gather(stored, index)
+                ops.per_update_priorities_(tree.tree, capacity, tree.fanout, slot_ids, rows[-1], td_error, ALPHA,
+                                           EPS, running)
+
+            return _cycled(cycle, td)
         if impl == "pure PyTorch":
             per = TorchPER(capacity, device)
             per.add(*_on(list(columns), device))
@@ -303,6 +328,79 @@ def _per_cycle_case(impl: str, capacity: int, batch: int, devices: tuple[str, ..
                 params=(("capacity", power_of_two(capacity)),), items=batch, item="transition", devices=devices)
 
 
+def _population_case(op: str, impl: str, trees: int, leaves: int, batch: int) -> Case:
+    """K trees (a population's buffers): one call for all of them ("rltorch"), or one call per tree."""
+
+    def setup(settings: Settings):
+        from rltorch.ops.sumtree import SumTree
+
+        device = settings.torch_device
+        generator = torch.Generator().manual_seed(3)
+        index = [torch.randint(leaves, (trees, batch), generator=generator).to(device) for _ in range(POOL)]
+        priority = [(torch.rand(trees, batch, generator=generator, dtype=torch.float64) + 0.01).to(device)
+                    for _ in range(POOL)]
+        everything = torch.arange(leaves, device=device)
+        filled = priorities(leaves).to(device)
+        draws = torch.Generator(device=device).manual_seed(0)
+        if impl == "rltorch":
+            tree = SumTree(leaves, device=device, num_trees=trees)
+            tree.update(everything.expand(trees, leaves).contiguous(), filled.expand(trees, leaves).contiguous())
+            if op == "update":
+                return _cycled(tree.update, index, priority)
+            return lambda: tree.sample(batch, BETA, draws)
+        separate = [SumTree(leaves, device=device) for _ in range(trees)]
+        for tree in separate:
+            tree.update(everything, filled)
+        if op == "update":
+            def update_each(i, p):
+                for t, tree in enumerate(separate):
+                    tree.update(i[t], p[t])
+
+            return _cycled(update_each, index, priority)
+        return lambda: [tree.sample(batch, BETA, draws) for tree in separate]
+
+    return Case("replay", "population_trees", impl, setup, size=trees * batch, size_label="K x B",
+                params=(("op", op), ("K", trees), ("leaves", power_of_two(leaves))), items=trees * batch, item=op)
+
+
+def _population_cycle_case(impl: str, buffers: int, capacity: int, batch: int) -> Case:
+    """A population's PER step: K buffers as one [K, capacity] storage ("rltorch"), or K separate buffers."""
+
+    def setup(settings: Settings):
+        from rltorch.replay import PrioritizedReplayBuffer
+
+        device = settings.torch_device
+        obs, action, reward, next_obs, terminated = (c.to(device) for c in transitions(capacity))
+        td = [torch.randn(buffers, batch, generator=torch.Generator().manual_seed(i)).to(device) for i in range(POOL)]
+        initial = initial_td_errors(capacity).to(device)
+        kwargs = dict(obs_shape=OBS_SHAPE, device=device, alpha=ALPHA, beta=BETA, eps=EPS, seed=0)
+        if impl == "rltorch":
+            buffer = PrioritizedReplayBuffer(capacity, num_buffers=buffers, **kwargs)
+            stack = [t.unsqueeze(0).expand(buffers, *t.shape) for t in (obs, action, reward, next_obs, terminated)]
+            buffer.add(*stack)
+            buffer.update_priorities(torch.arange(capacity, device=device).expand(buffers, capacity),
+                                     initial.expand(buffers, capacity))
+
+            def cycle(td_error):
+                buffer.update_priorities(buffer.sample(batch).index, td_error)
+
+            return _cycled(cycle, td)
+        separate = [PrioritizedReplayBuffer(capacity, **kwargs) for _ in range(buffers)]
+        for buffer in separate:
+            buffer.add(obs, action, reward, next_obs, terminated)
+            buffer.update_priorities(torch.arange(capacity, device=device), initial)
+
+        def cycle_each(td_error):
+            for k, buffer in enumerate(separate):
+                buffer.update_priorities(buffer.sample(batch).index, td_error[k])
+
+        return _cycled(cycle_each, td)
+
+    return Case("replay", "population_per_cycle", impl, setup, size=buffers * batch, size_label="K x B",
+                params=(("K", buffers), ("capacity", power_of_two(capacity))), items=buffers * batch,
+                item="transition")
+
+
 def cases(settings: Settings) -> list[Case]:
     tree_sizes = settings.pick(tiny=[(1 << 10, 64)], quick=[(1 << 20, 256), (1 << 20, 4096)],
                                full=[(1 << 20, 256), (1 << 20, 4096), (1 << 24, 4096)])
@@ -318,10 +416,19 @@ def cases(settings: Settings) -> list[Case]:
             for fanout in FANOUTS:
                 found.append(_fanout_case(op, fanout, leaves, batch))
     capacity, batch = settings.pick(tiny=(1 << 10, 64), quick=(1 << 20, 256), full=(1 << 20, 256))
-    for impl in ("rltorch", "pure PyTorch", "cpprb", "TorchRL PrioritizedSampler",
+    for impl in ("rltorch", "rltorch, column storage", "pure PyTorch", "cpprb", "TorchRL PrioritizedSampler",
                  "TorchRL TensorDictPrioritizedReplayBuffer"):
-        cpu_only = impl not in ("rltorch", "pure PyTorch")
+        cpu_only = impl not in ("rltorch", "rltorch, column storage", "pure PyTorch")
         found.append(_per_cycle_case(impl, capacity, batch, devices=("cpu",) if cpu_only else ("cpu", "cuda")))
+    # A population: K trees / buffers in one call against K separate ones.
+    trees, leaves, per_tree = settings.pick(tiny=(4, 1 << 10, 32), quick=(16, 1 << 16, 64), full=(16, 1 << 16, 64))
+    for op in ("update", "sample"):
+        for impl in ("rltorch", "K separate SumTrees"):
+            found.append(_population_case(op, impl, trees, leaves, per_tree))
+    buffers, population_capacity, population_batch = settings.pick(tiny=(4, 1 << 10, 32), quick=(16, 1 << 16, 64),
+                                                                   full=(16, 1 << 16, 64))
+    for impl in ("rltorch", "K separate buffers"):
+        found.append(_population_cycle_case(impl, buffers, population_capacity, population_batch))
     if settings.mode == "full" and settings.torch_device.type == "cuda":
         # The GPU's own scale: a 2^24-transition buffer and large batches.
         for impl in ("rltorch", "pure PyTorch"):
