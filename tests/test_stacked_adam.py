@@ -207,3 +207,24 @@ def test_bad_arguments():
     with pytest.raises(ValueError, match="active"):
         opt.step(torch.ones(3))
     assert opt.step_count.tolist() == [0.0, 0.0, 0.0]
+
+
+def test_a_lone_agent_steps_as_torch_fused_adam_bit_for_bit():
+    grads = random_grads(1, 5, scale=torch.tensor([5.0]))
+    params = stacked_params(1)
+    own = [torch.nn.Parameter(p.detach().clone()) for p in params]
+    opt = StackedAdam(params, lr=2e-3, eps=1e-5, max_grad_norm=0.5)
+    assert opt.lone
+    ref = torch.optim.Adam(own, lr=2e-3, eps=1e-5, fused=True)
+    for step_grads in grads:
+        for p, q, g in zip(params, own, step_grads):
+            p.grad, q.grad = g.clone(), g.clone()
+        opt.step()
+        nn.utils.clip_grad_norm_(own, 0.5)
+        ref.step()
+    for p, q in zip(params, own):
+        assert torch.equal(p, q)
+    assert opt.step_count.tolist() == [5.0]
+    # One agent left of a population is not lone: it keeps the batched update (its bits those it had beside others).
+    population = StackedAdam(stacked_params(3), lr=2e-3)
+    assert not population.lone and not population.select(torch.tensor([1]), stacked_params(1)).lone

@@ -43,7 +43,7 @@ class StackedAdam:
     """
 
     def __init__(self, params: Iterable[Tensor], lr: float | Tensor = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
-                 eps: float | Tensor = 1e-8, max_grad_norm: float | Tensor | None = None):
+                 eps: float | Tensor = 1e-8, max_grad_norm: float | Tensor | None = None, lone: bool | None = None):
         self.params: list[Tensor] = list(params)
         if not self.params:
             raise ValueError("StackedAdam: `params` is empty")
@@ -72,6 +72,12 @@ class StackedAdam:
         self.exp_avg_sq = [torch.zeros_like(p, memory_format=torch.preserve_format) for p in self.params]
         # The [K] factors reshaped to broadcast over each parameter's trailing dimensions.
         self._shapes = [(self.num_stacked,) + (1,) * (p.dim() - 1) for p in self.params]
+        #: One agent on its own (not one left of a population): torch's fused Adam kernel and clip_grad_norm_,
+        #: one pass instead of a dozen (a lone agent's minibatch steps are small). A population's rows keep
+        #: the batched update even when one is left, so no agent's bits depend on how many train beside it.
+        self.lone = self.num_stacked == 1 if lone is None else bool(lone)
+        if self.lone and self.num_stacked != 1:
+            raise ValueError(f"StackedAdam: `lone` needs one agent, got {self.num_stacked}")
 
     # ------------------------------------------------------------------ per-agent settings
 
@@ -129,6 +135,10 @@ class StackedAdam:
             if not isinstance(active, Tensor) or active.dtype != torch.bool or active.shape != (self.num_stacked,):
                 raise ValueError(f"StackedAdam.step: `active` must be a bool tensor of shape [{self.num_stacked}]")
             active = active.to(self.device)
+        if self.lone:
+            if active is None or bool(active[0]):
+                self._lone_step(grads)
+            return
         self.clip_grad_norm_()
         beta1, beta2 = self.betas
         step = self.step_count + 1 if active is None else self.step_count + active.double()
@@ -157,6 +167,29 @@ class StackedAdam:
                 m.copy_(torch.where(mask, m, old[0]))
                 v.copy_(torch.where(mask, v, old[1]))
         self.step_count = step
+
+    def _lone_step(self, grads: list[Tensor]) -> None:
+        """One agent's step: clip_grad_norm_ and torch's fused Adam (``torch.optim.Adam(fused=True)``'s kernel),
+        with this optimiser's step count, learning rate times lr_scale, epsilon and gradient bound."""
+        bound, eps = self._lone_settings
+        if bound is not None:
+            torch.nn.utils.clip_grad_norm_(self.params, bound)
+        self.step_count += 1
+        steps = [self.step_count[0].float() for _ in self.params]  # the kernel reads each parameter's count
+        beta1, beta2 = self.betas
+        lr = (self.lr[0] * self.lr_scale).float()  # a tensor: no host read on CUDA
+        torch._fused_adam_(self.params, grads, self.exp_avg, self.exp_avg_sq, [], steps, lr=lr, beta1=beta1,
+                           beta2=beta2, weight_decay=0.0, eps=eps, amsgrad=False, maximize=False)
+
+    @property
+    def _lone_settings(self) -> tuple[float | None, float]:
+        """(gradient bound or None, epsilon) as numbers, read once per change of the tensors holding them."""
+        key = (id(self.max_grad_norm), id(self.eps))
+        if getattr(self, "_lone_key", None) != key:
+            bound = None if self.max_grad_norm is None else float(self.max_grad_norm[0])
+            self._lone_cache = (bound if bound is not None and math.isfinite(bound) else None, float(self.eps[0]))
+            self._lone_key = key
+        return self._lone_cache
 
     def _grads(self) -> list[Tensor]:
         grads = [p.grad for p in self.params]
@@ -226,7 +259,8 @@ class StackedAdam:
         index = torch.as_tensor(index, device=self.device).long()
         out = StackedAdam(params, lr=self.lr.index_select(0, index), betas=self.betas,
                           eps=self.eps.index_select(0, index),
-                          max_grad_norm=None if self.max_grad_norm is None else self.max_grad_norm.index_select(0, index))
+                          max_grad_norm=None if self.max_grad_norm is None else self.max_grad_norm.index_select(0, index),
+                          lone=self.lone)
         if len(out.params) != len(self.params) or any(a.shape[1:] != b.shape[1:] for a, b in zip(out.params, self.params)):
             raise ValueError("StackedAdam.select: `params` must be the selected agents' copies of this optimiser's "
                              "parameters, in the same order")
