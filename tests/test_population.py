@@ -118,3 +118,28 @@ def test_the_command_line_trains_a_sweep_and_exports_one_agent(tmp_path):
     obs = torch.randn(7, 4)
     scripted, exported = run_without_rltorch(tmp_path, run / "policy.ts", run / "policy.pt2", obs)
     assert torch.equal(scripted, agent.act(obs, agent=best)) and torch.equal(exported, scripted)
+
+
+def test_dqn_population_agents_are_independent_and_one_agent_is_the_lone_dqn():
+    from rltorch.agents import DQN, DQNConfig
+
+    def dqn(**overrides):
+        values = dict(device="cpu", num_envs=4, hidden_sizes=(16, 16), batch_size=16, learning_starts=64,
+                      buffer_size=512, updates_per_step=0.5, prioritized=True, total_steps=800, eval_interval=200,
+                      eval_episodes=4, log_interval=200, solve_threshold=20.0, eps_decay_steps=400)
+        values.update(overrides)
+        return DQN(DQNConfig(**values))
+
+    runs = [(lambda agent: (agent, agent.train()))(dqn(sweep=(seeds,))) for seeds in ("seed=0,1,2,3", "seed=0,1,2,9")]
+    (a, ra), (b, rb) = runs
+    assert a.buffer.num_buffers == 4 and a.updates > 0
+    for k in range(3):
+        assert ra.agents[k]["steps_to_solve"] == rb.agents[k]["steps_to_solve"]
+        assert all(torch.equal(x[k], y[k]) for x, y in zip(a.q.parameters(), b.q.parameters()))
+    assert not all(torch.equal(x[3], y[3]) for x, y in zip(a.q.parameters(), b.q.parameters()))
+    # Agents that solved stopped learning: their networks are those they solved with.
+    solved = [k for k, o in enumerate(ra.agents) if o["solved"]]
+    assert solved and a.active.numel() == 4 - len(solved)
+    lone = dqn(total_steps=400)
+    assert lone.buffer.num_buffers is None and lone.optimizer.lone
+    lone.train()

@@ -17,7 +17,7 @@ from torch import Tensor, nn
 from rltorch.agents.networks import QNetwork
 from rltorch.nn.stacked import StackedLinear
 
-__all__ = ["StackedQNetwork"]
+__all__ = ["StackedQNetwork", "StackedGreedyPolicy"]
 
 
 class StackedQNetwork(nn.Module):
@@ -69,3 +69,40 @@ class StackedQNetwork(nn.Module):
 
     def _heads(self) -> list[StackedLinear]:
         return [self.value, self.advantage] if self.dueling else [self.head]
+
+    def select(self, index: Tensor) -> "StackedQNetwork":
+        """A new StackedQNetwork holding copies of the agents in ``index`` (in that order)."""
+        index = torch.as_tensor(index).long()
+        out = StackedQNetwork.__new__(StackedQNetwork)
+        nn.Module.__init__(out)
+        for name in ("obs_dim", "num_actions", "hidden_sizes", "dueling"):
+            setattr(out, name, getattr(self, name))
+        out.num_agents = int(index.numel())
+        layers = [*self.body, *self._heads()]
+        device_index = index.to(layers[0].weight.device)
+        copies = []
+        for layer in layers:
+            part = StackedLinear(out.num_agents, layer.in_features, layer.out_features, device="meta")
+            part.weight = nn.Parameter(layer.weight.detach().index_select(0, device_index))
+            part.bias = nn.Parameter(layer.bias.detach().index_select(0, device_index))
+            part.lone = layer.lone
+            copies.append(part)
+        out.body = nn.ModuleList(copies[:len(self.body)])
+        if self.dueling:
+            out.value, out.advantage = copies[-2:]
+        else:
+            out.head = copies[-1]
+        return out
+
+
+class StackedGreedyPolicy(nn.Module):
+    """Every agent's greedy policy over flat rows: observations ``[K * M, *obs_shape]`` (rows ``k * M`` to
+    ``(k + 1) * M - 1`` are agent k's) to argmax actions ``[K * M]``."""
+
+    def __init__(self, q_network: StackedQNetwork):
+        super().__init__()
+        self.q_network = q_network
+
+    def forward(self, obs: Tensor) -> Tensor:
+        k = self.q_network.num_agents
+        return self.q_network(obs.view(k, obs.shape[0] // k, *obs.shape[1:])).argmax(dim=-1).flatten()
