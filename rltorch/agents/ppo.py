@@ -241,7 +241,7 @@ class PPO(Agent):
         if before is None:
             self.optimizer = StackedAdam(self.live.parameters(), lr=self.per_agent("learning_rate")[agents],
                                          eps=self.per_agent("adam_eps")[agents],
-                                         max_grad_norm=self._grad_bound(agents))
+                                         max_grad_norm=self._grad_bound(agents), lone=self.num_agents == 1)
         else:
             self.optimizer = self.optimizer.select(torch.searchsorted(before, agents), list(self.live.parameters()))
         column = (count, 1)
@@ -260,7 +260,7 @@ class PPO(Agent):
         )
         steps, envs = cfg.num_steps, cfg.num_envs
         self._exploration = torch.empty(count, steps, envs, self.action_dim, device=dev)
-        self._order_keys = torch.empty(count, cfg.update_epochs, cfg.batch_size, device=dev)
+        self._orders = torch.empty(count, cfg.update_epochs, cfg.batch_size, dtype=torch.long, device=dev)
         if not whole and not hasattr(self, "_all_actions"):
             # Agents that stopped still own envs, which keep stepping: on actions the env accepts.
             zero = torch.zeros(self.num_agents, envs, self.action_dim, device=dev)
@@ -300,13 +300,16 @@ class PPO(Agent):
     # ------------------------------------------------------------------ collecting
 
     def _draw_noise(self) -> None:
-        """Each training agent's noise for one rollout and one update, from its own generator in two calls:
-        the exploration noise of every step and the keys that order every epoch's minibatches."""
+        """Each training agent's randomness for one rollout and one update, from its own generator: the
+        exploration noise of every step in one call, then each epoch's minibatch order (the draws a lone
+        agent made step by step before, in the same order, so it makes the same ones)."""
         draw = torch.randn if self.net.continuous else torch.rand
+        batch = self.config.batch_size
         for row, k in enumerate(self.live_agents.tolist()):
             generator = self.generators[k]
             draw(self._exploration[row].shape, generator=generator, device=self.device, out=self._exploration[row])
-            torch.rand(self._order_keys[row].shape, generator=generator, device=self.device, out=self._order_keys[row])
+            for epoch in range(self.config.update_epochs):
+                torch.randperm(batch, generator=generator, device=self.device, out=self._orders[row, epoch])
         if not self.net.continuous:
             gumbel(self._exploration)
 
@@ -353,7 +356,7 @@ class PPO(Agent):
         # Per agent: still updating this iteration (its approximate KL stays within target_kl); None: all.
         updating: Tensor | None = None
         for epoch in range(cfg.update_epochs):
-            order = self._order_keys[:, epoch].argsort(dim=1)
+            order = self._orders[:, epoch]
             shuffled = [_take(field, order) for field in (batch.obs, batch.action, batch.logprob, batch.value,
                                                           batch.advantage, batch.returns)]
             shuffled_weight = None if weight is None else _take(weight, order)
