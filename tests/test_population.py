@@ -144,3 +144,23 @@ def test_dqn_population_agents_are_independent_and_one_agent_is_the_lone_dqn():
     lone = dqn(total_steps=400)
     assert lone.buffer.num_buffers is None and lone.optimizer.lone
     lone.train()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+@pytest.mark.parametrize("sweep", [(), ("seed=0,1,2,3",)])
+def test_cuda_graphs_replay_what_the_eager_steps_compute(sweep):
+    # Low bar: population agents solve and leave the batch mid-run, so the graphs are captured again.
+    runs = []
+    for graphs in (False, True):
+        agent = population(device="cuda", cuda_graphs=graphs, sweep=sweep)
+        rows = []
+        result = agent.train(callback=rows.append)
+        runs.append((agent, result, rows))
+    (eager, r1, rows1), (graphed, r2, rows2) = runs
+    assert graphed._graphs is not None and eager._graphs is None
+    assert (graphed.env_steps, graphed.updates, graphed.iterations) == (eager.env_steps, eager.updates, eager.iterations)
+    assert [o["steps_to_solve"] for o in r2.agents] == [o["steps_to_solve"] for o in r1.agents]
+    for x, y in zip(graphed.net.parameters(), eager.net.parameters()):
+        torch.testing.assert_close(x, y)
+    keys = ("env_steps", "episodes", "train_return", "policy_loss", "eval_return")
+    assert [[r[k] for k in keys] for r in rows2] == pytest.approx([[r[k] for k in keys] for r in rows1], nan_ok=True)

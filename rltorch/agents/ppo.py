@@ -39,6 +39,7 @@ from rltorch.agents.base import Agent
 from rltorch.agents.config import RunConfig
 from rltorch.agents.stacked_actor_critic import StackedActorCritic, StackedDeterministicPolicy
 from rltorch.config import HiddenSizes, LearningRate, Positive, PositiveInt, Unit
+from rltorch.envs.cartpole import CartPoleVecEnv
 from rltorch.nn import ACTIVATIONS
 from rltorch.nn.stacked_adam import StackedAdam
 from rltorch.ops.returns import gae
@@ -170,6 +171,10 @@ class PPOConfig(RunConfig):
     target_kl: Annotated[float, Range(0, 1000, low_open=True)] | None = None
     """Stop an iteration's epochs once the approximate KL of the last minibatch exceeds this (none: never).
     Reads one number from the device per epoch."""
+    cuda_graphs: bool = False
+    """On a CUDA device with rltorch's CartPole: capture the rollout and the update in CUDA graphs (per number
+    of training agents) and replay them, one launch instead of thousands per iteration (not the update when
+    target_kl is set: it reads the device every epoch)."""
 
     @property
     def batch_size(self) -> int:
@@ -226,6 +231,10 @@ class PPO(Agent):
         self._minibatch_step = torch.compile(self._minibatch_update) if cfg.compile else self._minibatch_update
         self.live: StackedActorCritic | None = None
         self.optimizer: StackedAdam | None = None
+        self._use_graphs = cfg.cuda_graphs and self.device.type == "cuda"
+        if self._use_graphs and not isinstance(self.env.env, CartPoleVecEnv):
+            raise ValueError("PPO: `cuda_graphs` needs rltorch's CartPole (an env stepped inside the graph)")
+        self._static_obs = torch.zeros(self.env.num_envs, *self.env.obs_shape, device=self.device)
         self._train_agents(self.active)
 
     def _train_agents(self, agents: Tensor) -> None:
@@ -260,6 +269,9 @@ class PPO(Agent):
         )
         steps, envs = cfg.num_steps, cfg.num_envs
         self._exploration = torch.empty(count, steps, envs, self.action_dim, device=dev)
+        self._clip_now = torch.empty_like(self._clip)
+        # A CUDA graph holds the shapes it was captured with: a new set of training agents, new graphs.
+        self._graphs = {} if self._use_graphs else None
         self._orders = torch.empty(count, cfg.update_epochs, cfg.batch_size, dtype=torch.long, device=dev)
         if not whole and not hasattr(self, "_all_actions"):
             # Agents that stopped still own envs, which keep stepping: on actions the env accepts.
@@ -316,43 +328,73 @@ class PPO(Agent):
     def collect(self) -> None:
         """One rollout: ``num_steps`` vector steps of every training agent's envs into the buffer."""
         cfg = self.config
-        obs = self.current_obs()
-        buffer = self.buffer
-        buffer.reset()
+        self._static_obs.copy_(self.current_obs())
+        self.buffer.reset()
         self._draw_noise()
-        count, envs = self.live_agents.numel(), cfg.num_envs
-        whole = count == self.num_agents
-        rows_of = (lambda x: x) if whole else (lambda x: x.view(self.num_agents, envs, *x.shape[1:]).index_select(
-            0, self._rows).flatten(0, 1))
-        with torch.no_grad():
-            for t in range(buffer.num_steps):
-                agent_obs = obs.view(self.num_agents, envs, *obs.shape[1:])
-                if not whole:
-                    agent_obs = agent_obs.index_select(0, self._rows)
-                action, logprob = self.live.sample(agent_obs, self._exploration[:, t])
-                env_action = self.live.env_action(action)
-                if not whole:
-                    env_action = self._all_actions.index_copy_(0, self._rows, env_action)
-                step = self.env.step(env_action.flatten(0, 1))
-                buffer.add(agent_obs.flatten(0, 1), action.flatten(0, 1), logprob.flatten(), rows_of(step.reward),
-                           rows_of(step.terminated), rows_of(step.truncated), rows_of(step.next_obs),
-                           None if step.valid is None else rows_of(step.valid))
-                self.advance(step)
-                obs = step.obs
+        if self._graphs is None:
+            with torch.no_grad():
+                self._rollout(self.advance)
+        else:  # the same steps, replayed from a CUDA graph; the host's counts after it
+            self._graphed("rollout", self._rollout, self._episodes.record)
+            self.buffer.step = self.buffer.num_steps
+            self.env_steps += cfg.num_steps * cfg.num_envs
+        self._obs = self._static_obs
+
+    @torch.no_grad()
+    def _rollout(self, record) -> None:
+        """The rollout's tensor work, from and back into ``_static_obs`` (a CUDA graph captures it whole);
+        ``record(step)`` counts each vector step."""
+        envs, buffer = self.config.num_envs, self.buffer
+        whole = self.live_agents.numel() == self.num_agents
+
+        def rows_of(x: Tensor) -> Tensor:
+            if whole:
+                return x
+            return x.view(self.num_agents, envs, *x.shape[1:]).index_select(0, self._rows).flatten(0, 1)
+
+        obs = self._static_obs
+        for t in range(buffer.num_steps):
+            agent_obs = obs.view(self.num_agents, envs, *obs.shape[1:])
+            if not whole:
+                agent_obs = agent_obs.index_select(0, self._rows)
+            action, logprob = self.live.sample(agent_obs, self._exploration[:, t])
+            env_action = self.live.env_action(action)
+            if not whole:
+                env_action = self._all_actions.index_copy_(0, self._rows, env_action)
+            step = self.env.step(env_action.flatten(0, 1))
+            buffer.add(agent_obs.flatten(0, 1), action.flatten(0, 1), logprob.flatten(), rows_of(step.reward),
+                       rows_of(step.terminated), rows_of(step.truncated), rows_of(step.next_obs),
+                       None if step.valid is None else rows_of(step.valid))
+            record(step)
+            obs = step.obs
+        self._static_obs.copy_(obs)
 
     # ------------------------------------------------------------------ learning
 
     def update(self) -> None:
         """One PPO update of every training agent on its rollout in the buffer."""
-        cfg, buf = self.config, self.buffer
+        cfg = self.config
         frac = 1.0 - self.iterations / self.num_iterations
         self.optimizer.lr_scale.fill_(frac if cfg.anneal_lr else 1.0)
-        clip_coef = self._clip * (frac if cfg.anneal_clip else 1.0)
+        self._clip_now.copy_(self._clip * (frac if cfg.anneal_clip else 1.0))
+        kl_bound = cfg.target_kl is not None or bool(torch.isfinite(self._target_kl).any())
+        if self._graphs is None or kl_bound:  # the KL bound reads the device once per epoch: no graph
+            steps = self._update_steps(kl_bound)
+        else:
+            steps = self._graphed("update", self._update_steps, False)
+        self.loss_count += steps
+        self.updates += steps
+        self.iterations += 1
 
+    def _update_steps(self, kl_bound: bool) -> int:
+        """The update's tensor work (a CUDA graph captures it whole without a KL bound); returns the number
+        of minibatch steps taken."""
+        cfg = self.config
         self.compute_advantages()
         batch = self._agent_major()
         weight = batch.valid.float() if self.masked else None
-        count, rows = self.live_agents.numel(), cfg.minibatch_size
+        rows = cfg.minibatch_size
+        taken = 0
         # Per agent: still updating this iteration (its approximate KL stays within target_kl); None: all.
         updating: Tensor | None = None
         for epoch in range(cfg.update_epochs):
@@ -363,13 +405,12 @@ class PPO(Agent):
             for start in range(0, cfg.num_minibatches * rows, rows):
                 part = [field[:, start:start + rows] for field in shuffled]
                 stats = self._minibatch_step(*part, None if shuffled_weight is None else shuffled_weight[:, start:start + rows],
-                                             clip_coef, updating)
+                                             self._clip_now, updating)
                 if updating is not None:
                     stats = stats * updating.unsqueeze(1)
                 self.loss_stats.index_add_(0, self._rows, stats)
-                self.loss_count += 1
-                self.updates += 1
-            if cfg.target_kl is not None or bool(torch.isfinite(self._target_kl).any()):
+                taken += 1
+            if kl_bound:
                 # The one host read per epoch: which agents went past their KL bound.
                 within = (stats[:, 3].cpu().double() <= self._target_kl).to(self.device)
                 updating = within if updating is None else updating & within
@@ -378,10 +419,34 @@ class PPO(Agent):
 
         # After the update: the policy that collected this rollout also learned from it with these statistics.
         self.live.obs_norm.update(batch.obs)
-        self.iterations += 1
         if self.live is not self.net:
             self.net.load_rows(self.live_agents, self.live)
-        del count
+        return taken
+
+    def _graphed(self, name: str, work: Callable, *args):
+        """``work(*args)`` as a CUDA graph per training-agent count: the first call runs it eagerly on a side
+        stream (the warm-up capture needs), the second captures and replays it, later calls replay it (the
+        inputs it reads are the buffers it was captured with, refilled in place)."""
+        key = (name, self.live_agents.numel())
+        state = self._graphs.get(key)
+        if state is None:
+            stream = torch.cuda.Stream(self.device)
+            stream.wait_stream(torch.cuda.current_stream(self.device))
+            with torch.cuda.stream(stream):
+                result = work(*args)
+            torch.cuda.current_stream(self.device).wait_stream(stream)
+            self._graphs[key] = "warm"
+            return result
+        if state == "warm":
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph):
+                result = work(*args)
+            graph.replay()
+            self._graphs[key] = (graph, result)
+            return result
+        graph, result = state
+        graph.replay()
+        return result
 
     @torch.no_grad()
     def compute_advantages(self) -> None:

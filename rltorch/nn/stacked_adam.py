@@ -166,7 +166,7 @@ class StackedAdam:
                 mask = active.view(shape)
                 m.copy_(torch.where(mask, m, old[0]))
                 v.copy_(torch.where(mask, v, old[1]))
-        self.step_count = step
+        self.step_count.copy_(step)  # in place: a CUDA graph replaying this step reads and writes this tensor
 
     def _lone_step(self, grads: list[Tensor]) -> None:
         """One agent's step: clip_grad_norm_ and torch's fused Adam (``torch.optim.Adam(fused=True)``'s kernel),
