@@ -135,7 +135,10 @@ class StackedActorCritic(nn.Module):
 
     def features(self, obs: Tensor) -> Tensor:
         """``obs [K, M, *obs_shape]`` -> normalised ``[K, M, obs_dim]`` float32."""
-        return self.obs_norm(obs.float()).reshape(obs.shape[0], obs.shape[1], self.obs_dim)
+        obs = obs.float()
+        if self.obs_norm.enabled:
+            obs = self.obs_norm(obs)
+        return obs.reshape(obs.shape[0], obs.shape[1], self.obs_dim)
 
     def value(self, obs: Tensor) -> Tensor:
         """State values ``[K, M]``."""

@@ -80,6 +80,7 @@ class StackedLinear(nn.Module):
         #: of one. A population's rows keep the batched product even when a subset of one is left, so an
         #: agent's bits never depend on how many others train beside it.
         self.lone = self.num_stacked == 1
+        self._views_of: tuple | None = None  # the parameter storage the cached lone views look at
         self.weight = nn.Parameter(torch.empty(self.num_stacked, self.out_features, self.in_features, **kw))
         self.bias = nn.Parameter(torch.empty(self.num_stacked, self.out_features, **kw))
         self.reset_parameters(generators)
@@ -98,7 +99,7 @@ class StackedLinear(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         if self.lone:  # [1, B, in], or [B, in] inside a lone StackedMLP
-            out = F.linear(x.squeeze(0) if x.dim() == 3 else x, self.weight.squeeze(0), self.bias.squeeze(0))
+            out = self.linear(x.squeeze(0) if x.dim() == 3 else x)
             return out.unsqueeze(0) if x.dim() == 3 else out
         bias, weight = self.bias.unsqueeze(1), self.weight.transpose(1, 2)
         if x.shape[0] == 1 and self.out_features == 1:
@@ -107,6 +108,17 @@ class StackedLinear(nn.Module):
             # agent left alone gets the bits it gets beside others.
             return torch.baddbmm(bias.expand(2, -1, -1), x.expand(2, -1, -1), weight.expand(2, -1, -1))[:1]
         return torch.baddbmm(bias, x, weight)
+
+    def linear(self, x: Tensor) -> Tensor:
+        """A lone layer on ``[B, in]`` rows: ``F.linear`` on its one weight matrix. Without autograd (acting,
+        evaluating) the matrix views are made once per parameter tensor, not per call."""
+        if torch.is_grad_enabled():
+            return F.linear(x, self.weight.squeeze(0), self.bias.squeeze(0))
+        key = (self.weight.data_ptr(), self.bias.data_ptr())
+        if self._views_of != key:
+            self._views = (self.weight.detach().squeeze(0), self.bias.detach().squeeze(0))
+            self._views_of = key
+        return F.linear(x, *self._views)
 
     def extra_repr(self) -> str:
         return f"num_stacked={self.num_stacked}, in_features={self.in_features}, out_features={self.out_features}"
@@ -149,8 +161,11 @@ class StackedMLP(nn.Sequential):
         if x.dim() != 3 or x.shape[0] != self.num_stacked or x.shape[2] != self.in_features:
             raise ValueError(f"StackedMLP: input must have shape [{self.num_stacked}, batch, {self.in_features}], "
                              f"got {list(x.shape)}")
-        if self[0].lone:  # one network: 2-D through every layer
-            return super().forward(x.squeeze(0)).unsqueeze(0)
+        if self[0].lone:  # one network: 2-D through every layer, the layers' own linear maps called directly
+            h = x.squeeze(0)
+            for layer in self:
+                h = layer.linear(h) if isinstance(layer, StackedLinear) else layer(h)
+            return h.unsqueeze(0)
         return super().forward(x)
 
     def agent(self, k: int) -> nn.Sequential:

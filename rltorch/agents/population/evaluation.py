@@ -32,7 +32,7 @@ PolicyFor = Callable[[Optional[Tensor]], Callable[[Tensor], Tensor]]
 @torch.no_grad()
 def evaluate_agents(env, seed: int, num_agents: int, episodes: int, policy_for: PolicyFor,
                     agents: Tensor | None = None, stop_below: float | None = None, best: float | None = None,
-                    check_every: int = 8,
+                    check_every: int | None = None,
                     narrow: Callable[[VectorEnvAdapter, Tensor], VectorEnvAdapter] | None = None) -> Tensor:
     """Returns ``[len(agents), episodes]`` (float64, on the CPU): the greedy episodes of ``agents`` (sorted
     agent indices; default all ``num_agents``).
@@ -49,6 +49,8 @@ def evaluate_agents(env, seed: int, num_agents: int, episodes: int, policy_for: 
     if env.num_envs != k * e:
         raise ValueError(f"evaluate_agents: the env steps {env.num_envs} envs, not num_agents * episodes = {k * e}")
     given = env
+    if check_every is None:  # one host read per check: often enough to drop the many agents that fail early
+        check_every = 16 if (k if agents is None else agents.numel()) == 1 else 8
     obs = env.reset(seed=seed)
     device = obs.device
     agents = torch.arange(k, device=device) if agents is None else agents.to(device)

@@ -179,9 +179,9 @@ def plot_learning_curves(run_dir: str, members: Sequence[Member], sweep: dict[st
         ax.axhline(threshold, ls="--", color="gray", label=f"solved ({threshold:g})")
     ax.set_xlabel("env steps per agent")
     ax.set_ylabel("greedy evaluation return" if column == "eval_return" else column)
-    bounds = "; evaluations below the threshold stopped early: lower bounds" if lower_bounds else ""
-    ax.set_title(f"{len(members)} agents: median and interquartile range (solved agents keep their last "
-                 f"evaluation{bounds})", fontsize=8)
+    bounds = "; evaluations below the threshold stopped early (lower bounds)" if lower_bounds else ""
+    ax.set_title(f"{len(members)} agents: median and interquartile range per setting\n(an agent that solved keeps "
+                 f"its solving evaluation{bounds})", fontsize=8)
     ax.legend(loc="best", fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -218,7 +218,10 @@ def plot_sensitivity(run_dir: str, members: Sequence[Member], outcomes: Sequence
             ax.set_xlabel(name)
             if numeric and min(xs) > 0 and max(xs) / min(xs) >= 10:
                 ax.set_xscale("log")
-            if not numeric:
+            if numeric:  # label the swept values themselves, not the axis's own ticks
+                ax.minorticks_off()
+                ax.set_xticks(xs, [f"{v:g}" for v in values])
+            else:
                 ax.set_xticks(xs, ["none" if v is None else str(v) for v in values])
                 ax.set_xlim(-0.5, len(xs) - 0.5)
             ax.grid(alpha=0.3)
