@@ -2,53 +2,20 @@
 
 #include <ATen/ATen.h>
 
-#include <cmath>
-#include <limits>
 
 #include "checks.h"
+#include "env_checks.h"
 #include "rltorch/cartpole.h"
 
 namespace rltorch {
 
-namespace {
-
-void check_env_tensor(const char* op, const at::Tensor& state, const at::Tensor& t, const char* name,
-                      at::ScalarType dtype, int64_t n) {
-  check_same_device(op, state, "state", t, name);
-  TORCH_CHECK(t.scalar_type() == dtype, "rltorch.", op, ": `", name, "` must be ", dtype, ", got ",
-              t.scalar_type());
-  TORCH_CHECK(t.dim() == 1 && t.size(0) == n, "rltorch.", op, ": `", name, "` must have shape [", n,
-              "] (one entry per env), got ", shape_string(t));
-  // Written in place, so a copy would silently drop the update.
-  TORCH_CHECK(t.is_contiguous(), "rltorch.", op, ": `", name, "` must be contiguous");
-}
-
-}  // namespace
-
 int64_t check_cartpole_state(const char* op, const at::Tensor& state, const at::Tensor& steps,
                              const at::Tensor& prev_done, const at::Tensor& episode) {
-  TORCH_CHECK(state.scalar_type() == at::kDouble, "rltorch.", op,
-              ": `state` must be float64 (gymnasium steps CartPole in float64), got ", state.scalar_type());
-  TORCH_CHECK(state.dim() == 2 && state.size(0) == 4, "rltorch.", op,
-              ": `state` must have shape [4, num_envs] (x, x_dot, theta, theta_dot rows), got ",
-              shape_string(state));
-  TORCH_CHECK(state.is_contiguous(), "rltorch.", op, ": `state` must be contiguous");
-  const int64_t n = state.size(1);
-  TORCH_CHECK(n <= std::numeric_limits<int32_t>::max(), "rltorch.", op, ": at most 2^31 - 1 envs, got ", n);
+  const int64_t n = check_env_state(op, state, 4, "CartPole", "x, x_dot, theta, theta_dot");
   check_env_tensor(op, state, steps, "steps", at::kInt, n);
   check_env_tensor(op, state, prev_done, "prev_done", at::kBool, n);
   check_env_tensor(op, state, episode, "episode", at::kLong, n);
   return n;
-}
-
-void check_reset_bounds(const char* op, double low, double high) {
-  TORCH_CHECK_VALUE(std::isfinite(low), "rltorch.", op, ": reset bound `low` must be finite, got ", low);
-  TORCH_CHECK_VALUE(std::isfinite(high), "rltorch.", op, ": reset bound `high` must be finite, got ", high);
-  TORCH_CHECK_VALUE(low <= high, "rltorch.", op, ": reset bound `low` (", low,
-                    ") must not exceed `high` (", high, ")");
-  // Initial states are low + (high - low) * u: an infinite width gives inf/NaN states.
-  TORCH_CHECK_VALUE(std::isfinite(high - low), "rltorch.", op, ": reset bounds `low` (", low, ") and `high` (",
-                    high, ") are too far apart: high - low overflows");
 }
 
 CartPoleStepArgs prepare_cartpole_step(const at::Tensor& state, const at::Tensor& steps,
@@ -65,26 +32,13 @@ CartPoleStepArgs prepare_cartpole_step(const at::Tensor& state, const at::Tensor
               action.scalar_type());
   TORCH_CHECK(action.dim() == 1 && action.size(0) == a.n, "rltorch.", op,
               ": `actions` must have shape [", a.n, "] (one per env), got ", shape_string(action));
-  TORCH_CHECK_VALUE(max_episode_steps >= 1 && max_episode_steps <= std::numeric_limits<int32_t>::max(),
-                    "rltorch.", op, ": `max_episode_steps` must be in [1, 2^31 - 1], got ", max_episode_steps);
-  TORCH_CHECK_VALUE(autoreset_mode == cartpole::kNextStep || autoreset_mode == cartpole::kSameStep ||
-                        autoreset_mode == cartpole::kDisabled,
-                    "rltorch.", op, ": `autoreset_mode` must be 0 (next step), 1 (same step) or 2 (disabled), got ",
-                    autoreset_mode);
+  check_step_limits(op, max_episode_steps, autoreset_mode);
   check_reset_bounds(op, low, high);
   a.action = action.contiguous();
   a.seed = static_cast<uint64_t>(seed);
   a.max_episode_steps = static_cast<int32_t>(max_episode_steps);
 
-  const auto opts = state.options();
-  a.obs = at::empty({a.n, 4}, opts.dtype(at::kFloat));
-  a.reward = at::empty({a.n}, opts.dtype(at::kFloat));
-  a.terminated = at::empty({a.n}, opts.dtype(at::kBool));
-  a.truncated = at::empty({a.n}, opts.dtype(at::kBool));
-  a.done = at::empty({a.n}, opts.dtype(at::kBool));
-  a.episode_return = at::empty({a.n}, opts.dtype(at::kFloat));
-  a.episode_length = at::empty({a.n}, opts.dtype(at::kInt));
-  a.final_obs = at::empty({autoreset_mode == cartpole::kSameStep ? a.n : 0, 4}, opts.dtype(at::kFloat));
+  a.allocate(state.options(), a.n, 4, autoreset_mode == cartpole::kSameStep);
   return a;
 }
 
@@ -94,13 +48,7 @@ at::Tensor prepare_cartpole_reset(const at::Tensor& state, const at::Tensor& ste
   constexpr const char* op = "cartpole_reset_";
   const int64_t n = check_cartpole_state(op, state, steps, prev_done, episode);
   check_reset_bounds(op, low, high);
-  if (!mask.has_value() || !mask->defined()) return at::Tensor();
-  check_same_device(op, state, "state", *mask, "reset_mask");
-  TORCH_CHECK(mask->scalar_type() == at::kBool, "rltorch.", op, ": `reset_mask` must be bool, got ",
-              mask->scalar_type());
-  TORCH_CHECK(mask->dim() == 1 && mask->size(0) == n, "rltorch.", op, ": `reset_mask` must have shape [", n,
-              "], got ", shape_string(*mask));
-  return mask->contiguous();
+  return checked_reset_mask(op, state, mask, n);
 }
 
 }  // namespace rltorch

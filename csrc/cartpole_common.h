@@ -5,32 +5,25 @@
 #include <ATen/core/Tensor.h>
 
 #include <optional>
-#include <tuple>
+
+#include "env_checks.h"
 
 namespace rltorch {
 
 // Outputs of rltorch::cartpole_step_, in schema order.
-using CartPoleStepOutputs =
-    std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor>;
+using CartPoleStepOutputs = EnvStepTuple;
 
-struct CartPoleStepArgs {
+struct CartPoleStepArgs : EnvStepOutputs {
   at::Tensor action;  // contiguous [N], integer
   int64_t n = 0;
   uint64_t seed = 0;
   int32_t max_episode_steps = 0;
-  // Outputs (see ops.cpp).
-  at::Tensor obs, reward, terminated, truncated, done, episode_return, episode_length, final_obs;
-  CartPoleStepOutputs outputs() const {
-    return {obs, reward, terminated, truncated, done, episode_return, episode_length, final_obs};
-  }
 };
 
 // Checks the env tensors (state float64 [4, N], steps int32 [N], prev_done bool [N],
 // episode int64 [N], all contiguous on one device) and returns N.
 int64_t check_cartpole_state(const char* op, const at::Tensor& state, const at::Tensor& steps,
                              const at::Tensor& prev_done, const at::Tensor& episode);
-
-void check_reset_bounds(const char* op, double low, double high);
 
 CartPoleStepArgs prepare_cartpole_step(const at::Tensor& state, const at::Tensor& steps,
                                        const at::Tensor& prev_done, const at::Tensor& episode,

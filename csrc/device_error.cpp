@@ -10,7 +10,10 @@
 #include <cstring>
 #include <vector>
 
+#include "rltorch/acrobot.h"
 #include "rltorch/device_error.h"
+#include "rltorch/mountain_car.h"
+#include "rltorch/pendulum.h"
 #include "sumtree_common.h"
 
 #ifdef RLTORCH_WITH_CUDA
@@ -57,6 +60,29 @@ double as_double(int64_t bits) {
   double d;
   std::memcpy(&d, &bits, sizeof(d));
   return d;
+}
+
+// The CPU kernel's exception for a classic-control env's bad action or
+// ended env (csrc/cpu/classic_control_cpu.cpp words them).
+template <class Env>
+[[noreturn]] void raise_classic_error(bool ended, int64_t pos, bool has_payload, int64_t value) {
+  if (ended) {
+    TORCH_CHECK(false, "rltorch.", Env::kStepOp, ": env ", pos,
+                " ended on the previous call and autoreset is disabled; reset the ended envs first (", Env::kClass,
+                ".reset(options={\"reset_mask\": mask}), or ", Env::kResetOp, " with that mask). No env was stepped.");
+  }
+  const char* allowed = Env::kContinuous ? "finite" : "0, 1 or 2";
+  if (!has_payload) {
+    TORCH_CHECK_VALUE(false, "rltorch.", Env::kStepOp, ": `actions` must be ", allowed, ", got another value for env ",
+                      pos, " (no env was stepped)");
+  }
+  if constexpr (Env::kContinuous) {
+    TORCH_CHECK_VALUE(false, "rltorch.", Env::kStepOp, ": `actions` must be finite, got ", as_double(value),
+                      " for env ", pos, " (no env was stepped)");
+  } else {
+    TORCH_CHECK_VALUE(false, "rltorch.", Env::kStepOp, ": `actions` must be 0, 1 or 2, got ", value, " for env ", pos,
+                      " (no env was stepped)");
+  }
 }
 
 // Raises what the CPU kernel raises for the recorded input (the messages are
@@ -111,6 +137,19 @@ void raise_device_error(c10::IntArrayRef record) {
       TORCH_CHECK_VALUE(false, "rltorch.per_update_priorities_: `td_error` holds ", td, " at position ", pos,
                         "; td errors must be finite");
     }
+    case de::kMountainCarBadAction:
+    case de::kMountainCarEnded:
+      raise_classic_error<classic::MountainCar>(code == de::kMountainCarEnded, pos, has_payload, value);
+    case de::kMountainCarContinuousBadAction:
+    case de::kMountainCarContinuousEnded:
+      raise_classic_error<classic::MountainCarContinuous>(code == de::kMountainCarContinuousEnded, pos, has_payload,
+                                                          value);
+    case de::kPendulumBadAction:
+    case de::kPendulumEnded:
+      raise_classic_error<classic::Pendulum>(code == de::kPendulumEnded, pos, has_payload, value);
+    case de::kAcrobotBadAction:
+    case de::kAcrobotEnded:
+      raise_classic_error<classic::Acrobot>(code == de::kAcrobotEnded, pos, has_payload, value);
     case de::kSumtreeNoMass: {
       const int64_t tree = pos / 4;
       const bool batched = pos % 2 == 1;
@@ -145,6 +184,7 @@ void raise_device_error(c10::IntArrayRef record) {
 // buffer exactly as a CUDA kernel would.
 int64_t device_error_key(int64_t code, int64_t position) {
   TORCH_CHECK_VALUE((code > de::kNone && code <= de::kPerTdNegInf) ||
+                        (code >= de::kMountainCarBadAction && code <= de::kAcrobotEnded) ||
                         (code >= de::kSumtreeNoMass && code <= de::kPerTdTooLarge),
                     "rltorch._device_error_key: unknown code ", code);
   TORCH_CHECK_VALUE(position >= 0 && static_cast<uint64_t>(position) <= de::kMaxPosition,

@@ -99,3 +99,58 @@ TORCH_LIBRARY(rltorch, m) {
       "replay_sample(Tensor tree, int capacity, int fanout, Tensor[] columns, int batch_size, float beta=0.0, "
       "Generator? generator=None) -> (Tensor index, Tensor weight, Tensor[] rows)");
 }
+
+// ---- Classic control, vectorized (csrc/include/rltorch/classic_control.h) ----
+// MountainCar-v0, MountainCarContinuous-v0, Pendulum-v1 and Acrobot-v1, each a
+// pair of ops shaped like CartPole's. The env is a set of tensors owned by the
+// caller (rltorch.envs.MountainCarVecEnv, ...): state float64 [D, N] (rows:
+// position, velocity | theta, theta_dot | theta1, theta2, dtheta1, dtheta2),
+// steps int32 [N], prev_done bool [N], episode int64 [N] and returns float64
+// [N] (the running episode's return so far). Actions are integers in {0, 1, 2}
+// [N] (MountainCar, Acrobot) or finite float32 [N, 1] (MountainCarContinuous,
+// Pendulum). A step returns obs float32 [N, O] (O = 2, 2, 3, 6), reward
+// float32, terminated, truncated, done (bool [N]), the return (float32, summed
+// in float64) and length (int32) of episodes that ended on this call (0
+// elsewhere), and the final obs of those episodes in same-step mode (float32
+// [N, O], 0 elsewhere; [0, O] in the other modes). A reset draws the envs in
+// reset_mask (all if None) from the generator keyed by (seed, env,
+// episode[env]) and returns obs float32 [N, O] of every env.
+TORCH_LIBRARY_FRAGMENT(rltorch, m) {
+  m.def(
+      "mountain_car_step_(Tensor(a!) state, Tensor(b!) steps, Tensor(c!) prev_done, Tensor(d!) episode, "
+      "Tensor(e!) returns, Tensor actions, int seed, float low=-0.6, float high=-0.4, int max_episode_steps=200, "
+      "int autoreset_mode=0, float goal_velocity=0.0) -> (Tensor obs, Tensor reward, Tensor terminated, "
+      "Tensor truncated, Tensor done, Tensor episode_return, Tensor episode_length, Tensor final_obs)");
+  m.def(
+      "mountain_car_reset_(Tensor(a!) state, Tensor(b!) steps, Tensor(c!) prev_done, Tensor(d!) episode, "
+      "Tensor(e!) returns, Tensor? reset_mask, int seed, float low=-0.6, float high=-0.4) -> Tensor obs");
+  m.def(
+      "mountain_car_continuous_step_(Tensor(a!) state, Tensor(b!) steps, Tensor(c!) prev_done, "
+      "Tensor(d!) episode, Tensor(e!) returns, Tensor actions, int seed, float low=-0.6, float high=-0.4, "
+      "int max_episode_steps=999, int autoreset_mode=0, float goal_velocity=0.0) -> (Tensor obs, Tensor reward, "
+      "Tensor terminated, Tensor truncated, Tensor done, Tensor episode_return, Tensor episode_length, "
+      "Tensor final_obs)");
+  m.def(
+      "mountain_car_continuous_reset_(Tensor(a!) state, Tensor(b!) steps, Tensor(c!) prev_done, "
+      "Tensor(d!) episode, Tensor(e!) returns, Tensor? reset_mask, int seed, float low=-0.6, float high=-0.4) "
+      "-> Tensor obs");
+  // theta ~ uniform(-x_init, x_init), theta_dot ~ uniform(-y_init, y_init); g is gravity.
+  m.def(
+      "pendulum_step_(Tensor(a!) state, Tensor(b!) steps, Tensor(c!) prev_done, Tensor(d!) episode, "
+      "Tensor(e!) returns, Tensor actions, int seed, float x_init=3.141592653589793, float y_init=1.0, "
+      "int max_episode_steps=200, int autoreset_mode=0, float g=10.0) -> (Tensor obs, Tensor reward, "
+      "Tensor terminated, Tensor truncated, Tensor done, Tensor episode_return, Tensor episode_length, "
+      "Tensor final_obs)");
+  m.def(
+      "pendulum_reset_(Tensor(a!) state, Tensor(b!) steps, Tensor(c!) prev_done, Tensor(d!) episode, "
+      "Tensor(e!) returns, Tensor? reset_mask, int seed, float x_init=3.141592653589793, float y_init=1.0) "
+      "-> Tensor obs");
+  m.def(
+      "acrobot_step_(Tensor(a!) state, Tensor(b!) steps, Tensor(c!) prev_done, Tensor(d!) episode, "
+      "Tensor(e!) returns, Tensor actions, int seed, float low=-0.1, float high=0.1, int max_episode_steps=500, "
+      "int autoreset_mode=0) -> (Tensor obs, Tensor reward, Tensor terminated, Tensor truncated, Tensor done, "
+      "Tensor episode_return, Tensor episode_length, Tensor final_obs)");
+  m.def(
+      "acrobot_reset_(Tensor(a!) state, Tensor(b!) steps, Tensor(c!) prev_done, Tensor(d!) episode, "
+      "Tensor(e!) returns, Tensor? reset_mask, int seed, float low=-0.1, float high=0.1) -> Tensor obs");
+}

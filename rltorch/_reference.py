@@ -286,19 +286,27 @@ def mix64_int(z: int) -> int:
     return z ^ (z >> 31)
 
 
-def cartpole_initial_state(seed: int, episode: Tensor, low: float, high: float) -> Tensor:
-    """float64 [4, N]: the initial state env i draws for episode ``episode[i]`` (the kernels' generator)."""
-    n = episode.shape[0]
-    env = torch.arange(n, dtype=torch.int64, device=episode.device)
+def episode_keys(seed: int, episode: Tensor) -> Tensor:
+    """int64 [N] (uint64 bit patterns): the generator key of env i's episode ``episode[i]``
+    (``rltorch::env::episode_key``)."""
+    env = torch.arange(episode.shape[0], dtype=torch.int64, device=episode.device)
     h = _signed64(mix64_int((seed & _U64) + _GOLDEN_GAMMA))
     h = _mix64(env ^ h)
-    key = _mix64(h ^ (episode.to(torch.int64) * _signed64(_GOLDEN_GAMMA)))
-    rows = []
-    for component in range(4):
-        bits = _mix64(key + _signed64((component + 1) * _GOLDEN_GAMMA))
-        u = _shr(bits, 11).to(torch.float64) * (1.0 / 9007199254740992.0)
-        rows.append(low + (high - low) * u)
-    return torch.stack(rows)
+    return _mix64(h ^ (episode.to(torch.int64) * _signed64(_GOLDEN_GAMMA)))
+
+
+def reset_uniform(keys: Tensor, component: int, low: float, high: float) -> Tensor:
+    """float64 [N]: draw ``component`` of each key, uniform on [low, high) as NumPy computes it
+    (``rltorch::env::reset_value``: low + (high - low) * u, u with 53 random bits)."""
+    bits = _mix64(keys + _signed64((component + 1) * _GOLDEN_GAMMA))
+    u = _shr(bits, 11).to(torch.float64) * (1.0 / 9007199254740992.0)
+    return low + (high - low) * u
+
+
+def cartpole_initial_state(seed: int, episode: Tensor, low: float, high: float) -> Tensor:
+    """float64 [4, N]: the initial state env i draws for episode ``episode[i]`` (the kernels' generator)."""
+    keys = episode_keys(seed, episode)
+    return torch.stack([reset_uniform(keys, component, low, high) for component in range(4)])
 
 
 # The checks of csrc/cartpole_common.cpp and csrc/cpu/cartpole_cpu.cpp, in the
@@ -316,20 +324,23 @@ def _check_seed(op: str, seed: int) -> None:
         raise RuntimeError(f"rltorch.{op}: `seed` must be an int64, got {seed!r}")
 
 
-def _check_cartpole_state(op: str, state: Tensor, steps: Tensor, prev_done: Tensor, episode: Tensor) -> int:
+def check_env_state(op: str, state: Tensor, gym_name: str, rows: tuple[str, ...],
+                    counters: tuple[tuple[Tensor, str, torch.dtype], ...]) -> int:
+    """Every env op's state checks (csrc/env_checks.cpp's check_env_state and check_env_tensor): ``state``
+    float64 ``[len(rows), N]`` contiguous, and each per-env counter of its dtype, ``[N]``, contiguous, on
+    ``state``'s device. Returns N."""
     if state.dtype != torch.float64:
-        raise RuntimeError(f"rltorch.{op}: `state` must be float64 (gymnasium steps CartPole in float64), "
+        raise RuntimeError(f"rltorch.{op}: `state` must be float64 (gymnasium steps {gym_name} in float64), "
                            f"got {state.dtype}")
-    if state.dim() != 2 or state.shape[0] != 4:
-        raise RuntimeError(f"rltorch.{op}: `state` must have shape [4, num_envs] (x, x_dot, theta, theta_dot "
+    if state.dim() != 2 or state.shape[0] != len(rows):
+        raise RuntimeError(f"rltorch.{op}: `state` must have shape [{len(rows)}, num_envs] ({', '.join(rows)} "
                            f"rows), got {list(state.shape)}")
     if not state.is_contiguous():
         raise RuntimeError(f"rltorch.{op}: `state` must be contiguous")
     n = state.shape[1]
     if n > _INT32_MAX:
         raise RuntimeError(f"rltorch.{op}: at most 2^31 - 1 envs, got {n}")
-    for t, name, dtype in ((steps, "steps", torch.int32), (prev_done, "prev_done", torch.bool),
-                           (episode, "episode", torch.int64)):
+    for t, name, dtype in counters:
         same_device(op, state, "state", **{name: t})
         if t.dtype != dtype:
             raise RuntimeError(f"rltorch.{op}: `{name}` must be {dtype}, got {t.dtype}")
@@ -339,6 +350,12 @@ def _check_cartpole_state(op: str, state: Tensor, steps: Tensor, prev_done: Tens
         if not t.is_contiguous():  # written in place, so a copy would silently drop the update
             raise RuntimeError(f"rltorch.{op}: `{name}` must be contiguous")
     return n
+
+
+def _check_cartpole_state(op: str, state: Tensor, steps: Tensor, prev_done: Tensor, episode: Tensor) -> int:
+    return check_env_state(op, state, "CartPole", ("x", "x_dot", "theta", "theta_dot"),
+                           ((steps, "steps", torch.int32), (prev_done, "prev_done", torch.bool),
+                            (episode, "episode", torch.int64)))
 
 
 def _check_reset_bounds(op: str, low: float, high: float) -> None:
@@ -366,28 +383,47 @@ def _check_cartpole_step(
     if actions.shape != (n,):
         raise RuntimeError(f"rltorch.{op}: `actions` must have shape [{n}] (one per env), got {list(actions.shape)}")
     _check_seed(op, seed)
+    check_step_limits(op, max_episode_steps, autoreset_mode)
+    _check_reset_bounds(op, low, high)
+    # The kernels' read-only pre-pass: nothing moves unless every env can step.
+    reject_bad_discrete_actions(op, actions, 2, "0 or 1")
+    if autoreset_mode == 2:
+        reject_ended_envs(op, prev_done, "CartPoleVecEnv", "cartpole_reset_")
+
+
+def check_step_limits(op: str, max_episode_steps: int, autoreset_mode: int) -> None:
+    """csrc/env_checks.cpp's check_step_limits."""
     if not 1 <= max_episode_steps <= _INT32_MAX:
         raise ValueError(f"rltorch.{op}: `max_episode_steps` must be in [1, 2^31 - 1], got {max_episode_steps}")
     if autoreset_mode not in (0, 1, 2):
         raise ValueError(f"rltorch.{op}: `autoreset_mode` must be 0 (next step), 1 (same step) or 2 (disabled), "
                          f"got {autoreset_mode}")
-    _check_reset_bounds(op, low, high)
-    # The kernels' read-only pre-pass: nothing moves unless every env can step.
-    bad = ((actions != 0) & (actions != 1)).nonzero()
+
+
+def reject_bad_discrete_actions(op: str, actions: Tensor, num_actions: int, allowed: str) -> None:
+    """The env kernels' pre-pass over discrete actions: the first env whose action is not in
+    [0, num_actions) raises, naming its value (``allowed`` words the valid ones)."""
+    valid = torch.zeros_like(actions, dtype=torch.bool)
+    for value in range(num_actions):  # == only: torch has no < for uint16/32/64
+        valid |= actions == value
+    bad = (~valid).nonzero()
     if bad.numel():
         env = int(bad[0, 0])
         value = actions[env : env + 1]
         # int() of a uint64 above 2**63 overflows; its int64 bits read back exactly.
         value = int(value.view(torch.int64)) & _U64 if value.dtype == torch.uint64 else int(value)
-        raise ValueError(f"rltorch.{op}: `actions` must be 0 or 1, got {value} for env {env} "
+        raise ValueError(f"rltorch.{op}: `actions` must be {allowed}, got {value} for env {env} "
                          "(no env was stepped)")
-    if autoreset_mode == 2:
-        ended = prev_done.nonzero()
-        if ended.numel():
-            raise RuntimeError(
-                f"rltorch.{op}: env {int(ended[0, 0])} ended on the previous call and autoreset is disabled; "
-                'reset the ended envs first (CartPoleVecEnv.reset(options={"reset_mask": mask}), or '
-                "cartpole_reset_ with that mask). No env was stepped.")
+
+
+def reject_ended_envs(op: str, prev_done: Tensor, env_class: str, reset_op: str) -> None:
+    """With autoreset disabled, stepping an env that ended on the previous call raises."""
+    ended = prev_done.nonzero()
+    if ended.numel():
+        raise RuntimeError(
+            f"rltorch.{op}: env {int(ended[0, 0])} ended on the previous call and autoreset is disabled; "
+            f'reset the ended envs first ({env_class}.reset(options={{"reset_mask": mask}}), or '
+            f"{reset_op} with that mask). No env was stepped.")
 
 
 def cartpole_reset_(

@@ -461,7 +461,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
             for case in cases:
                 print(case.key + (" (time to solve)" if case.kind == "solve" else ""))
             return 0
-        run = runner.run(cases, settings, progress=not args.quiet, contention=args.contention)
+        run = runner.run(cases, settings, progress=not args.quiet, contention=args.contention,
+                         interleave=args.interleave)
         run["command"] = command = args.command_line
     out = args.out or os.path.join("bench-results", time.strftime("%Y%m%d-%H%M%S") + f"-{run['settings']['mode']}-"
                                    f"{run['settings']['device']}")
@@ -682,6 +683,9 @@ def build_parser() -> argparse.ArgumentParser:
     p_bench.add_argument("--profile", default=None, choices=["ppo", "dqn", "bc"],
                          help="instead of the suite: where this algorithm's time to solve goes (collecting, "
                               "learning, evaluating), per seed, in this process (with --train-args and --seeds)")
+    p_bench.add_argument("--interleave", action="store_true",
+                         help="time rltorch and its peers in alternating rounds, case group by case group, so load "
+                              "that comes and goes meanwhile slows both sides of each ratio alike (for shared machines)")
     p_bench.add_argument("--contention", action="store_true",
                          help="also measure every case beside a busy process on one core (started and stopped by "
                               "the bench), and rltorch's cases on one thread under that load: the thread-policy "

@@ -22,13 +22,19 @@ def _tiny_cases():
 
 
 def _names(mode: str) -> set[tuple[str, str, str]]:
-    return {(c.group, c.impl, c.kind) for c in collect(["agents", "classifiers"], Settings.for_mode(mode))}
+    # Agents cases by where (group and env), classifier cases by group (their sizes are in params).
+    return {(c.where if c.capability == "agents" else c.group, c.impl, c.kind)
+            for c in collect(["agents", "classifiers"], Settings.for_mode(mode))}
 
 
 def test_case_names_and_modes():
     agents_cases = {("ppo_time_to_solve", "rltorch", "solve"), ("ppo_time_to_solve", "SB3 PPO", "solve"),
-                    ("dqn_time_to_solve", "rltorch", "solve"), ("ppo_population", "rltorch", "solve"),
-                    ("stacked_mlp_update", "rltorch", "timed"), ("stacked_mlp_update", "torch.func vmap", "timed")}
+                    ("dqn_time_to_solve", "rltorch", "solve"), ("stacked_mlp_update agents=64", "rltorch", "timed"),
+                    ("stacked_mlp_update agents=64", "torch.func vmap", "timed")}
+
+    def population(agents: int) -> set:  # tiny runs train 4 agents, the others the issue's 64
+        return {(f"ppo_population agents={agents}", "rltorch", "solve")}
+
     classifier_cases = {("classifier_fit", "rltorch", "timed"), ("classifier_fit", "DataLoader loop", "timed"),
                         ("expert_collection", "rltorch", "timed"),
                         ("expert_collection", "gymnasium CartPoleVectorEnv", "timed"),
@@ -36,13 +42,20 @@ def test_case_names_and_modes():
                         ("bc_time_to_solve", "rltorch", "solve")}
     slow_peers = {("dqn_time_to_solve", "SB3 DQN", "solve"), ("ppo_time_to_solve", "CleanRL PPO", "solve"),
                   ("dqn_time_to_solve", "CleanRL DQN", "solve")}
-    assert _names("quick") == agents_cases | classifier_cases  # the slow peers take too long for --quick
-    assert _names("tiny") == agents_cases | classifier_cases | slow_peers
+    # The classic-control suite (issue #22) trains for seconds to minutes per seed: full runs only, and
+    # tiny runs check rltorch's set-up.
+    classic = {("ppo_time_to_solve env=Acrobot-v1", "rltorch", "solve"),
+               ("ppo_time_to_solve env=Pendulum-v1", "rltorch", "solve")}
+    classic_peers = {("ppo_time_to_solve env=Acrobot-v1", "SB3 PPO", "solve"),
+                     ("ppo_time_to_solve env=Pendulum-v1", "SB3 PPO", "solve")}
+    assert _names("quick") == agents_cases | classifier_cases | population(64)  # slow peers: too long for --quick
+    assert _names("tiny") == agents_cases | classifier_cases | slow_peers | classic | population(4)
     # Ape-X starts a Ray cluster per seed: only full runs time it (tests/test_distributed.py runs it).
     apex = {("dqn_time_to_solve", "rltorch Ape-X (2 actors)", "solve")}
     # rejax compiles for half a minute and trains its whole budget: full runs only, once (max_seeds=1).
-    rejax = {("ppo_population", "rejax PPO (jit+vmap)", "solve")}
-    assert _names("full") == agents_cases | classifier_cases | slow_peers | apex | rejax
+    rejax = {("ppo_population agents=64", "rejax PPO (jit+vmap)", "solve")}
+    assert _names("full") == (agents_cases | classifier_cases | slow_peers | apex | classic | classic_peers
+                              | population(64) | rejax)
     assert [c.max_seeds for c in collect(["agents"], Settings.for_mode("full")) if c.impl.startswith("rejax")] == [1]
 
 
@@ -94,7 +107,8 @@ def test_rejax_without_its_venv_says_how_to_make_one(monkeypatch):
 
 
 def _tiny_case(group: str, impl: str):
-    (case,) = [c for c in collect(["agents", "classifiers"], TINY) if (c.group, c.impl) == (group, impl)]
+    # By where: the classic-control cases share CartPole's groups, with an env parameter.
+    (case,) = [c for c in collect(["agents", "classifiers"], TINY) if (c.where, c.impl) == (group, impl)]
     return case
 
 

@@ -118,3 +118,35 @@ def test_the_time_to_solve_child_builds_the_cli_config_and_rejects_bad_flags():
         bad = subprocess.run([sys.executable, "-m", "rltorch.bench.rltorch_solve", *args], capture_output=True,
                              text=True)
         assert bad.returncode == 2 and message in bad.stderr
+
+
+def test_interleaved_cases_take_turns_and_fail_or_skip_on_their_own():
+    from rltorch.bench import runner
+    from rltorch.bench.core import Case, Settings, Unavailable
+
+    order = []
+
+    def case(impl, behaviour="ok"):
+        def setup(settings):
+            if behaviour == "missing":
+                raise Unavailable("not here", "pip install it")
+
+            def call():
+                order.append(impl)
+                if behaviour == "fails" and len(order) > 6:
+                    raise RuntimeError("broke mid-run")
+            return call
+        return Case("ops", "g", impl, setup, size=8, size_label="B")
+
+    cases = [case("rltorch"), case("peer"), case("broken", "fails"), case("absent", "missing"),
+             Case("ops", "other", "rltorch", lambda s: (lambda: None), size=8, size_label="B")]
+    run = runner.run(cases, Settings.for_mode("tiny"), progress=False, interleave=True)
+    status = {(r["where"], r["impl"]): r["status"] for r in run["results"]}
+    assert status == {("g", "rltorch"): "ok", ("g", "peer"): "ok", ("g", "broken"): "error",
+                      ("g", "absent"): "skipped", ("other", "rltorch"): "ok"}
+    ours, peer = run["results"][0], run["results"][1]
+    assert len(ours["samples"]) == len(peer["samples"]) >= 3
+    # Calls in runs of one impl: its two warm-ups, then one round of each impl per lap.
+    runs = [impl for i, impl in enumerate(order) if impl in ("rltorch", "peer") and (i == 0 or order[i - 1] != impl)]
+    assert len(runs) >= 6 and all(a != b for a, b in zip(runs, runs[1:])), runs[:10]
+    assert run["settings"]["interleaved"] is True

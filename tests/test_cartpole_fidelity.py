@@ -22,7 +22,6 @@ import math
 
 import mpmath
 import numpy as np
-import pytest
 import torch
 from gymnasium.envs.classic_control.cartpole import CartPoleVectorEnv
 
@@ -81,7 +80,7 @@ def test_random_policy_episodes_identical_flags():
     env.reset(seed=0)
     env.set_state(ref.state.T.copy())
     alive = np.ones(n, dtype=bool)
-    for step in range(1, 501):
+    for step in range(1, 501):  # noqa: B007  (read after the loop)
         actions = rng.integers(0, 2, size=n)
         _, ref_reward, ref_term, ref_trunc, _ = ref.step(actions)
         _, reward, term, trunc, _ = env.step(torch.from_numpy(actions))

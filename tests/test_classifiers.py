@@ -18,9 +18,23 @@ import torch
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from rltorch.classifiers import (
-    BinaryClassifier, LinearExpert, MulticlassClassifier, MultilabelClassifier, NotFittedError, classification_metrics,
-    collect_expert_pairs, collect_failure_pairs, confusion_matrix, load_classifier, make_blobs, make_circles,
-    make_moons, make_multilabel, make_spirals, multilabel_metrics, train_test_split,
+    BinaryClassifier,
+    LinearExpert,
+    MulticlassClassifier,
+    MultilabelClassifier,
+    NotFittedError,
+    classification_metrics,
+    collect_expert_pairs,
+    collect_failure_pairs,
+    confusion_matrix,
+    load_classifier,
+    make_blobs,
+    make_circles,
+    make_moons,
+    make_multilabel,
+    make_spirals,
+    multilabel_metrics,
+    train_test_split,
 )
 from rltorch.classifiers.env_data import _failure_labels
 from rltorch.envs import CartPoleVecEnv

@@ -96,7 +96,7 @@ def test_batched_buffers_equal_separate_buffers(device, cls):
 
 def _write_steps(buf, steps, k, n_env, seed, batched=True):
     g = torch.Generator().manual_seed(seed)
-    for t in range(steps):
+    for _ in range(steps):
         obs = torch.randn(k, n_env, 2, generator=g)
         term = torch.rand(k, n_env, generator=g) < 0.15
         trunc = torch.rand(k, n_env, generator=g) < 0.1

@@ -106,7 +106,7 @@ def test_batched_kernels_equal_reference_on_random_storm(device, alpha, parallel
         b = SumTree(capacity, device, fanout, num_trees=trees)
         ra = torch.ones(trees, dtype=torch.float64, device=device)
         rb = ra.clone()
-        for step in range(6):
+        for _ in range(6):
             batch = int(torch.randint(1, 2 * capacity + 3, (1,), generator=gen))
             index, priority, keep = _random_entries(gen, trees, capacity, batch, device)
             ops.sumtree_update_(a.tree, capacity, fanout, index, priority, keep, alpha, 1e-6, ra)

@@ -97,7 +97,7 @@ def test_td_target_matches_reference(device, dtype, B, A):
                             kw.get("discount"), 0.9)
         want = _reference.td_target(reward, terminated, next_q, gamma=0.9, **kw)
         assert got.dtype == dtype and got.shape == reward.shape
-        torch.testing.assert_close(got, want, **tol(dtype), msg=lambda m: f"{kw.keys()}: {m}")
+        torch.testing.assert_close(got, want, **tol(dtype), msg=lambda m, kw=kw: f"{kw.keys()}: {m}")
     # State values instead of Q values: bootstrap as is.
     values = next_q[..., 0].contiguous()
     torch.testing.assert_close(

@@ -26,6 +26,7 @@
 
 #include "../cartpole_common.h"
 #include "parallel.h"
+#include "simd.h"
 #include "rltorch/cartpole.h"
 
 namespace rltorch {
@@ -73,17 +74,8 @@ bool any_invalid_action(const action_t* actions, int64_t begin, int64_t end) {
   return acc != 0;
 }
 
-bool any_set(const bool* flags, int64_t begin, int64_t end) {
-  uint8_t acc = 0;
-  for (int64_t i = begin; i < end; ++i) acc |= static_cast<uint8_t>(flags[i]);
-  return acc != 0;
-}
-
-// RLTORCH_NO_CPU_VECTOR=1 builds the portable one-env-at-a-time loop only.
-#if defined(__GNUC__) && defined(__has_builtin) && !defined(RLTORCH_NO_CPU_VECTOR)
-#if __has_builtin(__builtin_shufflevector) && __has_builtin(__builtin_convertvector)
+#ifdef RLTORCH_ENV_VECTOR
 #define RLTORCH_CP_VECTOR 1
-#endif
 #endif
 
 #if defined(__GNUC__)
@@ -93,46 +85,16 @@ bool any_set(const bool* flags, int64_t begin, int64_t end) {
 #endif
 
 #ifdef RLTORCH_CP_VECTOR
-// Four envs per operation, written with GCC/Clang vector extensions: they lower
-// to SSE2 pairs by default and to single AVX instructions in the AVX2 clone
-// below. (GCC's auto-vectorizer gives up on this mixed-width loop.) IEEE
-// arithmetic is per lane, so the vector and scalar paths agree bit for bit.
-constexpr int64_t kLanes = 4;
-typedef double vdouble __attribute__((vector_size(32)));
-typedef int64_t vlong __attribute__((vector_size(32)));
-typedef int32_t vint __attribute__((vector_size(16)));
-typedef float vfloat __attribute__((vector_size(16)));
-typedef int8_t vbyte __attribute__((vector_size(4)));
-// Four actions of each integer dtype the kernel accepts.
-template <typename T>
-struct Vec4;
-#define RLTORCH_VEC4(T)                                           \
-  template <>                                                     \
-  struct Vec4<T> {                                                \
-    typedef T type __attribute__((vector_size(4 * sizeof(T)))); \
-  };
-RLTORCH_VEC4(uint8_t)
-RLTORCH_VEC4(int8_t)
-RLTORCH_VEC4(int16_t)
-RLTORCH_VEC4(int32_t)
-RLTORCH_VEC4(int64_t)
-RLTORCH_VEC4(uint16_t)
-RLTORCH_VEC4(uint32_t)
-RLTORCH_VEC4(uint64_t)
-#undef RLTORCH_VEC4
-
-template <typename V, typename T>
-RLTORCH_CP_INLINE V load(const T* p) {
-  V v;
-  std::memcpy(&v, p, sizeof(v));
-  return v;
-}
-template <typename V, typename T>
-RLTORCH_CP_INLINE void store(T* p, const V& v) {
-  std::memcpy(p, &v, sizeof(v));
-}
-// -1/0 lane masks as 1/0 bytes (bool storage).
-RLTORCH_CP_INLINE void store_flags(bool* p, vint mask) { store(p, __builtin_convertvector(-mask, vbyte)); }
+using cpu::kLanes;
+using cpu::load;
+using cpu::store;
+using cpu::store_flags;
+using cpu::Vec4;
+using cpu::vbyte;
+using cpu::vdouble;
+using cpu::vfloat;
+using cpu::vint;
+using cpu::vlong;
 
 // Four envs' float32 obs rows from their four state components (a 4x4 transpose).
 RLTORCH_CP_INLINE void store_obs_rows(float* rows, vfloat a, vfloat b, vfloat c, vfloat d) {
@@ -280,18 +242,6 @@ RLTORCH_CP_INLINE void step_tile(const StepPointers& p, const action_t* __restri
   // kDisabled: the pre-pass has rejected any call stepping an env that had ended.
 }
 
-// x86-64 builds carry an AVX2 clone of the stepping loop, picked at load time
-// by the CPU's features (an ifunc), so wheels stay baseline-x86-64 yet use
-// 4-wide instructions where they exist. No FMA: it would change rounding.
-#if defined(__x86_64__) && defined(__linux__) && defined(__has_attribute) && !defined(RLTORCH_NO_CPU_CLONES)
-#if __has_attribute(target_clones)
-#define RLTORCH_CPU_CLONES __attribute__((target_clones("avx2", "default")))
-#endif
-#endif
-#ifndef RLTORCH_CPU_CLONES
-#define RLTORCH_CPU_CLONES
-#endif
-
 template <int64_t Mode, typename action_t>
 RLTORCH_CPU_CLONES void step_range(const StepPointers& p, const action_t* actions, int64_t begin, int64_t end) {
   for (int64_t t = begin; t < end; t += kTile) step_tile<Mode, action_t>(p, actions, t, std::min(kTile, end - t));
@@ -306,7 +256,7 @@ void check_step_preconditions(const action_t* act, const bool* prev_done, int64_
   static cpu::ParallelSite site("cartpole_check_actions");
   cpu::parallel_for(site, n, kCheckNs, [&](int64_t begin, int64_t end) {
     if (any_invalid_action(act, begin, end)) bad_action.store(true, std::memory_order_relaxed);
-    if (autoreset_disabled && any_set(prev_done, begin, end)) ended.store(true, std::memory_order_relaxed);
+    if (autoreset_disabled && cpu::any_set(prev_done, begin, end)) ended.store(true, std::memory_order_relaxed);
   });
   if (bad_action.load()) {
     int64_t env = 0;

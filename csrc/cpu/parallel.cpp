@@ -89,11 +89,14 @@ ParallelSite::Decision ParallelSite::decide(int64_t n, double estimated_ns) {
   if (p == 0.f) return {true, true, true, size_class};
   if (s == 0.f) return {false, true, true, size_class};
   const bool prefer_parallel = p < s;
-  const int64_t now = monotonic_ns();
-  int64_t last = c.last_probe_ns.load(std::memory_order_relaxed);
-  if (now - last > kProbeIntervalNs &&
-      c.last_probe_ns.compare_exchange_strong(last, now, std::memory_order_relaxed)) {
-    return {!prefer_parallel, true, true, size_class};
+  if (c.calls_since_probe.fetch_add(1, std::memory_order_relaxed) + 1 >= kProbeMinCalls) {
+    const int64_t now = monotonic_ns();
+    int64_t last = c.last_probe_ns.load(std::memory_order_relaxed);
+    if (now - last > c.probe_interval_ns.load(std::memory_order_relaxed) &&
+        c.last_probe_ns.compare_exchange_strong(last, now, std::memory_order_relaxed)) {
+      c.calls_since_probe.store(0, std::memory_order_relaxed);
+      return {!prefer_parallel, true, true, size_class};
+    }
   }
   return {prefer_parallel, true, false, size_class};
 }
@@ -105,10 +108,17 @@ void ParallelSite::record(const Decision& decision, int64_t n, int64_t elapsed_n
   // A probe replaces the stale figure outright; the mode in use follows the
   // machine smoothly, yet a burst of load moves it within a call or two.
   const float old = slot.load(std::memory_order_relaxed);
-  slot.store(decision.probe || old == 0.f ? observed : 0.75f * old + 0.25f * observed, std::memory_order_relaxed);
-  if (decision.probe) {
-    c.last_probe_ns.store(monotonic_ns(), std::memory_order_relaxed);
+  const bool first = old == 0.f;
+  slot.store(decision.probe || first ? observed : 0.75f * old + 0.25f * observed, std::memory_order_relaxed);
+  if (decision.probe && !first) {
+    // A try that confirms the choice makes the next one twice as rare; one that flips it starts over.
+    const float other = (decision.parallel ? c.serial_ns : c.parallel_ns).load(std::memory_order_relaxed);
+    const bool flipped = observed < other;
+    const int64_t interval = c.probe_interval_ns.load(std::memory_order_relaxed);
+    c.probe_interval_ns.store(flipped ? kProbeIntervalNs : std::min(2 * interval, kProbeMaxIntervalNs),
+                              std::memory_order_relaxed);
   }
+  if (decision.probe) c.last_probe_ns.store(monotonic_ns(), std::memory_order_relaxed);
 }
 
 void ParallelSite::describe(std::vector<std::string>& lines) const {
@@ -129,6 +139,8 @@ void ParallelSite::reset() {
     c.serial_ns.store(0.f, std::memory_order_relaxed);
     c.parallel_ns.store(0.f, std::memory_order_relaxed);
     c.last_probe_ns.store(0, std::memory_order_relaxed);
+    c.probe_interval_ns.store(kProbeIntervalNs, std::memory_order_relaxed);
+    c.calls_since_probe.store(0, std::memory_order_relaxed);
   }
 }
 

@@ -9,9 +9,12 @@
 //  - work estimated below kSerialBelowNs never forks;
 //  - larger work runs parallel or serial, whichever this call site has
 //    measured to be faster lately at this size (per power-of-two size
-//    class); the slower mode is tried again at most every kProbeIntervalNs,
-//    so a busy machine turns a site serial within a call or two, and an idle
-//    one turns it back within a fraction of a second;
+//    class), so a busy machine turns a site serial within a call or two. The
+//    slower mode is tried again after kProbeMinCalls calls and
+//    kProbeIntervalNs, an interval that doubles (to kProbeMaxIntervalNs)
+//    each time the try confirms the choice: a parallel try on a busy machine
+//    costs milliseconds, so it must stay rare, while an idle machine still
+//    turns a site back to parallel within seconds;
 //  - a parallel region hands out chunks of about kChunkNs from a shared
 //    counter, so a worker that starts late takes less work instead of
 //    holding a fixed share.
@@ -46,6 +49,8 @@ constexpr double kSerialBelowNs = 30e3;
 // large enough that the shared counter is touched rarely.
 constexpr double kChunkNs = 15e3;
 constexpr int64_t kProbeIntervalNs = 250'000'000;
+constexpr int64_t kProbeMaxIntervalNs = 8'000'000'000;
+constexpr int64_t kProbeMinCalls = 32;
 
 class ParallelSite {
  public:
@@ -73,6 +78,8 @@ class ParallelSite {
     std::atomic<float> serial_ns{0.f};
     std::atomic<float> parallel_ns{0.f};
     std::atomic<int64_t> last_probe_ns{0};
+    std::atomic<int64_t> probe_interval_ns{kProbeIntervalNs};
+    std::atomic<int64_t> calls_since_probe{0};
   };
   const char* name_;
   std::array<SizeClass, 64> classes_;

@@ -1037,7 +1037,7 @@ class Agent:
 
     @classmethod
     def load(cls, path: str | os.PathLike, device: str | None = None,
-             env: gym.vector.VectorEnv | None = None) -> "Agent":
+             env: gym.vector.VectorEnv | None = None) -> Agent:
         """Rebuild an agent from a checkpoint; training resumes exactly where it stopped. Called on
         ``Agent`` itself, the class comes from the checkpoint's algorithm tag."""
         state = read_checkpoint(path)

@@ -29,9 +29,11 @@ class RunConfig(Config):
     """Run-level settings every algorithm shares; each algorithm's config subclasses this."""
 
     env_id: str = "CartPole-v1"
-    """gymnasium id; CartPole-v1 runs on rltorch's vectorized CartPole unless env_backend says otherwise."""
+    """gymnasium id; CartPole-v1, Acrobot-v1, MountainCar-v0, MountainCarContinuous-v0 and Pendulum-v1 run on
+    rltorch's vectorized kernels unless env_backend says otherwise."""
     env_backend: Literal["auto", "rltorch", "gymnasium"] = "auto"
-    """'rltorch', 'gymnasium', or 'auto' (rltorch for CartPole-v1, gymnasium for everything else)."""
+    """'rltorch', 'gymnasium', or 'auto' (rltorch's kernel for the classic-control ids above, gymnasium for
+    everything else)."""
     num_envs: PositiveInt = 16
     """Environments stepped in parallel (one vector env)."""
     device: str = "auto"

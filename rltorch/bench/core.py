@@ -180,7 +180,7 @@ class Result:
         low, high = self.quartiles
         return (high - low) / self.median if self.median > 0 else 0.0
 
-    def speedup_over(self, anchor: "Result") -> float:
+    def speedup_over(self, anchor: Result) -> float:
         """How many times faster than ``anchor`` per item (the same as per call when both do the same work)."""
         return (anchor.median / anchor.items) / (self.median / self.items)
 
@@ -213,35 +213,48 @@ def time_call(call: Callable[[], Any], settings: Settings) -> list[float]:
     The garbage collector is paused while timing, as pytest-benchmark does:
     a collection landing in one round says nothing about the case.
     """
+    return time_calls([call], settings)[0]
+
+
+def time_calls(calls: list[Callable[[], Any]], settings: Settings) -> list[list[float]]:
+    """Seconds per call of each of ``calls``, timed in alternating rounds (one round of each per lap, as
+    :func:`time_call` times one), so a machine that gets busier or quieter meanwhile slows every one of
+    them alike and their ratios hold. The laps fill ``seconds_per_case`` per call."""
     sync = _sync_for(settings.device)
     if sync is not None:
-        inner = call
-
-        def call():
-            inner()
-            sync()
-
-    call()  # one more warm-up: caches, lazy allocations
-    start = time.perf_counter()
-    call()
-    estimate = max(time.perf_counter() - start, 1e-9)
-    iterations = max(1, int(settings.round_seconds / estimate))
-    samples: list[float] = []
+        calls = [_synced(call, sync) for call in calls]
+    iterations = []
+    for call in calls:
+        call()  # one more warm-up: caches, lazy allocations
+        start = time.perf_counter()
+        call()
+        estimate = max(time.perf_counter() - start, 1e-9)
+        iterations.append(max(1, int(settings.round_seconds / estimate)))
+    samples: list[list[float]] = [[] for _ in calls]
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        deadline = time.perf_counter() + settings.seconds_per_case
-        while len(samples) < settings.max_rounds:
-            start = time.perf_counter()
-            for _ in range(iterations):
-                call()
-            samples.append((time.perf_counter() - start) / iterations)
-            if len(samples) >= settings.min_rounds and time.perf_counter() >= deadline:
+        deadline = time.perf_counter() + settings.seconds_per_case * len(calls)
+        while len(samples[0]) < settings.max_rounds:
+            for call, repeat, out in zip(calls, iterations, samples):
+                start = time.perf_counter()
+                for _ in range(repeat):
+                    call()
+                out.append((time.perf_counter() - start) / repeat)
+            if len(samples[0]) >= settings.min_rounds and time.perf_counter() >= deadline:
                 break
     finally:
         if gc_was_enabled:
             gc.enable()
     return samples
+
+
+def _synced(call: Callable[[], Any], sync: Callable[[], None]) -> Callable[[], None]:
+    def synced():
+        call()
+        sync()
+
+    return synced
 
 
 def _cpu_model() -> str:

@@ -102,7 +102,7 @@ def tables(results: list[Result]) -> list[tuple[str, list[str], list[list[str]]]
     for (capability, where, device), rs in grouped(results).items():
         kind = rs[0].kind
         header, rows = solve_table(rs) if kind == "solve" else timed_table(rs)
-        unit = "seconds to solve, over seeds" if kind == "solve" else f"median per call, ±half the IQR"
+        unit = "seconds to solve, over seeds" if kind == "solve" else "median per call, ±half the IQR"
         out.append((f"{capability}: {where} ({device}; {unit})", header, rows))
     return out
 

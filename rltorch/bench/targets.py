@@ -69,6 +69,12 @@ TARGETS = (
            "ppo_population agents=64", solve=(8.0, 8.0)),
     Target(21, "64 PPO agents at once in less wall time than rejax's PPO vmapped over 64 seeds (its compile "
                "included)", "ppo_population agents=64", anchor="rejax PPO (jit+vmap)", at_least=1),
+    Target(22, "MountainCar at least 100 M env steps/s at N = 16384 (2 cores)", "mountain_car_step", 16384,
+           min_items_per_second=100e6),
+    Target(22, "Pendulum at least 100 M env steps/s at N = 16384 (2 cores)", "pendulum_step", 16384,
+           min_items_per_second=100e6),
+    Target(22, "Acrobot at least 20 M env steps/s at N = 16384 (2 cores; RK4)", "acrobot_step", 16384,
+           min_items_per_second=20e6),
 )
 
 

@@ -321,7 +321,7 @@ class Apex(DQN):
             for actor in getattr(self, "actors", []):
                 try:
                     ray.kill(actor, no_restart=True)
-                except Exception:  # noqa: BLE001 — already gone
+                except Exception:
                     pass
             self.actors = []
             self._pending = {}

@@ -1,7 +1,7 @@
 """Env plumbing shared by every agent: build a vector env, pick a device, read
 the solve threshold, and see any gymnasium vector env as torch tensors.
 
-rltorch's own CartPole returns torch tensors and can reset in the same step
+rltorch's own envs return torch tensors and can reset in the same step
 (SAME_STEP: the final observation comes back in ``info["final_obs"]``), so
 every row of every step is a valid transition and nothing leaves the device.
 gymnasium's envs return numpy arrays and default to NEXT_STEP autoreset: the
@@ -23,48 +23,72 @@ from torch import Tensor
 
 from rltorch._checks import resolve_device
 
-#: Env ids that rltorch's vectorized CartPole implements (env_backend "auto" picks it for these).
-RLTORCH_ENV_IDS = ("CartPole-v1", "rltorch/CartPole-v1")
+#: gymnasium ids rltorch's own vectorized envs implement, with the class of each
+#: (env_backend "auto" picks rltorch's for these; "rltorch/<id>" names the same env).
+RLTORCH_ENVS = {
+    "CartPole-v1": "CartPoleVecEnv",
+    "MountainCar-v0": "MountainCarVecEnv",
+    "MountainCarContinuous-v0": "MountainCarContinuousVecEnv",
+    "Pendulum-v1": "PendulumVecEnv",
+    "Acrobot-v1": "AcrobotVecEnv",
+}
+RLTORCH_ENV_IDS = tuple(RLTORCH_ENVS) + tuple(f"rltorch/{env_id}" for env_id in RLTORCH_ENVS)
 ENV_BACKENDS = ("auto", "rltorch", "gymnasium")
+
+#: Mean returns that count as solved where gymnasium's registration sets none: gymnasium registers
+#: no reward_threshold for Pendulum-v1; rltorch's bench and agents use -200 (issue #22's bar).
+SOLVE_THRESHOLDS = {"Pendulum-v1": -200.0}
+
+
+def _gym_id(env_id: str) -> str:
+    return env_id.removeprefix("rltorch/") if env_id in RLTORCH_ENV_IDS else env_id
 
 
 def make_env(env_id: str, num_envs: int, *, backend: str = "auto", device: torch.device | str | None = None):
-    """The vector env for ``env_id``: rltorch's CartPole (backend "rltorch", or "auto" for CartPole-v1) or gymnasium's."""
+    """The vector env for ``env_id``: rltorch's own (backend "rltorch", or "auto" for the ids in
+    :data:`RLTORCH_ENV_IDS`: CartPole-v1, MountainCar-v0, MountainCarContinuous-v0, Pendulum-v1,
+    Acrobot-v1), resetting in the same step, or gymnasium's ``make_vec`` (backend "gymnasium")."""
     if backend not in ENV_BACKENDS:
         raise ValueError(f"`backend` must be one of {', '.join(ENV_BACKENDS)}, got {backend!r}")
     if backend == "auto":
         backend = "rltorch" if env_id in RLTORCH_ENV_IDS else "gymnasium"
     if backend == "rltorch":
         if env_id not in RLTORCH_ENV_IDS:
-            raise ValueError(f"rltorch implements {', '.join(RLTORCH_ENV_IDS)}; use env_backend='gymnasium' for {env_id!r}")
-        from rltorch.envs.cartpole import CartPoleVecEnv
+            raise ValueError(f"rltorch implements {', '.join(RLTORCH_ENVS)}; use env_backend='gymnasium' for {env_id!r}")
+        from rltorch import envs
 
-        return CartPoleVecEnv(num_envs, device=resolve_device(device or "auto"), autoreset_mode="same_step")
+        env_class = getattr(envs, RLTORCH_ENVS[_gym_id(env_id)])
+        return env_class(num_envs, device=resolve_device(device or "auto"), autoreset_mode="same_step")
     try:
-        return gym.make_vec(env_id, num_envs=num_envs)
+        return gym.make_vec(_gym_id(env_id), num_envs=num_envs)
     except gym.error.Error as exc:
         raise ValueError(f"unknown or unusable env id {env_id!r}: {exc}") from exc
 
 
 def solve_threshold(env_id: str, override: float | None = None) -> float:
-    """``override`` if given, else the env spec's ``reward_threshold`` (475 for CartPole-v1), else ``inf``."""
+    """``override`` if given, else the env spec's ``reward_threshold`` (475 for CartPole-v1, -100 for
+    Acrobot-v1, -110 for MountainCar-v0, 90 for MountainCarContinuous-v0), else
+    :data:`SOLVE_THRESHOLDS` (-200 for Pendulum-v1), else ``inf``."""
     if override is not None:
         return float(override)
-    spec_id = "CartPole-v1" if env_id in RLTORCH_ENV_IDS else env_id
+    spec_id = _gym_id(env_id)
     try:
         threshold = gym.spec(spec_id).reward_threshold
     except gym.error.Error:
         threshold = None
+    if threshold is None:
+        threshold = SOLVE_THRESHOLDS.get(spec_id)
     return math.inf if threshold is None else float(threshold)
 
 
 def max_episode_return(env) -> float | None:
-    """The most one episode of ``env`` can return, where the env makes it known (rltorch's CartPole:
-    1 per step up to its time limit, or 0 with the Sutton-Barto reward); ``None`` otherwise."""
-    from rltorch.envs.cartpole import CartPoleVecEnv
+    """The most one episode of ``env`` can return, where the env makes it known (rltorch's envs:
+    CartPole 1 per step up to its time limit, MountainCar -1, Acrobot and Pendulum 0,
+    MountainCarContinuous 100); ``None`` otherwise."""
+    from rltorch.envs.kernel_env import KernelVecEnv
 
-    if isinstance(env, CartPoleVecEnv):
-        return 0.0 if env.sutton_barto_reward else float(env.max_episode_steps)
+    if isinstance(env, KernelVecEnv):
+        return env.max_episode_return
     return None
 
 

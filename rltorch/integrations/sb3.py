@@ -1,7 +1,10 @@
-"""stable-baselines3 on rltorch: a ``VecEnv`` over :class:`~rltorch.envs.CartPoleVecEnv`,
+"""stable-baselines3 on rltorch: a ``VecEnv`` over any of rltorch's vector envs
+(:class:`~rltorch.envs.CartPoleVecEnv`, :class:`~rltorch.envs.PendulumVecEnv`, ...),
 and prioritized experience replay for SB3's DQN on rltorch's sum tree.
 
 ```python
+from stable_baselines3 import PPO
+from rltorch.envs import PendulumVecEnv
 from rltorch.integrations.sb3 import PrioritizedDQN, SB3VecEnv
 
 env = SB3VecEnv(num_envs=8, seed=0)              # CartPole-v1, stepped by one kernel call
@@ -9,6 +12,9 @@ model = PrioritizedDQN("MlpPolicy", env, per_alpha=0.6, per_beta=0.4)
 model.learn(50_000)
 model.save("per_dqn")
 model = PrioritizedDQN.load("per_dqn", env=env)  # SB3's own save/load
+
+pendulum = SB3VecEnv(PendulumVecEnv(4, seed=0, autoreset_mode="same_step"))
+PPO("MlpPolicy", pendulum).learn(10_000)         # Box actions work the same way
 ```
 
 :class:`PrioritizedReplayBuffer` is an SB3 ``ReplayBuffer`` whose storage and sampling are
@@ -35,14 +41,13 @@ from stable_baselines3.common.preprocessing import get_action_dim, get_obs_shape
 from stable_baselines3.common.vec_env import VecEnv
 
 from rltorch import replay
-from rltorch.envs import CartPoleVecEnv
-from rltorch.envs.cartpole import _draw_cartpole
+from rltorch.envs import CartPoleVecEnv, KernelVecEnv
 
 __all__ = ["SB3VecEnv", "PrioritizedReplayBuffer", "PrioritizedReplayBufferSamples", "PrioritizedDQN"]
 
 
 class SB3VecEnv(VecEnv):
-    """SB3's ``VecEnv`` API over one :class:`~rltorch.envs.CartPoleVecEnv`.
+    """SB3's ``VecEnv`` API over one of rltorch's vector envs (Discrete or Box actions).
 
     SB3's semantics: finished envs reset in the same call; ``dones`` is
     ``terminated | truncated``; ``infos[i]["terminal_observation"]`` holds a finished
@@ -52,17 +57,20 @@ class SB3VecEnv(VecEnv):
     Arrays are NumPy (obs float32, rewards float32, dones bool).
 
     Args:
-        env: a :class:`CartPoleVecEnv` in ``autoreset_mode="same_step"``; or leave it out
-            and pass ``num_envs`` and the other :class:`CartPoleVecEnv` arguments.
+        env: one of rltorch's vector envs (:class:`~rltorch.envs.CartPoleVecEnv`,
+            :class:`~rltorch.envs.MountainCarVecEnv`, :class:`~rltorch.envs.PendulumVecEnv`, ...)
+            in ``autoreset_mode="same_step"``; or leave it out and pass ``num_envs`` and the
+            other :class:`CartPoleVecEnv` arguments for CartPole-v1.
     """
 
-    def __init__(self, env: CartPoleVecEnv | None = None, **env_kwargs: Any):
+    def __init__(self, env: KernelVecEnv | None = None, **env_kwargs: Any):
         if env is None:
             env = CartPoleVecEnv(**{"autoreset_mode": "same_step", **env_kwargs})
         elif env_kwargs:
             raise TypeError(f"SB3VecEnv: pass either `env` or CartPoleVecEnv arguments, not both ({sorted(env_kwargs)})")
-        if not isinstance(env, CartPoleVecEnv):
-            raise TypeError(f"SB3VecEnv: `env` must be a rltorch.envs.CartPoleVecEnv, got {type(env).__name__}")
+        if not isinstance(env, KernelVecEnv):
+            raise TypeError("SB3VecEnv: `env` must be one of rltorch's vector envs (rltorch.envs.CartPoleVecEnv, "
+                            f"PendulumVecEnv, ...), got {type(env).__name__}")
         if env.autoreset_mode != AutoresetMode.SAME_STEP:
             raise ValueError(
                 "SB3VecEnv: `env` must reset in the same step as SB3 expects (autoreset_mode='same_step'), "
@@ -91,10 +99,11 @@ class SB3VecEnv(VecEnv):
 
     def step_async(self, actions: np.ndarray) -> None:
         array = np.asarray(actions)
-        if array.size != self.num_envs or array.ndim > 2:
+        per_env = int(np.prod(self.action_space.shape))  # 1: a Discrete index, or a Box(shape=(1,)) value
+        if array.size != self.num_envs * per_env or array.ndim > 2:
             raise ValueError(f"SB3VecEnv.step: `actions` must hold one action per env ({self.num_envs}), "
                              f"got shape {list(array.shape)}")
-        self._actions = array.reshape(self.num_envs)
+        self._actions = array.reshape((self.num_envs, *self.action_space.shape))
 
     def step_wait(self):
         if self._actions is None:
@@ -125,7 +134,7 @@ class SB3VecEnv(VecEnv):
         if self.render_mode != "rgb_array":
             return [None] * self.num_envs
         states = self.env.state.t().double().cpu().numpy()
-        return [_draw_cartpole(states[i]) for i in range(self.num_envs)]
+        return [self.env.draw(states[i]) for i in range(self.num_envs)]
 
     # The envs share one batched object, so attributes are read from and written to it.
     def get_attr(self, attr_name: str, indices=None) -> list[Any]:
@@ -133,12 +142,14 @@ class SB3VecEnv(VecEnv):
 
     def set_attr(self, attr_name: str, value: Any, indices=None) -> None:
         if len(list(self._get_indices(indices))) != self.num_envs:
-            raise ValueError("SB3VecEnv: the envs share one CartPoleVecEnv; set attributes on all of them (indices=None)")
+            raise ValueError(f"SB3VecEnv: the envs share one {type(self.env).__name__}; set attributes on all of them "
+                             "(indices=None)")
         setattr(self.env, attr_name, value)
 
     def env_method(self, method_name: str, *method_args, indices=None, **method_kwargs) -> list[Any]:
         if len(list(self._get_indices(indices))) != self.num_envs:
-            raise ValueError("SB3VecEnv: the envs share one CartPoleVecEnv; call methods on all of them (indices=None)")
+            raise ValueError(f"SB3VecEnv: the envs share one {type(self.env).__name__}; call methods on all of them "
+                             "(indices=None)")
         result = getattr(self.env, method_name)(*method_args, **method_kwargs)
         return [result] * self.num_envs
 

@@ -9,14 +9,16 @@ Use :func:`new_cartpole_state` to allocate them.
 
 from __future__ import annotations
 
-import numbers
-
-import numpy as np
 import torch
 from torch import Tensor
 
 from rltorch import _ext, _reference
 from rltorch.ops._dispatch import pick, resolve
+from rltorch.ops._env_args import as_bool as _as_bool
+from rltorch.ops._env_args import as_int as _as_int
+from rltorch.ops._env_args import as_real as _as_float
+from rltorch.ops._env_args import as_seed as _as_seed
+from rltorch.ops._env_args import check_env_devices as _check_devices
 
 __all__ = ["cartpole_step_", "cartpole_reset_", "new_cartpole_state", "AUTORESET_MODES"]
 
@@ -36,44 +38,6 @@ def new_cartpole_state(num_envs: int, device: torch.device | str = "cpu") -> tup
         torch.zeros(num_envs, dtype=torch.bool, device=device),
         torch.zeros(num_envs, dtype=torch.int64, device=device),
     )
-
-
-def _as_seed(op: str, seed) -> int:
-    """``seed`` as the int64 the ops take: any integer in [-2**63, 2**64) (the generator keys on its
-    64 bits, so ``s`` and ``s - 2**64`` are the same seed)."""
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise TypeError(f"rltorch.{op}: `seed` must be an integer, got {type(seed).__name__} {seed!r}")
-    seed = int(seed)
-    if not -(2**63) <= seed < 2**64:
-        raise ValueError(f"rltorch.{op}: `seed` must lie in [-2**63, 2**64), got {seed}")
-    return seed - 2**64 if seed >= 2**63 else seed
-
-
-def _as_float(op: str, name: str, value) -> float:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"rltorch.{op}: `{name}` must be a real number, got {type(value).__name__} {value!r}")
-    return float(value)
-
-
-def _as_int(op: str, name: str, value) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"rltorch.{op}: `{name}` must be an integer, got {type(value).__name__} {value!r}")
-    return int(value)
-
-
-def _as_bool(op: str, name: str, value) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"rltorch.{op}: `{name}` must be a bool, got {type(value).__name__} {value!r}")
-    return bool(value)
-
-
-def _check_devices(op: str, state: Tensor, **tensors: Tensor | None) -> None:
-    # The dispatcher sends a call with a meta (or other higher-priority) tensor
-    # to that device's kernel, which cannot know the env lives elsewhere.
-    for name, tensor in tensors.items():
-        if isinstance(tensor, Tensor) and tensor.device != state.device:
-            raise RuntimeError(f"rltorch.{op}: `{name}` is on {tensor.device} but `state` is on {state.device}; "
-                               "move them to one device")
 
 
 def cartpole_step_(

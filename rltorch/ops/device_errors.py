@@ -15,6 +15,10 @@ What is recorded, and what the op did with its state:
   stepped after it ended with autoreset disabled (``RuntimeError``): no env is
   stepped; the outputs describe the unchanged envs (their obs, reward 0, no
   flags).
+* ``mountain_car_step_``, ``mountain_car_continuous_step_``, ``pendulum_step_``,
+  ``acrobot_step_``: an action outside {0, 1, 2}, or a NaN/inf torque (``ValueError``),
+  or an ended env stepped with autoreset disabled (``RuntimeError``): as for CartPole,
+  no env is stepped and the outputs describe the unchanged envs.
 * ``sumtree_update_`` (also ``SumTree.update(validate=False)``): an index
   outside ``[0, capacity)`` (``IndexError``), a NaN/inf/negative priority or
   one whose ``priority + eps`` exceeds ``max_raw_priority`` (``ValueError``):
@@ -29,11 +33,11 @@ What is recorded, and what the op did with its state:
   is written.
 
 While a blocking error (every case above but the report) is pending on a
-device, ``cartpole_step_``, ``sumtree_update_`` and ``per_update_priorities_``
-on that device leave their state unchanged, so nothing builds on bad input
+device, ``cartpole_step_``, the classic-control steps, ``sumtree_update_`` and
+``per_update_priorities_`` on that device leave their state unchanged, so nothing builds on bad input
 until the error has been seen. The record keeps one error: blocking errors
 before reports, then the one the CPU kernel would have raised first (lowest
-position; for CartPole, bad actions before ended envs). Where it is checked:
+position; for the env steps, bad actions before ended envs). Where it is checked:
 ``SumTree.update(validate=True)`` and the prioritized buffer's validated
 ``update_priorities`` (which sync anyway) check it; anything else (e.g. a
 training loop at its logging interval, which syncs already) calls

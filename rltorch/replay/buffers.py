@@ -59,7 +59,14 @@ from rltorch.ops import _memory
 from rltorch.ops._dispatch import pick
 from rltorch.ops.returns import nstep_returns
 from rltorch.ops.sumtree import (
-    _GATHER, _PER_UPDATE, _REPLAY_SAMPLE, DEFAULT_FANOUT, SumTree, _validate_update, checked_leaves, max_raw_priority,
+    _GATHER,
+    _PER_UPDATE,
+    _REPLAY_SAMPLE,
+    DEFAULT_FANOUT,
+    SumTree,
+    _validate_update,
+    checked_leaves,
+    max_raw_priority,
     rebuild,
 )
 

@@ -40,6 +40,17 @@ enum Code : int {
   kPerTdNan = 6,            // reports (skipped entries), no payload: the code says the value
   kPerTdPosInf = 7,
   kPerTdNegInf = 8,
+  // The classic-control envs, a pair per env: a bad action (value: the
+  // action, or a continuous action's bits) and an ended env stepped with
+  // autoreset disabled (no payload).
+  kMountainCarBadAction = 9,
+  kMountainCarEnded = 10,
+  kMountainCarContinuousBadAction = 11,
+  kMountainCarContinuousEnded = 12,
+  kPendulumBadAction = 13,
+  kPendulumEnded = 14,
+  kAcrobotBadAction = 15,
+  kAcrobotEnded = 16,
   // The replay codes below are numbered apart from the others so that codes
   // added elsewhere do not collide with them.
   kSumtreeNoMass = 40,            // position: sampling_position(); value: the tree's total's bits
@@ -61,7 +72,14 @@ RLTORCH_HOST_DEVICE_INLINE int64_t sampling_position(int64_t tree, int op, bool 
   return tree * 4 + op * 2 + (batched ? 1 : 0);
 }
 
-RLTORCH_HOST_DEVICE_INLINE int rank_of(int code) { return code == kCartpoleEnded ? 1 : 0; }
+RLTORCH_HOST_DEVICE_INLINE bool is_classic_control(int code) {
+  return code >= kMountainCarBadAction && code <= kAcrobotEnded;
+}
+
+// Env ops check actions before ended envs.
+RLTORCH_HOST_DEVICE_INLINE int rank_of(int code) {
+  return code == kCartpoleEnded || (is_classic_control(code) && (code - kMountainCarBadAction) % 2 == 1) ? 1 : 0;
+}
 
 RLTORCH_HOST_DEVICE_INLINE uint64_t make_key(int code, int64_t position) {
   const uint64_t pos = static_cast<uint64_t>(position) & kMaxPosition;

@@ -143,14 +143,16 @@ def sb3_venv(venv: str) -> str:
 
 
 def run_sb3(algorithm: str, python: str, seed: int, threads: int | None, eval_every: int = 2048,
-            total_steps: int | None = None) -> dict:
-    """One seed of SB3's ``algorithm`` (rl-zoo3 hyperparameters) by ``sb3_solve.py`` in ``python``."""
+            total_steps: int | None = None, env_id: str = "CartPole-v1") -> dict:
+    """One seed of SB3's ``algorithm`` on ``env_id`` (rl-zoo3 hyperparameters) by ``sb3_solve.py`` in ``python``."""
     # run_path, not the script's path on the command line: that would put rltorch/bench first on sys.path.
     cmd = [python, "-u", "-c", "import runpy, sys; sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], "
            "run_name='__main__')", SB3_SCRIPT, algorithm, "--seed", str(seed), "--threads", str(threads or 0),
            "--eval-every", str(eval_every)]
     if total_steps:
         cmd += ["--total-steps", str(total_steps)]
+    if env_id != "CartPole-v1":
+        cmd += ["--env", env_id]
     with tempfile.TemporaryDirectory(prefix="rltorch-bench-sb3-") as tmp:
         start = time.perf_counter()
         proc = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True, env=child_env(threads))
@@ -423,6 +425,62 @@ def _cleanrl_case(group: str, impl: str, script: str, threads: int | None, tiny_
     return Case("agents", group, impl, setup, kind="solve", item="env step", devices=("cpu",))
 
 
+# --- the classic-control suite (issue #22) ------------------------------------------------------
+
+#: (algorithm, env id) -> rltorch's flags and step cap. Pendulum's follow rl-zoo3's PPO settings where
+#: they share a name (gamma 0.9, GAE lambda 0.95, 10 epochs) with 16 envs x 128 steps per rollout (the
+#: zoo: 4 x 1024) in minibatches of 128 (the zoo: 64) and a learning rate of 2e-3 (the zoo: 1e-3);
+#: Acrobot runs rltorch's PPO defaults. SB3 runs the zoo's own settings (rltorch/bench/sb3_solve.py).
+CLASSIC_SOLVE = {
+    ("ppo", "Acrobot-v1"): (["--eval-interval", "4096"], 200_000),
+    ("ppo", "Pendulum-v1"): (["--num-envs", "16", "--num-steps", "128", "--update-epochs", "10",
+                              "--num-minibatches", "16", "--gamma", "0.9", "--gae-lambda", "0.95",
+                              "--learning-rate", "2e-3", "--eval-interval", "8192"], 300_000),
+}
+#: SB3's evaluation interval per env: an evaluation of 100 episodes on gymnasium's Python envs
+#: takes seconds (Acrobot: 100 x up to 500 steps), left out of SB3's training-only time.
+CLASSIC_SB3_EVAL_EVERY = {"Acrobot-v1": 16_384, "Pendulum-v1": 8192, "MountainCar-v0": 10_000}
+
+
+def _classic_case(algorithm: str, env_id: str, impl: str) -> Case:
+    """Time to solve ``env_id`` (greedy mean of 100 episodes >= its solve threshold) with rltorch's
+    ``algorithm`` on rltorch's kernels, or with SB3 (``impl`` "SB3 PPO"/"SB3 DQN") on gymnasium's envs."""
+    args, cap = CLASSIC_SOLVE[(algorithm, env_id)]
+
+    def setup(settings: Settings):
+        if impl == "rltorch":
+            steps = settings.pick(2048, cap, cap)
+            extra = ["--env", env_id, *args, "--total-steps", str(steps), *settings.train_args]
+            return lambda seed: rltorch_solve_run(run_rltorch(algorithm, seed, extra, settings.device,
+                                                              settings.one_thread))
+        python = sb3_python(settings)
+        version = sb3_version(python)
+
+        def run_seed(seed: int) -> SolveRun:
+            run = sb3_solve_run(run_sb3(algorithm, python, seed, SOLVE_THREADS, CLASSIC_SB3_EVAL_EVERY[env_id],
+                                        env_id=env_id))
+            run.extra.update(sb3=version)
+            return run
+
+        return run_seed
+
+    return Case("agents", f"{algorithm}_time_to_solve", impl, setup, params=(("env", env_id),), kind="solve",
+                item="env step", devices=("cpu", "cuda") if impl == "rltorch" else ("cpu",))
+
+
+def classic_cases(settings: Settings) -> list[Case]:
+    """rltorch's PPO on Acrobot-v1 and Pendulum-v1 beside SB3 with rl-zoo3's settings. Each seed trains for
+    seconds to minutes, so only full runs time them (tiny runs check rltorch's set-up, unsolved)."""
+    if settings.mode == "quick":
+        return []
+    found = []
+    for algorithm, env_id in CLASSIC_SOLVE:
+        found.append(_classic_case(algorithm, env_id, "rltorch"))
+        if settings.mode == "full":
+            found.append(_classic_case(algorithm, env_id, f"SB3 {algorithm.upper()}"))
+    return found
+
+
 def cases(settings: Settings) -> list[Case]:
     # Tiny runs (the test suite's) stop after a few seconds, unsolved, and say so. SB3's DQN
     # (a 256x256 network, 0.5 updates per env step) and CleanRL (its criterion needs 200k-300k
@@ -453,4 +511,4 @@ def cases(settings: Settings) -> list[Case]:
         # counted in the time from process start, not in the time to solve).
         found.append(_rltorch_case("dqn_time_to_solve", "apex", [], impl="rltorch Ape-X (2 actors)",
                                    args=["--actors", "2"]))
-    return found
+    return found + classic_cases(settings)

@@ -1,6 +1,8 @@
-"""Vectorized CartPole-v1: env steps per second and full resets, rltorch beside
-gymnasium (its NumPy ``CartPoleVectorEnv`` and a ``SyncVectorEnv`` of scalar
-envs) and EnvPool.
+"""Vectorized envs: env steps per second and full resets. CartPole-v1: rltorch
+beside gymnasium (its NumPy ``CartPoleVectorEnv`` and a ``SyncVectorEnv`` of scalar
+envs) and EnvPool. MountainCar-v0, MountainCarContinuous-v0, Pendulum-v1 and
+Acrobot-v1: rltorch beside gymnasium's ``SyncVectorEnv`` (gymnasium ships no
+vector version of these).
 
 Every impl steps with actions drawn before timing and cycled, and rltorch runs
 in its gymnasium-faithful mode (float64 state, float32 obs), so all impls do
@@ -31,6 +33,9 @@ INSTALL_ENVPOOL = "pip install 'rltorch[bench]'  (or: pip install envpool)"
 # takes most of a second and says nothing the smaller sizes do not.
 SYNC_VECTOR_MAX_N = 256
 ENVPOOL_MAX_N = 16384
+# gymnasium has no vector version of the other classic-control envs: SyncVectorEnv is their only
+# anchor, timed at every size the issue names (at 16,384 envs one call takes 0.1-1 s).
+CLASSIC_SYNC_VECTOR_MAX_N = 16384
 
 
 def _usable_cores() -> int:
@@ -136,6 +141,62 @@ def _reset_case(impl: str, num_envs: int, devices: tuple[str, ...] = ("cpu", "cu
                 item="env reset", devices=devices)
 
 
+# ---- the classic-control suite ----
+
+#: op prefix -> gymnasium id, for the cases' group names (``<prefix>_step``).
+CLASSIC_ENVS = {"mountain_car": "MountainCar-v0", "mountain_car_continuous": "MountainCarContinuous-v0",
+                "pendulum": "Pendulum-v1", "acrobot": "Acrobot-v1"}
+
+
+def _classic_actions(name: str, num_envs: int, device: torch.device | None):
+    """Action rows drawn before timing (float32 [N, 1] torques inside the Box, or 0/1/2): torch
+    tensors on ``device``, or NumPy arrays when ``device`` is None."""
+    from rltorch._reference_classic import SPECS
+
+    spec = SPECS[name]
+    rows = _action_rows(num_envs)
+    generator = torch.Generator().manual_seed(0)
+    if spec.continuous:
+        actions = (torch.rand((rows, num_envs, 1), generator=generator) * 2 - 1) * spec.action_high
+    else:
+        actions = torch.randint(0, spec.num_actions, (rows, num_envs), generator=generator)
+    if device is None:
+        return list(actions.numpy())
+    return list(actions.to(device).unbind(0))
+
+
+def _classic_step_case(name: str, impl: str, num_envs: int, devices: tuple[str, ...] = ("cpu", "cuda")) -> Case:
+    def setup(settings: Settings):
+        from rltorch.envs.classic_control import CLASSIC_ENVS as ENV_CLASSES
+
+        gym_id = CLASSIC_ENVS[name]
+        if impl in ("rltorch", "rltorch op"):
+            env = ENV_CLASSES[gym_id](num_envs, device=settings.torch_device, seed=0)
+            env.reset()
+            next_actions = itertools.cycle(_classic_actions(name, num_envs, settings.torch_device)).__next__
+            if impl == "rltorch":
+                return lambda: env.step(next_actions())
+            # The registered op without the env's argument checks and info dict: what the env wrapper costs.
+            spec = env.facts
+            if not hasattr(torch.ops.rltorch, spec.step_op):
+                raise Unavailable("rltorch's compiled extension is not loaded: only the Python reference runs",
+                                  "pip install --force-reinstall rltorch  (a build with the C++ extension)")
+            op = getattr(torch.ops.rltorch, spec.step_op).default
+            tensors = (env.state, env.steps, env.prev_done, env.episode, env.returns)
+            scalars = (env._seed, *env.bounds, env.max_episode_steps, 0, *env._param())
+            return lambda: op(*tensors, next_actions(), *scalars)
+        if impl == "gymnasium SyncVectorEnv":
+            gymnasium, _ = _gymnasium()
+            env = gymnasium.vector.SyncVectorEnv([lambda: gymnasium.make(gym_id) for _ in range(num_envs)])
+            env.reset(seed=0)
+            next_actions = itertools.cycle(_classic_actions(name, num_envs, None)).__next__
+            return lambda: env.step(next_actions())
+        raise ValueError(f"unknown {name}_step impl {impl!r}")
+
+    return Case("env", f"{name}_step", impl, setup, size=num_envs, size_label="N", items=num_envs,
+                item="env step", devices=devices)
+
+
 def cases(settings: Settings) -> list[Case]:
     sizes = settings.pick(tiny=[16], quick=[1, 256, 16384], full=[1, 256, 16384, 1 << 18, 1 << 20])
     if settings.torch_device.type == "cuda" and settings.mode == "full":
@@ -155,4 +216,13 @@ def cases(settings: Settings) -> list[Case]:
     for num_envs in settings.pick(tiny=[16], quick=[256, 16384], full=[256, 16384]):
         found.append(_reset_case("rltorch", num_envs))
         found.append(_reset_case("gymnasium CartPoleVectorEnv", num_envs, devices=("cpu",)))
+    classic_sizes = settings.pick(tiny=[16], quick=[1, 256, 16384], full=[1, 256, 16384])
+    if settings.torch_device.type == "cuda" and settings.mode == "full":
+        classic_sizes = classic_sizes + [1 << 22]
+    for name in CLASSIC_ENVS:
+        for num_envs in classic_sizes:
+            found.append(_classic_step_case(name, "rltorch", num_envs))
+            found.append(_classic_step_case(name, "rltorch op", num_envs))
+            if num_envs <= CLASSIC_SYNC_VECTOR_MAX_N:
+                found.append(_classic_step_case(name, "gymnasium SyncVectorEnv", num_envs, devices=("cpu",)))
     return found
