@@ -363,7 +363,8 @@ def add_config_flags(parser: argparse.ArgumentParser, config_class: type) -> Non
         flags = [flag_name(f.name)] + (["--env"] if f.name == "env_id" else []) + list(f.metadata.get("aliases", ()))
         if f.metadata.get("repeat"):  # one value per use of the flag (values may hold commas themselves)
             group.add_argument(*flags, dest=f.name, action="append", default=argparse.SUPPRESS,
-                               metavar=f.metadata.get("metavar", "VALUE"), help=f"{text} (repeatable)".replace("%", "%%"))
+                               metavar=f.metadata.get("metavar", "VALUE"),
+                               help=f"{text} (repeatable)".replace("%", "%%"))
         elif hint is bool:
             group.add_argument(*flags, dest=f.name, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
                                help=text)

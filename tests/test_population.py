@@ -158,7 +158,8 @@ def test_cuda_graphs_replay_what_the_eager_steps_compute(sweep):
         runs.append((agent, result, rows))
     (eager, r1, rows1), (graphed, r2, rows2) = runs
     assert graphed._graphs is not None and eager._graphs is None
-    assert (graphed.env_steps, graphed.updates, graphed.iterations) == (eager.env_steps, eager.updates, eager.iterations)
+    counts = ("env_steps", "updates", "iterations")
+    assert [getattr(graphed, c) for c in counts] == [getattr(eager, c) for c in counts]
     assert [o["steps_to_solve"] for o in r2.agents] == [o["steps_to_solve"] for o in r1.agents]
     for x, y in zip(graphed.net.parameters(), eager.net.parameters()):
         torch.testing.assert_close(x, y)

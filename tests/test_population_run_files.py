@@ -8,8 +8,14 @@ import os
 import pytest
 
 from rltorch.agents.population import stats
-from rltorch.agents.population.run_files import (MetricsTable, aggregate, plot_learning_curves, plot_sensitivity,
-                                                 population_result, read_metrics)
+from rltorch.agents.population.run_files import (
+    MetricsTable,
+    aggregate,
+    plot_learning_curves,
+    plot_sensitivity,
+    population_result,
+    read_metrics,
+)
 from rltorch.agents.population.sweep import members
 
 SWEEP = {"learning_rate": (1e-3, 1e-2), "max_grad_norm": (None, 0.5)}

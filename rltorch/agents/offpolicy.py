@@ -146,8 +146,9 @@ def epsilon_greedy(q_values: Tensor, epsilon: float, generator: torch.Generator)
 
 def q_and_target(q: nn.Module, target_q: nn.Module, batch: Any, double: bool) -> tuple[Tensor, Tensor]:
     """``(Q(s, a), TD target)`` for a batch of transitions (``obs``, ``action``, ``reward``, ``terminated``,
-    ``next_obs``, ``discount``; ``[B, ...]``, or ``[K, B, ...]`` for K agents' stacked Q-networks). Double DQN: ``q`` picks the next action, ``target_q`` values it (pass the
-    same network twice to let one play both roles). The target carries no gradient."""
+    ``next_obs``, ``discount``; ``[B, ...]``, or ``[K, B, ...]`` for K agents' stacked Q-networks). Double
+    DQN: ``q`` picks the next action, ``target_q`` values it (pass the same network twice to let one play both
+    roles). The target carries no gradient."""
     with torch.no_grad():
         next_q = target_q(batch.next_obs)
         online = (next_q if target_q is q else q(batch.next_obs)) if double else None

@@ -260,8 +260,9 @@ class PPO(Agent):
         self._vf = self.per_agent("vf_coef")[agents].to(dev, torch.float32).view(column)
         self._target_kl = self.per_agent("target_kl")[agents]
         discounts = torch.stack([self.per_agent("gamma"), self.per_agent("gae_lambda")], dim=1)[agents]
-        self._discount_groups = [(float(g), float(lam), (discounts == torch.tensor([g, lam], dtype=torch.float64))
-                                  .all(dim=1).nonzero().flatten()) for g, lam in torch.unique(discounts, dim=0).tolist()]
+        pairs = torch.unique(discounts, dim=0).tolist()
+        self._discount_groups = [(g, lam, (discounts == torch.tensor([g, lam], dtype=torch.float64)).all(dim=1)
+                                  .nonzero().flatten()) for g, lam in pairs]
         self.buffer = RolloutBuffer(
             cfg.num_steps, count * cfg.num_envs, self.env.obs_shape,
             action_shape=() if self.env.discrete else (self.action_dim,),
@@ -404,8 +405,8 @@ class PPO(Agent):
             shuffled_weight = None if weight is None else _take(weight, order)
             for start in range(0, cfg.num_minibatches * rows, rows):
                 part = [field[:, start:start + rows] for field in shuffled]
-                stats = self._minibatch_step(*part, None if shuffled_weight is None else shuffled_weight[:, start:start + rows],
-                                             self._clip_now, updating)
+                part_weight = None if shuffled_weight is None else shuffled_weight[:, start:start + rows]
+                stats = self._minibatch_step(*part, part_weight, self._clip_now, updating)
                 if updating is not None:
                     stats = stats * updating.unsqueeze(1)
                 self.loss_stats.index_add_(0, self._rows, stats)

@@ -17,17 +17,15 @@ agent k into a plain ``ActorCritic`` (export, evaluation of one agent).
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
 
-from rltorch.agents.actor_critic import ActorCritic
+from rltorch.agents.actor_critic import ActorCritic, categorical_logprob_entropy, gaussian_entropy, gaussian_logprob
 from rltorch.nn.stacked import StackedMLP, stacked_orthogonal_
 
 __all__ = ["StackedActorCritic", "StackedObsNorm", "StackedDeterministicPolicy"]
-
-_LOG_2PI = math.log(2 * math.pi)
 
 
 class StackedObsNorm(nn.Module):
@@ -60,7 +58,8 @@ class StackedObsNorm(nn.Module):
         delta = batch_mean - self.mean
         self.mean += delta * (batch_count / total).view(per_agent)
         count = self.count.view(per_agent)
-        merged = self.var * count + batch_var * batch_count + delta.square() * count * batch_count / total.view(per_agent)
+        total_rows = total.view(per_agent)
+        merged = self.var * count + batch_var * batch_count + delta.square() * count * batch_count / total_rows
         self.var.copy_(merged / total.view(per_agent))
         self.count.copy_(total)
 
@@ -150,10 +149,8 @@ class StackedActorCritic(nn.Module):
         is a draw from Categorical(p)), standard normals for a Gaussian one."""
         out = self.actor(self.features(obs))
         if self.continuous:
-            std = self.log_std.exp().unsqueeze(1)
-            action = out + std * noise
-            logprob = (-0.5 * noise.square() - self.log_std.unsqueeze(1) - 0.5 * _LOG_2PI).sum(-1)
-            return action, logprob
+            log_std = self.log_std.unsqueeze(1)
+            return out + log_std.exp() * noise, gaussian_logprob(noise, log_std)
         log_probs = torch.log_softmax(out, dim=-1)
         action = (log_probs + noise).argmax(dim=-1)
         return action, log_probs.gather(-1, action.unsqueeze(-1)).squeeze(-1)
@@ -165,14 +162,9 @@ class StackedActorCritic(nn.Module):
         value = self.critic(features).squeeze(-1)
         if self.continuous:
             log_std = self.log_std.unsqueeze(1)
-            z = (action - out) * torch.exp(-log_std)
-            logprob = (-0.5 * z.square() - log_std - 0.5 * _LOG_2PI).sum(-1)
-            entropy = (0.5 + 0.5 * _LOG_2PI + self.log_std).sum(-1, keepdim=True).expand(out.shape[0], out.shape[1])
-            return logprob, entropy, value
-        log_probs = torch.log_softmax(out, dim=-1)
-        logprob = log_probs.gather(-1, action.long().unsqueeze(-1)).squeeze(-1)
-        entropy = -(log_probs.exp() * log_probs).sum(-1)
-        return logprob, entropy, value
+            logprob = gaussian_logprob((action - out) * torch.exp(-log_std), log_std)
+            return logprob, gaussian_entropy(log_std).expand(out.shape[0], out.shape[1]), value
+        return (*categorical_logprob_entropy(out, action), value)
 
     def deterministic(self, obs: Tensor) -> Tensor:
         """Each agent's greedy action: argmax of its logits, or its Gaussian mean clipped to the bounds."""
@@ -212,7 +204,7 @@ class StackedActorCritic(nn.Module):
                 single.log_std.copy_(self.log_std[k])
         return single
 
-    def select(self, index: Tensor) -> "StackedActorCritic":
+    def select(self, index: Tensor) -> StackedActorCritic:
         """A new StackedActorCritic holding copies of the agents in ``index`` (in that order)."""
         index = torch.as_tensor(index).long()
         out = StackedActorCritic.__new__(StackedActorCritic)
@@ -234,7 +226,7 @@ class StackedActorCritic(nn.Module):
             out.action_shape = self.action_shape
         return out
 
-    def load_rows(self, index: Tensor, other: "StackedActorCritic") -> None:
+    def load_rows(self, index: Tensor, other: StackedActorCritic) -> None:
         """Copies ``other``'s agents (all of them, in order) into this population's rows ``index``."""
         index = torch.as_tensor(index).long().to(self.actor[0].weight.device)
         if other.num_agents != index.numel():

@@ -9,7 +9,7 @@ k's own generator. :meth:`StackedQNetwork.agent` copies agent k into a plain
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
@@ -29,7 +29,8 @@ class StackedQNetwork(nn.Module):
                  dueling: bool = False, generators: Sequence[torch.Generator] | None = None):
         super().__init__()
         if obs_dim < 1 or num_actions < 1:
-            raise ValueError(f"StackedQNetwork needs obs_dim >= 1 and num_actions >= 1, got {obs_dim} and {num_actions}")
+            raise ValueError(f"StackedQNetwork needs obs_dim >= 1 and num_actions >= 1, got {obs_dim} and "
+                             f"{num_actions}")
         self.num_agents, self.obs_dim, self.num_actions = int(num_agents), int(obs_dim), int(num_actions)
         self.hidden_sizes, self.dueling = tuple(int(h) for h in hidden_sizes), bool(dueling)
         widths = [self.obs_dim, *self.hidden_sizes]
@@ -70,7 +71,7 @@ class StackedQNetwork(nn.Module):
     def _heads(self) -> list[StackedLinear]:
         return [self.value, self.advantage] if self.dueling else [self.head]
 
-    def select(self, index: Tensor) -> "StackedQNetwork":
+    def select(self, index: Tensor) -> StackedQNetwork:
         """A new StackedQNetwork holding copies of the agents in ``index`` (in that order)."""
         index = torch.as_tensor(index).long()
         out = StackedQNetwork.__new__(StackedQNetwork)

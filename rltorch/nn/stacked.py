@@ -26,7 +26,7 @@ agent k's initial weights depend on its own generator only.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -197,7 +197,7 @@ class StackedMLP(nn.Sequential):
                 m.weight[k].copy_(t.weight)
                 m.bias[k].copy_(t.bias)
 
-    def select(self, index) -> "StackedMLP":
+    def select(self, index) -> StackedMLP:
         """A new StackedMLP holding copies of the agents in ``index`` (in that order)."""
         index = _check_index("StackedMLP.select", index, self.num_stacked)
         if index.numel() == 0:

@@ -17,7 +17,7 @@ CUDA graph; the per-agent scalars live on the parameters' device.
 from __future__ import annotations
 
 import math
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import torch
 from torch import Tensor
@@ -202,7 +202,8 @@ class StackedAdam:
 
     def state_dict(self) -> dict:
         """Tensors only (``torch.load(weights_only=True)`` reads them)."""
-        return {"step": self.step_count.clone(), "lr_scale": self.lr_scale.clone(), "exp_avg": [m.clone() for m in self.exp_avg],
+        return {"step": self.step_count.clone(), "lr_scale": self.lr_scale.clone(),
+                "exp_avg": [m.clone() for m in self.exp_avg],
                 "exp_avg_sq": [v.clone() for v in self.exp_avg_sq], "lr": self.lr.clone(), "eps": self.eps.clone(),
                 "max_grad_norm": None if self.max_grad_norm is None else self.max_grad_norm.clone(),
                 "betas": list(self.betas)}
@@ -218,7 +219,8 @@ class StackedAdam:
         def check(key: str, value, like: Tensor) -> None:
             if not isinstance(value, Tensor) or value.dtype != like.dtype or value.shape != like.shape:
                 got = f"{value.dtype} {list(value.shape)}" if isinstance(value, Tensor) else type(value).__name__
-                raise ValueError(f"{name}: `{key}` must be a {like.dtype} tensor of shape {list(like.shape)}, got {got}")
+                raise ValueError(f"{name}: `{key}` must be a {like.dtype} tensor of shape {list(like.shape)}, "
+                                 f"got {got}")
 
         for key in ("step", "lr_scale", "lr", "eps"):
             check(key, state[key], own[key])
@@ -253,15 +255,17 @@ class StackedAdam:
         self.lr, self.eps, self.max_grad_norm = lr, eps, bound
         self.betas = (float(betas[0]), float(betas[1]))
 
-    def select(self, index: Tensor, params: Sequence[Tensor]) -> "StackedAdam":
+    def select(self, index: Tensor, params: Sequence[Tensor]) -> StackedAdam:
         """The optimiser of the agents in ``index`` (in that order) over ``params``, their parameters
         (e.g. ``StackedMLP.select(index).parameters()``): each keeps its moments, step count and settings."""
         index = torch.as_tensor(index, device=self.device).long()
         out = StackedAdam(params, lr=self.lr.index_select(0, index), betas=self.betas,
                           eps=self.eps.index_select(0, index),
-                          max_grad_norm=None if self.max_grad_norm is None else self.max_grad_norm.index_select(0, index),
+                          max_grad_norm=None if self.max_grad_norm is None
+                          else self.max_grad_norm.index_select(0, index),
                           lone=self.lone)
-        if len(out.params) != len(self.params) or any(a.shape[1:] != b.shape[1:] for a, b in zip(out.params, self.params)):
+        if len(out.params) != len(self.params) or any(a.shape[1:] != b.shape[1:]
+                                                      for a, b in zip(out.params, self.params)):
             raise ValueError("StackedAdam.select: `params` must be the selected agents' copies of this optimiser's "
                              "parameters, in the same order")
         out.step_count = self.step_count.index_select(0, index)

@@ -20,10 +20,12 @@ from __future__ import annotations
 import csv
 import math
 import os
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
+from rltorch._io import atomic_write
 from rltorch.agents.population import stats
 from rltorch.agents.population.sweep import Member, grid
 
@@ -98,7 +100,8 @@ def aggregate(outcomes: Sequence[dict], reps: int = stats.DEFAULT_REPS, seed: in
     evaluation, each with a 95% stratified bootstrap interval."""
     arrays = _outcome_arrays(outcomes)
     out: dict[str, Any] = {"agents": len(outcomes),
-                           "solve_rate": stats.summarize(arrays["solved"].astype(float), ("mean",), reps, seed=seed)["mean"],
+                           "solve_rate": stats.summarize(arrays["solved"].astype(float), ("mean",), reps,
+                                                         seed=seed)["mean"],
                            "steps_to_solve": stats.summarize(arrays["steps"], ("median", "iqm"), reps, seed=seed),
                            "time_to_solve_s": stats.summarize(arrays["seconds"], ("median", "iqm"), reps, seed=seed)}
     evaluated = arrays["final"][~np.isnan(arrays["final"])]
@@ -271,12 +274,8 @@ class PopulationRunFiles:
             agent.members, [_outcome(a) for a in result.agents], agent.sweep, agent.threshold, reps=reps,
             solved=result.solved, time_to_solve_s=result.time_to_solve_s, steps_to_solve=result.steps_to_solve,
             wall_time_s=result.wall_time_s, env_steps=result.env_steps, updates=result.updates)
-        path = os.path.join(self.run_dir, "result.json")
-        tmp = path + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(payload, f, indent=2)
-            f.write("\n")
-        os.replace(tmp, path)
+        path = atomic_write(os.path.join(self.run_dir, "result.json"), "result.json",
+                            lambda f: f.write((json.dumps(payload, indent=2) + "\n").encode()))
         written = [path, plot_learning_curves(self.run_dir, agent.members, agent.sweep, agent.threshold,
                                               lower_bounds=agent.config.eval_stop_early)]
         written += plot_sensitivity(self.run_dir, agent.members, [_outcome(a) for a in result.agents], agent.sweep,

@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from typing import Any, Collection, Sequence
+from typing import Any
 
 from rltorch.config import parse_field
 

@@ -145,22 +145,28 @@ def sb3_venv(venv: str) -> str:
 def run_sb3(algorithm: str, python: str, seed: int, threads: int | None, eval_every: int = 2048,
             total_steps: int | None = None, env_id: str = "CartPole-v1") -> dict:
     """One seed of SB3's ``algorithm`` on ``env_id`` (rl-zoo3 hyperparameters) by ``sb3_solve.py`` in ``python``."""
+    args = [algorithm, "--seed", str(seed), "--threads", str(threads or 0), "--eval-every", str(eval_every)]
+    if total_steps:
+        args += ["--total-steps", str(total_steps)]
+    if env_id != "CartPole-v1":
+        args += ["--env", env_id]
+    return run_peer_script(python, SB3_SCRIPT, args, threads, f"SB3 {algorithm} seed {seed}")
+
+
+def run_peer_script(python: str, script: str, args: list[str], threads: int | None, what: str) -> dict:
+    """``script`` (a file of rltorch/bench that imports nothing from rltorch) run in ``python`` with ``args``
+    in a scratch directory: its ``RESULT {json}`` line, plus ``process_s``."""
     # run_path, not the script's path on the command line: that would put rltorch/bench first on sys.path.
     cmd = [python, "-u", "-c", "import runpy, sys; sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], "
-           "run_name='__main__')", SB3_SCRIPT, algorithm, "--seed", str(seed), "--threads", str(threads or 0),
-           "--eval-every", str(eval_every)]
-    if total_steps:
-        cmd += ["--total-steps", str(total_steps)]
-    if env_id != "CartPole-v1":
-        cmd += ["--env", env_id]
-    with tempfile.TemporaryDirectory(prefix="rltorch-bench-sb3-") as tmp:
+           "run_name='__main__')", script, *args]
+    with tempfile.TemporaryDirectory(prefix="rltorch-bench-peer-") as tmp:
         start = time.perf_counter()
         proc = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True, env=child_env(threads))
         process_s = time.perf_counter() - start
     for line in reversed(proc.stdout.splitlines()):
         if line.startswith("RESULT "):
             return dict(json.loads(line[len("RESULT "):]), process_s=process_s)
-    raise RuntimeError(f"SB3 {algorithm} seed {seed} failed:\n{proc.stderr[-3000:]}")
+    raise RuntimeError(f"{what} failed:\n{proc.stderr[-3000:]}")
 
 
 def sb3_solve_run(result: dict) -> SolveRun:
@@ -307,21 +313,12 @@ def rejax_venv(venv: str) -> str:
 
 
 def run_rejax(python: str, seeds: int, seed: int, total_steps: int | None = None, eval_every: int = 2000) -> dict:
-    """rejax's PPO vmapped over ``seeds`` seeds by ``rejax_solve.py`` in ``python`` (JAX on one thread, as the
-    other peers: XLA's CPU client uses about one core here anyway)."""
-    cmd = [python, "-u", "-c", "import runpy, sys; sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], "
-           "run_name='__main__')", REJAX_SCRIPT, "--seeds", str(seeds), "--seed", str(seed),
-           "--eval-every", str(eval_every)]
+    """rejax's PPO vmapped over ``seeds`` seeds by ``rejax_solve.py`` in ``python`` (one OpenMP thread, as the
+    other peers; XLA's CPU client uses about one core here anyway)."""
+    args = ["--seeds", str(seeds), "--seed", str(seed), "--eval-every", str(eval_every)]
     if total_steps:
-        cmd += ["--total-steps", str(total_steps)]
-    with tempfile.TemporaryDirectory(prefix="rltorch-bench-rejax-") as tmp:
-        start = time.perf_counter()
-        proc = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True, env=child_env(SOLVE_THREADS))
-        process_s = time.perf_counter() - start
-    for line in reversed(proc.stdout.splitlines()):
-        if line.startswith("RESULT "):
-            return dict(json.loads(line[len("RESULT "):]), process_s=process_s)
-    raise RuntimeError(f"rejax seed {seed} failed:\n{proc.stderr[-3000:]}")
+        args += ["--total-steps", str(total_steps)]
+    return run_peer_script(python, REJAX_SCRIPT, args, SOLVE_THREADS, f"rejax seed {seed}")
 
 
 def rejax_solve_run(result: dict) -> SolveRun:
