@@ -362,8 +362,12 @@ def add_config_flags(parser: argparse.ArgumentParser, config_class: type) -> Non
         text = docs.get(f.name) or f"{f.name.replace('_', ' ')} ({describe(hint)})"
         limits = f"{bounds[f.name]}; " if f.name in bounds else ""
         text = f"{text} ({limits}default: {shown})".replace("%", "%%")
-        flags = [flag_name(f.name)] + (["--env"] if f.name == "env_id" else [])
-        if hint is bool:
+        flags = [flag_name(f.name)] + (["--env"] if f.name == "env_id" else []) + list(f.metadata.get("aliases", ()))
+        if f.metadata.get("repeat"):  # one value per use of the flag (values may hold commas themselves)
+            group.add_argument(*flags, dest=f.name, action="append", default=argparse.SUPPRESS,
+                               metavar=f.metadata.get("metavar", "VALUE"),
+                               help=f"{text} (repeatable)".replace("%", "%%"))
+        elif hint is bool:
             group.add_argument(*flags, dest=f.name, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
                                help=text)
         elif typing.get_origin(hint) is Literal:

@@ -22,6 +22,23 @@ from rltorch.nn import mlp
 _LOG_2PI = math.log(2 * math.pi)
 
 
+def gaussian_logprob(z: Tensor, log_std: Tensor) -> Tensor:
+    """Log-density of a diagonal Gaussian at the standardised deviations ``z`` (summed over the last dim)."""
+    return (-0.5 * z.square() - log_std - 0.5 * _LOG_2PI).sum(-1)
+
+
+def gaussian_entropy(log_std: Tensor) -> Tensor:
+    """Entropy of a diagonal Gaussian with these log standard deviations (summed over the last dim)."""
+    return (0.5 + 0.5 * _LOG_2PI + log_std).sum(-1)
+
+
+def categorical_logprob_entropy(logits: Tensor, action: Tensor) -> tuple[Tensor, Tensor]:
+    """(log-probability of ``action``, entropy) of categorical policies with these logits (last dim)."""
+    log_probs = torch.log_softmax(logits, dim=-1)
+    logprob = log_probs.gather(-1, action.long().unsqueeze(-1)).squeeze(-1)
+    return logprob, -(log_probs.exp() * log_probs).sum(-1)
+
+
 class RunningObsNorm(nn.Module):
     """Running mean and variance of observations (Chan et al.'s parallel update),
     applied as ``clip((obs - mean) / sqrt(var + eps), -clip, clip)``.
@@ -137,9 +154,7 @@ class ActorCritic(nn.Module):
         if self.continuous:
             std = self.log_std.exp()
             noise = torch.randn(out.shape, generator=generator, device=out.device, dtype=out.dtype)
-            action = out + std * noise
-            logprob = (-0.5 * noise.square() - self.log_std - 0.5 * _LOG_2PI).sum(-1)
-            return action, logprob
+            return out + std * noise, gaussian_logprob(noise, self.log_std)
         log_probs = torch.log_softmax(out, dim=-1)
         # Gumbel-max: argmax(log p + Gumbel noise) is a draw from Categorical(p), in three kernels.
         uniform = torch.rand(out.shape, generator=generator, device=out.device, dtype=out.dtype)
@@ -152,14 +167,9 @@ class ActorCritic(nn.Module):
         out = self.actor(features)
         value = self.critic(features).squeeze(-1)
         if self.continuous:
-            z = (action - out) * torch.exp(-self.log_std)
-            logprob = (-0.5 * z.square() - self.log_std - 0.5 * _LOG_2PI).sum(-1)
-            entropy = (0.5 + 0.5 * _LOG_2PI + self.log_std).sum().expand(out.shape[0])
-            return logprob, entropy, value
-        log_probs = torch.log_softmax(out, dim=-1)
-        logprob = log_probs.gather(-1, action.long().unsqueeze(-1)).squeeze(-1)
-        entropy = -(log_probs.exp() * log_probs).sum(-1)
-        return logprob, entropy, value
+            logprob = gaussian_logprob((action - out) * torch.exp(-self.log_std), self.log_std)
+            return logprob, gaussian_entropy(self.log_std).expand(out.shape[0]), value
+        return (*categorical_logprob_entropy(out, action), value)
 
     def deterministic(self, obs: Tensor) -> Tensor:
         """The greedy action: argmax of the logits, or the Gaussian mean clipped to the action bounds."""

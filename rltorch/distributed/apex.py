@@ -35,7 +35,7 @@ import signal
 import time
 from dataclasses import asdict, dataclass
 from types import SimpleNamespace
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 import torch
 from torch import Tensor
@@ -67,6 +67,8 @@ def actor_epsilon(index: int, num_actors: int, base: float = 0.4, alpha: float =
 @dataclass(kw_only=True)
 class ApexConfig(DQNConfig):
     """Ape-X DQN on Ray: actors with per-actor epsilon feed the learner's prioritized replay."""
+
+    per_agent_fields: ClassVar[tuple[str, ...] | None] = None  # one learner: no populations
 
     actors: PositiveInt = 2
     """Ray actors stepping envs (each runs num_envs envs)."""
@@ -227,7 +229,7 @@ class Apex(DQN):
 
     def _publish(self) -> None:
         if self._weights_ref is None or self.updates - self._last_published >= self.config.publish_interval:
-            weights = {k: v.detach().cpu().clone() for k, v in self.q.state_dict().items()}
+            weights = {k: v.detach().cpu().clone() for k, v in self.q.agent(0).state_dict().items()}
             self._weights_ref = self._ray.put(weights)
             self.weights_version += 1
             self._last_published = self.updates
