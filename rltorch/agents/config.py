@@ -86,7 +86,7 @@ class RunConfig(Config):
              f"must be {'1' if values['num_agents'] > 1 else 'empty'}: {type(self).__name__[:-6] or 'this algorithm'} "
              f"trains one agent at a time")
         if values["sweep"]:
-            from rltorch.agents.population.sweep import parse_sweep, grid
+            from rltorch.agents.population.sweep import grid, parse_sweep
 
             base = {k: v for k, v in values.items() if k not in ("sweep", "num_agents")}
             try:

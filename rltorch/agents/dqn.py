@@ -43,8 +43,8 @@ from rltorch.agents.offpolicy import (
     update_target,
 )
 from rltorch.agents.stacked_q import StackedGreedyPolicy, StackedQNetwork
-from rltorch.nn.stacked_adam import StackedAdam
 from rltorch.config import HiddenSizes, LearningRate, Positive, PositiveInt, Unit
+from rltorch.nn.stacked_adam import StackedAdam
 
 
 @dataclass(kw_only=True)
