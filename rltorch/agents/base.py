@@ -42,13 +42,14 @@ frame saves each by its type (``nn.Module`` and optimizers by their state
 dicts, tensors, numbers, and any object with ``state_dict()`` /
 ``load_state_dict()``), checks every one against the live agent before it
 writes anything (names, shapes, dtypes), restores them, and rolls everything
-back if a restore still fails midway, naming the key. A checkpoint (format 3)
+back if a restore still fails midway, naming the key. A checkpoint (format 4)
 is ``{"format", "algorithm", "config", "frame": {...}, <name>: {...}}``: the
 frame's counters, episode statistics, env state and exploration generator,
 and the algorithm's attributes under its own name. State that is not an
 attribute goes through ``extra_state()`` / ``load_extra_state(state)``.
 Formats 1 and 2 (one flat dict) still load; an algorithm whose attributes were
-renamed since maps its old keys in ``legacy_section``. Files are written and
+renamed since maps its old keys in ``legacy_section``, and one whose networks
+changed shape since format 3 converts them in ``upgraded_section``. Files are written and
 read through :mod:`rltorch._io`: atomically, with a checksum, and with
 ``torch.load(weights_only=True)``, so a checkpoint never runs code and a
 damaged one is refused naming the file.
@@ -85,9 +86,11 @@ from rltorch.envs.vector import Step, VectorEnvAdapter, make_env, max_episode_re
 from rltorch.ops.device_errors import check_device_errors
 
 #: Version of the checkpoint layout. 1: DQN's flat dict (no ``algorithm`` key); 2: a flat dict tagged with the
-#: algorithm; 3: the frame's entries and the algorithm's, each in its own section.
-CHECKPOINT_FORMAT = 3
-READABLE_FORMATS = (1, 2, 3)
+#: algorithm; 3: the frame's entries and the algorithm's, each in its own section; 4: the same sections, with
+#: each agent a row of stacked networks and optimisers (population training; ``upgraded_section`` reads the
+#: lone networks of formats 1 to 3).
+CHECKPOINT_FORMAT = 4
+READABLE_FORMATS = (1, 2, 3, 4)
 FRAME_SECTION = "frame"
 #: The checkpoint's file name in a run directory (``rltorch train`` writes it; BC reads experts from it).
 CHECKPOINT_FILE = "checkpoint.pt"
@@ -569,6 +572,11 @@ class Agent:
         """The algorithm's section of a format 1 or 2 checkpoint, from its flat entries (the frame's removed)."""
         return flat
 
+    def upgraded_section(self, section: dict[str, Any]) -> dict[str, Any]:
+        """The algorithm's section of a format 1 to 3 checkpoint in today's layout (after ``legacy_section``);
+        a ValueError naming the entry when it cannot be. Reads ``self`` only for shapes and names."""
+        return section
+
     # ------------------------------------------------------------------ helpers for online algorithms
 
     def current_obs(self) -> Tensor:
@@ -915,7 +923,7 @@ class Agent:
 
     def _upgraded(self, state: dict) -> dict:
         """A format 1 or 2 checkpoint (one flat dict) in format 3's sections."""
-        if state.get("format") == CHECKPOINT_FORMAT:
+        if state.get("format") >= 3:
             return state
         flat = {k: v for k, v in state.items() if k not in _LEGACY_DROPPED}
         frame = {k: flat.pop(k) for k in _LEGACY_FRAME_KEYS if k in flat}
@@ -936,8 +944,10 @@ class Agent:
         for key, value in ((FRAME_SECTION, frame), (self.name, section)):
             if not isinstance(value, dict):
                 raise ValueError(f"`state` lacks its {key!r} section")
+        if state["format"] < 4:
+            section = self.upgraded_section(section)
         own = self._frame_state()
-        optional = {"env"} | ({"generator"} if state["format"] < CHECKPOINT_FORMAT else set())  # BC's had none
+        optional = {"env"} | ({"generator"} if state["format"] < 3 else set())  # BC's had none
         if self.num_agents > 1:
             population = frame.get(POPULATION_KEY)
             if not isinstance(population, dict) or set(population) != set(own[POPULATION_KEY]):
@@ -974,7 +984,7 @@ class Agent:
         return frame, section
 
     def load_state_dict(self, state: dict) -> None:
-        """Restores :meth:`state_dict` (formats 1 to 3). Checked first, naming the bad key; a state that still
+        """Restores :meth:`state_dict` (formats 1 to 4). Checked first, naming the bad key; a state that still
         fails midway is rolled back, so a rejected call leaves the agent as it was. When the env cannot be
         restored (gymnasium's envs have no state), training continues on fresh episodes."""
         try:

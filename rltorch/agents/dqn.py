@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from rltorch.agents.legacy import is_lone_adam_state, renumbered_body, stacked_adam_state, stacked_module_state
 from rltorch.agents.networks import GreedyPolicy
 from rltorch.agents.offpolicy import (
     OffPolicyAgent,
@@ -213,3 +214,19 @@ class DQN(OffPolicyAgent):
         if "update_debt" in section:
             section["schedule"] = {"debt": section.pop("update_debt"), "pending": 0}
         return section
+
+    def upgraded_section(self, section: dict[str, Any]) -> dict[str, Any]:
+        """Formats 1 to 3 held one agent's plain Q networks and torch Adam: the lone row of today's."""
+        if not is_lone_adam_state(section.get("optimizer")):
+            return section
+        if self.num_agents != 1:
+            raise ValueError(f"the checkpoint holds one agent (written before population training); this DQN "
+                             f"trains {self.num_agents}")
+        if not isinstance(section.get("q"), dict):
+            raise ValueError("`q` must be a network's state dict")
+        rename = renumbered_body(list(section["q"]))
+        q, parameters = stacked_module_state(section["q"], self.q, "q", rename)
+        target, _ = stacked_module_state(section.get("target"), self.target, "target", rename)
+        optimizer = stacked_adam_state(section["optimizer"], parameters, self.q, self.optimizer.state_dict(),
+                                       "optimizer", rename)
+        return {**section, "q": q, "target": target, "optimizer": optimizer}

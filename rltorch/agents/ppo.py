@@ -35,8 +35,9 @@ from torch import Tensor, nn
 
 from rltorch._checks import Range
 from rltorch.agents.actor_critic import DeterministicPolicy
-from rltorch.agents.base import Agent
+from rltorch.agents.base import EXTRA_KEY, Agent
 from rltorch.agents.config import RunConfig
+from rltorch.agents.legacy import is_lone_adam_state, stacked_adam_state, stacked_module_state
 from rltorch.agents.stacked_actor_critic import StackedActorCritic, StackedDeterministicPolicy
 from rltorch.config import HiddenSizes, LearningRate, Positive, PositiveInt, Unit
 from rltorch.envs.cartpole import CartPoleVecEnv
@@ -502,6 +503,23 @@ class PPO(Agent):
         if self.num_agents == 1:
             return {**row, "learning_rate": rates[0], **{name: values[0] for name, values in columns.items()}}
         return {**row, "learning_rate": rates, **columns}
+
+    def upgraded_section(self, section: dict[str, Any]) -> dict[str, Any]:
+        """Formats 1 to 3 held one agent's plain actor-critic, torch Adam (its learning rate annealed in place)
+        and that rate: the lone row of today's, the annealing as the optimiser's ``lr_scale``."""
+        if not is_lone_adam_state(section.get("optimizer")):
+            return section
+        if self.num_agents != 1:
+            raise ValueError(f"the checkpoint holds one agent (written before population training); this PPO "
+                             f"trains {self.num_agents}")
+        net, parameters = stacked_module_state(section.get("net"), self.net, "net")
+        optimizer = stacked_adam_state(section["optimizer"], parameters, self.live, self.optimizer.state_dict(),
+                                       "optimizer")
+        upgraded = {k: v for k, v in section.items() if k not in ("optimizer", "learning_rate")}
+        stats = section.get("loss_stats")
+        if isinstance(stats, Tensor) and stats.dim() == 1:
+            upgraded["loss_stats"] = stats.unsqueeze(0)
+        return {**upgraded, "net": net, EXTRA_KEY: {"optimizer": optimizer}}
 
     def extra_state(self) -> dict[str, Any]:
         """The training agents' Adam states (their rows of the population, in order)."""
