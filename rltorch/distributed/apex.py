@@ -41,7 +41,7 @@ import torch
 from torch import Tensor
 
 from rltorch._checks import Range
-from rltorch.agents.base import EpisodeStats
+from rltorch.agents.base import EnvDataError, EpisodeStats
 from rltorch.agents.dqn import DQN, DQNConfig
 from rltorch.agents.offpolicy import epsilon_greedy, replay_buffer, td_priorities
 from rltorch.config import PositiveInt
@@ -266,10 +266,18 @@ class Apex(DQN):
                 self._request(index)
                 continue
             self._request(index)
-            self._insert(batch)
+            self._insert(batch, index)
             return
 
-    def _insert(self, batch: dict[str, Any]) -> None:
+    def _insert(self, batch: dict[str, Any], actor: int) -> None:
+        # Actors step their envs in other processes, out of the frame's watch: their data is checked here,
+        # once per batch, before any of it reaches the buffer.
+        for key in ("obs", "reward", "next_obs"):
+            values = batch[key]
+            if values.is_floating_point() and not bool(torch.isfinite(values).all()):
+                raise EnvDataError(f"Apex: actor {actor}'s env {self.config.env_id!r} returned a non-finite "
+                                   f"{key.replace('next_', '').replace('obs', 'observation')} (NaN or inf) after env "
+                                   f"step {self.env_steps}; the batch was not inserted and Apex stopped training there")
         buffer = self.buffer
         first = buffer.added
         buffer.add(batch["obs"], batch["action"], batch["reward"], batch["next_obs"], batch["terminated"],
