@@ -22,8 +22,8 @@ if "CUDA_HOME" not in os.environ and "CUDA_PATH" not in os.environ:
     if os.path.isdir("/usr/local/cuda"):
         os.environ["CUDA_HOME"] = "/usr/local/cuda"
 
-import torch  # noqa: E402
-from torch.utils import cpp_extension  # noqa: E402
+import torch
+from torch.utils import cpp_extension
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 

@@ -134,7 +134,9 @@ def resolve_device(name: str | torch.device) -> torch.device:
     except (RuntimeError, TypeError, ValueError) as exc:
         raise ValueError(f"`device` must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {name!r}") from exc
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device {str(name)!r} was requested but CUDA is not available (torch.cuda.is_available() is False)")
+        raise RuntimeError(
+            f"device {str(name)!r} was requested but CUDA is not available (torch.cuda.is_available() is False)"
+        )
     return device
 
 

@@ -153,11 +153,15 @@ def load_checked(path: str | os.PathLike, what: str) -> dict:
         # torch words every refusal with "weights_only"; a pickled callable or class is an unsupported GLOBAL,
         # anything else (text, a truncated pickle) an unsupported opcode.
         if "global" in str(exc).lower():
-            raise ValueError(f"{path!r} is not an rltorch {what}: it holds Python objects other than tensors and "
-                             "plain values, and rltorch never runs code from a file") from None
+            raise ValueError(
+                f"{path!r} is not an rltorch {what}: it holds Python objects other than tensors and "
+                "plain values, and rltorch never runs code from a file"
+            ) from None
         raise ValueError(f"{path!r} is not a readable rltorch {what}: not a torch file, or damaged") from None
     except Exception as exc:  # truncated, a zip of something else, a text file, ...
-        raise ValueError(f"{path!r} is not a readable rltorch {what}: {type(exc).__name__}: {first_line(exc)}") from None
+        raise ValueError(
+            f"{path!r} is not a readable rltorch {what}: {type(exc).__name__}: {first_line(exc)}"
+        ) from None
     if not isinstance(state, dict):
         raise ValueError(f"{path!r} is not an rltorch {what}: it holds a {type(state).__name__}, not a dict")
     stamp = state.pop(CHECKSUM_KEY, None)

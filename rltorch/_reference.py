@@ -646,9 +646,10 @@ def _check_running_max(op: str, trees: _Trees, tree: Tensor, running_max: Tensor
     _check_device(op, tree, running_max, "running_max")
     if running_max.dtype != torch.float64 or running_max.numel() != trees.count or not running_max.is_contiguous():
         count = f"{trees.count} element" if trees.count == 1 else f"{trees.count} elements (one per tree)"
+        layout = "" if running_max.is_contiguous() else " (not contiguous)"
         raise RuntimeError(
             f"rltorch.{op}: `running_max` must be a contiguous float64 tensor of {count}, "
-            f"got {running_max.dtype} {list(running_max.shape)}{'' if running_max.is_contiguous() else ' (not contiguous)'}"
+            f"got {running_max.dtype} {list(running_max.shape)}{layout}"
         )
     _check_not_alias(op, tree, running_max, "running_max")
 

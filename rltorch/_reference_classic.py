@@ -316,7 +316,9 @@ def _check_step(spec: ClassicSpec, state, steps, prev_done, episode, returns, ac
     same_device(op, state, "state", actions=actions)
     if spec.continuous:
         if actions.dtype != torch.float32:
-            raise RuntimeError(f"rltorch.{op}: `actions` must be float32 (the action space's dtype), got {actions.dtype}")
+            raise RuntimeError(
+                f"rltorch.{op}: `actions` must be float32 (the action space's dtype), got {actions.dtype}"
+            )
         if actions.shape != (n, 1):
             raise RuntimeError(f"rltorch.{op}: `actions` must have shape [{n}, 1] (one per env), "
                                f"got {list(actions.shape)}")

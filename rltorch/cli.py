@@ -156,15 +156,23 @@ def _cmd_train(args: argparse.Namespace) -> int:
             agent = agent_class(config)
         except (RuntimeError, ValueError) as exc:
             raise CliError(str(exc)) from None
+    population = agent.num_agents > 1
     try:
         os.makedirs(run_dir, exist_ok=True)
         runs.write_config(run_dir, agent_class.name, config)
-        metrics = runs.MetricsWriter(run_dir, agent.metric_columns())
+        if population:
+            from rltorch.agents.population.run_files import PopulationRunFiles
+
+            population_files = PopulationRunFiles(run_dir, agent)
+            metrics = population_files.row
+        else:
+            metrics = runs.MetricsWriter(run_dir, agent.metric_columns())
     except OSError as exc:
         agent.close()
         raise CliError(f"cannot write the run directory {run_dir!r}: {exc.strerror or exc}") from None
     resumed = f", resumed at {agent.env_steps} env steps" if args.resume else ""
-    print(f"rltorch: training {agent_class.__name__} on {config.env_id} ({agent.env.num_envs} envs, {agent.device}"
+    agents = f"{agent.num_agents} agents x {config.num_envs} envs" if population else f"{agent.env.num_envs} envs"
+    print(f"rltorch: training {agent_class.__name__} on {config.env_id} ({agents}, {agent.device}"
           f"{resumed}); run dir {run_dir}", flush=True)
     checkpoint = os.path.join(run_dir, runs.CHECKPOINT_FILE)
     next_checkpoint = [(agent.env_steps // args.checkpoint_every + 1) * args.checkpoint_every
@@ -196,7 +204,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
         agent.close()
         raise
     finally:
-        metrics.close()
+        (population_files if population else metrics).close()
+    if population:
+        return _finish_population(args, agent, result, run_dir, population_files)
     # Reported before the checkpoint and the plot are written, so a wrapper
     # timing the process sees when training itself ended.
     if result.solved:
@@ -217,6 +227,21 @@ def _cmd_train(args: argparse.Namespace) -> int:
     print(f"run dir: {run_dir}" + (f" (learning curve: {curve})" if curve else ""))
     agent.close()
     return 0 if result.solved or not config.stop_when_solved else 1
+
+
+def _finish_population(args: argparse.Namespace, agent, result, run_dir: str, files) -> int:
+    """A population's end of run: the summary line, then the checkpoint, result.json and the plots."""
+    from rltorch import runs
+    from rltorch.agents.population.run_files import summary
+
+    print(summary(result, agent.threshold), flush=True)
+    agent.save(os.path.join(run_dir, runs.CHECKPOINT_FILE), include_buffer=args.save_buffer)
+    written = files.finish(result)
+    agent.write_run_files(run_dir)
+    print(f"run dir: {run_dir} (result.json, learning curves: {os.path.basename(written[1])}"
+          + (f", sensitivity: {', '.join(os.path.basename(p) for p in written[2:])}" if written[2:] else "") + ")")
+    agent.close()
+    return 0 if result.solved or not agent.config.stop_when_solved else 1
 
 
 def _cmd_train_classifier(args: argparse.Namespace) -> int:
@@ -275,16 +300,53 @@ def _load_run(run_dir: str, device: str | None):
         raise CliError(str(exc)) from None
 
 
+def _which_agent(agent, choice: str | None) -> int | None:
+    """``--agent``: None for a lone agent; an index (``best``: :meth:`Agent.best_agent`) for a population."""
+    if agent.num_agents == 1:
+        if choice not in (None, "best", "0"):
+            agent.close()
+            raise CliError(f"--agent {choice}: the run trained one agent")
+        return None
+    if choice is None:
+        agent.close()
+        raise CliError(f"the run trained {agent.num_agents} agents: pass --agent best or an index in "
+                       f"[0, {agent.num_agents})")
+    index = agent.best_agent() if choice == "best" else int(choice)
+    if not 0 <= index < agent.num_agents:
+        agent.close()
+        raise CliError(f"--agent {choice}: the run trained agents 0 to {agent.num_agents - 1}")
+    return index
+
+
 def _cmd_eval(args: argparse.Namespace) -> int:
     agent = _load_run(args.run_dir, args.device)
+    population = agent.num_agents > 1
+    index = _which_agent(agent, args.agent) if args.agent is not None or not population else None
     try:
-        returns = agent.evaluate_returns(args.episodes, seed=args.seed)
+        agents = None if index is None else torch_long([index])
+        returns = agent.evaluate_returns(args.episodes, seed=args.seed, agents=agents) if population else \
+            agent.evaluate_returns(args.episodes, seed=args.seed)
     finally:
         agent.close()
-    print(f"greedy return over {args.episodes} episodes: {returns.mean().item():.2f} +- "
+    if population and index is None:
+        means = returns.mean(dim=1)
+        solved = int((means >= agent.threshold).sum())
+        print(f"greedy return over {args.episodes} episodes per agent, {agent.num_agents} agents: median "
+              f"{means.median().item():.2f}, min {means.min().item():.2f} (agent {int(means.argmin())}), max "
+              f"{means.max().item():.2f} (agent {int(means.argmax())}); {solved} at >= {agent.threshold:g}")
+        return 0
+    returns = returns.flatten()
+    who = f"agent {index}: " if population else ""
+    print(f"{who}greedy return over {args.episodes} episodes: {returns.mean().item():.2f} +- "
           f"{returns.std().item() if args.episodes > 1 else 0.0:.2f} "
           f"(min {returns.min().item():.0f}, max {returns.max().item():.0f}; solved at >= {agent.threshold:g})")
     return 0
+
+
+def torch_long(values: list[int]):
+    import torch
+
+    return torch.tensor(values, dtype=torch.long)
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
@@ -314,8 +376,9 @@ def _cmd_export(args: argparse.Namespace) -> int:
             print(f"exported the classifier to {path} (input float32 [batch, *features], output labels)")
             return 0
     agent = _load_run(args.run_dir, "cpu")
+    index = _which_agent(agent, args.agent)
     try:
-        path = agent.export(output, format=args.format)
+        path = agent.export(output, format=args.format, agent=index)
     except (OSError, ValueError) as exc:
         raise CliError(str(exc)) from None
     finally:
@@ -386,8 +449,13 @@ def _cmd_bench(args: argparse.Namespace) -> int:
             from rltorch.bench.cases.agents import sb3_venv
 
             args.sb3_python = sb3_venv(args.sb3_venv)
+        rejax = None
+        if args.rejax_venv:
+            from rltorch.bench.cases.agents import rejax_venv
+
+            rejax = rejax_venv(args.rejax_venv)
         settings = Settings.for_mode(args.mode, device=args.device, python=args.sb3_python, cleanrl=args.cleanrl,
-                                     train_args=tuple(train_args), **overrides)
+                                     rejax_python=rejax, train_args=tuple(train_args), **overrides)
         cases = collect(args.only or list(CAPABILITIES), settings)
         if args.list:
             for case in cases:
@@ -452,7 +520,9 @@ def _check_bench_outputs(args: argparse.Namespace) -> None:
         if kind == "file" and os.path.isdir(path):
             raise CliError(f"{flag} {path}: is a directory; give a file name")
         # The nearest existing folder on the way must let us create what is missing.
-        probe = os.path.abspath(path if kind == "directory" and os.path.isdir(path) else os.path.dirname(os.path.abspath(path)))
+        probe = os.path.abspath(
+            path if kind == "directory" and os.path.isdir(path) else os.path.dirname(os.path.abspath(path))
+        )
         if kind == "file" and not os.path.isdir(probe):
             raise CliError(f"{flag} {path}: its directory {probe} does not exist")
         while not os.path.exists(probe):
@@ -474,6 +544,12 @@ def _can_create_in(directory: str) -> bool:
         return False
 
 
+def _agent_choice(text: str) -> str:
+    if text != "best" and not (text.isdigit() and int(text) >= 0):
+        raise argparse.ArgumentTypeError(f"expected 'best' or an agent index >= 0, got {text!r}")
+    return text
+
+
 def _int_at_least(low: int):
     """An argparse type: an integer >= ``low`` (checked by rltorch._checks.integer, as config fields are)."""
     from rltorch._checks import integer
@@ -490,7 +566,9 @@ def _int_at_least(low: int):
 def build_parser() -> argparse.ArgumentParser:
     from rltorch.agents import ALGORITHMS
 
-    parser = argparse.ArgumentParser(prog="rltorch", description="Fast C++/CUDA reinforcement-learning ops for PyTorch.")
+    parser = argparse.ArgumentParser(
+        prog="rltorch", description="Fast C++/CUDA reinforcement-learning ops for PyTorch."
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     p_info = sub.add_parser("info", help="report version, build and which kernels each op uses")
     p_info.add_argument("--json", action="store_true", help="print the report as JSON")
@@ -511,7 +589,9 @@ def build_parser() -> argparse.ArgumentParser:
                          help="override one config field, e.g. --set n_step=3 (applied last)")
         run.add_argument("--no-stop", dest="stop_when_solved", action="store_false", default=argparse.SUPPRESS,
                          help="keep training after solving (same as --no-stop-when-solved)")
-        run.add_argument("--run-dir", default=None, help=f"where to write the run (default RUNS_ROOT/{name}-ENV-sSEED-TIME)")
+        run.add_argument(
+            "--run-dir", default=None, help=f"where to write the run (default RUNS_ROOT/{name}-ENV-sSEED-TIME)"
+        )
         run.add_argument("--runs-root", default="runs", help="parent of new run directories (default: runs)")
         run.add_argument("--save-buffer", action="store_true", help="include the replay buffer in the checkpoint")
         run.add_argument("--checkpoint-every", type=_int_at_least(1), default=None, metavar="STEPS",
@@ -531,7 +611,9 @@ def build_parser() -> argparse.ArgumentParser:
     run = p_cls.add_argument_group("run options")
     run.add_argument("--config", default=None, metavar="FILE", help="a .toml or .json file of ClassifierConfig fields")
     run.add_argument("--set", action="append", metavar="KEY=VALUE", help="override one config field (applied last)")
-    run.add_argument("--run-dir", default=None, help="where to write the run (default RUNS_ROOT/classifier-DATASET-sSEED-TIME)")
+    run.add_argument(
+        "--run-dir", default=None, help="where to write the run (default RUNS_ROOT/classifier-DATASET-sSEED-TIME)"
+    )
     run.add_argument("--runs-root", default="runs", help="parent of new run directories (default: runs)")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
     _config_flags(p_cls, ClassifierConfig)
@@ -542,12 +624,16 @@ def build_parser() -> argparse.ArgumentParser:
     p_eval.add_argument("--episodes", type=_int_at_least(1), default=100, help="episodes to run (default: 100)")
     p_eval.add_argument("--device", default=None, help="device to evaluate on (default: the run's)")
     p_eval.add_argument("--seed", type=_int_at_least(0), default=12345, help="evaluation seed (default: 12345)")
+    p_eval.add_argument("--agent", type=_agent_choice, default=None, metavar="best|INDEX",
+                        help="a population's agent to evaluate (default: every agent, summarised)")
     p_eval.set_defaults(func=_cmd_eval)
 
     p_export = sub.add_parser("export", help="save a run's greedy policy for deployment without rltorch")
     p_export.add_argument("run_dir")
     p_export.add_argument("--format", choices=["torchscript", "export"], default="torchscript")
     p_export.add_argument("--output", default=None, help="file to write (default: RUN_DIR/policy.ts or policy.pt2)")
+    p_export.add_argument("--agent", type=_agent_choice, default=None, metavar="best|INDEX",
+                          help="which agent of a population (best: the best last evaluation, solved first)")
     p_export.set_defaults(func=_cmd_export)
 
     p_bench = sub.add_parser(
@@ -595,15 +681,22 @@ def build_parser() -> argparse.ArgumentParser:
                               "or this one)")
     p_bench.add_argument("--sb3-venv", default=None, metavar="DIR",
                          help="run stable-baselines3 in this venv, made on first use at its own pins")
+    p_bench.add_argument("--rejax-venv", default=None, metavar="DIR",
+                         help="run rejax (JAX) in this venv, made on first use with rejax 0.1.3 and gymnax 0.0.9: "
+                              "adds its vmapped PPO to the population case of --full runs (default: "
+                              "$RLTORCH_BENCH_REJAX_PYTHON)")
     p_bench.add_argument("--cleanrl", default=None, metavar="PATH",
                          help="a CleanRL checkout: adds its ppo.py and dqn.py to the time-to-solve cases "
                               "(default: $RLTORCH_BENCH_CLEANRL)")
     p_bench.add_argument("--profile", default=None, choices=["ppo", "dqn", "bc"],
                          help="instead of the suite: where this algorithm's time to solve goes (collecting, "
                               "learning, evaluating), per seed, in this process (with --train-args and --seeds)")
-    p_bench.add_argument("--interleave", action="store_true",
-                         help="time rltorch and its peers in alternating rounds, case group by case group, so load "
-                              "that comes and goes meanwhile slows both sides of each ratio alike (for shared machines)")
+    p_bench.add_argument(
+        "--interleave",
+        action="store_true",
+        help="time rltorch and its peers in alternating rounds, case group by case group, so load "
+        "that comes and goes meanwhile slows both sides of each ratio alike (for shared machines)",
+    )
     p_bench.add_argument("--contention", action="store_true",
                          help="also measure every case beside a busy process on one core (started and stopped by "
                               "the bench), and rltorch's cases on one thread under that load: the thread-policy "

@@ -96,7 +96,9 @@ class Config:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(str(k) for k in set(values) - known)
         if unknown:
-            raise ValueError(f"{cls.__name__}: unknown field(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+            raise ValueError(
+                f"{cls.__name__}: unknown field(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+            )
         return cls(**values)
 
     def to_dict(self) -> dict:
@@ -360,8 +362,12 @@ def add_config_flags(parser: argparse.ArgumentParser, config_class: type) -> Non
         text = docs.get(f.name) or f"{f.name.replace('_', ' ')} ({describe(hint)})"
         limits = f"{bounds[f.name]}; " if f.name in bounds else ""
         text = f"{text} ({limits}default: {shown})".replace("%", "%%")
-        flags = [flag_name(f.name)] + (["--env"] if f.name == "env_id" else [])
-        if hint is bool:
+        flags = [flag_name(f.name)] + (["--env"] if f.name == "env_id" else []) + list(f.metadata.get("aliases", ()))
+        if f.metadata.get("repeat"):  # one value per use of the flag (values may hold commas themselves)
+            group.add_argument(*flags, dest=f.name, action="append", default=argparse.SUPPRESS,
+                               metavar=f.metadata.get("metavar", "VALUE"),
+                               help=f"{text} (repeatable)".replace("%", "%%"))
+        elif hint is bool:
             group.add_argument(*flags, dest=f.name, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
                                help=text)
         elif typing.get_origin(hint) is Literal:
@@ -423,7 +429,9 @@ def load_config_file(path: str, algorithm: str) -> dict:
             with open(path) as f:
                 data = json.load(f)
     except (OSError, UnicodeDecodeError, ValueError) as exc:  # JSONDecodeError and TOMLDecodeError are ValueErrors
-        raise ValueError(f"config file {path!r} is not valid {kind}: {str(exc).splitlines()[0] if str(exc) else exc!r}") from None
+        raise ValueError(
+            f"config file {path!r} is not valid {kind}: {str(exc).splitlines()[0] if str(exc) else exc!r}"
+        ) from None
     if not isinstance(data, dict):
         raise ValueError(f"config file {path!r} must hold a table/object of config fields, got {type(data).__name__}")
     if isinstance(data.get(algorithm), dict):

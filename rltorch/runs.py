@@ -1,8 +1,8 @@
 """Run directories: what ``rltorch train`` leaves behind and ``eval``/``export`` read.
 
 A run directory holds ``config.json`` (the algorithm's name and its exact
-config), ``metrics.csv`` (one row per log interval, columns from the agent), ``checkpoint.pt``, ``result.json`` (time and steps
-to solve), ``learning_curve.png`` (matplotlib) and, when tensorboard is
+config), ``metrics.csv`` (one row per log interval, columns from the agent), ``checkpoint.pt``,
+``result.json`` (time and steps to solve), ``learning_curve.png`` (matplotlib) and, when tensorboard is
 installed, TensorBoard event files.
 """
 
@@ -122,7 +122,9 @@ def plot_learning_curve(run_dir: str, threshold: float | None = None, eval_lower
     steps = [r["env_steps"] for r in rows]
     if rows and "train_return" in rows[0]:
         ax.plot(steps, [r["train_return"] for r in rows], label="training episodes (mean return)", color="tab:blue")
-    evals = [(r["env_steps"], r["eval_return"]) for r in rows if "eval_return" in r and not math.isnan(r["eval_return"])]
+    evals = [
+        (r["env_steps"], r["eval_return"]) for r in rows if "eval_return" in r and not math.isnan(r["eval_return"])
+    ]
     if evals:
         label = "greedy evaluation" + (" (below the threshold: a lower bound)" if eval_lower_bounds else "")
         ax.plot(*zip(*evals), "o-", label=label, color="tab:orange")

@@ -46,7 +46,7 @@ def run_without_rltorch(tmp_path, torchscript_path, export_path, obs):
 
 
 def legacy_layout(state: dict, format: int) -> dict:
-    """A format 3 agent checkpoint rewritten as rltorch wrote formats 1 and 2: one flat dict of the frame's
+    """An agent checkpoint in sections rewritten as rltorch wrote formats 1 and 2: one flat dict of the frame's
     and the algorithm's entries, with the process-wide RNG state (format 1: untagged, DQN's)."""
     name = state["algorithm"]
     section = dict(state[name])

@@ -8,11 +8,11 @@ import os
 
 os.environ.setdefault("RLTORCH_STRICT", "1")
 
-import pytest  # noqa: E402
-import torch  # noqa: E402
+import pytest
+import torch
 
-import rltorch  # noqa: E402,F401
-from rltorch import _ext  # noqa: E402
+import rltorch
+from rltorch import _ext
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 

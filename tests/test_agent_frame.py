@@ -127,7 +127,7 @@ def test_checkpoint_round_trip_and_tags(tmp_path):
         agent.save(tmp_path / "missing" / "x.pt")
 
     with pytest.raises(RuntimeError, match="reuses the frame's keys"):
-        class Clash(ToyAgent):  # noqa: F841  (refused when the class is made)
+        class Clash(ToyAgent):
             checkpoint_attrs = ("net", "extra")
 
 

@@ -223,7 +223,8 @@ def test_ppo_names_the_bad_key_and_rolls_back(agents):
     before = snapshot(ppo)
     bad = copy.deepcopy(state)
     bad["ppo"]["net"]["actor.0.weight"] = torch.zeros(3, 3)
-    with pytest.raises(ValueError, match=r"`net\.actor\.0\.weight` must be a torch.float32 tensor of shape \[16, 4\]"):
+    expected = r"`net\.actor\.0\.weight` must be a torch.float32 tensor of shape \[1, 16, 4\]"
+    with pytest.raises(ValueError, match=expected):
         ppo.load_state_dict(bad)
     bad = copy.deepcopy(state)
     bad["frame"]["env"] = {"state": "not a tensor"}  # passes the frame's checks; the env refuses it midway

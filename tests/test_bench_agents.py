@@ -29,7 +29,12 @@ def _names(mode: str) -> set[tuple[str, str, str]]:
 
 def test_case_names_and_modes():
     agents_cases = {("ppo_time_to_solve", "rltorch", "solve"), ("ppo_time_to_solve", "SB3 PPO", "solve"),
-                    ("dqn_time_to_solve", "rltorch", "solve")}
+                    ("dqn_time_to_solve", "rltorch", "solve"), ("stacked_mlp_update agents=64", "rltorch", "timed"),
+                    ("stacked_mlp_update agents=64", "torch.func vmap", "timed")}
+
+    def population(agents: int) -> set:  # tiny runs train 4 agents, the others the 64
+        return {(f"ppo_population agents={agents}", "rltorch", "solve")}
+
     classifier_cases = {("classifier_fit", "rltorch", "timed"), ("classifier_fit", "DataLoader loop", "timed"),
                         ("expert_collection", "rltorch", "timed"),
                         ("expert_collection", "gymnasium CartPoleVectorEnv", "timed"),
@@ -43,11 +48,15 @@ def test_case_names_and_modes():
                ("ppo_time_to_solve env=Pendulum-v1", "rltorch", "solve")}
     classic_peers = {("ppo_time_to_solve env=Acrobot-v1", "SB3 PPO", "solve"),
                      ("ppo_time_to_solve env=Pendulum-v1", "SB3 PPO", "solve")}
-    assert _names("quick") == agents_cases | classifier_cases  # the slow peers take too long for --quick
-    assert _names("tiny") == agents_cases | classifier_cases | slow_peers | classic
+    assert _names("quick") == agents_cases | classifier_cases | population(64)  # slow peers: too long for --quick
+    assert _names("tiny") == agents_cases | classifier_cases | slow_peers | classic | population(4)
     # Ape-X starts a Ray cluster per seed: only full runs time it (tests/test_distributed.py runs it).
     apex = {("dqn_time_to_solve", "rltorch Ape-X (2 actors)", "solve")}
-    assert _names("full") == agents_cases | classifier_cases | slow_peers | apex | classic | classic_peers
+    # rejax compiles for half a minute and trains its whole budget: full runs only, once (max_seeds=1).
+    rejax = {("ppo_population agents=64", "rejax PPO (jit+vmap)", "solve")}
+    assert _names("full") == (agents_cases | classifier_cases | slow_peers | apex | classic | classic_peers
+                              | population(64) | rejax)
+    assert [c.max_seeds for c in collect(["agents"], Settings.for_mode("full")) if c.impl.startswith("rejax")] == [1]
 
 
 def test_full_mode_sizes_are_the_published_ones():
@@ -63,6 +72,7 @@ def test_full_mode_sizes_are_the_published_ones():
 def test_tiny_case_runs(case, monkeypatch):
     monkeypatch.delenv(agents.CLEANRL_ENV, raising=False)
     monkeypatch.delenv(agents.SB3_PYTHON_ENV, raising=False)
+    monkeypatch.delenv(agents.REJAX_PYTHON_ENV, raising=False)
     try:
         run = case.setup(TINY)
     except Unavailable as exc:
@@ -83,6 +93,17 @@ def test_tiny_case_runs(case, monkeypatch):
     assert result.seconds <= elapsed
     assert elapsed < SOLVE_SECONDS_LIMIT, f"{case.key}: a tiny run took {elapsed:.1f} s"
     assert result.extra
+
+
+def test_rejax_without_its_venv_says_how_to_make_one(monkeypatch):
+    monkeypatch.delenv(agents.REJAX_PYTHON_ENV, raising=False)
+    case = agents._rejax_case("ppo_population", 64)
+    with pytest.raises(Unavailable) as info:
+        case.setup(TINY)
+    assert agents.REJAX_PYTHON_ENV in info.value.reason and "--rejax-venv" in info.value.install
+    monkeypatch.setenv(agents.REJAX_PYTHON_ENV, sys.executable)  # an interpreter without rejax
+    with pytest.raises(Unavailable, match="rejax does not import"):
+        case.setup(TINY)
 
 
 def _tiny_case(group: str, impl: str):

@@ -99,10 +99,14 @@ def _result(impl, condition, median, group="g", kind="timed"):
 
 
 def test_thread_policy_targets_judge_the_worst_case_and_ppo():
-    good = [_result("rltorch", "idle", 1.0), _result("rltorch", "loaded", 1.1), _result("rltorch", "loaded, 1 thread", 1.0),
-            _result("rltorch", "idle", 1.0, "ppo_time_to_solve", "solve"),
-            _result("rltorch", "loaded", 1.9, "ppo_time_to_solve", "solve"),
-            _result("rltorch", "loaded, 1 thread", 1.8, "ppo_time_to_solve", "solve")]
+    good = [
+        _result("rltorch", "idle", 1.0),
+        _result("rltorch", "loaded", 1.1),
+        _result("rltorch", "loaded, 1 thread", 1.0),
+        _result("rltorch", "idle", 1.0, "ppo_time_to_solve", "solve"),
+        _result("rltorch", "loaded", 1.9, "ppo_time_to_solve", "solve"),
+        _result("rltorch", "loaded, 1 thread", 1.8, "ppo_time_to_solve", "solve"),
+    ]
     verdicts = judge_contention(good)
     assert [v.status for v in verdicts] == ["met", "met"]
     bad = good[:1] + [_result("rltorch", "loaded", 1.3)] + good[2:4] + [_result("rltorch", "loaded", 2.1,
@@ -114,8 +118,13 @@ def test_thread_policy_targets_judge_the_worst_case_and_ppo():
 
 
 def test_contention_table_shows_ratios_and_speed_ups_idle_and_loaded():
-    results = [_result("rltorch", "idle", 1.0), _result("rltorch", "loaded", 1.5), _result("rltorch", "loaded, 1 thread", 1.2),
-               _result("peer", "idle", 4.0), _result("peer", "loaded", 3.0)]
+    results = [
+        _result("rltorch", "idle", 1.0),
+        _result("rltorch", "loaded", 1.5),
+        _result("rltorch", "loaded, 1 thread", 1.2),
+        _result("peer", "idle", 4.0),
+        _result("peer", "loaded", 3.0),
+    ]
     ((title, header, rows),) = report.contention_tables(results)
     ours, peer = rows
     assert ours[header.index("loaded / 1 thread")] == "1.2x" and ours[header.index("loaded / idle")] == "1.5x"

@@ -11,7 +11,7 @@ import torch
 from gymnasium.envs.classic_control.cartpole import CartPoleVectorEnv
 from gymnasium.vector import AutoresetMode
 
-import rltorch.envs  # noqa: F401  (registers rltorch/CartPole-v1)
+import rltorch.envs
 from rltorch import _ext, _reference
 from rltorch.envs import CartPoleVecEnv, CartPoleVecEnvNumpy
 from rltorch.ops import cartpole as cp_ops

@@ -22,7 +22,6 @@ import math
 
 import mpmath
 import numpy as np
-import pytest
 import torch
 from gymnasium.envs.classic_control.cartpole import CartPoleVectorEnv
 
@@ -81,7 +80,7 @@ def test_random_policy_episodes_identical_flags():
     env.reset(seed=0)
     env.set_state(ref.state.T.copy())
     alive = np.ones(n, dtype=bool)
-    for step in range(1, 501):
+    for step in range(1, 501):  # noqa: B007  (read after the loop)
         actions = rng.integers(0, 2, size=n)
         _, ref_reward, ref_term, ref_trunc, _ = ref.step(actions)
         _, reward, term, trunc, _ = env.step(torch.from_numpy(actions))
@@ -195,7 +194,9 @@ def test_sin_cos_accuracy_reaches_the_step():
     # within a few ulps for the rest.
     mpmath.mp.prec = 200
     rng = np.random.default_rng(9)
-    theta = np.concatenate([rng.uniform(-0.8, 0.8, 3000), rng.uniform(-1e4, 1e4, 3000), rng.uniform(-1.6e6, 1.6e6, 3000)])
+    theta = np.concatenate(
+        [rng.uniform(-0.8, 0.8, 3000), rng.uniform(-1e4, 1e4, 3000), rng.uniform(-1.6e6, 1.6e6, 3000)]
+    )
     states = np.zeros((len(theta), 4))
     states[:, 2] = theta
     env = CartPoleVecEnv(len(theta))

@@ -570,7 +570,9 @@ def test_same_state_same_bits_in_vector_lanes_and_scalar_tail(name):
     actions = random_actions(name, 40, rng, beyond=True)
     env = make_env(name, 40 * 7)
     env.reset(seed=0)
-    env.set_state(np.repeat(states, 7, axis=0), np.tile([0, 1, 2, 3, 0, 1, 2], 40) * (name != "mountain_car_continuous"))
+    env.set_state(
+        np.repeat(states, 7, axis=0), np.tile([0, 1, 2, 3, 0, 1, 2], 40) * (name != "mountain_car_continuous")
+    )
     obs, reward, term, _, _ = env.step(as_action_tensor(name, np.repeat(actions, 7)))
     for values in (env.state.t(), obs, reward, term):
         grouped = values.reshape(40, 7, -1)

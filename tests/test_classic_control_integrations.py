@@ -197,7 +197,9 @@ def test_make_env_picks_rltorch_kernels_for_these_ids(name):
         env = vector.make_env(env_id, 3, device="cpu")
         assert type(env) is ENV_CLASSES[name] and env.autoreset_mode is AutoresetMode.SAME_STEP
     assert not isinstance(vector.make_env(gym_id, 3, backend="gymnasium"), ENV_CLASSES[name])
-    assert vector.max_episode_return(vector.make_env(gym_id, 2, device="cpu")) == ENV_CLASSES[name](1).max_episode_return
+    assert (
+        vector.max_episode_return(vector.make_env(gym_id, 2, device="cpu")) == ENV_CLASSES[name](1).max_episode_return
+    )
     threshold = vector.solve_threshold(gym_id)
     assert threshold == {"mountain_car": -110.0, "mountain_car_continuous": 90.0, "pendulum": -200.0,
                          "acrobot": -100.0}[name]

@@ -98,7 +98,12 @@ def test_any_integer_action_dtype_is_accepted(impl, name, dtype):
 def _bad_action_arguments():
     for name in NAMES:
         continuous = SPECS[name].continuous
-        yield name, "floats" if not continuous else "ints", np.zeros(5, dtype=np.int64 if continuous else np.float32), TypeError
+        yield (
+            name,
+            "floats" if not continuous else "ints",
+            np.zeros(5, dtype=np.int64 if continuous else np.float32),
+            TypeError,
+        )
         yield name, "bools", np.zeros(5, dtype=bool), TypeError
         yield name, "short", as_action_tensor(name, np.zeros(4)), ValueError
         yield name, "strings", np.array(["a"] * 5), TypeError
@@ -176,10 +181,13 @@ def test_rejected_set_state_and_load_state_dict_change_nothing(impl, name):
             env.set_state(**kwargs)
         assert_same_state(snapshot(env), before)
     saved = stepped_env(name, steps=5, seed=3, max_episode_steps=20).state_dict()
-    for key, value, error in [("returns", torch.full((5,), float("nan"), dtype=torch.float64), ValueError),
-                              ("returns", torch.zeros(5), ValueError), ("state", torch.zeros(width, 4, dtype=torch.float64), ValueError),
-                              ("steps", torch.full((5,), 21, dtype=torch.int32), ValueError),
-                              (SPECS[name].bound_names[0], float("inf"), ValueError)]:
+    for key, value, error in [
+        ("returns", torch.full((5,), float("nan"), dtype=torch.float64), ValueError),
+        ("returns", torch.zeros(5), ValueError),
+        ("state", torch.zeros(width, 4, dtype=torch.float64), ValueError),
+        ("steps", torch.full((5,), 21, dtype=torch.int32), ValueError),
+        (SPECS[name].bound_names[0], float("inf"), ValueError),
+    ]:
         before = snapshot(env)
         with pytest.raises(error, match=key):
             env.load_state_dict({**saved, key: value})
@@ -190,10 +198,16 @@ def test_rejected_set_state_and_load_state_dict_change_nothing(impl, name):
 @pytest.mark.parametrize("name", ["mountain_car", "pendulum"])
 def test_constructor_errors_name_the_argument(name):
     param = SPECS[name].param_name
-    for kwargs, match in [({"num_envs": 0}, "num_envs"), ({"max_episode_steps": 0}, "max_episode_steps"),
-                          ({"autoreset_mode": "sometimes"}, "autoreset_mode"), ({"render_mode": "human"}, "render_mode"),
-                          ({"seed": -3}, "seed"), ({param: float("nan")}, param), ({param: "9.8"}, param),
-                          ({"device": "meta"}, "meta|device|memory")]:
+    for kwargs, match in [
+        ({"num_envs": 0}, "num_envs"),
+        ({"max_episode_steps": 0}, "max_episode_steps"),
+        ({"autoreset_mode": "sometimes"}, "autoreset_mode"),
+        ({"render_mode": "human"}, "render_mode"),
+        ({"seed": -3}, "seed"),
+        ({param: float("nan")}, param),
+        ({param: "9.8"}, param),
+        ({"device": "meta"}, "meta|device|memory"),
+    ]:
         with pytest.raises((ValueError, TypeError, RuntimeError), match=match):
             ENV_CLASSES[name](**{"num_envs": 2, **kwargs})
 
@@ -233,8 +247,16 @@ def _op_cases():
             yield RuntimeError, "`actions` must be an integer", step(name, actions=torch.zeros(4))
             yield RuntimeError, "`actions` must be an integer", step(name, actions=torch.zeros(4, dtype=torch.bool))
             yield RuntimeError, "`actions` must have shape", step(name, actions=torch.zeros(4, 1, dtype=torch.long))
-            yield ValueError, "`actions` must be 0, 1 or 2, got 3 for env 3", step(name, actions=torch.tensor([0, 1, 2, 3]))
-            yield ValueError, "`actions` must be 0, 1 or 2, got -1 for env 0", step(name, actions=torch.tensor([-1, 1, 2, 9]))
+            yield (
+                ValueError,
+                "`actions` must be 0, 1 or 2, got 3 for env 3",
+                step(name, actions=torch.tensor([0, 1, 2, 3])),
+            )
+            yield (
+                ValueError,
+                "`actions` must be 0, 1 or 2, got -1 for env 0",
+                step(name, actions=torch.tensor([-1, 1, 2, 9])),
+            )
         yield RuntimeError, "`actions` is on meta", step(name, actions=torch.zeros(4, device="meta"))
         yield RuntimeError, "`state` must be float64", step(name, state=torch.zeros(d, 4))
         yield RuntimeError, "`state` must have shape", step(name, state=torch.zeros(d + 1, 4, dtype=F))

@@ -18,9 +18,23 @@ import torch
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from rltorch.classifiers import (
-    BinaryClassifier, LinearExpert, MulticlassClassifier, MultilabelClassifier, NotFittedError, classification_metrics,
-    collect_expert_pairs, collect_failure_pairs, confusion_matrix, load_classifier, make_blobs, make_circles,
-    make_moons, make_multilabel, make_spirals, multilabel_metrics, train_test_split,
+    BinaryClassifier,
+    LinearExpert,
+    MulticlassClassifier,
+    MultilabelClassifier,
+    NotFittedError,
+    classification_metrics,
+    collect_expert_pairs,
+    collect_failure_pairs,
+    confusion_matrix,
+    load_classifier,
+    make_blobs,
+    make_circles,
+    make_moons,
+    make_multilabel,
+    make_spirals,
+    multilabel_metrics,
+    train_test_split,
 )
 from rltorch.classifiers.env_data import _failure_labels
 from rltorch.envs import CartPoleVecEnv
@@ -362,6 +376,9 @@ def crafted(state, path, **changes):
     (dict(history=[{"epoch": 2}]), "`history[0].epoch` must count the epochs in order"),
     (dict(stats_pending="no"), "`stats_pending` must be true or false"),
     (dict(generator=torch.zeros(3, dtype=torch.uint8)), "`generator` must be a uint8 tensor"),
+    (dict(generator_device="banana"), "`generator_device` must be a device type"),
+    (dict(generator_device="cuda:0"), "`generator_device` must be a device type"),
+    (dict(generator_device=3), "`generator_device` must be a device type"),
     (dict(optimizer={"state": {}, "param_groups": []}), "`optimizer.param_groups` must be one parameter group"),
     (dict(optimizer_settings=["adam", -1.0, 0.0, 0.9]), "`optimizer_settings`"),
     (dict(format_version=7), "format 7 is not supported"),

@@ -21,7 +21,11 @@ from sklearn.preprocessing import StandardScaler  # noqa: E402
 from sklearn.utils.estimator_checks import estimator_checks_generator  # noqa: E402
 
 from rltorch.classifiers import (  # noqa: E402
-    BinaryClassifier, MulticlassClassifier, MultilabelClassifier, make_blobs, make_multilabel,
+    BinaryClassifier,
+    MulticlassClassifier,
+    MultilabelClassifier,
+    make_blobs,
+    make_multilabel,
 )
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -219,7 +219,9 @@ def test_sumtree_stress_bit_exact_against_reference(capacity, fanout):
         assert torch.equal(cuda_tree.tree.cpu(), ref_tree.tree), f"step {step}, batch {batch}"
         assert torch.equal(rm_cuda.cpu(), rm_ref)
     mass = torch.rand(5000, generator=g, dtype=torch.float64) * ref_tree.total()
-    assert torch.equal(cuda_tree.find(mass.cuda()).cpu(), _reference.sumtree_find(ref_tree.tree, capacity, fanout, mass))
+    assert torch.equal(
+        cuda_tree.find(mass.cuda()).cpu(), _reference.sumtree_find(ref_tree.tree, capacity, fanout, mass)
+    )
 
 
 @pytest.mark.parametrize("batch", [300, 4096])

@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from rltorch import ops
+from rltorch.agents.base import EnvDataError
 from rltorch.distributed import Apex, ApexActor, ApexConfig, actor_epsilon
 from rltorch.envs import CartPoleVecEnv, SimulatedLatency
 
@@ -107,6 +108,22 @@ def test_actor_sends_nstep_transitions_with_their_td_error_as_priority():
     weights = {k: torch.zeros_like(v) for k, v in actor.q.state_dict().items()}
     actor.collect(1, weights)
     assert actor.weights_version == 1 and all(float(p.abs().sum()) == 0 for p in actor.q.parameters())
+
+
+@pytest.mark.parametrize("key", ["obs", "reward", "next_obs"])
+def test_an_actor_batch_with_nan_or_inf_is_refused_before_it_reaches_the_buffer(key):
+    cfg = small_config(actor_steps=8)
+    batch = ApexActor(asdict(cfg), index=0, num_actors=2).collect(0, None)
+    learner = Apex(cfg)  # the cluster starts with the first train(): none here
+    learner._insert(batch, actor=1)
+    added, steps = learner.buffer.added, learner.env_steps
+    for bad in (float("nan"), float("inf")):
+        broken = {**batch, key: batch[key].clone()}
+        broken[key].view(-1)[3] = bad
+        message = r"actor 1's env 'CartPole-v1' returned a non-finite (observation|reward)"
+        with pytest.raises(EnvDataError, match=message):
+            learner._insert(broken, actor=1)
+        assert (learner.buffer.added, learner.env_steps) == (added, steps)
 
 
 def test_simulated_latency_waits_per_step_and_checks_its_argument():

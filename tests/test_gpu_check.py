@@ -160,7 +160,9 @@ def test_every_selected_test_and_benchmark_exists():
     selected = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--collect-only",
                                gpu_check.BENCH_FILE, "-k", expression], cwd=ROOT, capture_output=True, text=True,
                               timeout=300)
-    assert {i for i in selected.stdout.splitlines() if "::" in i} == {i for i in benches if keyword_match(expression, i)}
+    assert {i for i in selected.stdout.splitlines() if "::" in i} == {
+        i for i in benches if keyword_match(expression, i)
+    }
     assert sum("test_cuda_cartpole_steps_per_second" in i for i in benches) == 2  # 2^20 and 2^24
 
 
@@ -344,9 +346,13 @@ def test_train_and_import_figures():
                                                          "steps_to_solve": 60000, "env_steps": 60000}
     info = {"torch": "2.11.0", "cuda_compiled": True, "cuda_available": True,
             "ops": {"gae": {"cpu": "extension", "cuda": "extension"}, "td": {"cpu": "extension", "cuda": "reference"}}}
-    assert gpu_check.import_figures("a warning {}\nINFO " + json.dumps(info)) == {"torch": "2.11.0", "cuda_compiled": True,
-                                                          "cuda_available": True, "ops": 2,
-                                                          "ops_with_cuda_kernel": 1}
+    assert gpu_check.import_figures("a warning {}\nINFO " + json.dumps(info)) == {
+        "torch": "2.11.0",
+        "cuda_compiled": True,
+        "cuda_available": True,
+        "ops": 2,
+        "ops_with_cuda_kernel": 1,
+    }
 
 
 @pytest.mark.parametrize("left", [gpu_check.MIN_START_S - 1, 100])

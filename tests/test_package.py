@@ -31,7 +31,8 @@ def test_missing_extension_warns_once_and_falls_back():
         + "    import rltorch\n"
         + "msgs = [str(w.message) for w in caught if 'rltorch' in str(w.message)]\n"
         + "print(len(msgs)); print(msgs[0])\n"
-        + "y = rltorch.ops.td_target(torch.ones(2), torch.tensor([False, True]), torch.tensor([[1., 3.], [5., 7.]]), 0.5)\n"
+        + "y = rltorch.ops.td_target(torch.ones(2), torch.tensor([False, True]),"
+        + " torch.tensor([[1., 3.], [5., 7.]]), 0.5)\n"
         + "print(y.tolist()); print(rltorch.info()['ops']['td_target']['cpu'])\n"
     )
     assert proc.returncode == 0, proc.stderr

@@ -116,7 +116,7 @@ def test_the_first_minibatch_sees_ratio_one():
     agent.update()
     agent.collect()
     agent.compute_advantages()
-    batch = agent.buffer.flatten()
+    batch = agent._agent_major()  # [agents, rows, ...]: one agent here
     new_logprob, _, _ = agent.net.evaluate_actions(batch.obs, batch.action)
     torch.testing.assert_close(new_logprob, batch.logprob)
     agent.close()
@@ -152,7 +152,7 @@ def by_hand_advantages(agent, recorder, successor, valid, gamma, lmbda):
 
     def value(o):
         with torch.no_grad():
-            return agent.net.value(torch.as_tensor(o, dtype=torch.float32).view(1, -1)).item()
+            return agent.net.value(torch.as_tensor(o, dtype=torch.float32).view(1, 1, -1)).item()
 
     expected = torch.zeros(T, N)
     for n in range(N):

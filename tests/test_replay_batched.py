@@ -54,7 +54,9 @@ def test_fields_are_views_of_one_packed_row_per_transition():
     assert torch.equal(batch.action, buf.action[batch.index]) and batch.obs.is_contiguous()
     # Other shapes: rows padded to a power of two up to a cache line, to 8 bytes beyond.
     assert ReplayBuffer(4, obs_shape=(1,), action_dtype=torch.int32)._layout.row_bytes == 32
-    assert ReplayBuffer(4, obs_shape=(84, 84), obs_dtype=torch.uint8)._layout.row_bytes == 14144  # 2 x 7056 + 25, to 8 bytes
+    assert (
+        ReplayBuffer(4, obs_shape=(84, 84), obs_dtype=torch.uint8)._layout.row_bytes == 14144
+    )  # 2 x 7056 + 25, to 8 bytes
 
 
 # ---------------------------------------------------------------- K buffers in one storage
@@ -96,7 +98,7 @@ def test_batched_buffers_equal_separate_buffers(device, cls):
 
 def _write_steps(buf, steps, k, n_env, seed, batched=True):
     g = torch.Generator().manual_seed(seed)
-    for t in range(steps):
+    for _ in range(steps):
         obs = torch.randn(k, n_env, 2, generator=g)
         term = torch.rand(k, n_env, generator=g) < 0.15
         trunc = torch.rand(k, n_env, generator=g) < 0.1

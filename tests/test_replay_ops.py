@@ -106,7 +106,7 @@ def test_batched_kernels_equal_reference_on_random_storm(device, alpha, parallel
         b = SumTree(capacity, device, fanout, num_trees=trees)
         ra = torch.ones(trees, dtype=torch.float64, device=device)
         rb = ra.clone()
-        for step in range(6):
+        for _ in range(6):
             batch = int(torch.randint(1, 2 * capacity + 3, (1,), generator=gen))
             index, priority, keep = _random_entries(gen, trees, capacity, batch, device)
             ops.sumtree_update_(a.tree, capacity, fanout, index, priority, keep, alpha, 1e-6, ra)
@@ -171,7 +171,9 @@ def test_replay_sample_equals_sample_then_gather(device, impl, trees):
     priority[torch.rand(shape, generator=gen) < 0.4] = 0.0
     tree.update(torch.arange(capacity).expand(shape).contiguous().to(device), priority.to(device))
     columns = _columns(gen, capacity, device, trees)
-    index, weight, rows = replay_sample(tree.tree, capacity, 4, columns, 77, 0.5, torch.Generator(device).manual_seed(1))
+    index, weight, rows = replay_sample(
+        tree.tree, capacity, 4, columns, 77, 0.5, torch.Generator(device).manual_seed(1)
+    )
     index2, weight2 = sample(tree.tree, capacity, 4, 77, 0.5, torch.Generator(device).manual_seed(1))
     assert torch.equal(index, index2) and torch.equal(weight, weight2)
     assert len(rows) == len(columns)

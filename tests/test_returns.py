@@ -97,7 +97,7 @@ def test_td_target_matches_reference(device, dtype, B, A):
                             kw.get("discount"), 0.9)
         want = _reference.td_target(reward, terminated, next_q, gamma=0.9, **kw)
         assert got.dtype == dtype and got.shape == reward.shape
-        torch.testing.assert_close(got, want, **tol(dtype), msg=lambda m: f"{kw.keys()}: {m}")
+        torch.testing.assert_close(got, want, **tol(dtype), msg=lambda m, kw=kw: f"{kw.keys()}: {m}")
     # State values instead of Q values: bootstrap as is.
     values = next_q[..., 0].contiguous()
     torch.testing.assert_close(
@@ -129,7 +129,9 @@ def test_td_target_batch_dims_and_noncontiguous(device):
     q = wide[:, ::3]
     r = torch.randn(50, dtype=torch.float64, device=device)
     t = torch.zeros(50, dtype=torch.bool, device=device)
-    torch.testing.assert_close(rltorch.ops.td_target(r, t, q, 0.5), _reference.td_target(r, t, q.contiguous(), gamma=0.5))
+    torch.testing.assert_close(
+        rltorch.ops.td_target(r, t, q, 0.5), _reference.td_target(r, t, q.contiguous(), gamma=0.5)
+    )
 
 
 @requires_ext
@@ -318,7 +320,13 @@ def test_bad_input_names_the_argument(device):
     with pytest.raises(RuntimeError, match="`next_q_online` must have the shape"):
         td(reward, terminated, next_q, next_q_online=online[:, :1])
     with pytest.raises(RuntimeError, match="either `next_q_online` or `next_action`"):
-        td(reward, terminated, next_q, next_q_online=online, next_action=torch.zeros(8, dtype=torch.long, device=device))
+        td(
+            reward,
+            terminated,
+            next_q,
+            next_q_online=online,
+            next_action=torch.zeros(8, dtype=torch.long, device=device),
+        )
     with pytest.raises(RuntimeError, match="at least one action"):
         td(reward, terminated, next_q[:, :0])
     with pytest.raises(ValueError, match="`gamma` must lie in"):

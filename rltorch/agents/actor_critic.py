@@ -12,7 +12,7 @@ call than the small networks they wrap.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
@@ -20,6 +20,23 @@ from torch import Tensor, nn
 from rltorch.nn import mlp
 
 _LOG_2PI = math.log(2 * math.pi)
+
+
+def gaussian_logprob(z: Tensor, log_std: Tensor) -> Tensor:
+    """Log-density of a diagonal Gaussian at the standardised deviations ``z`` (summed over the last dim)."""
+    return (-0.5 * z.square() - log_std - 0.5 * _LOG_2PI).sum(-1)
+
+
+def gaussian_entropy(log_std: Tensor) -> Tensor:
+    """Entropy of a diagonal Gaussian with these log standard deviations (summed over the last dim)."""
+    return (0.5 + 0.5 * _LOG_2PI + log_std).sum(-1)
+
+
+def categorical_logprob_entropy(logits: Tensor, action: Tensor) -> tuple[Tensor, Tensor]:
+    """(log-probability of ``action``, entropy) of categorical policies with these logits (last dim)."""
+    log_probs = torch.log_softmax(logits, dim=-1)
+    logprob = log_probs.gather(-1, action.long().unsqueeze(-1)).squeeze(-1)
+    return logprob, -(log_probs.exp() * log_probs).sum(-1)
 
 
 class RunningObsNorm(nn.Module):
@@ -111,11 +128,17 @@ class ActorCritic(nn.Module):
             self.log_std = nn.Parameter(torch.full((action_dim,), float(init_log_std)))
             low = -math.inf if action_low is None else action_low
             high = math.inf if action_high is None else action_high
-            self.register_buffer("action_low", torch.as_tensor(low, dtype=torch.float32).reshape(-1).expand(action_dim).clone())
-            self.register_buffer("action_high", torch.as_tensor(high, dtype=torch.float32).reshape(-1).expand(action_dim).clone())
+            self.register_buffer(
+                "action_low", torch.as_tensor(low, dtype=torch.float32).reshape(-1).expand(action_dim).clone()
+            )
+            self.register_buffer(
+                "action_high", torch.as_tensor(high, dtype=torch.float32).reshape(-1).expand(action_dim).clone()
+            )
             self.action_shape = (self.action_dim,) if action_shape is None else tuple(int(s) for s in action_shape)
             if math.prod(self.action_shape) != self.action_dim:
-                raise ValueError(f"ActorCritic: `action_shape` {self.action_shape} does not hold {action_dim} components")
+                raise ValueError(
+                    f"ActorCritic: `action_shape` {self.action_shape} does not hold {action_dim} components"
+                )
 
     def features(self, obs: Tensor) -> Tensor:
         # The width is explicit, not -1: an empty batch [0, *obs_shape] must flatten too.
@@ -131,9 +154,7 @@ class ActorCritic(nn.Module):
         if self.continuous:
             std = self.log_std.exp()
             noise = torch.randn(out.shape, generator=generator, device=out.device, dtype=out.dtype)
-            action = out + std * noise
-            logprob = (-0.5 * noise.square() - self.log_std - 0.5 * _LOG_2PI).sum(-1)
-            return action, logprob
+            return out + std * noise, gaussian_logprob(noise, self.log_std)
         log_probs = torch.log_softmax(out, dim=-1)
         # Gumbel-max: argmax(log p + Gumbel noise) is a draw from Categorical(p), in three kernels.
         uniform = torch.rand(out.shape, generator=generator, device=out.device, dtype=out.dtype)
@@ -146,14 +167,9 @@ class ActorCritic(nn.Module):
         out = self.actor(features)
         value = self.critic(features).squeeze(-1)
         if self.continuous:
-            z = (action - out) * torch.exp(-self.log_std)
-            logprob = (-0.5 * z.square() - self.log_std - 0.5 * _LOG_2PI).sum(-1)
-            entropy = (0.5 + 0.5 * _LOG_2PI + self.log_std).sum().expand(out.shape[0])
-            return logprob, entropy, value
-        log_probs = torch.log_softmax(out, dim=-1)
-        logprob = log_probs.gather(-1, action.long().unsqueeze(-1)).squeeze(-1)
-        entropy = -(log_probs.exp() * log_probs).sum(-1)
-        return logprob, entropy, value
+            logprob = gaussian_logprob((action - out) * torch.exp(-self.log_std), self.log_std)
+            return logprob, gaussian_entropy(self.log_std).expand(out.shape[0]), value
+        return (*categorical_logprob_entropy(out, action), value)
 
     def deterministic(self, obs: Tensor) -> Tensor:
         """The greedy action: argmax of the logits, or the Gaussian mean clipped to the action bounds."""

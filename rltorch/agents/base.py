@@ -42,13 +42,14 @@ frame saves each by its type (``nn.Module`` and optimizers by their state
 dicts, tensors, numbers, and any object with ``state_dict()`` /
 ``load_state_dict()``), checks every one against the live agent before it
 writes anything (names, shapes, dtypes), restores them, and rolls everything
-back if a restore still fails midway, naming the key. A checkpoint (format 3)
+back if a restore still fails midway, naming the key. A checkpoint (format 4)
 is ``{"format", "algorithm", "config", "frame": {...}, <name>: {...}}``: the
 frame's counters, episode statistics, env state and exploration generator,
 and the algorithm's attributes under its own name. State that is not an
 attribute goes through ``extra_state()`` / ``load_extra_state(state)``.
 Formats 1 and 2 (one flat dict) still load; an algorithm whose attributes were
-renamed since maps its old keys in ``legacy_section``. Files are written and
+renamed since maps its old keys in ``legacy_section``, and one whose networks
+changed shape since format 3 converts them in ``upgraded_section``. Files are written and
 read through :mod:`rltorch._io`: atomically, with a checksum, and with
 ``torch.load(weights_only=True)``, so a checkpoint never runs code and a
 damaged one is refused naming the file.
@@ -78,18 +79,24 @@ from rltorch._checks import integer, resolve_device
 from rltorch._io import EXPORT_FORMATS, export_module, first_line, load_checked, save_checked
 from rltorch._threads import agent_threads, torch_threads
 from rltorch.agents.config import MAX_SEED, RunConfig
+from rltorch.agents.population.evaluation import evaluate_agents, narrow_cartpole
+from rltorch.agents.population.sweep import members, parse_sweep
 from rltorch.envs.cartpole import CartPoleVecEnv
 from rltorch.envs.vector import Step, VectorEnvAdapter, make_env, max_episode_return, solve_threshold
 from rltorch.ops.device_errors import check_device_errors
 
 #: Version of the checkpoint layout. 1: DQN's flat dict (no ``algorithm`` key); 2: a flat dict tagged with the
-#: algorithm; 3: the frame's entries and the algorithm's, each in its own section.
-CHECKPOINT_FORMAT = 3
-READABLE_FORMATS = (1, 2, 3)
+#: algorithm; 3: the frame's entries and the algorithm's, each in its own section; 4: the same sections, with
+#: each agent a row of stacked networks and optimisers (population training; ``upgraded_section`` reads the
+#: lone networks of formats 1 to 3).
+CHECKPOINT_FORMAT = 4
+READABLE_FORMATS = (1, 2, 3, 4)
 FRAME_SECTION = "frame"
 #: The checkpoint's file name in a run directory (``rltorch train`` writes it; BC reads experts from it).
 CHECKPOINT_FILE = "checkpoint.pt"
 EXTRA_KEY = "extra"
+#: The frame's entry of a population's checkpoint: which agents still train, each agent's outcome so far.
+POPULATION_KEY = "population"
 #: The frame's entries of a format 1 or 2 checkpoint (a flat dict); ``torch_rng`` is read and ignored.
 _LEGACY_FRAME_KEYS = ("env_steps", "updates", "obs", "episode_return", "episode_length", "finished", "env_prev_done",
                       "env", "generator")
@@ -106,6 +113,11 @@ class TrainResult:
     steps_to_solve: int | None
     last_eval_return: float | None
     history: list = field(default_factory=list)
+    #: Each agent's outcome (one entry for a lone agent): agent, seed, its swept values, solved,
+    #: steps_to_solve, time_to_solve_s, last_eval_return and env_steps (when it stopped training).
+    #: For a population the fields above summarise them: solved when every agent solved, time and steps
+    #: to solve those of the last agent to solve, the mean of the last evaluations.
+    agents: list = field(default_factory=list)
 
 
 class EnvDataError(ValueError):
@@ -288,12 +300,15 @@ def _restored(current: Any, value: Any) -> Any:
 
 
 class EpisodeStats:
-    """Returns and lengths of the training episodes, summed on the device; read back once per log row."""
+    """Returns and lengths of the training episodes, summed on the device per agent (the env's rows are
+    ``num_agents`` equal blocks, one per agent); read back once per log row."""
 
-    def __init__(self, num_envs: int, device: torch.device):
+    def __init__(self, num_envs: int, device: torch.device, num_agents: int = 1):
+        self.num_agents = num_agents
         self.episode_return = torch.zeros(num_envs, device=device)
         self.episode_length = torch.zeros(num_envs, dtype=torch.long, device=device)
-        self.finished = torch.zeros(3, dtype=torch.float64, device=device)  # count, return sum, length sum
+        # count, return sum, length sum (one row per agent in a population)
+        self.finished = torch.zeros((3,) if num_agents == 1 else (num_agents, 3), dtype=torch.float64, device=device)
 
     def _accumulate(self, step: Step) -> Tensor:
         live = step.valid  # None: every row is a real step
@@ -304,8 +319,15 @@ class EpisodeStats:
     def record(self, step: Step) -> None:
         """Adds one vector step; episodes that ended in it join the statistics (no host sync)."""
         done = self._accumulate(step)
-        finished = torch.stack([done.sum(), torch.where(done, self.episode_return, 0).sum(),
-                                torch.where(done, self.episode_length, 0).sum()]).to(torch.float64)
+        if self.num_agents == 1:
+            finished = torch.stack([done.sum(), torch.where(done, self.episode_return, 0).sum(),
+                                    torch.where(done, self.episode_length, 0).sum()]).to(torch.float64)
+        else:
+            per_agent = (self.num_agents, -1)
+            finished = torch.stack([done.view(per_agent).sum(1),
+                                    torch.where(done, self.episode_return, 0).view(per_agent).sum(1),
+                                    torch.where(done, self.episode_length, 0).view(per_agent).sum(1)], dim=1)
+            finished = finished.to(torch.float64)
         self.finished += finished
         self.episode_return.masked_fill_(done, 0.0)
         self.episode_length.masked_fill_(done, 0)
@@ -326,12 +348,23 @@ class EpisodeStats:
                                     returns.double().sum(), lengths.double().sum()])
             self.finished += finished.to(self.finished.device)
 
-    def read(self) -> dict[str, float]:
-        """Episodes finished since the last read, with their mean return and length (NaN when none)."""
-        count, ret_sum, len_sum = self.finished.tolist()
+    def read(self) -> dict[str, Any]:
+        """Episodes finished since the last read, with their mean return and length (NaN when none): numbers,
+        or in a population one list per column, indexed by agent."""
+        counts = self.finished.tolist()
         self.finished.zero_()
-        return {"episodes": int(count), "train_return": ret_sum / count if count else float("nan"),
-                "train_length": len_sum / count if count else float("nan")}
+
+        def columns(count: float, ret_sum: float, len_sum: float) -> tuple[int, float, float]:
+            return (int(count), ret_sum / count if count else float("nan"), len_sum / count if count else float("nan"))
+
+        if self.num_agents == 1:
+            per_agent = [columns(*counts)]
+        else:
+            per_agent = [columns(*row) for row in counts]
+        episodes, returns, lengths = (list(c) for c in zip(*per_agent))
+        if self.num_agents == 1:
+            return {"episodes": episodes[0], "train_return": returns[0], "train_length": lengths[0]}
+        return {"episodes": episodes, "train_return": returns, "train_length": lengths}
 
     def restart(self) -> None:
         """The env started fresh episodes: what the interrupted ones had collected no longer counts."""
@@ -409,22 +442,37 @@ class Agent:
         self.config = config.validate()
         cfg = self.config
         self.device = resolve_device(cfg.device)
+        #: The swept values ({field: (value, ...)}) and the population: one member per agent (its index, seed,
+        #: sweep setting and swept values); one member for a lone agent.
+        self.sweep = parse_sweep(type(cfg), cfg.sweep, base=cfg.to_dict()) if cfg.sweep else {}
+        self.members = members(cfg.seed, cfg.num_agents, self.sweep)
+        self.num_agents = len(self.members)
+        envs = self.num_agents * cfg.num_envs
         if env is None:
-            env = make_env(cfg.env_id, cfg.num_envs, backend=cfg.env_backend, device=self.device)
+            env = make_env(cfg.env_id, envs, backend=cfg.env_backend, device=self.device)
         elif not hasattr(env, "single_observation_space") or not hasattr(env, "num_envs"):
             raise ValueError(f"{type(self).__name__}: `env` must be a gymnasium VectorEnv, got {type(env).__name__}")
-        elif env.num_envs != cfg.num_envs:
+        elif env.num_envs != envs:
             # The config is what a checkpoint rebuilds the env from, so it must say what ran.
-            raise ValueError(f"{type(self).__name__}: config `num_envs` is {cfg.num_envs} but the env given steps "
-                             f"{env.num_envs} envs; set num_envs={env.num_envs}")
+            agents = f" x {self.num_agents} agents = {envs}" if self.num_agents > 1 else ""
+            raise ValueError(f"{type(self).__name__}: config `num_envs` is {cfg.num_envs}{agents} but the env given "
+                             f"steps {env.num_envs} envs; set num_envs={env.num_envs // self.num_agents}"
+                             + (f" (with {self.num_agents} agents)" if self.num_agents > 1 else ""))
         self.env = VectorEnvAdapter(env, self.device)
         self.threshold = solve_threshold(cfg.env_id, cfg.solve_threshold)
-        self.env_steps = 0
+        self.env_steps = 0  # per agent: every agent steps its own num_envs envs in lockstep
         self.updates = 0
-        #: The exploration stream (actions sampled while collecting, minibatch orders), saved in checkpoints.
-        self.generator = torch.Generator(device=self.device).manual_seed(cfg.seed)
+        #: Each agent's exploration stream (actions sampled while collecting, minibatch orders), seeded with its
+        #: own seed and saved in checkpoints; ``generator`` is the first agent's (a lone agent's).
+        self.generators = [torch.Generator(device=self.device).manual_seed(m.seed) for m in self.members]
+        self.generator = self.generators[0]
+        #: The agents still training (a population's agents stop once solved), in order.
+        self.active = torch.arange(self.num_agents)
+        #: Per agent: solved, steps_to_solve, time_to_solve_s, last_eval_return, env_steps when it stopped.
+        self.outcomes = [{"solved": False, "steps_to_solve": None, "time_to_solve_s": None, "last_eval_return": None,
+                          "env_steps": None} for _ in self.members]
         self._obs: Tensor | None = None
-        self._episodes = EpisodeStats(self.env.num_envs, self.device)
+        self._episodes = EpisodeStats(self.env.num_envs, self.device, self.num_agents)
         # Six small tensor ops per vector step (about 28 us on a CPU, half of what the episode statistics cost,
         # some 6% of a 16-env DQN collect step; measured on a shared 2-core machine): only for envs that need it.
         self._watch_env_data = not isinstance(env, CartPoleVecEnv)
@@ -491,10 +539,43 @@ class Agent:
     def after_load(self) -> None:
         """Called after a checkpoint was loaded (e.g. to republish weights)."""
 
+    def per_agent(self, name: str) -> Tensor:
+        """Each agent's value of config field ``name`` (its sweep value, else the config's) as a float64 CPU
+        tensor ``[num_agents]``; ``None`` (no bound) is ``inf``."""
+        default = getattr(self.config, name)
+        values = [member.values.get(name, default) for member in self.members]
+        return torch.tensor([math.inf if v is None else float(v) for v in values], dtype=torch.float64)
+
+    def retire(self, agents: Tensor) -> None:
+        """The agents ``agents`` (indices) stopped training (a population's solved agents; ``self.active`` no
+        longer holds them): an algorithm that trains populations leaves them out of its computation from
+        now on, keeping their networks as they are. Default: nothing (a lone agent's run ends)."""
+
+    def population_policy(self, agents: Tensor) -> Callable[[Tensor], Tensor]:
+        """Greedy actions of the agents ``agents`` (indices) as a function from observations ``[A, M,
+        *obs_shape]`` to actions ``[A, M, ...]`` (evaluation). Default: the lone agent's policy_module."""
+        policy = self.policy_module()
+
+        def act(rows: Tensor) -> Tensor:
+            actions = policy(rows.flatten(0, 1))
+            return actions.view(rows.shape[0], rows.shape[1], *actions.shape[1:])
+
+        return act
+
+    def agent_policy(self, agent: int) -> nn.Module:
+        """A copy of agent ``agent``'s deterministic policy as a plain module from observations ``[batch,
+        *obs_shape]`` to actions (export, act). Default: the lone agent's policy_module."""
+        return copy.deepcopy(self.policy_module())
+
     @classmethod
     def legacy_section(cls, flat: dict[str, Any]) -> dict[str, Any]:
         """The algorithm's section of a format 1 or 2 checkpoint, from its flat entries (the frame's removed)."""
         return flat
+
+    def upgraded_section(self, section: dict[str, Any]) -> dict[str, Any]:
+        """The algorithm's section of a format 1 to 3 checkpoint in today's layout (after ``legacy_section``);
+        a ValueError naming the entry when it cannot be. Reads ``self`` only for shapes and names."""
+        return section
 
     # ------------------------------------------------------------------ helpers for online algorithms
 
@@ -511,7 +592,7 @@ class Agent:
         if self._watch_env_data:
             self._env_watch.record(step)
         self._obs = step.obs
-        self.env_steps += self.env.num_envs
+        self.env_steps += self.env.num_envs // self.num_agents
 
     def record_episodes(self, step: Step) -> None:
         """Counts the step's rewards into the training-episode statistics of the log (part of :meth:`advance`)."""
@@ -532,7 +613,7 @@ class Agent:
         self._watch_from = self.env_steps
         bad = self._env_watch.first_bad()
         if bad is not None:
-            step = watched_from + bad * self.env.num_envs
+            step = watched_from + bad * (self.env.num_envs // self.num_agents)
             raise EnvDataError(f"env {self.config.env_id!r} returned a non-finite reward or observation (NaN or inf) "
                                f"in the vector step after env step {step}; {type(self).__name__} stopped training "
                                "there")
@@ -547,20 +628,35 @@ class Agent:
                              f"{type(obs).__name__} ({first_line(exc)})") from None
         shape = self.env.obs_shape
         single = obs_t.dim() == len(shape)
-        if tuple(obs_t.shape[-len(shape):] if shape else ()) != shape or obs_t.dim() not in (len(shape), len(shape) + 1):
+        trailing = tuple(obs_t.shape[-len(shape):] if shape else ())
+        if trailing != shape or obs_t.dim() not in (len(shape), len(shape) + 1):
             raise ValueError(f"{type(self).__name__}.act: `obs` must have shape [batch, {', '.join(map(str, shape))}] "
                              f"or [{', '.join(map(str, shape))}], got {list(obs_t.shape)}")
         return (obs_t.unsqueeze(0) if single else obs_t), single
 
+    def _agent_index(self, name: str, agent: int | None) -> int:
+        """``agent`` checked: an index into the population, which a population must name (a lone agent is 0)."""
+        if agent is None:
+            if self.num_agents > 1:
+                raise ValueError(f"{type(self).__name__}.{name}: a population of {self.num_agents} agents: pass "
+                                 f"`agent` (an index in [0, {self.num_agents}))")
+            return 0
+        return integer(f"{type(self).__name__}.{name}", "agent", agent, 0, self.num_agents - 1)
+
     @torch.no_grad()
-    def act(self, obs, deterministic: bool = True) -> Tensor:
+    def act(self, obs, deterministic: bool = True, agent: int | None = None) -> Tensor:
         """Actions for one observation or a batch (an empty batch gives no actions): the deterministic policy,
-        or the exploring one (``deterministic=False``)."""
+        or the exploring one (``deterministic=False``). In a population, of agent ``agent`` (deterministic
+        only)."""
         if not isinstance(deterministic, bool):
             raise ValueError(f"{type(self).__name__}.act: `deterministic` must be True or False, got {deterministic!r}")
+        index = self._agent_index("act", agent)
+        if self.num_agents > 1 and not deterministic:
+            raise ValueError(f"{type(self).__name__}.act: exploring actions are a lone agent's; a population's "
+                             f"agents explore only while training (deterministic=True, or agent_policy(k))")
         obs_t, single = self._check_obs(obs)
         if deterministic:
-            policy = self.policy_module()
+            policy = self.policy_module() if self.num_agents == 1 else self.agent_policy(index)
             with eval_mode(policy):
                 actions = policy(obs_t)
         else:
@@ -569,26 +665,37 @@ class Agent:
 
     # ------------------------------------------------------------------ training
 
-    def _metric_row(self, start: float, window: tuple[float, int]) -> dict:
+    def _metric_rows(self, start: float, window: tuple[float, int]) -> list[dict]:
+        """One log row per training agent (a lone agent's without an ``agent`` column)."""
         if self.device.type == "cuda":
             # CUDA kernels record bad input (a bad action, a skipped NaN TD error) on
             # the device instead of raising; a log row syncs anyway, so surface it here.
             check_device_errors(self.device)
         self.check_env_data()
         now = time.perf_counter()
-        return {"env_steps": self.env_steps, "updates": self.updates, "wall_time_s": now - start,
-                "steps_per_s": (self.env_steps - window[1]) / max(now - window[0], 1e-9),
-                **self.log_metrics(), "eval_return": float("nan")}
+        frame = {"env_steps": self.env_steps, "updates": self.updates, "wall_time_s": now - start,
+                 "steps_per_s": (self.env_steps - window[1]) / max(now - window[0], 1e-9)}
+        metrics = self.log_metrics()
+        if self.num_agents == 1:
+            return [{**frame, **metrics, "eval_return": float("nan")}]
+        # A population's metrics are one value per agent (or one for all).
+        return [{"agent": k, **frame, **{name: value[k] if isinstance(value, (list, tuple)) else value
+                                         for name, value in metrics.items()}, "eval_return": float("nan")}
+                for k in self.active.tolist()]
 
     @classmethod
     def metric_columns(cls) -> list[str]:
-        """Every column of a log row, in order (metrics.csv's header)."""
+        """Every column of a log row, in order (metrics.csv's header); a population's rows also hold ``agent``."""
         return ["env_steps", "updates", "wall_time_s", "steps_per_s", *cls.log_columns, "eval_return"]
 
     @_on_run_threads
     def train(self, progress: bool = False, callback: Callable[[dict], None] | None = None,
               stop_at: int | None = None) -> TrainResult:
         """Collect and update until solved (greedy evaluation >= threshold) or ``total_steps``.
+
+        A population trains until every agent solved: each agent is evaluated on its own envs at every
+        evaluation and stops training once it solved (with ``stop_when_solved``); its time and steps to
+        solve are recorded apart. ``callback`` receives every log row (a population's carry ``agent``).
 
         ``stop_at`` pauses earlier (at that many env steps) without changing the
         schedules, which follow ``total_steps``: save, load and call ``train``
@@ -611,11 +718,12 @@ class Agent:
             bar = tqdm(total=cfg.total_steps, initial=self.env_steps, unit="step", dynamic_ncols=True)
         next_eval = (self.env_steps // cfg.eval_interval + 1) * cfg.eval_interval
         next_log = (self.env_steps // cfg.log_interval + 1) * cfg.log_interval
-        solved_at: tuple[float, int] | None = None
-        last_eval = None
+        last_eval = None  # this call's last evaluation (a population: the mean over the agents evaluated)
+        if self.num_agents == 1:  # a lone agent's outcome is this call's (a population's agents stay solved)
+            self.outcomes[0] = {**self.outcomes[0], "solved": False, "steps_to_solve": None, "time_to_solve_s": None}
         window = (time.perf_counter(), self.env_steps)
         try:
-            while self.env_steps < limit:
+            while self.env_steps < limit and self.active.numel():
                 before = self.env_steps
                 try:
                     self.collect()
@@ -627,88 +735,132 @@ class Agent:
                     raise RuntimeError(f"{type(self).__name__}: collect() and update() must advance env_steps")
                 if self.env_steps >= next_log or self.env_steps >= next_eval:
                     next_log = (self.env_steps // cfg.log_interval + 1) * cfg.log_interval
-                    row = self._metric_row(start, window)
+                    rows = self._metric_rows(start, window)
                     window = (time.perf_counter(), self.env_steps)
+                    solved_now: list[int] = []
                     if self.env_steps >= next_eval:
                         next_eval = (self.env_steps // cfg.eval_interval + 1) * cfg.eval_interval
-                        last_eval = self.evaluate(cfg.eval_episodes,
-                                                  stop_below=self.threshold if cfg.eval_stop_early else None)
-                        row["eval_return"] = last_eval
-                        row["wall_time_s"] = time.perf_counter() - start
-                        if last_eval >= self.threshold and solved_at is None:
-                            solved_at = (row["wall_time_s"], self.env_steps)
-                    history.append(row)
+                        solved_now, last_eval = self._evaluate_training(rows, start)
+                    history.extend(rows)
                     if bar is not None:
-                        bar.update(self.env_steps - bar.n)
-                        postfix = {name: f"{row[name]:.3g}" for name in self.progress_columns}
-                        bar.set_postfix(**postfix, eval=f"{last_eval:.1f}" if last_eval is not None else "-",
-                                        sps=f"{row['steps_per_s']:.0f}")
+                        self._show_progress(bar, rows, last_eval)
                     if callback is not None:
-                        callback(row)
-                    if solved_at is not None and cfg.stop_when_solved:
-                        break
+                        for row in rows:
+                            callback(row)
+                    if solved_now and cfg.stop_when_solved:
+                        if self.num_agents == 1:
+                            break
+                        self._retire(solved_now)
             self.check_env_data()
         finally:
             if bar is not None:
                 bar.close()
+        return self._train_result(time.perf_counter() - start, last_eval, history)
+
+    def _evaluate_training(self, rows: list[dict], start: float) -> tuple[list[int], float]:
+        """Evaluates the training agents, writes their evaluations into ``rows`` and records the agents that
+        solved for the first time; returns those and the mean evaluation."""
+        cfg = self.config
+        training = self.active.tolist()
+        returns = self.evaluate_returns(cfg.eval_episodes, stop_below=self.threshold if cfg.eval_stop_early else None,
+                                        agents=self.active if self.num_agents > 1 else None)
+        means = returns.view(len(training), -1).mean(dim=1).tolist()
+        now = time.perf_counter() - start
+        solved_now = []
+        for row, k, mean in zip(rows, training, means):
+            row["eval_return"], row["wall_time_s"] = mean, now
+            outcome = self.outcomes[k]
+            outcome["last_eval_return"] = mean
+            if mean >= self.threshold and not outcome["solved"]:
+                outcome.update(solved=True, steps_to_solve=self.env_steps, time_to_solve_s=now)
+                solved_now.append(k)
+        return solved_now, sum(means) / len(means)
+
+    def _retire(self, agents: list[int]) -> None:
+        for k in agents:
+            self.outcomes[k]["env_steps"] = self.env_steps
+        keep = ~torch.isin(self.active, torch.tensor(agents, dtype=torch.long))
+        self.active = self.active[keep]
+        self.retire(torch.tensor(agents, dtype=torch.long))
+
+    def _show_progress(self, bar, rows: list[dict], last_eval: float | None) -> None:
+        bar.update(self.env_steps - bar.n)
+        row = rows[0]
+        if self.num_agents == 1:
+            postfix = {name: f"{row[name]:.3g}" for name in self.progress_columns}
+            bar.set_postfix(**postfix, eval=f"{last_eval:.1f}" if last_eval is not None else "-",
+                            sps=f"{row['steps_per_s']:.0f}")
+            return
+        solved = sum(o["solved"] for o in self.outcomes)
+        bar.set_postfix(solved=f"{solved}/{self.num_agents}", training=len(rows),
+                        eval=f"{last_eval:.1f}" if last_eval is not None else "-",
+                        sps=f"{row['steps_per_s'] * len(rows):.0f}")
+
+    def _train_result(self, wall_time_s: float, last_eval: float | None, history: list[dict]) -> TrainResult:
+        agents = [{"agent": m.index, "seed": m.seed, **m.values, **o,
+                   "env_steps": o["env_steps"] if o["env_steps"] is not None else self.env_steps}
+                  for m, o in zip(self.members, self.outcomes)]
+        if self.num_agents == 1:
+            one = self.outcomes[0]
+            return TrainResult(solved=one["solved"], env_steps=self.env_steps, updates=self.updates,
+                               wall_time_s=wall_time_s, time_to_solve_s=one["time_to_solve_s"],
+                               steps_to_solve=one["steps_to_solve"], last_eval_return=last_eval, history=history,
+                               agents=agents)
+        solved = all(o["solved"] for o in self.outcomes)
         return TrainResult(
-            solved=solved_at is not None, env_steps=self.env_steps, updates=self.updates,
-            wall_time_s=time.perf_counter() - start,
-            time_to_solve_s=solved_at[0] if solved_at else None, steps_to_solve=solved_at[1] if solved_at else None,
-            last_eval_return=last_eval, history=history,
-        )
+            solved=solved, env_steps=self.env_steps, updates=self.updates, wall_time_s=wall_time_s,
+            time_to_solve_s=max(o["time_to_solve_s"] for o in self.outcomes) if solved else None,
+            steps_to_solve=max(o["steps_to_solve"] for o in self.outcomes) if solved else None,
+            last_eval_return=last_eval, history=history, agents=agents)
 
     # ------------------------------------------------------------------ evaluation
 
-    def evaluate(self, episodes: int = 100, seed: int | None = None, stop_below: float | None = None) -> float:
+    def evaluate(self, episodes: int = 100, seed: int | None = None, stop_below: float | None = None):
         """Mean deterministic-policy return over ``episodes`` episodes, one per env of a fresh vector env
-        (``stop_below``: see :meth:`evaluate_returns`)."""
-        return float(self.evaluate_returns(episodes, seed, stop_below).mean())
+        (``stop_below``: see :meth:`evaluate_returns`): a float, or for a population a float64 tensor
+        ``[num_agents]``, one mean per agent."""
+        returns = self.evaluate_returns(episodes, seed, stop_below)
+        return float(returns.mean()) if self.num_agents == 1 else returns.mean(dim=1)
 
     @_on_run_threads
     @torch.no_grad()
     def evaluate_returns(self, episodes: int = 100, seed: int | None = None,
-                         stop_below: float | None = None) -> Tensor:
+                         stop_below: float | None = None, agents: Tensor | None = None) -> Tensor:
         """Deterministic-policy returns of ``episodes`` episodes (float64 CPU tensor), one per env of a fresh
-        vector env; ``seed`` defaults to one derived from the run's seed and progress.
+        vector env; ``seed`` defaults to one derived from the run's seed and progress. A population's are
+        ``[A, episodes]``, for the agents ``agents`` (increasing indices; default all), agent k on rows
+        ``k * episodes ...`` of one env of ``num_agents * episodes`` envs, whichever agents are evaluated.
 
-        With ``stop_below``, on an env that bounds an episode's return (rltorch's CartPole: 500), the
-        evaluation stops as soon as the mean can no longer reach ``stop_below``; the returns of unfinished
-        episodes are then partial, so their mean is a lower bound, and below ``stop_below``."""
+        With ``stop_below``, on an env that bounds an episode's return (rltorch's CartPole: 500), an agent's
+        evaluation stops as soon as its mean can no longer reach ``stop_below``; the returns of its unfinished
+        episodes are then partial, so its mean is a lower bound, and below ``stop_below``."""
         name = f"{type(self).__name__}.evaluate"
         episodes = integer(name, "episodes", episodes, minimum=1)
         if seed is not None:
             seed = integer(name, "seed", seed, 0, MAX_SEED)
+        if agents is None:
+            agents = torch.arange(self.num_agents)
+        elif (not isinstance(agents, Tensor) or agents.dim() != 1 or agents.dtype != torch.long or not agents.numel()
+              or bool((agents < 0).any() | (agents >= self.num_agents).any() | (agents.diff() <= 0).any())):
+            raise ValueError(f"{name}: `agents` must be a non-empty 1-D int64 tensor of increasing agent indices "
+                             f"in [0, {self.num_agents}), got {agents!r}"[:300])
         cfg = self.config
         seed = cfg.seed + 10_000 + self.env_steps if seed is None else seed
-        env = VectorEnvAdapter(make_env(cfg.env_id, episodes, backend=cfg.env_backend, device=self.device), self.device)
+        # Every agent's rows, whichever are evaluated: agent k plays the same episodes whoever plays beside it
+        # (rltorch's CartPole then steps only the rows evaluated).
+        env = VectorEnvAdapter(make_env(cfg.env_id, self.num_agents * episodes, backend=cfg.env_backend,
+                                        device=self.device), self.device)
         best = max_episode_return(env.env) if stop_below is not None else None
-        policy = self.policy_module()
+
+        def policy_for(chosen: Tensor) -> Callable[[Tensor], Tensor]:
+            return self.population_policy(chosen.cpu())
+
         try:
-            with eval_mode(policy):
-                obs = env.reset(seed=seed)
-                returns = torch.zeros(episodes, dtype=torch.float64, device=self.device)
-                finished = torch.zeros(episodes, dtype=torch.bool, device=self.device)
-                check_every = 16  # one host read per 16 steps
-                steps = 0
-                while True:
-                    step = env.step(policy(obs))
-                    returns += step.reward.double() * ~finished
-                    finished |= step.terminated | step.truncated
-                    obs = step.obs
-                    steps += 1
-                    if steps % check_every == 0:
-                        if best is None:
-                            if bool(finished.all()):
-                                break
-                            continue
-                        # Finished episodes fell short of the best return by this much in all: past
-                        # episodes * (best - stop_below), no ending of the others reaches stop_below.
-                        shortfall = torch.where(finished, best - returns, 0.0).sum()
-                        all_finished, short = torch.stack([finished.all().double(), shortfall]).tolist()
-                        if all_finished or short > episodes * (best - stop_below):
-                            break
-            return returns.cpu()
+            with eval_mode(self.policy_module()) if self.num_agents == 1 else contextlib.nullcontext():
+                returns = evaluate_agents(env, seed, self.num_agents, episodes, policy_for,
+                                          agents=agents, stop_below=stop_below, best=best,
+                                          narrow=narrow_cartpole)
+            return returns[0] if self.num_agents == 1 else returns
         finally:
             env.close()
 
@@ -716,10 +868,11 @@ class Agent:
 
     def _frame_state(self) -> dict[str, Any]:
         adapter = self.env.state_dict()
+        generators = [g.get_state() for g in self.generators]
         state = {
             "env_steps": self.env_steps,
             "updates": self.updates,
-            "generator": self.generator.get_state(),
+            "generator": generators[0] if self.num_agents == 1 else torch.stack(generators),
             "obs": self._obs,
             "episode_return": self._episodes.episode_return,
             "episode_length": self._episodes.episode_length,
@@ -728,7 +881,33 @@ class Agent:
         }
         if "env" in adapter:
             state["env"] = adapter["env"]
+        if self.num_agents > 1:
+            state[POPULATION_KEY] = self._population_state()
         return state
+
+    def _population_state(self) -> dict[str, Tensor]:
+        """Which agents still train and each agent's outcome so far, as tensors (a checkpoint's frame)."""
+        def column(key: str, dtype: torch.dtype, missing) -> Tensor:
+            return torch.tensor([missing if o[key] is None else o[key] for o in self.outcomes], dtype=dtype)
+
+        active = torch.zeros(self.num_agents, dtype=torch.bool)
+        active[self.active] = True
+        return {"active": active, "solved": column("solved", torch.bool, False),
+                "steps_to_solve": column("steps_to_solve", torch.int64, -1),
+                "time_to_solve_s": column("time_to_solve_s", torch.float64, math.nan),
+                "last_eval_return": column("last_eval_return", torch.float64, math.nan),
+                "stopped_at": column("env_steps", torch.int64, -1)}
+
+    def _load_population_state(self, state: dict[str, Tensor]) -> None:
+        def value(tensor: Tensor, k: int, missing):
+            item = tensor[k].item()
+            return None if item == missing or (isinstance(item, float) and math.isnan(item)) else item
+
+        self.active = state["active"].nonzero().flatten().cpu()
+        self.outcomes = [{"solved": bool(state["solved"][k]), "steps_to_solve": value(state["steps_to_solve"], k, -1),
+                          "time_to_solve_s": value(state["time_to_solve_s"], k, None),
+                          "last_eval_return": value(state["last_eval_return"], k, None),
+                          "env_steps": value(state["stopped_at"], k, -1)} for k in range(self.num_agents)]
 
     def state_dict(self, include_buffer: bool = False) -> dict:
         """Everything needed to continue training exactly (the buffers only with ``include_buffer``): the
@@ -744,7 +923,7 @@ class Agent:
 
     def _upgraded(self, state: dict) -> dict:
         """A format 1 or 2 checkpoint (one flat dict) in format 3's sections."""
-        if state.get("format") == CHECKPOINT_FORMAT:
+        if state.get("format") >= 3:
             return state
         flat = {k: v for k, v in state.items() if k not in _LEGACY_DROPPED}
         frame = {k: flat.pop(k) for k in _LEGACY_FRAME_KEYS if k in flat}
@@ -765,8 +944,19 @@ class Agent:
         for key, value in ((FRAME_SECTION, frame), (self.name, section)):
             if not isinstance(value, dict):
                 raise ValueError(f"`state` lacks its {key!r} section")
+        if state["format"] < 4:
+            section = self.upgraded_section(section)
         own = self._frame_state()
-        optional = {"env"} | ({"generator"} if state["format"] < CHECKPOINT_FORMAT else set())  # BC's had none
+        optional = {"env"} | ({"generator"} if state["format"] < 3 else set())  # BC's had none
+        if self.num_agents > 1:
+            population = frame.get(POPULATION_KEY)
+            if not isinstance(population, dict) or set(population) != set(own[POPULATION_KEY]):
+                raise ValueError(f"`state` lacks the population's `{POPULATION_KEY}` entries "
+                                 f"({', '.join(own[POPULATION_KEY])}): not a checkpoint of this population")
+            for key, like in own[POPULATION_KEY].items():
+                check_tensor_like(like, population[key], f"{POPULATION_KEY}.{key}")
+        elif POPULATION_KEY in frame:
+            raise ValueError(f"`state` is a population's checkpoint; this is a lone {name}")
         missing = [k for k in own if k not in frame and k not in optional]
         if missing:
             raise ValueError(f"`state` lacks {', '.join(f'`{k}`' for k in missing)}")
@@ -794,7 +984,7 @@ class Agent:
         return frame, section
 
     def load_state_dict(self, state: dict) -> None:
-        """Restores :meth:`state_dict` (formats 1 to 3). Checked first, naming the bad key; a state that still
+        """Restores :meth:`state_dict` (formats 1 to 4). Checked first, naming the bad key; a state that still
         fails midway is rolled back, so a rejected call leaves the agent as it was. When the env cannot be
         restored (gymnasium's envs have no state), training continues on fresh episodes."""
         try:
@@ -817,6 +1007,9 @@ class Agent:
     def _restore(self, frame: dict, section: dict, continue_episodes: bool, progress: list[str]) -> None:
         """Writes checked sections into the agent; ``progress`` ends with the key being written."""
         dev = self.device
+        if POPULATION_KEY in frame:  # first: the algorithm's state is that of the agents still training
+            progress.append(POPULATION_KEY)
+            self._load_population_state(frame[POPULATION_KEY])
         for key in (*self.checkpoint_attrs, *self.buffer_attrs):
             if key in section:
                 progress.append(key)
@@ -833,7 +1026,9 @@ class Agent:
         self.env_steps = int(frame["env_steps"])
         self.updates = int(frame["updates"])
         if "generator" in frame:
-            self.generator.set_state(frame["generator"])
+            states = frame["generator"] if self.num_agents > 1 else frame["generator"].unsqueeze(0)
+            for generator, generator_state in zip(self.generators, states):
+                generator.set_state(generator_state.clone())
         self._episodes.finished = frame["finished"].to(dev).clone()
         self._episodes.episode_return = frame["episode_return"].to(dev).clone()
         self._episodes.episode_length = frame["episode_length"].to(dev).clone()
@@ -853,7 +1048,7 @@ class Agent:
 
     @classmethod
     def load(cls, path: str | os.PathLike, device: str | None = None,
-             env: gym.vector.VectorEnv | None = None) -> "Agent":
+             env: gym.vector.VectorEnv | None = None) -> Agent:
         """Rebuild an agent from a checkpoint; training resumes exactly where it stopped. Called on
         ``Agent`` itself, the class comes from the checkpoint's algorithm tag."""
         state = read_checkpoint(path)
@@ -882,17 +1077,30 @@ class Agent:
 
     # ------------------------------------------------------------------ deployment
 
-    def policy(self) -> nn.Module:
-        """A CPU copy of the deterministic policy in eval mode, independent of the agent."""
-        return copy.deepcopy(self.policy_module()).cpu().eval()
+    def best_agent(self) -> int:
+        """The population's best agent: solved ones first, then the best last evaluation, then the fewest env
+        steps to solve, then the lowest index."""
+        def key(k: int):
+            o = self.outcomes[k]
+            last = o["last_eval_return"] if o["last_eval_return"] is not None else -math.inf
+            steps = o["steps_to_solve"] if o["steps_to_solve"] is not None else math.inf
+            return (not o["solved"], -last, steps, k)
 
-    def export(self, path: str | os.PathLike, format: str = "torchscript") -> str:
-        """Save the deterministic policy so it loads without rltorch: 'torchscript' (torch.jit.load)
-        or 'export' (torch.export.load; .pt2). Input: float32 [batch, *obs_shape]. Written atomically."""
+        return min(range(self.num_agents), key=key)
+
+    def policy(self, agent: int | None = None) -> nn.Module:
+        """A CPU copy of the deterministic policy in eval mode, independent of the agent (a population's
+        agent ``agent``)."""
+        return self.agent_policy(self._agent_index("policy", agent)).cpu().eval()
+
+    def export(self, path: str | os.PathLike, format: str = "torchscript", agent: int | None = None) -> str:
+        """Save the deterministic policy (a population's agent ``agent``) so it loads without rltorch:
+        'torchscript' (torch.jit.load) or 'export' (torch.export.load; .pt2). Input: float32 [batch,
+        *obs_shape]. Written atomically."""
         name = f"{type(self).__name__}.export"
         if format not in EXPORT_FORMATS:
             raise ValueError(f"{name}: `format` must be 'torchscript' or 'export', got {format!r}")
-        return export_module(self.policy(), torch.zeros(2, *self.env.obs_shape), path, format, f"{name} `path`")
+        return export_module(self.policy(agent), torch.zeros(2, *self.env.obs_shape), path, format, f"{name} `path`")
 
     def close(self) -> None:
         self.env.close()

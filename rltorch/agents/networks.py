@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from torch import Tensor, nn
 
@@ -32,7 +32,8 @@ class QNetwork(nn.Module):
         self.num_actions = num_actions
 
     def forward(self, obs: Tensor) -> Tensor:
-        features = self.body(obs.flatten(1).float())  # flatten(1), not reshape(B, -1): an empty batch stays [0, obs_dim]
+        # flatten(1), not reshape(B, -1): an empty batch stays [0, obs_dim]
+        features = self.body(obs.flatten(1).float())
         if self.dueling:
             advantage = self.advantage(features)
             return self.value(features) + advantage - advantage.mean(dim=1, keepdim=True)

@@ -78,12 +78,14 @@ class OffPolicyConfig(RunConfig):
 def replay_buffer(config: OffPolicyConfig, obs_shape: tuple[int, ...], device: torch.device, *,
                   action_shape: tuple[int, ...] = (), action_dtype: torch.dtype = torch.int64,
                   capacity: int | None = None, prioritized: bool | None = None,
-                  seed: int | None = None) -> ReplayBuffer:
+                  seed: int | None = None, num_buffers: int | None = None) -> ReplayBuffer:
     """The buffer ``config`` describes (``capacity``, ``prioritized`` and ``seed`` override its fields;
-    the seed defaults to ``config.seed + 1``), forming ``config.n_step``-step transitions."""
+    the seed defaults to ``config.seed + 1``), forming ``config.n_step``-step transitions; ``num_buffers=K``:
+    one buffer per agent of a population, in one storage."""
     kwargs = dict(capacity=config.buffer_size if capacity is None else capacity, obs_shape=obs_shape,
                   obs_dtype=torch.float32, action_shape=action_shape, action_dtype=action_dtype, device=device,
-                  seed=config.seed + 1 if seed is None else seed, n_step=config.n_step, gamma=config.gamma)
+                  seed=config.seed + 1 if seed is None else seed, n_step=config.n_step, gamma=config.gamma,
+                  num_buffers=num_buffers)
     if config.prioritized if prioritized is None else prioritized:
         # The priority check costs a host sync per update on CUDA; an agent's own TD errors
         # only go non-finite if training diverged, which the evaluation shows anyway.
@@ -144,13 +146,14 @@ def epsilon_greedy(q_values: Tensor, epsilon: float, generator: torch.Generator)
 
 def q_and_target(q: nn.Module, target_q: nn.Module, batch: Any, double: bool) -> tuple[Tensor, Tensor]:
     """``(Q(s, a), TD target)`` for a batch of transitions (``obs``, ``action``, ``reward``, ``terminated``,
-    ``next_obs``, ``discount``). Double DQN: ``q`` picks the next action, ``target_q`` values it (pass the
-    same network twice to let one play both roles). The target carries no gradient."""
+    ``next_obs``, ``discount``; ``[B, ...]``, or ``[K, B, ...]`` for K agents' stacked Q-networks). Double
+    DQN: ``q`` picks the next action, ``target_q`` values it (pass the same network twice to let one play both
+    roles). The target carries no gradient."""
     with torch.no_grad():
         next_q = target_q(batch.next_obs)
         online = (next_q if target_q is q else q(batch.next_obs)) if double else None
         target = ops.td_target(batch.reward, batch.terminated, next_q, batch.discount, next_q_online=online)
-    q_taken = q(batch.obs).gather(1, batch.action.long().unsqueeze(1)).squeeze(1)
+    q_taken = q(batch.obs).gather(-1, batch.action.long().unsqueeze(-1)).squeeze(-1)
     return q_taken, target
 
 
@@ -190,9 +193,16 @@ class OffPolicyAgent(Agent):
     def build(self) -> None:
         cfg = self.config
         discrete = self.env.discrete
+        # A population: one buffer per agent in one storage (K sum trees for prioritized replay).
         self.buffer = replay_buffer(cfg, self.env.obs_shape, self.device, action_shape=self.env.action_shape,
-                                    action_dtype=torch.int64 if discrete else torch.float32)
+                                    action_dtype=torch.int64 if discrete else torch.float32,
+                                    num_buffers=self.num_agents if self.num_agents > 1 else None)
         self.schedule = UpdateSchedule(cfg.updates_per_step, cfg.learning_starts)
+
+    def per_agent_rows(self, x: Tensor) -> Tensor:
+        """A vector step's rows ``[num_agents * num_envs, ...]`` as the buffer takes them: ``[K, num_envs, ...]``
+        for a population, as they are for one agent."""
+        return x if self.num_agents == 1 else x.view(self.num_agents, -1, *x.shape[1:])
 
     def gradient_step(self, batch) -> Tensor:
         """One gradient update on a sampled batch; returns its TD errors (the new priorities)."""
@@ -207,10 +217,12 @@ class OffPolicyAgent(Agent):
         with torch.no_grad():
             action = self.explore(obs)
         step = self.env.step(action)
-        self.buffer.add_vector_step(obs, action, step.reward, step.next_obs, step.terminated, step.truncated,
-                                    valid=step.valid)
+        rows = self.per_agent_rows
+        self.buffer.add_vector_step(rows(obs), rows(action), rows(step.reward), rows(step.next_obs),
+                                    rows(step.terminated), rows(step.truncated),
+                                    valid=None if step.valid is None else rows(step.valid))
         self.advance(step)
-        self.schedule.collected(self.env.num_envs)
+        self.schedule.collected(self.env.num_envs // self.num_agents)  # one gradient step updates every agent
 
     def update(self) -> None:
         """The gradient updates owed for what was collected (``updates_per_step`` per transition)."""

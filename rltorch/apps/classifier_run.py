@@ -44,7 +44,8 @@ class ClassifierConfig(Config):
     """A classifier trained on synthetic 2-D data or on data collected from rltorch's CartPole."""
 
     dataset: Literal["circles", "moons", "blobs", "spirals", "multilabel", "cartpole-bc", "cartpole-fail"] = "circles"
-    """circles|moons|blobs|spirals|multilabel (made in torch) or cartpole-bc (observation -> expert action) or cartpole-fail (observation -> falls within `horizon` steps)."""
+    """circles|moons|blobs|spirals|multilabel (made in torch) or cartpole-bc (observation -> expert action) or
+    cartpole-fail (observation -> falls within `horizon` steps)."""
     kind: Literal["auto", "binary", "multiclass", "multilabel"] = "auto"
     """Classifier kind; auto: multilabel for the multilabel set, binary for two-class sets, multiclass otherwise."""
     num_samples: Annotated[int, Range(20, None)] = 4000
@@ -60,7 +61,8 @@ class ClassifierConfig(Config):
     expert: str = "linear"
     """cartpole-*: the policy that acts, 'linear' or a trained agent's run directory."""
     epsilon: Unit | None = None
-    """cartpole-*: probability of a random action while collecting; none: 0.2 for cartpole-bc, 0.75 for cartpole-fail."""
+    """cartpole-*: probability of a random action while collecting; none: 0.2 for cartpole-bc, 0.75 for
+    cartpole-fail."""
     horizon: PositiveInt = 10
     """cartpole-fail: label 1 when the pole falls within this many steps."""
 

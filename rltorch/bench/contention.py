@@ -13,8 +13,8 @@ import contextlib
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from typing import Iterator
 
 from rltorch.bench.core import SUBJECT, Settings
 

@@ -58,6 +58,7 @@ class Settings:
     round_seconds: float = 1e-3
     python: str | None = None  # interpreter for SB3's solve runs; None: $RLTORCH_BENCH_SB3_PYTHON or this one
     cleanrl: str | None = None  # a CleanRL checkout for its solve runs; None: $RLTORCH_BENCH_CLEANRL
+    rejax_python: str | None = None  # interpreter of rejax's venv; None: $RLTORCH_BENCH_REJAX_PYTHON
     train_args: tuple[str, ...] = ()  # extra `rltorch train ALGO` flags for rltorch's solve runs
     # Set by the runner for its "one thread" condition: solve cases start their training processes on one
     # thread with serial kernels (timed cases run in this process, which the runner sets itself).
@@ -107,6 +108,7 @@ class Case:
     item: str = "call"  # what an item is: "env step", "transition", "sample", ...
     kind: str = "timed"  # or "solve"
     devices: tuple[str, ...] = ("cpu", "cuda")  # where this impl can run
+    max_seeds: int | None = None  # a solve case that takes minutes per seed runs at most this many
 
     def __post_init__(self):
         if self.capability not in CAPABILITIES:
@@ -178,7 +180,7 @@ class Result:
         low, high = self.quartiles
         return (high - low) / self.median if self.median > 0 else 0.0
 
-    def speedup_over(self, anchor: "Result") -> float:
+    def speedup_over(self, anchor: Result) -> float:
         """How many times faster than ``anchor`` per item (the same as per call when both do the same work)."""
         return (anchor.median / anchor.items) / (self.median / self.items)
 

@@ -6,11 +6,25 @@ outside: the split explains a time-to-solve figure, it is not one (the timers co
 
 from __future__ import annotations
 
+import functools
 import statistics
 import time
 from typing import Callable
 
 PARTS = ("collect", "learn", "evaluate")
+
+
+def _timed(spent: dict[str, float], name: str, fn: Callable) -> Callable:
+    """``fn``, adding the seconds each call takes to ``spent[name]``."""
+
+    def wrapper(*args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            spent[name] += time.perf_counter() - start
+
+    return wrapper
 
 
 def time_split(agent_class, config, seeds: list[int], report: Callable[[str], None] = print) -> dict[str, float]:
@@ -22,20 +36,11 @@ def time_split(agent_class, config, seeds: list[int], report: Callable[[str], No
     for seed in seeds:
         spent = dict.fromkeys(PARTS, 0.0)
 
-        def timed(name, fn):
-            def wrapper(*args, **kwargs):
-                start = time.perf_counter()
-                try:
-                    return fn(*args, **kwargs)
-                finally:
-                    spent[name] += time.perf_counter() - start
-            return wrapper
-
         agent = agent_class(type(config).from_dict({**config.to_dict(), "seed": seed}))
         try:
-            agent.collect = timed("collect", agent.collect)
-            agent.update = timed("learn", agent.update)  # the per-update hook (was named learn)
-            agent.evaluate_returns = timed("evaluate", lambda *a, **k: Agent.evaluate_returns(agent, *a, **k))
+            agent.collect = _timed(spent, "collect", agent.collect)
+            agent.update = _timed(spent, "learn", agent.update)  # the per-update hook (was named learn)
+            agent.evaluate_returns = _timed(spent, "evaluate", functools.partial(Agent.evaluate_returns, agent))
             result = agent.train()
         finally:
             agent.close()

@@ -91,7 +91,9 @@ def solve_table(results: list[Result]) -> tuple[list[str], list[list[str]]]:
             rows.append([impl, r.status, "", "", "", ""])
             continue
         steps = sorted(r.env_steps)[len(r.env_steps) // 2] if r.env_steps else 0
-        ratio = fmt_ratio(ours.speedup_over(r)) if ours is not None and impl != SUBJECT and not _is_variant(impl) else ""
+        ratio = (
+            fmt_ratio(ours.speedup_over(r)) if ours is not None and impl != SUBJECT and not _is_variant(impl) else ""
+        )
         rows.append([impl, f"{r.median:.2f} s", f"{min(r.samples):.2f} - {max(r.samples):.2f} s",
                      f"{sum(r.solved)}/{len(r.samples)}", f"{steps:,}", ratio])
     return header, rows
@@ -102,7 +104,7 @@ def tables(results: list[Result]) -> list[tuple[str, list[str], list[list[str]]]
     for (capability, where, device), rs in grouped(results).items():
         kind = rs[0].kind
         header, rows = solve_table(rs) if kind == "solve" else timed_table(rs)
-        unit = "seconds to solve, over seeds" if kind == "solve" else f"median per call, ±half the IQR"
+        unit = "seconds to solve, over seeds" if kind == "solve" else "median per call, ±half the IQR"
         out.append((f"{capability}: {where} ({device}; {unit})", header, rows))
     return out
 
@@ -217,7 +219,9 @@ def render(run: dict, markdown: bool = False, command: str | None = None) -> str
                      "the kernels) under that same load. loaded / 1 thread near 1.0 means rltorch's default thread "
                      "policy lost nothing to the neighbour.")
         for title, header, rows in loaded:
-            parts.append(f"{heading}{title}\n\n{table(header, rows)}" if markdown else f"{title}\n{table(header, rows)}")
+            parts.append(
+                f"{heading}{title}\n\n{table(header, rows)}" if markdown else f"{title}\n{table(header, rows)}"
+            )
     measured_groups = {r.group for r in results}
     verdicts = [v for v in judge_all(results, settings["device"]) if v.target.where.split()[0] in measured_groups]
     verdicts += judge_contention(everything) if loaded else []
@@ -481,20 +485,31 @@ def _problem(data: dict) -> str | None:
         except TypeError as exc:
             return f"`results[{i}]` is not a result ({exc})"
         checks = (
-            (isinstance(result.key, str) and isinstance(result.where, str) and isinstance(result.impl, str),
-             "key, where and impl must be strings"),
+            (
+                isinstance(result.key, str) and isinstance(result.where, str) and isinstance(result.impl, str),
+                "key, where and impl must be strings",
+            ),
             (result.kind in ("timed", "solve"), "kind must be 'timed' or 'solve'"),
             (result.status in ("ok", "skipped", "error"), "status must be ok, skipped or error"),
             (isinstance(result.items, int) and result.items >= 1, "items must be an integer >= 1"),
-            (result.size is None or (isinstance(result.size, int) and not isinstance(result.size, bool)),
-             "size must be an integer or null"),
-            (isinstance(result.samples, list) and all(isinstance(s, (int, float)) and not isinstance(s, bool)
-                                                      and s > 0 for s in result.samples),
-             "samples must be a list of positive numbers"),
+            (
+                result.size is None or (isinstance(result.size, int) and not isinstance(result.size, bool)),
+                "size must be an integer or null",
+            ),
+            (
+                isinstance(result.samples, list)
+                and all(isinstance(s, (int, float)) and not isinstance(s, bool) and s > 0 for s in result.samples),
+                "samples must be a list of positive numbers",
+            ),
             (not (result.status == "ok" and not result.samples), "an ok result needs samples"),
-            (isinstance(result.solved, list) and isinstance(result.env_steps, list), "solved and env_steps must be lists"),
-            (result.kind != "solve" or result.status != "ok" or len(result.solved) == len(result.samples),
-             "a time-to-solve result needs one solved flag per sample"),
+            (
+                isinstance(result.solved, list) and isinstance(result.env_steps, list),
+                "solved and env_steps must be lists",
+            ),
+            (
+                result.kind != "solve" or result.status != "ok" or len(result.solved) == len(result.samples),
+                "a time-to-solve result needs one solved flag per sample",
+            ),
             (isinstance(result.extra, dict), "extra must be an object"),
             (isinstance(result.condition, str), "condition must be a string"),
         )

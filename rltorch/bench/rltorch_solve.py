@@ -3,12 +3,12 @@
     python -m rltorch.bench.rltorch_solve ppo --seed 1 [any `rltorch train ppo` flag ...]
 
 The config is the one ``rltorch train ALGO`` builds from the same flags (the same
-:func:`rltorch.config.add_config_flags`) and the clock is the same (``Agent.train``: from the start of training to the solved
-evaluation, evaluations included). What ``rltorch train`` does after training
+:func:`rltorch.config.add_config_flags`) and the clock is the same (``Agent.train``: from the start
+of training to the solved evaluation, evaluations included). What ``rltorch train`` does after training
 (checkpoint, metrics files, the learning-curve plot) is left out: it is no part
 of the time and would cost every seed about a second. The result is printed as
 one ``RESULT {json}`` line, the fields of ``rltorch train``'s result.json plus
-``threads``.
+``threads`` (and for a population, ``--num-agents K``, every agent's outcome in ``agents``).
 """
 
 from __future__ import annotations
@@ -46,12 +46,15 @@ def main(argv: list[str] | None = None) -> int:
     agent = agent_class(config)
     try:
         result = agent.train()
-        print("RESULT " + json.dumps({
+        payload = {
             "solved": result.solved, "time_to_solve_s": result.time_to_solve_s,
             "steps_to_solve": result.steps_to_solve, "env_steps": result.env_steps, "updates": result.updates,
             "wall_time_s": result.wall_time_s, "last_eval_return": result.last_eval_return,
             "threshold": agent.threshold, "threads": agent_threads(config.threads), "device": str(agent.device),
-        }), flush=True)
+        }
+        if agent.num_agents > 1:  # a population: every agent's outcome (the fields above: the last to solve)
+            payload["agents"] = result.agents
+        print("RESULT " + json.dumps(payload), flush=True)
     finally:
         agent.close()
     return 0

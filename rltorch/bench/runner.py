@@ -35,10 +35,11 @@ def _quiet():
 
 def _run_solve(case: Case, run_seed: Callable[[int], SolveRun], settings: Settings, tick) -> Result:
     runs: list[SolveRun] = []
-    for seed in range(1, settings.seeds + 1):
+    seeds = min(settings.seeds, case.max_seeds or settings.seeds)
+    for seed in range(1, seeds + 1):
         with _quiet():
             runs.append(run_seed(seed))
-        tick(f"seed {seed}/{settings.seeds}")
+        tick(f"seed {seed}/{seeds}")
     return Result.of(case, settings.device, "ok", samples=[r.seconds for r in runs], solved=[r.solved for r in runs],
                      env_steps=[r.env_steps for r in runs], extra={"runs": [r.extra for r in runs]})
 
@@ -57,7 +58,7 @@ def run_case(case: Case, settings: Settings, tick=lambda note: None) -> Result:
         return Result.of(case, settings.device, "ok", samples=samples)
     except Unavailable as exc:
         return Result.of(case, settings.device, "skipped", reason=exc.reason, install=exc.install)
-    except Exception as exc:  # noqa: BLE001 — reported per case, with the traceback in the JSON
+    except Exception as exc:
         return _error(case, settings, exc)
     finally:
         _close(prepared)
@@ -76,7 +77,7 @@ def run_interleaved(cases: list[Case], settings: Settings, tick=lambda note: Non
                     prepared[i] = case.setup(settings)
             except Unavailable as exc:
                 results[i] = Result.of(case, settings.device, "skipped", reason=exc.reason, install=exc.install)
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 results[i] = _error(case, settings, exc)
         failures: dict[int, BaseException] = {}
 
@@ -85,7 +86,7 @@ def run_interleaved(cases: list[Case], settings: Settings, tick=lambda note: Non
                 if i not in failures:
                     try:
                         prepared[i]()
-                    except Exception as exc:  # noqa: BLE001 — the others go on
+                    except Exception as exc:
                         failures[i] = exc
             return call
 
@@ -137,7 +138,8 @@ def run(cases: list[Case], settings: Settings, progress: bool = True, contention
     from tqdm.auto import tqdm
 
     plan = contention_plan.PLAN if contention else contention_plan.PLAN[:1]
-    steps_of = {id(case): (settings.seeds if case.kind == "solve" else 1) for case in cases}
+    steps_of = {id(case): (min(settings.seeds, case.max_seeds or settings.seeds) if case.kind == "solve" else 1)
+                for case in cases}
     total = sum(steps_of[id(case)] * sum(c.applies_to(case.impl) for c in plan) for case in cases)
     machine = machine_info(settings.device)
     started = time.perf_counter()

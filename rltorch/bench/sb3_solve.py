@@ -152,7 +152,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("algorithm", choices=["ppo", "dqn"])
     parser.add_argument("--env", default="CartPole-v1", choices=sorted({env for _, env in SETUPS}),
-                        help="gymnasium id (PPO: CartPole-v1, Acrobot-v1, Pendulum-v1; DQN: CartPole-v1, MountainCar-v0)")
+                        help="gymnasium id (PPO: CartPole-v1, Acrobot-v1, Pendulum-v1; "
+                             "DQN: CartPole-v1, MountainCar-v0)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads; 0 leaves torch's default")
     parser.add_argument("--eval-every", type=int, default=2048, help="env steps between greedy evaluations")

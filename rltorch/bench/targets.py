@@ -65,6 +65,10 @@ TARGETS = (
            anchor="SB3 PPO", at_least=4),
     Target(11, "classifier fit at least 3x the DataLoader loop's samples/s (1M x 4, MLP 64x64, batch 1024)",
            "classifier_fit features=4 MLP=64x64 batch=1024", 1_000_000, anchor="DataLoader loop", at_least=3),
+    Target(21, "64 PPO agents at once: every one solves CartPole, in at most 8 s (2 cores)",
+           "ppo_population agents=64", solve=(8.0, 8.0)),
+    Target(21, "64 PPO agents at once in less wall time than rejax's PPO vmapped over 64 seeds (its compile "
+               "included)", "ppo_population agents=64", anchor="rejax PPO (jit+vmap)", at_least=1),
     Target(22, "MountainCar at least 100 M env steps/s at N = 16384 (2 cores)", "mountain_car_step", 16384,
            min_items_per_second=100e6),
     Target(22, "Pendulum at least 100 M env steps/s at N = 16384 (2 cores)", "pendulum_step", 16384,

@@ -10,15 +10,24 @@ vectorized CartPole (``collect_expert_pairs``, ``collect_failure_pairs``).
 """
 
 from rltorch.classifiers.datasets import (
-    SYNTHETIC_DATASETS, make_blobs, make_circles, make_moons, make_multilabel, make_spirals, train_test_split,
+    SYNTHETIC_DATASETS,
+    make_blobs,
+    make_circles,
+    make_moons,
+    make_multilabel,
+    make_spirals,
+    train_test_split,
 )
 from rltorch.classifiers.env_data import ENV_DATASETS, LinearExpert, collect_expert_pairs, collect_failure_pairs
-from rltorch.classifiers.metrics import (
-    classification_metrics, confusion_matrix, multilabel_confusion_matrix, multilabel_metrics,
-)
 from rltorch.classifiers.estimators import Classifier, NotFittedError
 from rltorch.classifiers.kinds import BinaryClassifier, MulticlassClassifier, MultilabelClassifier
 from rltorch.classifiers.labels import DataConversionWarning
+from rltorch.classifiers.metrics import (
+    classification_metrics,
+    confusion_matrix,
+    multilabel_confusion_matrix,
+    multilabel_metrics,
+)
 from rltorch.classifiers.persistence import load_classifier
 
 __all__ = [

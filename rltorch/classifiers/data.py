@@ -15,7 +15,8 @@ are known, the same ``encode(y)``.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator
+from collections.abc import Iterator
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -80,7 +81,7 @@ def as_features(data: Any, name: str = "X") -> Tensor:
     return tensor
 
 
-def as_labels(data: Any, name: str = "y") -> "Tensor | np.ndarray":
+def as_labels(data: Any, name: str = "y") -> Tensor | np.ndarray:
     """``data`` as a tensor (numbers and bools) or a NumPy array (strings and other objects)."""
     if isinstance(data, Tensor):
         labels = data
@@ -98,7 +99,7 @@ def as_labels(data: Any, name: str = "y") -> "Tensor | np.ndarray":
     return labels
 
 
-def take(labels: "Tensor | np.ndarray | None", index: "Tensor | slice") -> "Tensor | np.ndarray | None":
+def take(labels: Tensor | np.ndarray | None, index: Tensor | slice) -> Tensor | np.ndarray | None:
     if labels is None or isinstance(index, slice):
         return None if labels is None else labels[index]
     if isinstance(labels, Tensor):
@@ -109,7 +110,7 @@ def take(labels: "Tensor | np.ndarray | None", index: "Tensor | slice") -> "Tens
 class InMemory:
     """Checked samples held as tensors on the device (labels may be a NumPy array until encoded)."""
 
-    def __init__(self, X: Tensor, y: "Tensor | np.ndarray | None"):
+    def __init__(self, X: Tensor, y: Tensor | np.ndarray | None):
         self.X, self.y = X, y
 
     def __len__(self) -> int:
@@ -130,14 +131,14 @@ class InMemory:
                 index = order[start:end].to(self.X.device)
                 yield self.X.index_select(0, index), take(self.y, index)
 
-    def split(self, count: int, generator: torch.Generator) -> tuple["InMemory", "InMemory"]:
+    def split(self, count: int, generator: torch.Generator) -> tuple[InMemory, InMemory]:
         """(the rest, ``count`` random samples held out)."""
         order = torch.randperm(len(self.X), generator=generator, device=generator.device).to(self.X.device)
         held, rest = order[:count], order[count:]
         return (InMemory(self.X.index_select(0, rest), take(self.y, rest)),
                 InMemory(self.X.index_select(0, held), take(self.y, held)))
 
-    def encoded(self, encode: Callable[[Any], Tensor]) -> "InMemory":
+    def encoded(self, encode: Callable[[Any], Tensor]) -> InMemory:
         return InMemory(self.X, encode(self.y))
 
 
@@ -173,12 +174,12 @@ class Streamed:
                 continue
             yield x, (self.encode(y) if self.encode is not None and y is not None else y)
 
-    def encoded(self, encode: Callable[[Any], Tensor]) -> "Streamed":
+    def encoded(self, encode: Callable[[Any], Tensor]) -> Streamed:
         return Streamed(self.data, self.check, self.labelled, self.name, encode)
 
 
 def source(X: Any, y: Any, check: Check, *, labelled: bool, x_name: str = "X", y_name: str = "y"
-           ) -> "InMemory | Streamed":
+           ) -> InMemory | Streamed:
     """``(X, y)`` as a batch source. ``labelled``: labels are required (``fit``, ``evaluate``, ``score``);
     otherwise (``predict``) a Dataset may yield bare samples and ``y`` must be None."""
     if isinstance(X, TensorDataset):

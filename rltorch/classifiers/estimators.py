@@ -31,7 +31,8 @@ import math
 import os
 import types
 import warnings
-from typing import Any, Callable, ClassVar, Iterator, Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any, Callable, ClassVar
 
 import numpy as np
 import torch
@@ -69,7 +70,7 @@ class NotFittedError(ValueError, AttributeError):
 class _Check:
     """The checks every batch of ``X`` (and ``y``) passes, naming the argument; remembers the sample shape."""
 
-    def __init__(self, model: "Classifier", device: torch.device, sample_shape: tuple[int, ...] | None,
+    def __init__(self, model: Classifier, device: torch.device, sample_shape: tuple[int, ...] | None,
                  backbone: str, x_name: str = "X", y_name: str = "y", fitted_shape: bool = False):
         self.model, self.device, self.sample_shape, self.backbone = model, device, sample_shape, backbone
         self.x_name, self.y_name, self.fitted_shape = x_name, y_name, fitted_shape
@@ -307,7 +308,7 @@ class Classifier(Estimator):
         self._generator = torch.Generator(device=s.device).manual_seed(s.seed)
         self._stats_pending = True
 
-    def build(self, input_shape: Sequence[int]) -> "Classifier":
+    def build(self, input_shape: Sequence[int]) -> Classifier:
         """Builds the untrained network for samples of ``input_shape`` now rather than in ``fit`` (needs
         ``num_classes``/``num_labels``); the first fit with ``warm_start`` trains it, setting the input
         statistics. Returns ``self``."""
@@ -336,7 +337,7 @@ class Classifier(Estimator):
     # ------------------------------------------------------------------ fit
 
     def fit(self, X: Any, y: Any = None, *, validation_data: Any = None, callback: Callable[[dict], Any] | None = None,
-            **deprecated: Any) -> "Classifier":
+            **deprecated: Any) -> Classifier:
         """Trains on ``X, y``: tensors, arrays or array-likes, or ``X`` a ``Dataset``/``DataLoader`` yielding
         ``(x, y)`` pairs with ``y=None``. ``validation_data``: ``(X_val, y_val)`` or a Dataset/DataLoader,
         scored after every epoch. ``callback(row)`` receives each epoch's row of ``history_``.
@@ -507,7 +508,7 @@ class Classifier(Estimator):
         self._generator = torch.Generator(device=device).manual_seed(seed)
         self.device_ = device
 
-    def to(self, device: str | torch.device) -> "Classifier":
+    def to(self, device: str | torch.device) -> Classifier:
         """Moves the classifier (and its later fits and predictions) to ``device``; sets the ``device``
         parameter. Returns ``self``."""
         try:
@@ -643,7 +644,7 @@ class Classifier(Estimator):
 
     @classmethod
     def from_state_dict(cls, state: dict, device: str | torch.device | None = None,
-                        source: str = "classifier checkpoint") -> "Classifier":
+                        source: str = "classifier checkpoint") -> Classifier:
         """The classifier a :meth:`state_dict` describes, every entry checked (ValueError naming ``source`` and
         the entry)."""
         from rltorch.classifiers import persistence
@@ -658,7 +659,7 @@ class Classifier(Estimator):
         return persistence.save(self, path)
 
     @classmethod
-    def load(cls, path: str | os.PathLike, device: str | torch.device | None = None) -> "Classifier":
+    def load(cls, path: str | os.PathLike, device: str | torch.device | None = None) -> Classifier:
         """Reads a file written by :meth:`save` (``weights_only=True``: loading runs no code). With
         ``warm_start=True`` (``clf.set_params(warm_start=True)``) its next ``fit`` continues exactly where the
         saved one stopped."""

@@ -7,7 +7,7 @@ module and the estimator cannot disagree.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import math
 import types
-from typing import Any, Callable, Sequence
+from collections.abc import Sequence
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -21,7 +22,7 @@ from rltorch.classifiers.labels import check_class_labels, label_index
 __all__ = ["BinaryClassifier", "MulticlassClassifier", "MultilabelClassifier"]
 
 
-def _threshold_logit(model: "BinaryClassifier | MultilabelClassifier") -> float:
+def _threshold_logit(model: BinaryClassifier | MultilabelClassifier) -> float:
     """The logit at which the ``threshold`` probability is reached (checked here too: predict reads it)."""
     threshold = _checks.real(type(model).__name__, "threshold", model.threshold, 0.0, 1.0, low_open=True,
                              high_open=True)
@@ -246,7 +247,7 @@ class MultilabelClassifier(Classifier):
 def _sklearn_tags(estimator: Classifier, *, multi_class: bool, multi_label: bool = False):
     """scikit-learn's tags for a classifier (only scikit-learn calls this, so importing it here costs nothing
     otherwise)."""
-    from sklearn.utils import ClassifierTags, InputTags, TargetTags, Tags
+    from sklearn.utils import ClassifierTags, InputTags, Tags, TargetTags
 
     return Tags(estimator_type="classifier",
                 target_tags=TargetTags(required=True, multi_output=multi_label, single_output=not multi_label),

@@ -8,8 +8,8 @@ The code now lives by concern: :mod:`~rltorch.classifiers.estimators` (the share
 """
 
 from rltorch.classifiers.estimators import Classifier, NotFittedError
-from rltorch.classifiers.kinds import BinaryClassifier, MulticlassClassifier, MultilabelClassifier
 from rltorch.classifiers.heads import Decision, Standardize
+from rltorch.classifiers.kinds import BinaryClassifier, MulticlassClassifier, MultilabelClassifier
 from rltorch.classifiers.persistence import CHECKPOINT_FORMAT, CHECKPOINT_KIND, load_classifier
 from rltorch.classifiers.training import SOLVERS as OPTIMIZERS
 

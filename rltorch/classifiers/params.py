@@ -60,7 +60,7 @@ class Estimator:
             params[name] = value
         return params
 
-    def set_params(self, **params: Any) -> "Estimator":
+    def set_params(self, **params: Any) -> Estimator:
         """Sets constructor parameters (``name__sub`` sets a nested estimator's); checked at the next ``fit``.
         Returns ``self``."""
         if not params:

@@ -250,9 +250,16 @@ def _history(rows: Any, invalid: _Invalid) -> list[dict]:
     return [dict(row) for row in rows]
 
 
+def _is_device_type(name: str) -> bool:
+    try:
+        return torch.device(name).type == name
+    except (RuntimeError, ValueError):
+        return False
+
+
 def _restore_generator(model: Classifier, state: Any, device_type: Any, invalid: _Invalid) -> None:
-    if not isinstance(device_type, str):
-        raise invalid("generator_device", f"must be a device type, got {_shown(device_type)}")
+    if not isinstance(device_type, str) or not _is_device_type(device_type):
+        raise invalid("generator_device", f"must be a device type such as 'cpu' or 'cuda', got {_shown(device_type)}")
     if device_type != model.device_.type:
         return  # another device's stream cannot be continued here: the new one starts from `seed`
     expected = model._generator.get_state()

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import copy
 import time
-from typing import Any, Callable, Iterable
+from collections.abc import Iterable
+from typing import Any, Callable
 
 import torch
 from torch import Tensor, nn

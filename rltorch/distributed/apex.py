@@ -35,13 +35,13 @@ import signal
 import time
 from dataclasses import asdict, dataclass
 from types import SimpleNamespace
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 import torch
 from torch import Tensor
 
 from rltorch._checks import Range
-from rltorch.agents.base import EpisodeStats
+from rltorch.agents.base import EnvDataError, EpisodeStats
 from rltorch.agents.dqn import DQN, DQNConfig
 from rltorch.agents.offpolicy import epsilon_greedy, replay_buffer, td_priorities
 from rltorch.config import PositiveInt
@@ -67,6 +67,8 @@ def actor_epsilon(index: int, num_actors: int, base: float = 0.4, alpha: float =
 @dataclass(kw_only=True)
 class ApexConfig(DQNConfig):
     """Ape-X DQN on Ray: actors with per-actor epsilon feed the learner's prioritized replay."""
+
+    per_agent_fields: ClassVar[tuple[str, ...] | None] = None  # one learner: no populations
 
     actors: PositiveInt = 2
     """Ray actors stepping envs (each runs num_envs envs)."""
@@ -227,7 +229,7 @@ class Apex(DQN):
 
     def _publish(self) -> None:
         if self._weights_ref is None or self.updates - self._last_published >= self.config.publish_interval:
-            weights = {k: v.detach().cpu().clone() for k, v in self.q.state_dict().items()}
+            weights = {k: v.detach().cpu().clone() for k, v in self.q.agent(0).state_dict().items()}
             self._weights_ref = self._ray.put(weights)
             self.weights_version += 1
             self._last_published = self.updates
@@ -264,10 +266,18 @@ class Apex(DQN):
                 self._request(index)
                 continue
             self._request(index)
-            self._insert(batch)
+            self._insert(batch, index)
             return
 
-    def _insert(self, batch: dict[str, Any]) -> None:
+    def _insert(self, batch: dict[str, Any], actor: int) -> None:
+        # Actors step their envs in other processes, out of the frame's watch: their data is checked here,
+        # once per batch, before any of it reaches the buffer.
+        for key in ("obs", "reward", "next_obs"):
+            values = batch[key]
+            if values.is_floating_point() and not bool(torch.isfinite(values).all()):
+                raise EnvDataError(f"Apex: actor {actor}'s env {self.config.env_id!r} returned a non-finite "
+                                   f"{key.replace('next_', '').replace('obs', 'observation')} (NaN or inf) after env "
+                                   f"step {self.env_steps}; the batch was not inserted and Apex stopped training there")
         buffer = self.buffer
         first = buffer.added
         buffer.add(batch["obs"], batch["action"], batch["reward"], batch["next_obs"], batch["terminated"],
@@ -319,7 +329,7 @@ class Apex(DQN):
             for actor in getattr(self, "actors", []):
                 try:
                     ray.kill(actor, no_restart=True)
-                except Exception:  # noqa: BLE001 — already gone
+                except Exception:
                     pass
             self.actors = []
             self._pending = {}

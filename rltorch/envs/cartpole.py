@@ -116,7 +116,7 @@ class CartPoleVecEnv(KernelVecEnv):
     def draw(self, state: np.ndarray) -> np.ndarray:
         return _draw_cartpole(state)
 
-    def numpy(self) -> "CartPoleVecEnvNumpy":
+    def numpy(self) -> CartPoleVecEnvNumpy:
         """This env behind gymnasium's NumPy API (arrays in, arrays out)."""
         return CartPoleVecEnvNumpy(self)
 

@@ -4,7 +4,7 @@ policies that collect classifier data (:mod:`rltorch.classifiers.env_data`)."""
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn

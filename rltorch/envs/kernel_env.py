@@ -99,7 +99,9 @@ class KernelVecEnv(VectorEnv):
         if max_episode_steps is None:
             max_episode_steps = NO_LIMIT
         if not is_int(max_episode_steps) or not 1 <= max_episode_steps <= NO_LIMIT:
-            raise ValueError(f"max_episode_steps must be an integer in [1, 2**31 - 1] or None, got {max_episode_steps!r}")
+            raise ValueError(
+                f"max_episode_steps must be an integer in [1, 2**31 - 1] or None, got {max_episode_steps!r}"
+            )
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be None or one of {self.metadata['render_modes']}, got {render_mode!r}")
         seed = self._check_seed(seed)
@@ -172,7 +174,9 @@ class KernelVecEnv(VectorEnv):
         (:attr:`bound_names`) set the initial states' range for this and later resets."""
         # Every argument is checked before anything (seed, counters, bounds) changes.
         if options is not None and not isinstance(options, Mapping):
-            raise TypeError(f"{type(self).__name__}.reset: `options` must be a dict or None, got {type(options).__name__}")
+            raise TypeError(
+                f"{type(self).__name__}.reset: `options` must be a dict or None, got {type(options).__name__}"
+            )
         options = dict(options or {})
         bounds = tuple(self._as_bound(name, options.pop(name, default))
                        for name, default in zip(self.bound_names, self.default_bounds))
@@ -324,7 +328,7 @@ class KernelVecEnv(VectorEnv):
         self.bounds = bounds
         self._needs_reset = bool(state["needs_reset"])
 
-    def numpy(self) -> "KernelVecEnvNumpy":
+    def numpy(self) -> KernelVecEnvNumpy:
         """This env behind gymnasium's NumPy API (arrays in, arrays out)."""
         return KernelVecEnvNumpy(self)
 
@@ -336,7 +340,9 @@ class KernelVecEnv(VectorEnv):
         if seed is None:
             return None
         if not is_int(seed):
-            raise TypeError(f"{type(self).__name__}: `seed` must be None or an integer, got {type(seed).__name__} {seed!r}")
+            raise TypeError(
+                f"{type(self).__name__}: `seed` must be None or an integer, got {type(seed).__name__} {seed!r}"
+            )
         if not 0 <= int(seed) < 2**64:
             raise ValueError(f"{type(self).__name__}: `seed` must lie in [0, 2**64), got {seed}")
         return int(seed)
@@ -367,7 +373,9 @@ class KernelVecEnv(VectorEnv):
     def _as_mask(self, mask) -> torch.Tensor:
         mask = self._as_tensor(mask, "reset_mask")
         if mask.dtype != torch.bool or mask.shape != (self.num_envs,):
-            raise ValueError(f"reset_mask must be a bool array of shape ({self.num_envs},), got {mask.dtype} {tuple(mask.shape)}")
+            raise ValueError(
+                f"reset_mask must be a bool array of shape ({self.num_envs},), got {mask.dtype} {tuple(mask.shape)}"
+            )
         return mask
 
     def _as_states(self, state) -> torch.Tensor:

@@ -54,7 +54,9 @@ def make_env(env_id: str, num_envs: int, *, backend: str = "auto", device: torch
         backend = "rltorch" if env_id in RLTORCH_ENV_IDS else "gymnasium"
     if backend == "rltorch":
         if env_id not in RLTORCH_ENV_IDS:
-            raise ValueError(f"rltorch implements {', '.join(RLTORCH_ENVS)}; use env_backend='gymnasium' for {env_id!r}")
+            raise ValueError(
+                f"rltorch implements {', '.join(RLTORCH_ENVS)}; use env_backend='gymnasium' for {env_id!r}"
+            )
         from rltorch import envs
 
         env_class = getattr(envs, RLTORCH_ENVS[_gym_id(env_id)])
@@ -131,7 +133,9 @@ class VectorEnvAdapter:
         if isinstance(self.autoreset_mode, str):
             self.autoreset_mode = AutoresetMode(self.autoreset_mode)
         if self.autoreset_mode == AutoresetMode.DISABLED:
-            raise ValueError("rltorch agents need an env that resets itself (autoreset NEXT_STEP or SAME_STEP), not DISABLED")
+            raise ValueError(
+                "rltorch agents need an env that resets itself (autoreset NEXT_STEP or SAME_STEP), not DISABLED"
+            )
         self._prev_done = torch.zeros(self.num_envs, dtype=torch.bool, device=device)
         self.native_torch = False
 
@@ -167,7 +171,11 @@ class VectorEnvAdapter:
     def _merge_final(self, obs: Tensor, info: dict) -> Tensor:
         final, mask = info["final_obs"], info.get("_final_obs")
         if isinstance(final, Tensor):
-            mask_t = as_tensor(mask, self.device, torch.bool) if mask is not None else torch.ones_like(obs[:, 0], dtype=torch.bool)
+            mask_t = (
+                as_tensor(mask, self.device, torch.bool)
+                if mask is not None
+                else torch.ones_like(obs[:, 0], dtype=torch.bool)
+            )
             return torch.where(mask_t.view(-1, *([1] * (obs.dim() - 1))), final.to(obs), obs)
         # gymnasium's SyncVectorEnv: an object array holding an observation where the mask is set.
         merged = obs.clone()

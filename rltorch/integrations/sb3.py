@@ -67,7 +67,9 @@ class SB3VecEnv(VecEnv):
         if env is None:
             env = CartPoleVecEnv(**{"autoreset_mode": "same_step", **env_kwargs})
         elif env_kwargs:
-            raise TypeError(f"SB3VecEnv: pass either `env` or CartPoleVecEnv arguments, not both ({sorted(env_kwargs)})")
+            raise TypeError(
+                f"SB3VecEnv: pass either `env` or CartPoleVecEnv arguments, not both ({sorted(env_kwargs)})"
+            )
         if not isinstance(env, KernelVecEnv):
             raise TypeError("SB3VecEnv: `env` must be one of rltorch's vector envs (rltorch.envs.CartPoleVecEnv, "
                             f"PendulumVecEnv, ...), got {type(env).__name__}")

@@ -1,6 +1,5 @@
 """rltorch's operators (compiled kernels with pure-PyTorch fallbacks)."""
 
-from rltorch.ops.device_errors import check_device_errors, device_error_pending
 from rltorch.ops.cartpole import cartpole_reset_, cartpole_step_, new_cartpole_state
 from rltorch.ops.classic_control import (
     acrobot_reset_,
@@ -15,6 +14,7 @@ from rltorch.ops.classic_control import (
     pendulum_reset_,
     pendulum_step_,
 )
+from rltorch.ops.device_errors import check_device_errors, device_error_pending
 from rltorch.ops.parallel import cpu_parallel, cpu_parallel_report, set_cpu_parallel
 from rltorch.ops.returns import double_dqn_target, gae, lambda_returns, nstep_returns, td_target
 from rltorch.ops.sumtree import SumTree

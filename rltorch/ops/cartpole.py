@@ -106,5 +106,7 @@ if _ext.HAS_EXT:
 
     @torch.library.register_fake("rltorch::cartpole_reset_")
     def _cartpole_reset_fake(state, steps, prev_done, episode, reset_mask, seed, low=-0.05, high=0.05):
-        torch._check(state.dim() == 2 and state.shape[0] == 4, lambda: "rltorch.cartpole_reset_: `state` must be [4, N]")
+        torch._check(
+            state.dim() == 2 and state.shape[0] == 4, lambda: "rltorch.cartpole_reset_: `state` must be [4, N]"
+        )
         return torch.empty((state.shape[1], 4), dtype=torch.float32, device=state.device)

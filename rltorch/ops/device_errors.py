@@ -80,7 +80,9 @@ def device_error_record(device=None) -> torch.Tensor:
     (layout: ``csrc/include/rltorch/device_error.h``)."""
     device = _device(device)
     if not _available(device):
-        raise RuntimeError(f"rltorch: no device error record for {device} (extension: {_ext.LOAD_ERROR or 'no CUDA kernels'})")
+        raise RuntimeError(
+            f"rltorch: no device error record for {device} (extension: {_ext.LOAD_ERROR or 'no CUDA kernels'})"
+        )
     return torch.ops.rltorch._device_error_record(device)
 
 

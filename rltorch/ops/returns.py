@@ -155,7 +155,9 @@ if _ext.HAS_EXT:
         check_same_device("td_target", reward, "reward", terminated=terminated, next_q=next_q,
                           next_q_online=next_q_online, next_action=next_action, gamma=discount)
         torch._check(terminated.shape == reward.shape, lambda: "rltorch.td_target: `terminated` must match `reward`")
-        torch._check(next_q.dtype == reward.dtype, lambda: "rltorch.td_target: `next_q` must have the dtype of `reward`")
+        torch._check(
+            next_q.dtype == reward.dtype, lambda: "rltorch.td_target: `next_q` must have the dtype of `reward`"
+        )
         return torch.empty(reward.shape, dtype=reward.dtype, device=reward.device)
 
     @torch.library.register_fake("rltorch::nstep_returns")

@@ -31,7 +31,6 @@ Example::
 
 from __future__ import annotations
 
-
 import torch
 from torch import Tensor
 
@@ -325,7 +324,7 @@ class SumTree:
         ``rltorch.ops._dispatch.snapshot``, not ``.clone()``, if the graph updates the tree afterwards)."""
         return self.tree[..., self._leaf_offset : self._leaf_offset + self.capacity]
 
-    def to(self, device) -> "SumTree":
+    def to(self, device) -> SumTree:
         out = SumTree.__new__(SumTree)
         out.capacity, out.fanout, out.num_trees = self.capacity, self.fanout, self.num_trees
         out._set_layout()

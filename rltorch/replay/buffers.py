@@ -59,7 +59,14 @@ from rltorch.ops import _memory
 from rltorch.ops._dispatch import pick
 from rltorch.ops.returns import nstep_returns
 from rltorch.ops.sumtree import (
-    _GATHER, _PER_UPDATE, _REPLAY_SAMPLE, DEFAULT_FANOUT, SumTree, _validate_update, checked_leaves, max_raw_priority,
+    _GATHER,
+    _PER_UPDATE,
+    _REPLAY_SAMPLE,
+    DEFAULT_FANOUT,
+    SumTree,
+    _validate_update,
+    checked_leaves,
+    max_raw_priority,
     rebuild,
 )
 
@@ -145,7 +152,8 @@ def _input_tensor(name: str, value) -> Tensor:
 
 
 def _expected_ids(added: Tensor, capacity: int, device) -> Tensor:
-    """The id each slot holds after ``added[k]`` transitions (``[K, capacity]``; writes are sequential; -1 = never written)."""
+    """The id each slot holds after ``added[k]`` transitions (``[K, capacity]``; writes are sequential;
+    -1 = never written)."""
     slots = torch.arange(capacity, dtype=torch.int64, device=device)
     added = added.to(device=device, dtype=torch.int64).unsqueeze(1)
     latest = slots + (added - 1 - slots).div(capacity, rounding_mode="floor") * capacity
@@ -591,7 +599,9 @@ class ReplayBuffer:
         try:
             torch.Generator(device=self.device).set_state(rng.cpu())
         except (RuntimeError, ValueError, TypeError) as exc:
-            raise ValueError(f"rltorch.replay: `rng_state` is not a {self.device.type} generator state: {exc}") from None
+            raise ValueError(
+                f"rltorch.replay: `rng_state` is not a {self.device.type} generator state: {exc}"
+            ) from None
         window = state["window"]
         if window is not None:
             if self.n_step == 1:

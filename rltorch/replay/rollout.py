@@ -21,7 +21,8 @@ no Python lists and no host synchronisation, so a CUDA rollout never waits.
 
 from __future__ import annotations
 
-from typing import NamedTuple, Sequence
+from collections.abc import Sequence
+from typing import NamedTuple
 
 import torch
 from torch import Tensor

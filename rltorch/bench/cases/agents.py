@@ -35,6 +35,8 @@ import sys
 import tempfile
 import time
 
+import torch
+
 from rltorch.bench.core import Case, Settings, SolveRun, Unavailable
 
 SB3_SCRIPT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "sb3_solve.py")
@@ -143,22 +145,28 @@ def sb3_venv(venv: str) -> str:
 def run_sb3(algorithm: str, python: str, seed: int, threads: int | None, eval_every: int = 2048,
             total_steps: int | None = None, env_id: str = "CartPole-v1") -> dict:
     """One seed of SB3's ``algorithm`` on ``env_id`` (rl-zoo3 hyperparameters) by ``sb3_solve.py`` in ``python``."""
+    args = [algorithm, "--seed", str(seed), "--threads", str(threads or 0), "--eval-every", str(eval_every)]
+    if total_steps:
+        args += ["--total-steps", str(total_steps)]
+    if env_id != "CartPole-v1":
+        args += ["--env", env_id]
+    return run_peer_script(python, SB3_SCRIPT, args, threads, f"SB3 {algorithm} seed {seed}")
+
+
+def run_peer_script(python: str, script: str, args: list[str], threads: int | None, what: str) -> dict:
+    """``script`` (a file of rltorch/bench that imports nothing from rltorch) run in ``python`` with ``args``
+    in a scratch directory: its ``RESULT {json}`` line, plus ``process_s``."""
     # run_path, not the script's path on the command line: that would put rltorch/bench first on sys.path.
     cmd = [python, "-u", "-c", "import runpy, sys; sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], "
-           "run_name='__main__')", SB3_SCRIPT, algorithm, "--seed", str(seed), "--threads", str(threads or 0),
-           "--eval-every", str(eval_every)]
-    if total_steps:
-        cmd += ["--total-steps", str(total_steps)]
-    if env_id != "CartPole-v1":
-        cmd += ["--env", env_id]
-    with tempfile.TemporaryDirectory(prefix="rltorch-bench-sb3-") as tmp:
+           "run_name='__main__')", script, *args]
+    with tempfile.TemporaryDirectory(prefix="rltorch-bench-peer-") as tmp:
         start = time.perf_counter()
         proc = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True, env=child_env(threads))
         process_s = time.perf_counter() - start
     for line in reversed(proc.stdout.splitlines()):
         if line.startswith("RESULT "):
             return dict(json.loads(line[len("RESULT "):]), process_s=process_s)
-    raise RuntimeError(f"SB3 {algorithm} seed {seed} failed:\n{proc.stderr[-3000:]}")
+    raise RuntimeError(f"{what} failed:\n{proc.stderr[-3000:]}")
 
 
 def sb3_solve_run(result: dict) -> SolveRun:
@@ -233,6 +241,146 @@ def cleanrl_solve_run(result: dict) -> SolveRun:
     return SolveRun(seconds=result["time_to_solve_s"] if solved else result["process_s"],
                     env_steps=result["steps_to_solve"] if solved else result["env_steps"], solved=solved,
                     extra={"clock": "from process start; solved = mean of its last 100 training episodes >= 475"})
+
+
+# --- populations ---------------------------------------------------------------------------------
+
+POPULATION_LAYERS = (64, 64)  # PPO's tanh networks
+
+
+def _stacked_update_case(impl: str, agents: int, rows: int) -> Case:
+    """Forward and backward of K agents' PPO policy and value MLPs on ``rows`` observations each: rltorch's
+    stacked parameters (one ``baddbmm`` per layer) beside ``torch.func.functional_call`` under ``vmap`` over
+    stacked state dicts, the other way to batch K networks in PyTorch."""
+
+    def setup(settings: Settings):
+        import copy
+
+        from torch.func import functional_call, stack_module_state, vmap
+
+        from rltorch.nn import mlp
+        from rltorch.nn.stacked import StackedMLP
+
+        device = settings.torch_device
+        obs = torch.randn(agents, rows, 4, device=device)
+        if impl == "rltorch":
+            actor = StackedMLP(agents, 4, POPULATION_LAYERS, 2, activation="tanh").to(device)
+            critic = StackedMLP(agents, 4, POPULATION_LAYERS, 1, activation="tanh").to(device)
+            return lambda: (actor(obs).sum() + critic(obs).sum()).backward()
+        nets = []
+        for out in (2, 1):
+            singles = [mlp(4, POPULATION_LAYERS, out, activation="tanh").to(device) for _ in range(agents)]
+            params, buffers = stack_module_state(singles)
+            base = copy.deepcopy(singles[0]).to("meta")
+            nets.append((vmap(lambda p, b, x, base=base: functional_call(base, (p, b), (x,))), params, buffers))
+        return lambda: sum(f(p, b, obs).sum() for f, p, b in nets).backward()
+
+    return Case("agents", "stacked_mlp_update", impl, setup, size=rows, size_label="rows per agent",
+                params=(("agents", agents),), items=agents * rows, item="row")
+
+
+REJAX_SCRIPT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "rejax_solve.py")
+REJAX_PYTHON_ENV = "RLTORCH_BENCH_REJAX_PYTHON"
+REJAX_REQUIREMENTS = ["rejax==0.1.3", "gymnax==0.0.9"]  # rejax 0.1.3 fails on gymnax 1.x (six values from step)
+INSTALL_REJAX = (f"rltorch bench --rejax-venv DIR (makes a venv with {' '.join(REJAX_REQUIREMENTS)}), or "
+                 f"set {REJAX_PYTHON_ENV}=VENV/bin/python for a venv that has them")
+
+
+def rejax_python(settings: Settings | None = None) -> str:
+    """The interpreter of rejax's venv (``settings.rejax_python`` or ``$RLTORCH_BENCH_REJAX_PYTHON``);
+    Unavailable when there is none or rejax does not import there."""
+    python = (settings.rejax_python if settings else None) or os.environ.get(REJAX_PYTHON_ENV)
+    if not python:
+        raise Unavailable(f"no rejax venv: pass --rejax-venv DIR or set {REJAX_PYTHON_ENV}", INSTALL_REJAX)
+    try:
+        proc = subprocess.run([python, "-c", "import rejax, gymnax"], capture_output=True, text=True)
+    except OSError as exc:
+        raise Unavailable(f"cannot run {python}: {exc.strerror or exc}", INSTALL_REJAX) from None
+    if proc.returncode != 0:
+        last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        raise Unavailable(f"rejax does not import in {python}: {last}", INSTALL_REJAX)
+    return python
+
+
+def rejax_venv(venv: str) -> str:
+    """The interpreter of a venv holding rejax at its pins, made on first use (JAX never enters rltorch's)."""
+    python = os.path.join(venv, "bin", "python")
+    if not os.path.exists(python):
+        print(f"creating {venv} with {' '.join(REJAX_REQUIREMENTS)} ...", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", venv], check=True)
+        subprocess.run([python, "-m", "pip", "install", "-q", *REJAX_REQUIREMENTS], check=True)
+    return python
+
+
+def run_rejax(python: str, seeds: int, seed: int, total_steps: int | None = None, eval_every: int = 2000) -> dict:
+    """rejax's PPO vmapped over ``seeds`` seeds by ``rejax_solve.py`` in ``python`` (one OpenMP thread, as the
+    other peers; XLA's CPU client uses about one core here anyway)."""
+    args = ["--seeds", str(seeds), "--seed", str(seed), "--eval-every", str(eval_every)]
+    if total_steps:
+        args += ["--total-steps", str(total_steps)]
+    return run_peer_script(python, REJAX_SCRIPT, args, SOLVE_THREADS, f"rejax seed {seed}")
+
+
+def rejax_solve_run(result: dict) -> SolveRun:
+    """Every seed solved means every seed reached 475 at some greedy evaluation; rejax trains its whole budget
+    (one compiled loop), so its time is the whole run, its JIT compile included (``run_s`` leaves it out)."""
+    seeds = result["seeds"]
+    first = [s for s in result["first_solved_step"] if s is not None]
+    return SolveRun(seconds=result["with_compile_s"], env_steps=result["env_steps_per_seed"],
+                    solved=result["solved_at_some_point"] == seeds,
+                    extra={"clock": "whole run incl. JIT compile (rejax trains its full budget)",
+                           "run_s": round(result["run_s"], 3), "compile_s": round(result["compile_s"], 3),
+                           "solved_at_some_point": f"{result['solved_at_some_point']}/{seeds}",
+                           "solved_at_end": f"{result['solved_at_end']}/{seeds}",
+                           "median_first_solved_step": statistics.median(first) if first else None,
+                           "versions": result["versions"]})
+
+
+def run_rltorch_population(algorithm: str, agents: int, seed: int, extra_args: list[str] = (),
+                           device: str = "cpu") -> dict:
+    """``agents`` agents of rltorch's ``algorithm`` trained at once (``--num-agents``) in a fresh process."""
+    return run_rltorch(algorithm, seed, ["--num-agents", str(agents), *extra_args], device)
+
+
+def population_solve_run(result: dict) -> SolveRun:
+    """Seconds until the last agent solved (every agent's evaluations included), or until the population gave
+    up; env steps per agent until the last one solved."""
+    agents = result["agents"]
+    solved = [a for a in agents if a["solved"]]
+    steps = [a["steps_to_solve"] for a in solved]
+    return SolveRun(seconds=result["time_to_solve_s"] if result["solved"] else result["wall_time_s"],
+                    env_steps=result["steps_to_solve"] if result["solved"] else result["env_steps"],
+                    solved=result["solved"],
+                    extra={"agents": len(agents), "solved_agents": len(solved),
+                           "median_steps_to_solve": statistics.median(steps) if steps else None,
+                           "total_env_steps": sum(a["env_steps"] for a in agents),
+                           "from_process_start_s": round(result["from_process_start_s"], 3),
+                           "threads": result["threads"]})
+
+
+#: The population cases' hyperparameters: each agent on 8 envs x 64 steps, one epoch of 8 minibatches
+#: (64 transitions each) at a higher learning rate. Fewer gradient rows per env step than the single-agent
+#: defaults (whose 2 x 1024-row minibatches suit one agent's fixed costs), and a population pays per row.
+POPULATION_PPO_ARGS = ["--num-envs", "8", "--num-steps", "64", "--update-epochs", "1", "--num-minibatches", "8",
+                       "--learning-rate", "2e-3"]
+
+
+def _population_case(group: str, algorithm: str, agents: int, args: list[str], tiny_args: list[str]) -> Case:
+    def setup(settings: Settings):
+        extra_args = [*args, *settings.train_args, *(tiny_args if settings.mode == "tiny" else [])]
+        return lambda seed: population_solve_run(run_rltorch_population(algorithm, agents, seed, extra_args,
+                                                                        settings.device))
+
+    return Case("agents", group, "rltorch", setup, kind="solve", item="env step", params=(("agents", agents),))
+
+
+def _rejax_case(group: str, agents: int) -> Case:
+    def setup(settings: Settings):
+        python = rejax_python(settings)
+        return lambda seed: rejax_solve_run(run_rejax(python, agents, seed))
+
+    return Case("agents", group, "rejax PPO (jit+vmap)", setup, kind="solve", item="env step",
+                params=(("agents", agents),), devices=("cpu",), max_seeds=1)
 
 
 # --- cases --------------------------------------------------------------------------------------
@@ -348,6 +496,13 @@ def cases(settings: Settings) -> list[Case]:
                                lambda s: s.pick(1280, None, 100_000)))
         found.append(_cleanrl_case("dqn_time_to_solve", "CleanRL DQN", "dqn.py", SOLVE_THREADS,
                                    ["--total-timesteps", "2000", "--learning-starts", "1000"]))
+    agents = settings.pick(4, 64, 64)
+    found.append(_population_case("ppo_population", "ppo", agents, POPULATION_PPO_ARGS, ["--total-steps", "2048"]))
+    if settings.mode == "full":
+        # rejax compiles for about 30 s and trains its whole budget: minutes per seed.
+        found.append(_rejax_case("ppo_population", agents))
+    for rows in settings.pick((16,), (128,), (64, 128, 1024)):
+        found += [_stacked_update_case("rltorch", 64, rows), _stacked_update_case("torch.func vmap", 64, rows)]
     if settings.mode == "full":
         # Ape-X's learner plus 2 actor processes on Ray (a local cluster per seed, its start-up
         # counted in the time from process start, not in the time to solve).
