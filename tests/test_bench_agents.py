@@ -45,9 +45,11 @@ def test_case_names_and_modes():
     # The classic-control suite (issue #22) trains for seconds to minutes per seed: full runs only, and
     # tiny runs check rltorch's set-up.
     classic = {("ppo_time_to_solve env=Acrobot-v1", "rltorch", "solve"),
-               ("ppo_time_to_solve env=Pendulum-v1", "rltorch", "solve")}
+               ("ppo_time_to_solve env=Pendulum-v1", "rltorch", "solve"),
+               ("dqn_time_to_solve env=MountainCar-v0", "rltorch", "solve")}
     classic_peers = {("ppo_time_to_solve env=Acrobot-v1", "SB3 PPO", "solve"),
-                     ("ppo_time_to_solve env=Pendulum-v1", "SB3 PPO", "solve")}
+                     ("ppo_time_to_solve env=Pendulum-v1", "SB3 PPO", "solve"),
+                     ("dqn_time_to_solve env=MountainCar-v0", "SB3 DQN", "solve")}
     assert _names("quick") == agents_cases | classifier_cases | population(64)  # slow peers: too long for --quick
     assert _names("tiny") == agents_cases | classifier_cases | slow_peers | classic | population(4)
     # Ape-X starts a Ray cluster per seed: only full runs time it (tests/test_distributed.py runs it).
@@ -172,3 +174,35 @@ def test_cleanrl_run_is_timed_by_its_own_criterion(tmp_path, monkeypatch):
     result = _tiny_case("dqn_time_to_solve", "CleanRL DQN").setup(TINY)(1)
     # Episodes 40..: 500; the mean of the last 100 first reaches 475 at episode 134 (95 x 500 + 5 x 10 = 47,550).
     assert result.solved and result.env_steps == 135 * 100 and result.seconds > 0
+
+
+def _dqn_config(args: list[str]):
+    import argparse
+
+    from rltorch.agents import DQNConfig
+    from rltorch.config import add_config_flags, config_from_flags
+
+    parser = argparse.ArgumentParser()
+    add_config_flags(parser, DQNConfig)
+    return config_from_flags(parser.parse_args(args), DQNConfig, "dqn")
+
+
+def test_mountain_car_dqn_case_runs_rl_zoo3_settings_in_rltorch_terms():
+    """rl-zoo3's hyperparams/dqn.yml for MountainCar-v0 (what sb3_solve.py gives SB3), read through the flags
+    the bench passes to rltorch: train_freq 16 x gradient_steps 8, a target copy every 600 env steps,
+    epsilon 1 -> 0.07 over 0.2 x 1.2e5 env steps, no Double DQN, and the zoo's step budget."""
+    args, cap = agents.CLASSIC_SOLVE[("dqn", "MountainCar-v0")]
+    cfg = _dqn_config(["--env", "MountainCar-v0", *args, "--total-steps", str(cap)])
+    zoo_train_freq, zoo_gradient_steps, zoo_target_every = 16, 8, 600
+    assert cap == 120_000
+    assert cfg.updates_per_step == zoo_gradient_steps / zoo_train_freq
+    assert cfg.target_update == "hard" and cfg.target_update_interval / cfg.updates_per_step == zoo_target_every
+    assert (cfg.eps_start, cfg.eps_end, cfg.eps_decay_steps) == (1.0, 0.07, 0.2 * cap)
+    assert (cfg.learning_rate, cfg.batch_size, cfg.buffer_size, cfg.learning_starts, cfg.gamma) == (
+        4e-3, 128, 10_000, 1000, 0.98)
+    assert cfg.hidden_sizes == (256, 256) and cfg.double_dqn is False and cfg.loss == "huber"
+    assert cfg.max_grad_norm == 10  # SB3's DQN default
+    # The SB3 side of the same case names the same env and trains the zoo's budget.
+    sb3 = [c for c in collect(["agents"], Settings.for_mode("full"))
+           if c.where == "dqn_time_to_solve env=MountainCar-v0" and c.impl == "SB3 DQN"]
+    assert len(sb3) == 1 and sb3[0].devices == ("cpu",)

@@ -424,15 +424,27 @@ def _cleanrl_case(group: str, impl: str, script: str, threads: int | None, tiny_
 
 # --- the classic-control suite (issue #22) ------------------------------------------------------
 
+#: rl-zoo3's DQN settings for MountainCar-v0 (hyperparams/dqn.yml) in rltorch's terms: its train_freq 16
+#: and gradient_steps 8 are 16 envs stepped together and 0.5 updates per env step, its
+#: target_update_interval of 600 env steps is 300 updates, its exploration_fraction 0.2 of 1.2e5 steps
+#: is eps_decay_steps 24,000; SB3's DQN is not Double DQN.
+MOUNTAIN_CAR_DQN_ZOO = ["--num-envs", "16", "--updates-per-step", "0.5", "--batch-size", "128",
+                        "--buffer-size", "10000", "--learning-starts", "1000", "--gamma", "0.98",
+                        "--target-update", "hard", "--target-update-interval", "300", "--learning-rate", "4e-3",
+                        "--hidden-sizes", "256,256", "--eps-start", "1", "--eps-end", "0.07",
+                        "--eps-decay-steps", "24000", "--no-double-dqn"]
+
 #: (algorithm, env id) -> rltorch's flags and step cap. Pendulum's follow rl-zoo3's PPO settings where
 #: they share a name (gamma 0.9, GAE lambda 0.95, 10 epochs) with 16 envs x 128 steps per rollout (the
 #: zoo: 4 x 1024) in minibatches of 128 (the zoo: 64) and a learning rate of 2e-3 (the zoo: 1e-3);
-#: Acrobot runs rltorch's PPO defaults. SB3 runs the zoo's own settings (rltorch/bench/sb3_solve.py).
+#: Acrobot runs rltorch's PPO defaults; MountainCar's DQN the zoo's settings above. SB3 runs the zoo's own
+#: settings (rltorch/bench/sb3_solve.py).
 CLASSIC_SOLVE = {
     ("ppo", "Acrobot-v1"): (["--eval-interval", "4096"], 200_000),
     ("ppo", "Pendulum-v1"): (["--num-envs", "16", "--num-steps", "128", "--update-epochs", "10",
                               "--num-minibatches", "16", "--gamma", "0.9", "--gae-lambda", "0.95",
                               "--learning-rate", "2e-3", "--eval-interval", "8192"], 300_000),
+    ("dqn", "MountainCar-v0"): ([*MOUNTAIN_CAR_DQN_ZOO, "--eval-interval", "10000"], 120_000),
 }
 #: SB3's evaluation interval per env: an evaluation of 100 episodes on gymnasium's Python envs
 #: takes seconds (Acrobot: 100 x up to 500 steps), left out of SB3's training-only time.
@@ -466,8 +478,9 @@ def _classic_case(algorithm: str, env_id: str, impl: str) -> Case:
 
 
 def classic_cases(settings: Settings) -> list[Case]:
-    """rltorch's PPO on Acrobot-v1 and Pendulum-v1 beside SB3 with rl-zoo3's settings. Each seed trains for
-    seconds to minutes, so only full runs time them (tiny runs check rltorch's set-up, unsolved)."""
+    """rltorch's PPO on Acrobot-v1 and Pendulum-v1 and its DQN on MountainCar-v0 beside SB3 with rl-zoo3's
+    settings. Each seed trains for seconds to minutes, so only full runs time them (tiny runs check rltorch's
+    set-up, unsolved)."""
     if settings.mode == "quick":
         return []
     found = []
