@@ -47,9 +47,13 @@ build: $(VENV)/.built
 
 test: test-python test-cpp
 
+# One pytest worker per core (CI has two); each test file runs whole on one worker, so the Ray tests
+# of test_distributed.py never see another test's cluster.
+PYTEST_WORKERS ?= 2
+
 test-python: build
 	$(PY) -m ruff check .
-	$(PY) -m pytest tests -q
+	$(PY) -m pytest tests -q -n $(PYTEST_WORKERS) --dist loadfile
 
 test-cpp: build
 	$(PY) tools/cmake_build.py --build-dir $(CMAKE_BUILD)

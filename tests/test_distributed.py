@@ -33,7 +33,7 @@ def ray_processes() -> list[str]:
 def no_ray_left():
     assert not ray_processes(), "Ray processes from before this test"
     yield
-    deadline = time.time() + 15  # workers exit shortly after the cluster stops
+    deadline = time.time() + 60  # workers exit shortly after the cluster stops (longer on a loaded machine)
     while ray_processes() and time.time() < deadline:
         time.sleep(0.2)
     assert not ray_processes()
@@ -189,7 +189,8 @@ def test_ctrl_c_stops_the_cli_run_and_leaves_no_ray_process(tmp_path, no_ray_lef
             time.sleep(0.2)
         assert checkpoint.exists(), proc.stderr.read() if proc.poll() is not None else "no checkpoint in 120 s"
         proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=60)
+        # A bound, not a timing: stopping the cluster took over a minute on a 2-core machine at load 10.
+        _, err = proc.communicate(timeout=240)
     finally:
         if proc.poll() is None:
             proc.kill()

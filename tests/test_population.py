@@ -1,6 +1,7 @@
 """PPO populations: agents that never influence each other, one agent as the same code, resume bit for bit,
 and the command line (sweeps, run files, export of one agent)."""
 
+import copy
 import json
 import os
 import subprocess
@@ -121,16 +122,17 @@ def test_the_command_line_trains_a_sweep_and_exports_one_agent(tmp_path):
     assert torch.equal(scripted, agent.act(obs, agent=best)) and torch.equal(exported, scripted)
 
 
-def test_dqn_population_agents_are_independent_and_one_agent_is_the_lone_dqn():
+def dqn(**overrides):
     from rltorch.agents import DQN, DQNConfig
 
-    def dqn(**overrides):
-        values = dict(device="cpu", num_envs=4, hidden_sizes=(16, 16), batch_size=16, learning_starts=64,
-                      buffer_size=512, updates_per_step=0.5, prioritized=True, total_steps=800, eval_interval=200,
-                      eval_episodes=4, log_interval=200, solve_threshold=20.0, eps_decay_steps=400)
-        values.update(overrides)
-        return DQN(DQNConfig(**values))
+    values = dict(device="cpu", num_envs=4, hidden_sizes=(16, 16), batch_size=16, learning_starts=64,
+                  buffer_size=512, updates_per_step=0.5, prioritized=True, total_steps=800, eval_interval=200,
+                  eval_episodes=4, log_interval=200, solve_threshold=20.0, eps_decay_steps=400)
+    values.update(overrides)
+    return DQN(DQNConfig(**values))
 
+
+def test_dqn_population_agents_are_independent_and_one_agent_is_the_lone_dqn():
     runs = [(lambda agent: (agent, agent.train()))(dqn(sweep=(seeds,))) for seeds in ("seed=0,1,2,3", "seed=0,1,2,9")]
     (a, ra), (b, rb) = runs
     assert a.buffer.num_buffers == 4 and a.updates > 0
@@ -144,6 +146,40 @@ def test_dqn_population_agents_are_independent_and_one_agent_is_the_lone_dqn():
     lone = dqn(total_steps=400)
     assert lone.buffer.num_buffers is None and lone.optimizer.lone
     lone.train()
+
+
+def test_a_dqn_population_computes_only_the_agents_still_learning():
+    agent = dqn(sweep=("seed=0,1,2,3",), total_steps=200, stop_when_solved=False)
+    agent.train()
+    agent._retire([1, 3])
+    assert agent.learning_rows.tolist() == [0, 2]
+    batch = agent.buffer.sample(16)
+    before = [p.detach().clone() for p in agent.q.parameters()]
+    optimizer = copy.deepcopy(agent.optimizer.state_dict())
+    td_rows = agent.gradient_step(batch)
+    after_rows = [p.detach().clone() for p in agent.q.parameters()]
+    # The same step computed over every agent (the agents that stopped masked in the optimiser only).
+    with torch.no_grad():
+        for p, old in zip(agent.q.parameters(), before):
+            p.copy_(old)
+    agent.optimizer.load_state_dict(optimizer)
+    agent.learning_rows = None
+    td_all = agent.gradient_step(batch)
+    after_all = [p.detach() for p in agent.q.parameters()]
+    for k in (0, 2):
+        assert torch.equal(td_rows[k], td_all[k])
+        assert all(torch.equal(x[k], y[k]) and not torch.equal(x[k], old[k])
+                   for x, y, old in zip(after_rows, after_all, before))
+    for k in (1, 3):
+        assert bool((td_rows[k] == 0).all()) and not bool((td_all[k] == 0).all())
+        assert all(torch.equal(x[k], old[k]) for x, old in zip(after_rows, before))
+    # The update loop changes only the learning agents' priorities.
+    agent.after_load()
+    trees = agent.buffer.tree.tree.clone()
+    agent.schedule.collected(32)
+    agent.update()
+    changed = [not torch.equal(agent.buffer.tree.tree[k], trees[k]) for k in range(4)]
+    assert changed == [True, False, True, False]
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")

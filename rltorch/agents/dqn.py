@@ -124,6 +124,7 @@ class DQN(OffPolicyAgent):
         learning = torch.zeros(self.num_agents, dtype=torch.bool)
         learning[self.active] = True
         self._learning = None if bool(learning.all()) else learning.to(self.device)
+        self.learning_rows = None if self._learning is None else self.active.to(self.device)
         tau = self.per_agent("tau") * learning
         self._tau = [tau.to(self.device, torch.float32).view(shape) for shape in
                      ((self.num_agents,) + (1,) * (p.dim() - 1) for p in self.q.parameters())]
@@ -173,7 +174,13 @@ class DQN(OffPolicyAgent):
         cfg = self.config
         if self.num_agents == 1:  # one buffer's batch: [B, ...]; the stacked network takes [1, B, ...]
             batch = type(batch)(*(field.unsqueeze(0) for field in batch))
-        q_taken, target = q_and_target(self.q, self.target, batch, cfg.double_dqn)
+        rows, q, target_q = self.learning_rows, self.q, self.target
+        if rows is not None:
+            # Agents that solved stopped learning: the networks run on the others' rows only, so the work
+            # shrinks as agents solve (their TD errors come back as 0 and their priorities stay as they are).
+            batch = type(batch)(*(field.index_select(0, rows) for field in batch))
+            q, target_q = _agents_of(self.q, rows), _agents_of(self.target, rows)
+        q_taken, target = q_and_target(q, target_q, batch, cfg.double_dqn)
         td_error = q_taken - target
         if cfg.loss == "huber":
             elementwise = F.smooth_l1_loss(q_taken, target, reduction="none")
@@ -186,6 +193,8 @@ class DQN(OffPolicyAgent):
         loss.backward()
         self.optimizer.step(self._learning)
         td_error = td_error.detach()
+        if rows is not None:
+            td_error = td_error.new_zeros(self.num_agents, td_error.shape[1]).index_copy_(0, rows, td_error)
         return td_error[0] if self.num_agents == 1 else td_error
 
     def after_update(self) -> None:
@@ -230,3 +239,10 @@ class DQN(OffPolicyAgent):
         optimizer = stacked_adam_state(section["optimizer"], parameters, self.q, self.optimizer.state_dict(),
                                        "optimizer", rename)
         return {**section, "q": q, "target": target, "optimizer": optimizer}
+
+
+def _agents_of(network: nn.Module, rows: Tensor) -> Callable[[Tensor], Tensor]:
+    """The stacked ``network``'s agents ``rows`` as a function of their observations ``[len(rows), B, ...]``;
+    gradients reach the population's parameters (through ``index_select``), zero in the other agents' rows."""
+    parameters = {name: p.index_select(0, rows) for name, p in network.named_parameters()}
+    return lambda obs: torch.func.functional_call(network, parameters, (obs,))

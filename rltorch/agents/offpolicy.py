@@ -189,6 +189,9 @@ class OffPolicyAgent(Agent):
     config: OffPolicyConfig
     checkpoint_attrs = ("schedule",)
     buffer_attrs = ("buffer",)
+    #: A population's agents that still learn (increasing indices, on the device); None while every agent does.
+    #: ``gradient_step`` computes only their rows, and only their buffers' priorities change.
+    learning_rows: Tensor | None = None
 
     def build(self) -> None:
         cfg = self.config
@@ -234,7 +237,11 @@ class OffPolicyAgent(Agent):
             batch = self.buffer.sample(cfg.batch_size)
             td_error = self.gradient_step(batch)
             if cfg.prioritized:
-                self.buffer.update_priorities(batch.index, td_error)
+                index = batch.index
+                if self.learning_rows is not None:  # id -1: skipped, so those agents keep their priorities
+                    index = torch.full_like(index, -1).index_copy_(0, self.learning_rows,
+                                                                    index.index_select(0, self.learning_rows))
+                self.buffer.update_priorities(index, td_error)
             self.updates += 1
             self.after_update()
 
