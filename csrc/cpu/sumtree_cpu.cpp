@@ -13,9 +13,8 @@
 namespace rltorch {
 namespace {
 
-// Queries descend in groups: each level's child groups for the whole group
-// are prefetched before any is read, so up to kGroup cache misses overlap
-// instead of one dependent miss per level per query.
+// Queries descend in groups (sumtree::descend_group): up to kGroup cache
+// misses overlap instead of one dependent miss per level per query.
 constexpr int64_t kGroup = 32;
 // One descent at 2^20 leaves, measured serial on the 2-core dev VM: 30-45 ns
 // (a cache miss per lower level); csrc/cpu/parallel.h decides from it.
@@ -46,13 +45,7 @@ void find_range(const double* trees, int64_t stride, const sumtree::Layout& layo
       u[q] = m > 0.0 ? m : 0.0;
       node[q] = 0;
     }
-    for (int level = 0; level + 1 < layout.levels; ++level) {
-      const double* base = sums + layout.offset[level + 1];
-      for (int64_t q = 0; q < n; ++q) __builtin_prefetch(base + node[q] * K);
-      for (int64_t q = 0; q < n; ++q) {
-        node[q] = node[q] * K + sumtree::choose_child<K, double>(base + node[q] * K, u[q]);
-      }
-    }
+    sumtree::descend_group<K>(sums, layout, u, node, n);
     for (int64_t q = 0; q < n; ++q) {
       out[g + q] = node[q];
       found(g + q, t, node[q]);
