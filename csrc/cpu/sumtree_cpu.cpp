@@ -197,14 +197,13 @@ void sumtree_update_cpu(const at::Tensor& tree, int64_t capacity, int64_t fanout
   apply_update(tree, a.trees, fanout, idx, p, kept, a.per_tree, alpha, eps, rm);
 }
 
-void per_update_priorities_cpu(const at::Tensor& tree, int64_t capacity, int64_t fanout,
-                               const at::Tensor& slot_ids, const at::Tensor& index, const at::Tensor& td_error,
-                               double alpha, double eps, const at::Tensor& running_max) {
-  const PerUpdateArgs a =
-      prepare_per_update(tree, capacity, fanout, slot_ids, index, td_error, alpha, eps, running_max);
+// Validates every td error (read as double: float32 converts exactly), then
+// writes the kept entries.
+template <typename TD>
+void per_update_checked(const at::Tensor& tree, const PerUpdateArgs& a, const TD* td_error, int64_t capacity, int64_t fanout, double alpha,
+                        double eps, const at::Tensor& running_max) {
   const int64_t* ids = a.slot_ids.const_data_ptr<int64_t>();
   const int64_t* idx = a.index.const_data_ptr<int64_t>();
-  const double* td = a.td_error.const_data_ptr<double>();
   const int64_t n = a.index.numel();
   const int64_t per_tree = a.per_tree;
   thread_local std::vector<int64_t> slots;
@@ -221,19 +220,32 @@ void per_update_priorities_cpu(const at::Tensor& tree, int64_t capacity, int64_t
       const int64_t ahead = i + kGatherLookahead;
       __builtin_prefetch(ids + ahead / per_tree * tree_stride + idx[ahead] % capacity * slot_stride);
     }
-    TORCH_CHECK_VALUE(std::isfinite(td[i]), "rltorch.per_update_priorities_: `td_error` holds ", td[i],
+    const double td = static_cast<double>(td_error[i]);
+    TORCH_CHECK_VALUE(std::isfinite(td), "rltorch.per_update_priorities_: `td_error` holds ", td,
                       " at position ", i, "; td errors must be finite");
-    TORCH_CHECK_VALUE(std::fabs(td[i]) + eps <= max_raw, "rltorch.per_update_priorities_: `td_error` holds ",
-                      td[i], " at position ", i, "; |td_error| + eps must be <= ", max_raw,
+    TORCH_CHECK_VALUE(std::fabs(td) + eps <= max_raw, "rltorch.per_update_priorities_: `td_error` holds ",
+                      td, " at position ", i, "; |td_error| + eps must be <= ", max_raw,
                       " for this capacity and alpha, or the total of the tree could overflow");
     const int64_t id = idx[i];
     const int64_t slot = id >= 0 ? id % capacity : 0;
     slots[i] = slot;
-    priority[i] = std::fabs(td[i]);
+    priority[i] = std::fabs(td);
     kept[i] = id >= 0 && tree_ids[slot * slot_stride] == id;
   }
   apply_update(tree, a.trees, fanout, slots.data(), priority.data(), reinterpret_cast<const bool*>(kept.data()),
                per_tree, alpha, eps, running_max.mutable_data_ptr<double>());
+}
+
+void per_update_priorities_cpu(const at::Tensor& tree, int64_t capacity, int64_t fanout,
+                               const at::Tensor& slot_ids, const at::Tensor& index, const at::Tensor& td_error,
+                               double alpha, double eps, const at::Tensor& running_max) {
+  const PerUpdateArgs a =
+      prepare_per_update(tree, capacity, fanout, slot_ids, index, td_error, alpha, eps, running_max, true);
+  if (a.td_error.scalar_type() == at::kFloat) {
+    per_update_checked(tree, a, a.td_error.const_data_ptr<float>(), capacity, fanout, alpha, eps, running_max);
+  } else {
+    per_update_checked(tree, a, a.td_error.const_data_ptr<double>(), capacity, fanout, alpha, eps, running_max);
+  }
 }
 
 // One column's rows [begin, end): a loop per row size, so a field of a few
@@ -371,7 +383,8 @@ void sample_into(const at::Tensor& tree, const Trees& trees, int64_t fanout, int
 std::tuple<at::Tensor, at::Tensor> sumtree_sample_cpu(const at::Tensor& tree, int64_t capacity,
                                                       int64_t fanout, int64_t batch_size, double beta,
                                                       std::optional<at::Generator> generator) {
-  SampleOutputs s = prepare_sample("sumtree_sample", tree, capacity, fanout, {}, batch_size, beta, generator, true);
+  SampleOutputs s =
+      prepare_sample("sumtree_sample", tree, capacity, fanout, {}, batch_size, beta, generator, true);
   sample_into(tree, s.trees, fanout, batch_size, beta, s.uniform, s.index, s.weight);
   return {s.index, s.weight};
 }
@@ -379,7 +392,8 @@ std::tuple<at::Tensor, at::Tensor> sumtree_sample_cpu(const at::Tensor& tree, in
 std::tuple<at::Tensor, at::Tensor, std::vector<at::Tensor>> replay_sample_cpu(
     const at::Tensor& tree, int64_t capacity, int64_t fanout, at::TensorList columns, int64_t batch_size,
     double beta, std::optional<at::Generator> generator) {
-  SampleOutputs s = prepare_sample("replay_sample", tree, capacity, fanout, columns, batch_size, beta, generator, true);
+  SampleOutputs s =
+      prepare_sample("replay_sample", tree, capacity, fanout, columns, batch_size, beta, generator, true);
   const std::vector<char*> dst = output_pointers(s.rows);
   sample_into(tree, s.trees, fanout, batch_size, beta, s.uniform, s.index, s.weight, &s.columns, dst.data());
   gather_strided_columns(columns, s.columns, s.rows, s.index, s.trees.batched ? s.trees.count : 0);
