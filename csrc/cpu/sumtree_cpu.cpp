@@ -16,9 +16,9 @@ namespace {
 // Queries descend in groups (sumtree::descend_group): up to kGroup cache
 // misses overlap instead of one dependent miss per level per query.
 constexpr int64_t kGroup = 32;
-// One descent at 2^20 leaves, measured serial on the 2-core dev VM: 30-45 ns
-// (a cache miss per lower level); csrc/cpu/parallel.h decides from it.
-constexpr double kSearchNs = 35.0;
+// One descent at 2^20 leaves, measured serial on the 2-core dev VM: 19-25 ns
+// with the AVX2 descent (30-45 without); csrc/cpu/parallel.h decides from it.
+constexpr double kSearchNs = 25.0;
 // One leaf of a batched update at 2^20 leaves (the sweep of sumtree.h).
 constexpr double kUpdateNs = 25.0;
 // Rows ahead that the gathers prefetch: each sampled row is a cache miss.
