@@ -142,7 +142,7 @@ def test_per_update_td_errors_of_any_float_dtype_equal_the_reference(device, dty
     # loss's output, every training step); every dtype must give the reference's bits.
     gen = torch.Generator().manual_seed(7)
     ops = torch.ops.rltorch
-    for capacity, fanout, batch in [(1, 2, 3), (37, 4, 50), (3000, 8, 700)]:
+    for capacity, fanout, batch in [(1, 2, 3), (37, 4, 50), (64, 8, 100), (3000, 8, 700)]:  # 1, 64: slots by mask
         count = trees or 1
         a, b = SumTree(capacity, device, fanout, num_trees=trees), SumTree(capacity, device, fanout, num_trees=trees)
         # Each tree's slots hold the ids of its first or second pass over the buffer.

@@ -200,8 +200,8 @@ void sumtree_update_cpu(const at::Tensor& tree, int64_t capacity, int64_t fanout
 // Validates every td error (read as double: float32 converts exactly), then
 // writes the kept entries.
 template <typename TD>
-void per_update_checked(const at::Tensor& tree, const PerUpdateArgs& a, const TD* td_error, int64_t capacity, int64_t fanout, double alpha,
-                        double eps, const at::Tensor& running_max) {
+void per_update_checked(const at::Tensor& tree, const PerUpdateArgs& a, const TD* td_error, int64_t capacity,
+                        int64_t fanout, double alpha, double eps, const at::Tensor& running_max) {
   const int64_t* ids = a.slot_ids.const_data_ptr<int64_t>();
   const int64_t* idx = a.index.const_data_ptr<int64_t>();
   const int64_t n = a.index.numel();
@@ -213,13 +213,11 @@ void per_update_checked(const at::Tensor& tree, const PerUpdateArgs& a, const TD
   priority.resize(static_cast<size_t>(n));
   kept.resize(static_cast<size_t>(n));
   const double max_raw = max_raw_priority(capacity, alpha);
-  const int64_t tree_stride = a.ids_tree_stride, slot_stride = a.ids_stride;
+  // Every value first (a rejected batch writes nothing), with each id's slot:
+  // one division per entry (none for a power-of-two capacity), where the
+  // staleness pass used to divide four times per entry.
+  const bool power_of_two = (capacity & (capacity - 1)) == 0;
   for (int64_t i = 0; i < n; ++i) {
-    const int64_t* tree_ids = ids + (per_tree > 0 ? i / per_tree : 0) * tree_stride;
-    if (i + kGatherLookahead < n && idx[i + kGatherLookahead] >= 0) {
-      const int64_t ahead = i + kGatherLookahead;
-      __builtin_prefetch(ids + ahead / per_tree * tree_stride + idx[ahead] % capacity * slot_stride);
-    }
     const double td = static_cast<double>(td_error[i]);
     TORCH_CHECK_VALUE(std::isfinite(td), "rltorch.per_update_priorities_: `td_error` holds ", td,
                       " at position ", i, "; td errors must be finite");
@@ -227,10 +225,19 @@ void per_update_checked(const at::Tensor& tree, const PerUpdateArgs& a, const TD
                       td, " at position ", i, "; |td_error| + eps must be <= ", max_raw,
                       " for this capacity and alpha, or the total of the tree could overflow");
     const int64_t id = idx[i];
-    const int64_t slot = id >= 0 ? id % capacity : 0;
-    slots[i] = slot;
+    slots[i] = id < 0 ? 0 : power_of_two ? (id & (capacity - 1)) : id % capacity;
     priority[i] = std::fabs(td);
-    kept[i] = id >= 0 && tree_ids[slot * slot_stride] == id;
+  }
+  // An entry is kept while its slot still holds its id (the slot's row is a
+  // cache miss unless just sampled: prefetched ahead).
+  const int64_t tree_stride = a.ids_tree_stride, slot_stride = a.ids_stride;
+  for (int64_t t = 0; per_tree > 0 && t < a.trees.count; ++t) {
+    const int64_t* tree_ids = ids + t * tree_stride;
+    const int64_t first = t * per_tree, last = first + per_tree;
+    for (int64_t i = first; i < last; ++i) {
+      if (i + kGatherLookahead < last) __builtin_prefetch(tree_ids + slots[i + kGatherLookahead] * slot_stride);
+      kept[i] = idx[i] >= 0 && tree_ids[slots[i] * slot_stride] == idx[i];
+    }
   }
   apply_update(tree, a.trees, fanout, slots.data(), priority.data(), reinterpret_cast<const bool*>(kept.data()),
                per_tree, alpha, eps, running_max.mutable_data_ptr<double>());
