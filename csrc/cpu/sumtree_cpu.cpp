@@ -377,10 +377,13 @@ void sample_into(const at::Tensor& tree, const Trees& trees, int64_t fanout, int
         };
         find_range<K>(base, stride, trees.layout, up, batch_size, begin, end, ip, true, prefetch_rows);
       }
-      for (int64_t i = begin; i < end; ++i) {
-        const double* sums = base + (i / batch_size) * stride;
-        wp[i] = sumtree::importance_weight(sums[leaf_offset + ip[i]], sumtree::root_min(sums, sums + storage, layout),
-                                           b);
+      // Tree by tree: no division per sample.
+      for (int64_t t = begin / batch_size, i = begin; i < end; ++t) {
+        const double* sums = base + t * stride;
+        const double min = sumtree::root_min(sums, sums + storage, layout);
+        for (const int64_t stop = std::min(end, (t + 1) * batch_size); i < stop; ++i) {
+          wp[i] = sumtree::importance_weight(sums[leaf_offset + ip[i]], min, b);
+        }
       }
       if (columns != nullptr) gather_rows(*columns, dst, ip, begin, end, rows_per_tree);
     });
