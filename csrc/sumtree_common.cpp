@@ -143,7 +143,7 @@ void check_sampling_mass(const char* op, double total, int64_t tree, bool batche
 PerUpdateArgs prepare_per_update(const at::Tensor& tree, int64_t capacity, int64_t fanout,
                                  const at::Tensor& slot_ids, const at::Tensor& index,
                                  const at::Tensor& td_error, double alpha, double eps,
-                                 const at::Tensor& running_max) {
+                                 const at::Tensor& running_max, bool float32_kept) {
   constexpr const char* op = "per_update_priorities_";
   PerUpdateArgs args;
   args.trees = checked_trees(op, tree, capacity, fanout);
@@ -167,7 +167,8 @@ PerUpdateArgs prepare_per_update(const at::Tensor& tree, int64_t capacity, int64
   args.ids_tree_stride = args.trees.batched ? slot_ids.stride(0) : 0;
   args.ids_stride = slot_ids.stride(slot_ids.dim() - 1);
   args.index = index.contiguous();
-  args.td_error = td_error.scalar_type() == at::kDouble ? td_error.contiguous() : td_error.to(at::kDouble).contiguous();
+  const bool as_is = td_error.scalar_type() == at::kDouble || (float32_kept && td_error.scalar_type() == at::kFloat);
+  args.td_error = as_is ? td_error.contiguous() : td_error.to(at::kDouble).contiguous();
   args.per_tree = args.trees.count > 0 ? index.numel() / args.trees.count : 0;
   return args;
 }

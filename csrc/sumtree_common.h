@@ -84,14 +84,16 @@ struct PerUpdateArgs {
   int64_t ids_tree_stride = 0;  // elements from tree t's ids to tree t + 1's
   int64_t ids_stride = 1;       // elements from slot s to slot s + 1
   at::Tensor index;     // int64, contiguous, [trees.count * per_tree]
-  at::Tensor td_error;  // float64, contiguous, same size
+  // Contiguous, same size: float64, or float32 where the caller reads it as
+  // is (`float32_kept`: a float32 loss's td errors skip a conversion).
+  at::Tensor td_error;
   int64_t per_tree = 0;
 };
 
 PerUpdateArgs prepare_per_update(const at::Tensor& tree, int64_t capacity, int64_t fanout,
                                  const at::Tensor& slot_ids, const at::Tensor& index,
                                  const at::Tensor& td_error, double alpha, double eps,
-                                 const at::Tensor& running_max);
+                                 const at::Tensor& running_max, bool float32_kept = false);
 
 // One column of transitions as byte rows: row r of tree t starts at
 // base + t * tree_stride + r * row_stride and holds row_bytes contiguous bytes.

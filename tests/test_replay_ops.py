@@ -134,6 +134,42 @@ def test_batched_kernels_equal_reference_on_random_storm(device, alpha, parallel
                 assert torch.equal(x, y)
 
 
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.float64])
+@pytest.mark.parametrize("trees", [None, 3])
+def test_per_update_td_errors_of_any_float_dtype_equal_the_reference(device, dtype, trees):
+    # The CPU kernel reads float32 td errors without converting them (a float32
+    # loss's output, every training step); every dtype must give the reference's bits.
+    gen = torch.Generator().manual_seed(7)
+    ops = torch.ops.rltorch
+    for capacity, fanout, batch in [(1, 2, 3), (37, 4, 50), (64, 8, 100), (3000, 8, 700)]:  # 1, 64: slots by mask
+        count = trees or 1
+        a, b = SumTree(capacity, device, fanout, num_trees=trees), SumTree(capacity, device, fanout, num_trees=trees)
+        # Each tree's slots hold the ids of its first or second pass over the buffer.
+        ids = torch.arange(capacity) + capacity * torch.randint(0, 2, (count, 1), generator=gen)
+        index = torch.randint(0, 2 * capacity, (count, batch), generator=gen)  # stale ids, and duplicates
+        index[:, -1] = index[:, 0]
+        td = torch.randn(count, 2 * batch, generator=gen).to(dtype)[:, ::2]  # not contiguous
+        td[:, 1 % batch] = 0.0
+        if trees is None:
+            ids, index, td = ids[0], index[0], td[0]
+        ids, index, td = ids.to(device), index.to(device), td.to(device)
+        ra = torch.full((count,), math.nan, dtype=torch.float64, device=device)
+        rb = ra.clone()
+        ops.per_update_priorities_(a.tree, capacity, fanout, ids, index, td, 1.0, 1e-6, ra)
+        _reference.per_update_priorities_(b.tree, capacity, fanout, ids, index, td, 1.0, 1e-6, rb)
+        assert torch.equal(a.tree, b.tree)
+        assert torch.equal(ra.nan_to_num(-1.0), rb.nan_to_num(-1.0))  # NaN: no kept entry in that tree
+        # A non-finite td error anywhere: rejected before any write, on CPU.
+        if device == "cpu":
+            before, running = a.tree.clone(), ra.clone()
+            bad = td.clone()
+            bad.view(-1)[-1] = math.inf
+            with pytest.raises(ValueError, match="`td_error` holds inf"):
+                ops.per_update_priorities_(a.tree, capacity, fanout, ids, index, bad, 1.0, 1e-6, ra)
+            assert torch.equal(a.tree, before) and torch.equal(ra.nan_to_num(-1.0), running.nan_to_num(-1.0))
+
+
 # ---------------------------------------------------------------- replay_sample = sample + gather
 
 
@@ -207,6 +243,8 @@ def test_opcheck_batched_and_fused_ops(device):
         (ops.sumtree_sample.default, (tree.tree, 37, 4, 16, 0.4)),
         (ops.per_update_priorities_.default,
          (tree.tree.clone(), 37, 4, slot_ids, index, priority - 0.5, 0.6, 1e-6, running.clone())),
+        (ops.per_update_priorities_.default,  # float32 td errors: read as they are on the CPU
+         (tree.tree.clone(), 37, 4, slot_ids, index, (priority - 0.5).float(), 0.6, 1e-6, running.clone())),
         (ops.replay_sample.default, (tree.tree, 37, 4, columns, 8, 0.4)),
         (ops.replay_sample.default, (single.tree, 37, 4, [c[0] for c in columns], 8, 0.4)),
         (ops.replay_gather.default, (columns, index)),

@@ -16,6 +16,27 @@ namespace {
 
 using rltorch::sumtree::Layout;
 
+// descend_group (a batch of queries together, four per vector where the
+// host has AVX2) finds what find_prefix finds for every query, the rare
+// fall-through lanes (masses at or above the total) included.
+template <int K>
+void check_descent(const double* sums, const Layout& layout, double total, std::mt19937_64& rng) {
+  const int64_t n = 1 + static_cast<int64_t>(rng() % 70);
+  std::vector<double> u(n);
+  std::vector<int64_t> node(n, 0);
+  std::uniform_real_distribution<double> mass(0.0, total);
+  for (int64_t q = 0; q < n; ++q) {
+    const int kind = static_cast<int>(rng() % 10);
+    u[q] = kind == 0 ? total : kind == 1 ? total * 2.0 : kind == 2 ? std::nextafter(total, 0.0) : mass(rng);
+  }
+  std::vector<double> asked(u);
+  rltorch::sumtree::descend_group<K>(sums, layout, u.data(), node.data(), n);
+  for (int64_t q = 0; q < n; ++q) {
+    const int64_t want = rltorch::sumtree::find_prefix<K, double>(sums, layout, asked[q]);
+    EXPECT(node[q] == want);
+  }
+}
+
 template <int K>
 void fuzz_one(int64_t capacity, std::mt19937_64& rng) {
   const Layout layout = rltorch::sumtree::make_layout(capacity, K);
@@ -60,6 +81,7 @@ void fuzz_one(int64_t capacity, std::mt19937_64& rng) {
       }
       running += model[i];
     }
+    if (last_nonzero >= 0) check_descent<K>(sums.data(), layout, total, rng);
     if (last_nonzero >= 0) {
       const int64_t at_total = rltorch::sumtree::find_prefix<K, double>(sums.data(), layout, total);
       EXPECT(at_total == last_nonzero);
@@ -96,6 +118,7 @@ void fuzz_batch(int64_t capacity, std::mt19937_64& rng) {
     }
     rltorch::sumtree::set_leaves<K, double>(sums.data(), mins.data(), layout, leaves.data(), values.data(), n, scratch);
     EXPECT(sums == one_sums && mins == one_mins);
+    if (sums[0] > 0.0) check_descent<K>(sums.data(), layout, sums[0], rng);  // fractional sums: rounding at the top
     if (layout.levels >= 3) {
       const int split = 1;
       const int shift = rltorch::sumtree::log2_fanout<K>() * (layout.levels - 1 - split);

@@ -13,13 +13,12 @@
 namespace rltorch {
 namespace {
 
-// Queries descend in groups: each level's child groups for the whole group
-// are prefetched before any is read, so up to kGroup cache misses overlap
-// instead of one dependent miss per level per query.
+// Queries descend in groups (sumtree::descend_group): up to kGroup cache
+// misses overlap instead of one dependent miss per level per query.
 constexpr int64_t kGroup = 32;
-// One descent at 2^20 leaves, measured serial on the 2-core dev VM: 30-45 ns
-// (a cache miss per lower level); csrc/cpu/parallel.h decides from it.
-constexpr double kSearchNs = 35.0;
+// One descent at 2^20 leaves, measured serial on the 2-core dev VM: 19-25 ns
+// with the AVX2 descent (30-45 without); csrc/cpu/parallel.h decides from it.
+constexpr double kSearchNs = 25.0;
 // One leaf of a batched update at 2^20 leaves (the sweep of sumtree.h).
 constexpr double kUpdateNs = 25.0;
 // Rows ahead that the gathers prefetch: each sampled row is a cache miss.
@@ -46,13 +45,7 @@ void find_range(const double* trees, int64_t stride, const sumtree::Layout& layo
       u[q] = m > 0.0 ? m : 0.0;
       node[q] = 0;
     }
-    for (int level = 0; level + 1 < layout.levels; ++level) {
-      const double* base = sums + layout.offset[level + 1];
-      for (int64_t q = 0; q < n; ++q) __builtin_prefetch(base + node[q] * K);
-      for (int64_t q = 0; q < n; ++q) {
-        node[q] = node[q] * K + sumtree::choose_child<K, double>(base + node[q] * K, u[q]);
-      }
-    }
+    sumtree::descend_group<K>(sums, layout, u, node, n);
     for (int64_t q = 0; q < n; ++q) {
       out[g + q] = node[q];
       found(g + q, t, node[q]);
@@ -204,14 +197,13 @@ void sumtree_update_cpu(const at::Tensor& tree, int64_t capacity, int64_t fanout
   apply_update(tree, a.trees, fanout, idx, p, kept, a.per_tree, alpha, eps, rm);
 }
 
-void per_update_priorities_cpu(const at::Tensor& tree, int64_t capacity, int64_t fanout,
-                               const at::Tensor& slot_ids, const at::Tensor& index, const at::Tensor& td_error,
-                               double alpha, double eps, const at::Tensor& running_max) {
-  const PerUpdateArgs a =
-      prepare_per_update(tree, capacity, fanout, slot_ids, index, td_error, alpha, eps, running_max);
+// Validates every td error (read as double: float32 converts exactly), then
+// writes the kept entries.
+template <typename TD>
+void per_update_checked(const at::Tensor& tree, const PerUpdateArgs& a, const TD* td_error, int64_t capacity,
+                        int64_t fanout, double alpha, double eps, const at::Tensor& running_max) {
   const int64_t* ids = a.slot_ids.const_data_ptr<int64_t>();
   const int64_t* idx = a.index.const_data_ptr<int64_t>();
-  const double* td = a.td_error.const_data_ptr<double>();
   const int64_t n = a.index.numel();
   const int64_t per_tree = a.per_tree;
   thread_local std::vector<int64_t> slots;
@@ -221,26 +213,46 @@ void per_update_priorities_cpu(const at::Tensor& tree, int64_t capacity, int64_t
   priority.resize(static_cast<size_t>(n));
   kept.resize(static_cast<size_t>(n));
   const double max_raw = max_raw_priority(capacity, alpha);
-  const int64_t tree_stride = a.ids_tree_stride, slot_stride = a.ids_stride;
+  // Every value first (a rejected batch writes nothing), with each id's slot:
+  // one division per entry (none for a power-of-two capacity), where the
+  // staleness pass used to divide four times per entry.
+  const bool power_of_two = (capacity & (capacity - 1)) == 0;
   for (int64_t i = 0; i < n; ++i) {
-    const int64_t* tree_ids = ids + (per_tree > 0 ? i / per_tree : 0) * tree_stride;
-    if (i + kGatherLookahead < n && idx[i + kGatherLookahead] >= 0) {
-      const int64_t ahead = i + kGatherLookahead;
-      __builtin_prefetch(ids + ahead / per_tree * tree_stride + idx[ahead] % capacity * slot_stride);
-    }
-    TORCH_CHECK_VALUE(std::isfinite(td[i]), "rltorch.per_update_priorities_: `td_error` holds ", td[i],
+    const double td = static_cast<double>(td_error[i]);
+    TORCH_CHECK_VALUE(std::isfinite(td), "rltorch.per_update_priorities_: `td_error` holds ", td,
                       " at position ", i, "; td errors must be finite");
-    TORCH_CHECK_VALUE(std::fabs(td[i]) + eps <= max_raw, "rltorch.per_update_priorities_: `td_error` holds ",
-                      td[i], " at position ", i, "; |td_error| + eps must be <= ", max_raw,
+    TORCH_CHECK_VALUE(std::fabs(td) + eps <= max_raw, "rltorch.per_update_priorities_: `td_error` holds ",
+                      td, " at position ", i, "; |td_error| + eps must be <= ", max_raw,
                       " for this capacity and alpha, or the total of the tree could overflow");
     const int64_t id = idx[i];
-    const int64_t slot = id >= 0 ? id % capacity : 0;
-    slots[i] = slot;
-    priority[i] = std::fabs(td[i]);
-    kept[i] = id >= 0 && tree_ids[slot * slot_stride] == id;
+    slots[i] = id < 0 ? 0 : power_of_two ? (id & (capacity - 1)) : id % capacity;
+    priority[i] = std::fabs(td);
+  }
+  // An entry is kept while its slot still holds its id (the slot's row is a
+  // cache miss unless just sampled: prefetched ahead).
+  const int64_t tree_stride = a.ids_tree_stride, slot_stride = a.ids_stride;
+  for (int64_t t = 0; per_tree > 0 && t < a.trees.count; ++t) {
+    const int64_t* tree_ids = ids + t * tree_stride;
+    const int64_t first = t * per_tree, last = first + per_tree;
+    for (int64_t i = first; i < last; ++i) {
+      if (i + kGatherLookahead < last) __builtin_prefetch(tree_ids + slots[i + kGatherLookahead] * slot_stride);
+      kept[i] = idx[i] >= 0 && tree_ids[slots[i] * slot_stride] == idx[i];
+    }
   }
   apply_update(tree, a.trees, fanout, slots.data(), priority.data(), reinterpret_cast<const bool*>(kept.data()),
                per_tree, alpha, eps, running_max.mutable_data_ptr<double>());
+}
+
+void per_update_priorities_cpu(const at::Tensor& tree, int64_t capacity, int64_t fanout,
+                               const at::Tensor& slot_ids, const at::Tensor& index, const at::Tensor& td_error,
+                               double alpha, double eps, const at::Tensor& running_max) {
+  const PerUpdateArgs a =
+      prepare_per_update(tree, capacity, fanout, slot_ids, index, td_error, alpha, eps, running_max, true);
+  if (a.td_error.scalar_type() == at::kFloat) {
+    per_update_checked(tree, a, a.td_error.const_data_ptr<float>(), capacity, fanout, alpha, eps, running_max);
+  } else {
+    per_update_checked(tree, a, a.td_error.const_data_ptr<double>(), capacity, fanout, alpha, eps, running_max);
+  }
 }
 
 // One column's rows [begin, end): a loop per row size, so a field of a few
@@ -365,10 +377,13 @@ void sample_into(const at::Tensor& tree, const Trees& trees, int64_t fanout, int
         };
         find_range<K>(base, stride, trees.layout, up, batch_size, begin, end, ip, true, prefetch_rows);
       }
-      for (int64_t i = begin; i < end; ++i) {
-        const double* sums = base + (i / batch_size) * stride;
-        wp[i] = sumtree::importance_weight(sums[leaf_offset + ip[i]], sumtree::root_min(sums, sums + storage, layout),
-                                           b);
+      // Tree by tree: no division per sample.
+      for (int64_t t = begin / batch_size, i = begin; i < end; ++t) {
+        const double* sums = base + t * stride;
+        const double min = sumtree::root_min(sums, sums + storage, layout);
+        for (const int64_t stop = std::min(end, (t + 1) * batch_size); i < stop; ++i) {
+          wp[i] = sumtree::importance_weight(sums[leaf_offset + ip[i]], min, b);
+        }
       }
       if (columns != nullptr) gather_rows(*columns, dst, ip, begin, end, rows_per_tree);
     });
@@ -378,7 +393,8 @@ void sample_into(const at::Tensor& tree, const Trees& trees, int64_t fanout, int
 std::tuple<at::Tensor, at::Tensor> sumtree_sample_cpu(const at::Tensor& tree, int64_t capacity,
                                                       int64_t fanout, int64_t batch_size, double beta,
                                                       std::optional<at::Generator> generator) {
-  SampleOutputs s = prepare_sample("sumtree_sample", tree, capacity, fanout, {}, batch_size, beta, generator, true);
+  SampleOutputs s =
+      prepare_sample("sumtree_sample", tree, capacity, fanout, {}, batch_size, beta, generator, true);
   sample_into(tree, s.trees, fanout, batch_size, beta, s.uniform, s.index, s.weight);
   return {s.index, s.weight};
 }
@@ -386,7 +402,8 @@ std::tuple<at::Tensor, at::Tensor> sumtree_sample_cpu(const at::Tensor& tree, in
 std::tuple<at::Tensor, at::Tensor, std::vector<at::Tensor>> replay_sample_cpu(
     const at::Tensor& tree, int64_t capacity, int64_t fanout, at::TensorList columns, int64_t batch_size,
     double beta, std::optional<at::Generator> generator) {
-  SampleOutputs s = prepare_sample("replay_sample", tree, capacity, fanout, columns, batch_size, beta, generator, true);
+  SampleOutputs s =
+      prepare_sample("replay_sample", tree, capacity, fanout, columns, batch_size, beta, generator, true);
   const std::vector<char*> dst = output_pointers(s.rows);
   sample_into(tree, s.trees, fanout, batch_size, beta, s.uniform, s.index, s.weight, &s.columns, dst.data());
   gather_strided_columns(columns, s.columns, s.rows, s.index, s.trees.batched ? s.trees.count : 0);

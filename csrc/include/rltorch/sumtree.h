@@ -28,6 +28,10 @@
 
 #include "rltorch/macros.h"
 
+#if defined(__x86_64__) && !defined(__CUDACC__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>  // the AVX2 descent below (compiled for AVX2 per function, chosen at run time)
+#endif
+
 namespace rltorch::sumtree {
 
 // Enough for any capacity representable as int64 with K >= 2.
@@ -247,6 +251,106 @@ RLTORCH_HOST_DEVICE_INLINE int choose_child(const T* children, T& u) {
 #endif
 }
 
+#if defined(__GNUC__) || defined(__clang__)
+#define RLTORCH_PREFETCH_WRITE(address) __builtin_prefetch((address), 1)
+#define RLTORCH_PREFETCH_READ(address) __builtin_prefetch((address), 0)
+#else
+#define RLTORCH_PREFETCH_WRITE(address) ((void)0)
+#define RLTORCH_PREFETCH_READ(address) ((void)0)
+#endif
+
+// ---- Batched descent on the host (CPU search and sampling) ----
+//
+// descend_group walks n independent queries down together, level by level:
+// each level's child groups are prefetched for every query before any is
+// read, so their cache misses overlap. Past the misses, a descent is
+// arithmetic: choose_child's K sequential adds and compares per level. On
+// x86-64 with AVX2 (checked at run time; the library is built for baseline
+// x86-64) four queries take one vector lane each: lane by lane the same
+// adds in the same order, so the same bits as choose_child; a lane that falls
+// through (u >= the children's sum) is redone by choose_child. Measured on the
+// 2-core dev VM, 2^20 leaves: 28 -> 19 ns per query (BENCHMARKS.md, #23).
+
+#if defined(RLTORCH_SUMTREE_HOST_VECTORS) && defined(__x86_64__) && !defined(__CUDACC__)
+#define RLTORCH_SUMTREE_AVX2 1
+// Queries 0..3 (`node`, `u`), one level: the children of each query's node
+// are read as pairs, (a, c) and (b, d) packed and unpacked so that each
+// vector holds child j of the four nodes.
+template <int K>
+__attribute__((target("avx2"))) inline void descend_four_avx2(const double* children, double* u, int64_t* node) {
+  static_assert(K % 2 == 0, "children are read in pairs");
+  constexpr int shift = K == 4 ? 2 : K == 8 ? 3 : 4;
+  const double* a = children + node[0] * K;
+  const double* b = children + node[1] * K;
+  const double* c = children + node[2] * K;
+  const double* d = children + node[3] * K;
+  const __m256d uq = _mm256_loadu_pd(u);
+  __m256d prefix = _mm256_setzero_pd();
+  __m256d start = prefix;
+  __m256i below = _mm256_setzero_si256();
+  __m256d le = prefix;
+#pragma GCC unroll 16
+  for (int j = 0; j < K; j += 2) {
+    const __m256d ac = _mm256_insertf128_pd(_mm256_castpd128_pd256(_mm_loadu_pd(a + j)), _mm_loadu_pd(c + j), 1);
+    const __m256d bd = _mm256_insertf128_pd(_mm256_castpd128_pd256(_mm_loadu_pd(b + j)), _mm_loadu_pd(d + j), 1);
+    prefix = _mm256_add_pd(prefix, _mm256_unpacklo_pd(ac, bd));  // + child j of each node
+    le = _mm256_cmp_pd(prefix, uq, _CMP_LE_OQ);
+    below = _mm256_sub_epi64(below, _mm256_castpd_si256(le));
+    start = _mm256_blendv_pd(start, prefix, le);  // prefixes rise: the last one <= u
+    prefix = _mm256_add_pd(prefix, _mm256_unpackhi_pd(ac, bd));  // + child j + 1
+    le = _mm256_cmp_pd(prefix, uq, _CMP_LE_OQ);
+    below = _mm256_sub_epi64(below, _mm256_castpd_si256(le));
+    if (j + 2 < K) start = _mm256_blendv_pd(start, prefix, le);
+  }
+  // `le` now marks the lanes whose whole node sum is <= u: rare (rounding at
+  // the top, or u >= total), and redone by choose_child from the old values.
+  const int fell_through = _mm256_movemask_pd(le);
+  alignas(32) int64_t old_node[4];
+  alignas(32) double old_u[4];
+  if (fell_through != 0) {
+    std::memcpy(old_node, node, sizeof(old_node));
+    std::memcpy(old_u, u, sizeof(old_u));
+  }
+  const __m256i first = _mm256_slli_epi64(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(node)), shift);
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(node), _mm256_add_epi64(first, below));
+  _mm256_storeu_pd(u, _mm256_sub_pd(uq, start));
+  if (fell_through != 0) {
+    for (int l = 0; l < 4; ++l) {
+      if ((fell_through >> l) & 1) {
+        u[l] = old_u[l];
+        node[l] = old_node[l] * K + choose_child<K, double>(children + old_node[l] * K, u[l]);
+      }
+    }
+  }
+}
+
+inline bool host_has_avx2() {
+  static const bool has = __builtin_cpu_supports("avx2");
+  return has;
+}
+#endif
+
+// Descends queries 0..n-1 (node[q] = 0 and u[q] >= 0 on entry) to their leaves.
+template <int K>
+inline void descend_group(const double* sums, const Layout& layout, double* u, int64_t* node, int64_t n) {
+#if defined(RLTORCH_SUMTREE_AVX2)
+  const bool vectors = K >= 4 && K <= 16 && host_has_avx2();
+#endif
+  for (int level = 0; level + 1 < layout.levels; ++level) {
+    const double* children = sums + layout.offset[level + 1];
+    for (int64_t q = 0; q < n; ++q) RLTORCH_PREFETCH_READ(children + node[q] * K);
+    int64_t q = 0;
+#if defined(RLTORCH_SUMTREE_AVX2)
+    if constexpr (K >= 4 && K <= 16) {
+      if (vectors) {
+        for (; q + 4 <= n; q += 4) descend_four_avx2<K>(children, u + q, node + q);
+      }
+    }
+#endif
+    for (; q < n; ++q) node[q] = node[q] * K + choose_child<K, double>(children + node[q] * K, u[q]);
+  }
+}
+
 // The first leaf whose inclusive running sum exceeds u (u is clamped to
 // >= 0; NaN counts as 0). Only on an all-zero tree can a zero leaf come back
 // (index 0): callers must not sample an empty tree.
@@ -305,14 +409,6 @@ RLTORCH_HOST_DEVICE_INLINE T transform_priority(T raw, T alpha, T eps) {
 // in BENCHMARKS.md: walking each leaf to the root, marking queued parents in
 // the tree, and one sweep that recomputes on leaving a subtree, which stalls
 // on reading back the value it has just stored.)
-
-#if defined(__GNUC__) || defined(__clang__)
-#define RLTORCH_PREFETCH_WRITE(address) __builtin_prefetch((address), 1)
-#define RLTORCH_PREFETCH_READ(address) __builtin_prefetch((address), 0)
-#else
-#define RLTORCH_PREFETCH_WRITE(address) ((void)0)
-#define RLTORCH_PREFETCH_READ(address) ((void)0)
-#endif
 
 constexpr int64_t kSweepAhead = 16;
 // Counting sort by at most this many top bits: 2^11 counters stay in L1.
