@@ -398,6 +398,13 @@ def _capabilities(text: str) -> list[str]:
     return chosen
 
 
+def _patterns(text: str) -> list[str]:
+    chosen = [p.strip() for p in text.split(",") if p.strip()]
+    if not chosen:
+        raise argparse.ArgumentTypeError(f"give one or more comma-separated parts of case names, got {text!r}")
+    return chosen
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
     import time
 
@@ -457,6 +464,12 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         settings = Settings.for_mode(args.mode, device=args.device, python=args.sb3_python, cleanrl=args.cleanrl,
                                      rejax_python=rejax, train_args=tuple(train_args), **overrides)
         cases = collect(args.only or list(CAPABILITIES), settings)
+        if args.skip:
+            unmatched = [pattern for pattern in args.skip if not any(pattern in case.key for case in cases)]
+            if unmatched:
+                raise CliError(f"--skip: {', '.join(map(repr, unmatched))} matches no case of this run "
+                               "(rltorch bench --list shows them)")
+            cases = [case for case in cases if not any(pattern in case.key for pattern in args.skip)]
         if args.list:
             for case in cases:
                 print(case.key + (" (time to solve)" if case.kind == "solve" else ""))
@@ -656,6 +669,9 @@ def build_parser() -> argparse.ArgumentParser:
     p_bench.add_argument("--only", type=_capabilities, default=None, metavar="LIST",
                          help="comma-separated capabilities: ops,env,replay,agents,classifiers,distributed "
                               "(default: all)")
+    p_bench.add_argument("--skip", type=_patterns, default=None, metavar="LIST",
+                         help="comma-separated parts of case names (as --list prints them) to leave out, e.g. "
+                              "--skip env=MountainCar-v0 (a time-to-solve case that runs for an hour)")
     p_bench.add_argument("--seeds", type=_int_at_least(1), default=None,
                          help="seeds per time-to-solve case (default: 3 quick, 5 full)")
     p_bench.add_argument("--json", default=None, metavar="FILE", help="also write the results to FILE")

@@ -150,3 +150,19 @@ def test_interleaved_cases_take_turns_and_fail_or_skip_on_their_own():
     runs = [impl for i, impl in enumerate(order) if impl in ("rltorch", "peer") and (i == 0 or order[i - 1] != impl)]
     assert len(runs) >= 6 and all(a != b for a, b in zip(runs, runs[1:])), runs[:10]
     assert run["settings"]["interleaved"] is True
+
+
+def test_skip_leaves_out_the_cases_it_names_and_a_pattern_that_matches_none_is_an_error(capsys, monkeypatch):
+    from rltorch.bench import runner
+
+    code, full, _ = _cli(["bench", "--full", "--only", "agents", "--list"], capsys)
+    assert code == 0 and "env=MountainCar-v0" in full
+    code, out, _ = _cli(["bench", "--full", "--only", "agents", "--list", "--skip", "env=MountainCar-v0,Ape-X"], capsys)
+    assert code == 0 and "env=MountainCar-v0" not in out and "Ape-X" not in out
+    kept = [line for line in full.splitlines() if "env=MountainCar-v0" not in line and "Ape-X" not in line]
+    assert out.splitlines() == kept
+    monkeypatch.setattr(runner, "run", lambda *a, **k: (_ for _ in ()).throw(AssertionError("measured")))
+    code, _, err = _cli(["bench", "--tiny", "--only", "ops", "--skip", "no such case"], capsys)
+    assert code == 2 and "--skip: 'no such case' matches no case" in err and "Traceback" not in err
+    code, _, err = _cli(["bench", "--tiny", "--skip", ","], capsys)
+    assert code == 2 and "--skip" in err
