@@ -78,16 +78,23 @@ ParallelSite::ParallelSite(const char* name) : name_(name) {
 
 ParallelSite::Decision ParallelSite::decide(int64_t n, double estimated_ns) {
   const int size_class = size_class_of(n);
-  Decision serial{false, false, false, size_class};
+  Decision serial{false, false, false, size_class, -1};
   if (estimated_ns < kSerialBelowNs || at::get_num_threads() <= 1 || at::in_parallel_region()) return serial;
   const ParallelMode mode = parallel_mode();
   if (mode == ParallelMode::kSerial) return serial;
-  if (mode == ParallelMode::kStatic) return {true, false, false, size_class};
+  if (mode == ParallelMode::kStatic) return {true, false, false, size_class, -1};
   SizeClass& c = classes_[size_class];
+  int left = c.try_left.load(std::memory_order_relaxed);
+  while (left > 0) {  // a try under way: its warm-up calls, then its timed ones
+    if (c.try_left.compare_exchange_weak(left, left - 1, std::memory_order_relaxed)) {
+      const int sample = kTryTimedCalls - left;  // negative while warming up
+      return {c.try_parallel.load(std::memory_order_relaxed), sample >= 0, sample >= 0, size_class, sample};
+    }
+  }
   const float s = c.serial_ns.load(std::memory_order_relaxed);
   const float p = c.parallel_ns.load(std::memory_order_relaxed);
-  if (p == 0.f) return {true, true, true, size_class};
-  if (s == 0.f) return {false, true, true, size_class};
+  if (p == 0.f) return start_try(c, true, size_class);
+  if (s == 0.f) return start_try(c, false, size_class);
   const bool prefer_parallel = p < s;
   if (c.calls_since_probe.fetch_add(1, std::memory_order_relaxed) + 1 >= kProbeMinCalls) {
     const int64_t now = monotonic_ns();
@@ -95,20 +102,49 @@ ParallelSite::Decision ParallelSite::decide(int64_t n, double estimated_ns) {
     if (now - last > c.probe_interval_ns.load(std::memory_order_relaxed) &&
         c.last_probe_ns.compare_exchange_strong(last, now, std::memory_order_relaxed)) {
       c.calls_since_probe.store(0, std::memory_order_relaxed);
-      return {!prefer_parallel, true, true, size_class};
+      return start_try(c, !prefer_parallel, size_class);
     }
   }
-  return {prefer_parallel, true, false, size_class};
+  return {prefer_parallel, true, false, size_class, -1};
+}
+
+// Starts a try of one mode with this call: a parallel try's first calls wake
+// the pool untimed, then kTryTimedCalls calls are timed and their median
+// kept, so one call that the OS delayed cannot decide the next seconds.
+ParallelSite::Decision ParallelSite::start_try(SizeClass& c, bool parallel, int size_class) {
+  int idle = 0;
+  const int calls = (parallel ? kParallelWarmupCalls : 0) + kTryTimedCalls;
+  if (!c.try_left.compare_exchange_strong(idle, calls, std::memory_order_relaxed)) {
+    return {parallel, false, false, size_class, -1};  // another thread's try is under way
+  }
+  c.try_parallel.store(parallel, std::memory_order_relaxed);
+  return decide_try_call(c, size_class);
+}
+
+ParallelSite::Decision ParallelSite::decide_try_call(SizeClass& c, int size_class) {
+  const int left = c.try_left.fetch_sub(1, std::memory_order_relaxed);
+  const int sample = kTryTimedCalls - left;
+  return {c.try_parallel.load(std::memory_order_relaxed), sample >= 0, sample >= 0, size_class, sample};
 }
 
 void ParallelSite::record(const Decision& decision, int64_t n, int64_t elapsed_ns) {
   SizeClass& c = classes_[decision.size_class];
   std::atomic<float>& slot = decision.parallel ? c.parallel_ns : c.serial_ns;
-  const float observed = static_cast<float>(elapsed_ns) / static_cast<float>(n);
-  // A probe replaces the stale figure outright; the mode in use follows the
-  // machine smoothly, yet a burst of load moves it within a call or two.
+  float observed = static_cast<float>(elapsed_ns) / static_cast<float>(n);
+  if (decision.sample >= 0) {
+    c.try_samples[decision.sample].store(observed, std::memory_order_relaxed);
+    if (decision.sample < kTryTimedCalls - 1) return;
+    float a = c.try_samples[0].load(std::memory_order_relaxed), b = c.try_samples[1].load(std::memory_order_relaxed);
+    observed = std::max(std::min(a, b), std::min(std::max(a, b), observed));  // the median of the three
+  }
+  // A try replaces the stale figure outright; the mode in use follows the
+  // machine smoothly, yet sustained load moves it within a few calls. One
+  // call the OS delayed (on a VM, now and then 10x its usual time) counts as
+  // at most twice the figure, or it would keep the faster mode unused until
+  // the next try.
   const float old = slot.load(std::memory_order_relaxed);
   const bool first = old == 0.f;
+  if (!decision.probe && !first) observed = std::min(observed, 2.f * old);
   slot.store(decision.probe || first ? observed : 0.75f * old + 0.25f * observed, std::memory_order_relaxed);
   if (decision.probe && !first) {
     // A try that confirms the choice makes the next one twice as rare; one that flips it starts over.
@@ -141,6 +177,7 @@ void ParallelSite::reset() {
     c.last_probe_ns.store(0, std::memory_order_relaxed);
     c.probe_interval_ns.store(kProbeIntervalNs, std::memory_order_relaxed);
     c.calls_since_probe.store(0, std::memory_order_relaxed);
+    c.try_left.store(0, std::memory_order_relaxed);
   }
 }
 

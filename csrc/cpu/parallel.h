@@ -9,12 +9,14 @@
 //  - work estimated below kSerialBelowNs never forks;
 //  - larger work runs parallel or serial, whichever this call site has
 //    measured to be faster lately at this size (per power-of-two size
-//    class), so a busy machine turns a site serial within a call or two. The
+//    class), so a busy machine turns a site serial within a few calls. The
 //    slower mode is tried again after kProbeMinCalls calls and
 //    kProbeIntervalNs, an interval that doubles (to kProbeMaxIntervalNs)
 //    each time the try confirms the choice: a parallel try on a busy machine
 //    costs milliseconds, so it must stay rare, while an idle machine still
-//    turns a site back to parallel within seconds;
+//    turns a site back to parallel within seconds. A try times a few calls
+//    (after an untimed one that wakes the pool, for parallel) and keeps
+//    their median;
 //  - a parallel region hands out chunks of about kChunkNs from a shared
 //    counter, so a worker that starts late takes less work instead of
 //    holding a fixed share.
@@ -51,6 +53,14 @@ constexpr double kChunkNs = 15e3;
 constexpr int64_t kProbeIntervalNs = 250'000'000;
 constexpr int64_t kProbeMaxIntervalNs = 8'000'000'000;
 constexpr int64_t kProbeMinCalls = 32;
+// The pool's workers go to sleep a few milliseconds after their last region,
+// so the first parallel call after a run of serial ones times their wake-up
+// (tens of microseconds), not what parallel costs while they are in use: a
+// parallel try runs this many calls untimed first.
+constexpr int kParallelWarmupCalls = 1;
+// A try times this many calls and keeps their median: on a VM one call in a
+// few dozen takes 2-3x its usual time, and a try decides for up to kProbeMaxIntervalNs.
+constexpr int kTryTimedCalls = 3;
 
 class ParallelSite {
  public:
@@ -63,8 +73,9 @@ class ParallelSite {
   struct Decision {
     bool parallel;
     bool record;  // time the call and learn from it
-    bool probe;   // the call tries the mode that is not currently preferred
+    bool probe;   // the call is part of a try (see start_try)
     int size_class;
+    int sample;   // which of a try's timed calls (-1: none)
   };
   Decision decide(int64_t n, double estimated_ns);
   void record(const Decision& decision, int64_t n, int64_t elapsed_ns);
@@ -80,7 +91,13 @@ class ParallelSite {
     std::atomic<int64_t> last_probe_ns{0};
     std::atomic<int64_t> probe_interval_ns{kProbeIntervalNs};
     std::atomic<int64_t> calls_since_probe{0};
+    // A try under way: its mode, the calls it has left (untimed warm-up ones, then timed ones), their times.
+    std::atomic<bool> try_parallel{false};
+    std::atomic<int> try_left{0};
+    std::array<std::atomic<float>, kTryTimedCalls> try_samples{};
   };
+  Decision start_try(SizeClass& c, bool parallel, int size_class);
+  Decision decide_try_call(SizeClass& c, int size_class);
   const char* name_;
   std::array<SizeClass, 64> classes_;
 };
