@@ -315,10 +315,13 @@ def test_benchmarks_md_shows_the_recorded_full_run_as_the_report_writer_renders_
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     recorded = report.load(os.path.join(root, "benchmarks", "results", "full-cpu", "results.json"))
     assert recorded["settings"]["mode"] == "full"
-    proc = subprocess.run([sys.executable, "-m", "rltorch", "bench", "--report",
-                           "benchmarks/results/full-cpu/results.json", "--splice", "BENCHMARKS.md", "--check"],
-                          capture_output=True, text=True, cwd=root)
-    assert proc.returncode == 0, proc.stderr
+    for run_dir in ("full-cpu", "contention-cpu"):  # the recorded full run and the one under load
+        proc = subprocess.run([sys.executable, "-m", "rltorch", "bench", "--report",
+                               f"benchmarks/results/{run_dir}/results.json", "--splice", "BENCHMARKS.md", "--check"],
+                              capture_output=True, text=True, cwd=root)
+        assert proc.returncode == 0, proc.stderr
+    contention = report.load(os.path.join(root, "benchmarks", "results", "contention-cpu", "results.json"))
+    assert contention["settings"]["contention"]
     text = open(os.path.join(root, "BENCHMARKS.md")).read()
     for target in TARGETS:  # every target the issues named appears, met or not
         assert target.text in text, target.text

@@ -251,29 +251,42 @@ POPULATION_LAYERS = (64, 64)  # PPO's tanh networks
 def _stacked_update_case(impl: str, agents: int, rows: int) -> Case:
     """Forward and backward of K agents' PPO policy and value MLPs on ``rows`` observations each: rltorch's
     stacked parameters (one ``baddbmm`` per layer) beside ``torch.func.functional_call`` under ``vmap`` over
-    stacked state dicts, the other way to batch K networks in PyTorch."""
+    stacked state dicts, the other way to batch K networks in PyTorch. Both run on the intra-op threads a
+    population trains with (``RunConfig.threads='auto'``), as PPO runs its update."""
 
     def setup(settings: Settings):
         import copy
 
         from torch.func import functional_call, stack_module_state, vmap
 
+        from rltorch._threads import AUTO, agent_threads, torch_threads
         from rltorch.nn import mlp
         from rltorch.nn.stacked import StackedMLP
 
         device = settings.torch_device
+        threads = agent_threads(AUTO)
         obs = torch.randn(agents, rows, 4, device=device)
         if impl == "rltorch":
             actor = StackedMLP(agents, 4, POPULATION_LAYERS, 2, activation="tanh").to(device)
             critic = StackedMLP(agents, 4, POPULATION_LAYERS, 1, activation="tanh").to(device)
-            return lambda: (actor(obs).sum() + critic(obs).sum()).backward()
+
+            def update():
+                with torch_threads(threads):
+                    (actor(obs).sum() + critic(obs).sum()).backward()
+
+            return update
         nets = []
         for out in (2, 1):
             singles = [mlp(4, POPULATION_LAYERS, out, activation="tanh").to(device) for _ in range(agents)]
             params, buffers = stack_module_state(singles)
             base = copy.deepcopy(singles[0]).to("meta")
             nets.append((vmap(lambda p, b, x, base=base: functional_call(base, (p, b), (x,))), params, buffers))
-        return lambda: sum(f(p, b, obs).sum() for f, p, b in nets).backward()
+
+        def vmapped_update():
+            with torch_threads(threads):
+                sum(f(p, b, obs).sum() for f, p, b in nets).backward()
+
+        return vmapped_update
 
     return Case("agents", "stacked_mlp_update", impl, setup, size=rows, size_label="rows per agent",
                 params=(("agents", agents),), items=agents * rows, item="row")
