@@ -180,8 +180,11 @@ def test_ctrl_c_stops_the_cli_run_and_leaves_no_ray_process(tmp_path, no_ray_lef
     cmd = [sys.executable, "-m", "rltorch", "train", "apex", "--actors", "2", "--actor-num-cpus", "0.5",
            "--object-store-mb", "100", "--no-stop", "--total-steps", "10000000", "--quiet",
            "--run-dir", str(tmp_path / "run"), "--checkpoint-every", "4000"]
+    # As in a terminal: SIGINT at its default, which Python turns into KeyboardInterrupt. A pytest-xdist worker,
+    # or a shell running `make test` in the background, ignores SIGINT, and children inherit an ignored signal.
     proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, "PYTHONPATH": ROOT}, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         checkpoint = tmp_path / "run" / "checkpoint.pt"
         deadline = time.time() + 120
