@@ -87,8 +87,7 @@ ParallelSite::Decision ParallelSite::decide(int64_t n, double estimated_ns) {
   int left = c.try_left.load(std::memory_order_relaxed);
   while (left > 0) {  // a try under way: its warm-up calls, then its timed ones
     if (c.try_left.compare_exchange_weak(left, left - 1, std::memory_order_relaxed)) {
-      const int sample = kTryTimedCalls - left;  // negative while warming up
-      return {c.try_parallel.load(std::memory_order_relaxed), sample >= 0, sample >= 0, size_class, sample};
+      return try_call(c, left, size_class);
     }
   }
   const float s = c.serial_ns.load(std::memory_order_relaxed);
@@ -118,12 +117,12 @@ ParallelSite::Decision ParallelSite::start_try(SizeClass& c, bool parallel, int 
     return {parallel, false, false, size_class, -1};  // another thread's try is under way
   }
   c.try_parallel.store(parallel, std::memory_order_relaxed);
-  return decide_try_call(c, size_class);
+  return try_call(c, c.try_left.fetch_sub(1, std::memory_order_relaxed), size_class);
 }
 
-ParallelSite::Decision ParallelSite::decide_try_call(SizeClass& c, int size_class) {
-  const int left = c.try_left.fetch_sub(1, std::memory_order_relaxed);
-  const int sample = kTryTimedCalls - left;
+// The call of a try that found `left` calls left in it: untimed while warming up, then timed sample 0, 1, ...
+ParallelSite::Decision ParallelSite::try_call(const SizeClass& c, int left, int size_class) {
+  const int sample = kTryTimedCalls - left;  // negative while warming up
   return {c.try_parallel.load(std::memory_order_relaxed), sample >= 0, sample >= 0, size_class, sample};
 }
 

@@ -97,7 +97,7 @@ class ParallelSite {
     std::array<std::atomic<float>, kTryTimedCalls> try_samples{};
   };
   Decision start_try(SizeClass& c, bool parallel, int size_class);
-  Decision decide_try_call(SizeClass& c, int size_class);
+  static Decision try_call(const SizeClass& c, int left, int size_class);
   const char* name_;
   std::array<SizeClass, 64> classes_;
 };
