@@ -210,7 +210,21 @@ RLTORCH_ENV_INLINE double copysign_lane(double magnitude, double sign) { return 
 // The double nearest x in float32 (NumPy's astype(float32), or its float32
 // arithmetic: an operation on floats computed in double and rounded once to
 // float gives the float operation's result, since 53 >= 2 * 24 + 2).
-RLTORCH_ENV_INLINE double round_f32(double x) { return static_cast<double>(static_cast<float>(x)); }
+RLTORCH_ENV_INLINE double round_f32(double x) {
+  float narrowed = static_cast<float>(x);
+#if !defined(__CUDA_ARCH__) && defined(__GNUC__) && (defined(__x86_64__) || defined(__aarch64__))
+  // An empty asm the compiler cannot see through: GCC 12's SLP vectorizer at
+  // -O3 paired two of these round trips (MountainCarContinuous's final
+  // stores) into one vector move and dropped the rounding, so the scalar
+  // step returned unrounded float64 states (cpp_tests/test_classic_control).
+#if defined(__x86_64__)
+  __asm__("" : "+x"(narrowed));
+#else
+  __asm__("" : "+w"(narrowed));
+#endif
+#endif
+  return static_cast<double>(narrowed);
+}
 
 #ifdef RLTORCH_ENV_VECTOR
 typedef double vdouble __attribute__((vector_size(32)));
