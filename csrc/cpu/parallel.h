@@ -17,9 +17,10 @@
 //    turns a site back to parallel within seconds. A try times a few calls
 //    (after an untimed one that wakes the pool, for parallel) and keeps
 //    their median;
-//  - a parallel region hands out chunks of about kChunkNs from a shared
-//    counter, so a worker that starts late takes less work instead of
-//    holding a fixed share.
+//  - a parallel region splits the work into the same number of equal chunks
+//    per worker (about kChunkNs each, by the site's own serial timing) and
+//    hands them out from a shared counter, so a worker that starts late
+//    takes less work instead of holding a fixed share.
 // Results never depend on the choice: each item is computed by one thread
 // with the same instructions either way (the tests compare the modes bit for bit).
 //
@@ -80,6 +81,11 @@ class ParallelSite {
   Decision decide(int64_t n, double estimated_ns);
   void record(const Decision& decision, int64_t n, int64_t elapsed_ns);
 
+  // What this size class last measured serially, per item (0: not yet).
+  double serial_ns_per_item(int size_class) const {
+    return classes_[size_class].serial_ns.load(std::memory_order_relaxed);
+  }
+
   // One line per size class seen: name, class, ns per item serial / parallel, preferred mode.
   void describe(std::vector<std::string>& lines) const;
   void reset();
@@ -105,21 +111,34 @@ class ParallelSite {
 int64_t monotonic_ns();
 
 // Runs body(begin, end) over [0, n) on one or more threads as described above.
-// ns_per_item is the kernel's measured serial cost per item; it sets the
-// threshold and the chunk size, never the results. Chunks start at multiples
-// of `align` (a kernel's SIMD tile).
+// ns_per_item is the kernel's estimated serial cost per item; it sets the
+// threshold, and the chunk size until the site has timed itself serially;
+// never the results. Chunks start at multiples of `align` (a kernel's SIMD
+// tile, or a cache line so that two threads never write one) and hold at
+// least `min_chunk` items.
 template <typename Body>
-void parallel_for(ParallelSite& site, int64_t n, double ns_per_item, const Body& body, int64_t align = 1) {
+void parallel_for(ParallelSite& site, int64_t n, double ns_per_item, const Body& body, int64_t align = 1,
+                  int64_t min_chunk = 1) {
   if (n <= 0) return;
   const ParallelSite::Decision decision = site.decide(n, static_cast<double>(n) * ns_per_item);
   const int64_t start = decision.record ? monotonic_ns() : 0;
   if (!decision.parallel) {
     body(int64_t{0}, n);
   } else {
-    const int64_t items = static_cast<int64_t>(kChunkNs / std::max(ns_per_item, 1e-3));
-    const int64_t chunk = std::max<int64_t>(1, (items + align - 1) / align) * align;
+    const int64_t threads = std::max<int64_t>(1, at::get_num_threads());
+    const double measured = site.serial_ns_per_item(decision.size_class);
+    const double work_ns = static_cast<double>(n) * (measured > 0.0 ? measured : ns_per_item);
+    // The same number of equal chunks for every worker, so an idle machine
+    // splits the work evenly (chunks of kChunkNs each left the last worker up
+    // to a chunk behind: 10% of a 60 us CartPole step), and several per
+    // worker once the work is large, so a worker that starts late hands its
+    // remaining chunks to the others.
+    const int64_t per_worker = std::clamp<int64_t>(
+        static_cast<int64_t>(work_ns / (static_cast<double>(threads) * kChunkNs) + 0.5), 1, 1 << 20);
+    const int64_t even = (n + threads * per_worker - 1) / (threads * per_worker);
+    const int64_t chunk = (std::max(even, min_chunk) + align - 1) / align * align;
     const int64_t chunks = (n + chunk - 1) / chunk;
-    const int64_t workers = std::min<int64_t>(at::get_num_threads(), chunks);
+    const int64_t workers = std::min<int64_t>(threads, chunks);
     std::atomic<int64_t> next{0};
     at::parallel_for(0, workers, 1, [&](int64_t, int64_t) {
       for (int64_t c = next.fetch_add(1, std::memory_order_relaxed); c < chunks;
