@@ -144,7 +144,18 @@ void ParallelSite::record(const Decision& decision, int64_t n, int64_t elapsed_n
   const float old = slot.load(std::memory_order_relaxed);
   const bool first = old == 0.f;
   if (!decision.probe && !first) observed = std::min(observed, 2.f * old);
-  slot.store(decision.probe || first ? observed : 0.75f * old + 0.25f * observed, std::memory_order_relaxed);
+  const float updated = decision.probe || first ? observed : 0.75f * old + 0.25f * observed;
+  slot.store(updated, std::memory_order_relaxed);
+  if (!decision.probe && !first) {
+    // The mode in use just lost to the other one's last figure: a burst of
+    // delayed calls (a few milliseconds of a stolen core) does that as well as
+    // lasting load, so the other mode is tried again at the shortest interval,
+    // not after the up-to-8-s interval that quiet tries had built up.
+    const float other = (decision.parallel ? c.serial_ns : c.parallel_ns).load(std::memory_order_relaxed);
+    if (other != 0.f && old <= other && updated > other) {
+      c.probe_interval_ns.store(kProbeIntervalNs, std::memory_order_relaxed);
+    }
+  }
   if (decision.probe && !first) {
     // A try that confirms the choice makes the next one twice as rare; one that flips it starts over.
     const float other = (decision.parallel ? c.serial_ns : c.parallel_ns).load(std::memory_order_relaxed);

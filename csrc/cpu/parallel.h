@@ -54,11 +54,12 @@ constexpr double kChunkNs = 15e3;
 constexpr int64_t kProbeIntervalNs = 250'000'000;
 constexpr int64_t kProbeMaxIntervalNs = 8'000'000'000;
 constexpr int64_t kProbeMinCalls = 32;
-// The pool's workers go to sleep a few milliseconds after their last region,
-// so the first parallel call after a run of serial ones times their wake-up
-// (tens of microseconds), not what parallel costs while they are in use: a
-// parallel try runs this many calls untimed first.
-constexpr int kParallelWarmupCalls = 1;
+// After a run of serial calls the second core takes several parallel calls
+// to come back to speed (on the dev VM, a 20 us DQN target at B = 65,536 ran
+// 100, 40, 29, 27, 22, 21, 20 us on the first parallel calls after 0.5 s of
+// serial ones), so a parallel try runs this many calls untimed first: with
+// one, the try timed the wake-up and kept that site serial, 1.6x slower.
+constexpr int kParallelWarmupCalls = 4;
 // A try times this many calls and keeps their median: on a VM one call in a
 // few dozen takes 2-3x its usual time, and a try decides for up to kProbeMaxIntervalNs.
 constexpr int kTryTimedCalls = 3;
