@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import time
 
 import pytest
@@ -45,6 +47,26 @@ def test_the_competing_process_ends_by_itself_if_the_bench_never_stops_it():
         while _alive(pid) and time.monotonic() < deadline:
             time.sleep(0.05)
         assert not _alive(pid)
+
+
+def test_the_competing_process_ends_when_the_bench_is_killed():
+    # A bench killed by SIGKILL runs no `finally`; its busy process must not outlive it.
+    script = ("import sys, time\n"
+              "from rltorch.bench import contention\n"
+              "with contention.competing_process() as pid:\n"
+              "    print(pid, flush=True)\n"
+              "    time.sleep(600)\n")
+    bench = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        pid = int(bench.stdout.readline())
+        assert _alive(pid)
+    finally:
+        bench.kill()
+        bench.wait()
+    deadline = time.monotonic() + 20
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(pid)
 
 
 def test_one_thread_condition_sets_torch_and_the_kernels_then_restores_them():

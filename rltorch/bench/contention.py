@@ -23,12 +23,16 @@ CONDITIONS = (IDLE, LOADED, LOADED_ONE_THREAD)
 #: The busy process never outlives this, whatever happens to the bench (a case takes seconds to a minute).
 BUSY_SECONDS_MAX = 900.0
 
+# It also stops as soon as the bench that started it is gone (a bench killed by a signal runs no
+# `finally`): an orphan kept a core busy for the next quarter of an hour, under whatever ran next.
 _BUSY_LOOP = """
 import os, sys, time
 os.sched_setaffinity(0, {int(sys.argv[1])})
 end = time.monotonic() + float(sys.argv[2])
-while time.monotonic() < end:
-    pass
+parent = int(sys.argv[3])
+while time.monotonic() < end and os.getppid() == parent:
+    for _ in range(20000):
+        pass
 """
 
 
@@ -43,7 +47,7 @@ def busy_core() -> int:
 def competing_process(core: int | None = None, max_seconds: float = BUSY_SECONDS_MAX) -> Iterator[int]:
     """A process spinning on ``core`` inside the block (its pid is yielded); stopped on the way out."""
     core = busy_core() if core is None else core
-    proc = subprocess.Popen([sys.executable, "-c", _BUSY_LOOP, str(core), str(max_seconds)],
+    proc = subprocess.Popen([sys.executable, "-c", _BUSY_LOOP, str(core), str(max_seconds), str(os.getpid())],
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         yield proc.pid
