@@ -51,10 +51,7 @@ constexpr double kSerialBelowNs = 30e3;
 // Dynamic chunks: small enough that a late worker delays the join by little,
 // large enough that the shared counter is touched rarely.
 constexpr double kChunkNs = 15e3;
-// The first retry comes soon: a site's first try decides from a few calls, and
-// one that timed a cold core (the bench's 0.2-s cases, a freshly idle
-// machine) kept a 2x faster parallel mode unused for the whole case at 250 ms.
-constexpr int64_t kProbeIntervalNs = 25'000'000;
+constexpr int64_t kProbeIntervalNs = 250'000'000;
 constexpr int64_t kProbeMaxIntervalNs = 8'000'000'000;
 constexpr int64_t kProbeMinCalls = 32;
 // After a run of serial calls the second core takes several parallel calls
