@@ -25,8 +25,12 @@ RAY_PROCESSES = ("raylet", "gcs_server", "ray::")
 
 
 def ray_processes() -> list[str]:
-    out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout.splitlines()[1:]
-    return [line.strip() for line in out if any(name in line for name in RAY_PROCESSES) and "ps -eo" not in line]
+    """Ray processes still running. A zombie (state Z: exited, its parent has not reaped it yet; the
+    earlier test's gcs_server did that) holds nothing and is not one."""
+    out = subprocess.run(["ps", "-eo", "pid,stat,args"], capture_output=True, text=True).stdout.splitlines()[1:]
+    running = [line.split(None, 2) for line in out if len(line.split(None, 2)) == 3]
+    return [f"{pid} {args}" for pid, stat, args in running
+            if not stat.startswith("Z") and any(name in args for name in RAY_PROCESSES) and "ps -eo" not in args]
 
 
 @pytest.fixture
