@@ -66,9 +66,11 @@ inline void cpu_relax() {
 
 thread_local bool t_in_chunk = false;
 
-// A helper spins this long for the next job before it sleeps: back-to-back
-// kernel calls (an env step every 60 us) then find it awake.
-constexpr int64_t kHelperSpinNs = 100'000;
+// A helper spins this long for the next job before it sleeps, so calls a
+// training loop makes between other work (an env step, a forward pass, the
+// next env step) find it awake: waking one from its futex took over 300 us on
+// the dev VM. libgomp's workers spin for a similar time by default.
+constexpr int64_t kHelperSpinNs = 2'000'000;
 constexpr int kMaxHelpers = 255;
 
 class ChunkPool {
@@ -80,6 +82,17 @@ class ChunkPool {
       return p;
     }();
     return *pool;
+  }
+
+  void wake(int helpers, int64_t max_wait_ns) {
+    helpers = std::min(helpers, kMaxHelpers);
+    if (helpers <= 0) return;
+    ensure_helpers(helpers);
+    if (spinning_.load(std::memory_order_relaxed) >= helpers) return;
+    generation_.fetch_add(1);  // no job is opened: the helpers wake, find none, and spin
+    generation_.notify_all();
+    const int64_t deadline = monotonic_ns() + max_wait_ns;
+    while (spinning_.load(std::memory_order_relaxed) < helpers && monotonic_ns() < deadline) cpu_relax();
   }
 
   void run(int64_t chunks, int helpers, void (*fn)(const void*, int64_t), const void* ctx) {
@@ -166,10 +179,12 @@ class ChunkPool {
     for (;;) {
       uint64_t now = generation_.load(std::memory_order_acquire);
       if (now == seen) {
+        spinning_.fetch_add(1, std::memory_order_relaxed);
         const int64_t spin_until = monotonic_ns() + kHelperSpinNs;
         while ((now = generation_.load(std::memory_order_acquire)) == seen && monotonic_ns() < spin_until) {
           cpu_relax();
         }
+        spinning_.fetch_sub(1, std::memory_order_relaxed);
         if (now == seen) {
           generation_.wait(seen);
           continue;
@@ -200,6 +215,7 @@ class ChunkPool {
   // and a job the parent had open is not the child's.
   void forget_threads_after_fork() {
     started_.store(0);
+    spinning_.store(0);
     inside_.store(0);
     open_.store(false);
     busy_.clear();
@@ -223,6 +239,7 @@ class ChunkPool {
   std::mutex error_mutex_;
   std::mutex start_mutex_;
   std::atomic<int> started_{0};
+  std::atomic<int> spinning_{0};  // helpers awake and waiting for a job
 };
 
 }  // namespace
@@ -230,6 +247,8 @@ class ChunkPool {
 void run_chunks(int64_t chunks, int helpers, void (*chunk)(const void* ctx, int64_t c), const void* ctx) {
   ChunkPool::get().run(chunks, helpers, chunk, ctx);
 }
+
+void wake_pool(int helpers, int64_t max_wait_ns) { ChunkPool::get().wake(helpers, max_wait_ns); }
 
 bool in_chunk() { return t_in_chunk; }
 
@@ -315,7 +334,8 @@ ParallelSite::Decision ParallelSite::start_try(SizeClass& c, bool parallel, int 
 // The call of a try that found `left` calls left in it: untimed while warming up, then timed sample 0, 1, ...
 ParallelSite::Decision ParallelSite::try_call(const SizeClass& c, int left, int size_class) {
   const int sample = kTryTimedCalls - left;  // negative while warming up
-  return {c.try_parallel.load(std::memory_order_relaxed), sample >= 0, sample >= 0, size_class, sample};
+  const bool parallel = c.try_parallel.load(std::memory_order_relaxed);
+  return {parallel, sample >= 0, sample >= 0, size_class, sample, parallel && sample < 0};
 }
 
 void ParallelSite::record(const Decision& decision, int64_t n, int64_t elapsed_ns) {

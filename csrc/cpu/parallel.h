@@ -81,6 +81,7 @@ class ParallelSite {
     bool probe;   // the call is part of a try (see start_try)
     int size_class;
     int sample;   // which of a try's timed calls (-1: none)
+    bool wake;    // a parallel try's untimed call: first make sure the pool is awake
   };
   Decision decide(int64_t n, double estimated_ns);
   void record(const Decision& decision, int64_t n, int64_t elapsed_ns);
@@ -126,6 +127,12 @@ int64_t monotonic_ns();
 // after the claimed chunks have finished; the unclaimed ones are skipped.
 void run_chunks(int64_t chunks, int helpers, void (*chunk)(const void* ctx, int64_t c), const void* ctx);
 
+// Wakes up to `helpers` pool threads and waits until they spin (at most
+// max_wait_ns), so a parallel try times the pool at work, not its wake-up:
+// on the dev VM a helper asleep on its futex took over 300 us to run again,
+// and tries that ran without it chose serial for 14 of 20 fresh sites.
+void wake_pool(int helpers, int64_t max_wait_ns);
+
 // True on a thread that is running a chunk: a parallel_for inside one runs serial.
 bool in_chunk();
 
@@ -158,6 +165,7 @@ void parallel_for(ParallelSite& site, int64_t n, double ns_per_item, const Body&
     const int64_t chunk = (std::max(even, min_chunk) + align - 1) / align * align;
     const int64_t chunks = (n + chunk - 1) / chunk;
     const int64_t workers = std::min<int64_t>(threads, chunks);
+    if (decision.wake) wake_pool(static_cast<int>(workers - 1), 2'000'000);
     struct Slices {
       const Body* body;
       int64_t chunk, n;
