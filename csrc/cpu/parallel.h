@@ -15,15 +15,12 @@
 //    each time the try confirms the choice: a parallel try on a busy machine
 //    costs milliseconds, so it must stay rare, while an idle machine still
 //    turns a site back to parallel within seconds. A try times a few calls
-//    (after untimed ones that wake the pool, for parallel) and keeps their
-//    median;
-//  - a parallel call splits the work into the same number of equal chunks
+//    (after an untimed one that wakes the pool, for parallel) and keeps
+//    their median;
+//  - a parallel region splits the work into the same number of equal chunks
 //    per worker (about kChunkNs each, by the site's own serial timing) and
-//    hands them out from a shared counter on rltorch's own pool
-//    (run_chunks), not an OpenMP region: the calling thread takes chunks
-//    too and never waits for a helper that has not started, so a helper
-//    the OS has descheduled costs the call nothing but its share of the
-//    speed-up.
+//    hands them out from a shared counter, so a worker that starts late
+//    takes less work instead of holding a fixed share.
 // Results never depend on the choice: each item is computed by one thread
 // with the same instructions either way (the tests compare the modes bit for bit).
 //
@@ -81,7 +78,6 @@ class ParallelSite {
     bool probe;   // the call is part of a try (see start_try)
     int size_class;
     int sample;   // which of a try's timed calls (-1: none)
-    bool wake;    // a parallel try's untimed call: first make sure the pool is awake
   };
   Decision decide(int64_t n, double estimated_ns);
   void record(const Decision& decision, int64_t n, int64_t elapsed_ns);
@@ -115,27 +111,6 @@ class ParallelSite {
 
 int64_t monotonic_ns();
 
-// Runs chunk(ctx, c) for every c in [0, chunks) on the calling thread and on
-// up to `helpers` threads of rltorch's own pool, and returns once every chunk
-// has run. Unlike an OpenMP region it never waits for a helper that has not
-// started: the calling thread claims chunks from the same counter, so when
-// the OS has given a helper's core to another process, the caller runs every
-// chunk itself and returns at serial speed instead of waiting out a time
-// slice (in a --contention run, OpenMP regions made the mean call 1.2-1.6x
-// the one-thread figure while the medians were level). It waits only for
-// chunks a helper has claimed. An exception from a chunk is rethrown here
-// after the claimed chunks have finished; the unclaimed ones are skipped.
-void run_chunks(int64_t chunks, int helpers, void (*chunk)(const void* ctx, int64_t c), const void* ctx);
-
-// Wakes up to `helpers` pool threads and waits until they spin (at most
-// max_wait_ns), so a parallel try times the pool at work, not its wake-up:
-// on the dev VM a helper asleep on its futex took over 300 us to run again,
-// and tries that ran without it chose serial for 14 of 20 fresh sites.
-void wake_pool(int helpers, int64_t max_wait_ns);
-
-// True on a thread that is running a chunk: a parallel_for inside one runs serial.
-bool in_chunk();
-
 // Runs body(begin, end) over [0, n) on one or more threads as described above.
 // ns_per_item is the kernel's estimated serial cost per item; it sets the
 // threshold, and the chunk size until the site has timed itself serially;
@@ -165,19 +140,13 @@ void parallel_for(ParallelSite& site, int64_t n, double ns_per_item, const Body&
     const int64_t chunk = (std::max(even, min_chunk) + align - 1) / align * align;
     const int64_t chunks = (n + chunk - 1) / chunk;
     const int64_t workers = std::min<int64_t>(threads, chunks);
-    if (decision.wake) wake_pool(static_cast<int>(workers - 1), 2'000'000);
-    struct Slices {
-      const Body* body;
-      int64_t chunk, n;
-    };
-    const Slices slices{&body, chunk, n};
-    run_chunks(
-        chunks, static_cast<int>(workers - 1),
-        [](const void* ctx, int64_t c) {
-          const Slices& s = *static_cast<const Slices*>(ctx);
-          (*s.body)(c * s.chunk, std::min(s.n, (c + 1) * s.chunk));
-        },
-        &slices);
+    std::atomic<int64_t> next{0};
+    at::parallel_for(0, workers, 1, [&](int64_t, int64_t) {
+      for (int64_t c = next.fetch_add(1, std::memory_order_relaxed); c < chunks;
+           c = next.fetch_add(1, std::memory_order_relaxed)) {
+        body(c * chunk, std::min(n, (c + 1) * chunk));
+      }
+    });
   }
   if (decision.record) site.record(decision, n, monotonic_ns() - start);
 }
