@@ -136,33 +136,31 @@ void ParallelSite::record(const Decision& decision, int64_t n, int64_t elapsed_n
     float a = c.try_samples[0].load(std::memory_order_relaxed), b = c.try_samples[1].load(std::memory_order_relaxed);
     observed = std::max(std::min(a, b), std::min(std::max(a, b), observed));  // the median of the three
   }
-  // A try replaces the stale figure outright; the mode in use follows the
-  // machine smoothly, yet sustained load moves it within a few calls. One
-  // call the OS delayed (on a VM, now and then 10x its usual time) counts as
-  // at most twice the figure, or it would keep the faster mode unused until
-  // the next try.
   const float old = slot.load(std::memory_order_relaxed);
-  const bool first = old == 0.f;
-  if (!decision.probe && !first) observed = std::min(observed, 2.f * old);
-  const float updated = decision.probe || first ? observed : 0.75f * old + 0.25f * observed;
-  slot.store(updated, std::memory_order_relaxed);
-  if (!decision.probe && !first) {
+  const float other = (decision.parallel ? c.serial_ns : c.parallel_ns).load(std::memory_order_relaxed);
+  if (old == 0.f) {
+    slot.store(observed, std::memory_order_relaxed);  // this mode's first figure
+  } else if (decision.probe) {
+    // A try replaces the stale figure outright. One that confirms the choice
+    // makes the next try twice as rare; one that flips it starts over.
+    slot.store(observed, std::memory_order_relaxed);
+    const int64_t interval = c.probe_interval_ns.load(std::memory_order_relaxed);
+    c.probe_interval_ns.store(observed < other ? kProbeIntervalNs : std::min(2 * interval, kProbeMaxIntervalNs),
+                              std::memory_order_relaxed);
+  } else {
+    // The mode in use follows the machine smoothly, yet sustained load moves
+    // it within a few calls. One call the OS delayed (on a VM, now and then
+    // 10x its usual time) counts as at most twice the figure, or it would
+    // keep the faster mode unused until the next try.
+    const float updated = 0.75f * old + 0.25f * std::min(observed, 2.f * old);
+    slot.store(updated, std::memory_order_relaxed);
     // The mode in use just lost to the other one's last figure: a burst of
     // delayed calls (a few milliseconds of a stolen core) does that as well as
     // lasting load, so the other mode is tried again at the shortest interval,
     // not after the up-to-8-s interval that quiet tries had built up.
-    const float other = (decision.parallel ? c.serial_ns : c.parallel_ns).load(std::memory_order_relaxed);
     if (other != 0.f && old <= other && updated > other) {
       c.probe_interval_ns.store(kProbeIntervalNs, std::memory_order_relaxed);
     }
-  }
-  if (decision.probe && !first) {
-    // A try that confirms the choice makes the next one twice as rare; one that flips it starts over.
-    const float other = (decision.parallel ? c.serial_ns : c.parallel_ns).load(std::memory_order_relaxed);
-    const bool flipped = observed < other;
-    const int64_t interval = c.probe_interval_ns.load(std::memory_order_relaxed);
-    c.probe_interval_ns.store(flipped ? kProbeIntervalNs : std::min(2 * interval, kProbeMaxIntervalNs),
-                              std::memory_order_relaxed);
   }
   if (decision.probe) c.last_probe_ns.store(monotonic_ns(), std::memory_order_relaxed);
 }

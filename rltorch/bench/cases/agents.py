@@ -270,23 +270,24 @@ def _stacked_update_case(impl: str, agents: int, rows: int) -> Case:
             actor = StackedMLP(agents, 4, POPULATION_LAYERS, 2, activation="tanh").to(device)
             critic = StackedMLP(agents, 4, POPULATION_LAYERS, 1, activation="tanh").to(device)
 
-            def update():
-                with torch_threads(threads):
-                    (actor(obs).sum() + critic(obs).sum()).backward()
+            def step():
+                (actor(obs).sum() + critic(obs).sum()).backward()
+        else:
+            nets = []
+            for out in (2, 1):
+                singles = [mlp(4, POPULATION_LAYERS, out, activation="tanh").to(device) for _ in range(agents)]
+                params, buffers = stack_module_state(singles)
+                base = copy.deepcopy(singles[0]).to("meta")
+                nets.append((vmap(lambda p, b, x, base=base: functional_call(base, (p, b), (x,))), params, buffers))
 
-            return update
-        nets = []
-        for out in (2, 1):
-            singles = [mlp(4, POPULATION_LAYERS, out, activation="tanh").to(device) for _ in range(agents)]
-            params, buffers = stack_module_state(singles)
-            base = copy.deepcopy(singles[0]).to("meta")
-            nets.append((vmap(lambda p, b, x, base=base: functional_call(base, (p, b), (x,))), params, buffers))
-
-        def vmapped_update():
-            with torch_threads(threads):
+            def step():
                 sum(f(p, b, obs).sum() for f, p, b in nets).backward()
 
-        return vmapped_update
+        def update():
+            with torch_threads(threads):
+                step()
+
+        return update
 
     return Case("agents", "stacked_mlp_update", impl, setup, size=rows, size_label="rows per agent",
                 params=(("agents", agents),), items=agents * rows, item="row")
