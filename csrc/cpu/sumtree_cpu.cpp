@@ -111,10 +111,8 @@ void set_leaves_split(double* sums, double* mins, const sumtree::Layout& layout,
   std::vector<int64_t>& above = s.sweep.nodes;
   above.resize(static_cast<size_t>(n));
   int64_t count = 0;
-  for (int64_t j = 0; j < n; ++j) {
-    const int64_t parent = leaf[order[j]] >> (split_shift + lk);
-    if (count == 0 || above[count - 1] != parent) above[count++] = parent;
-  }
+  int64_t last = -1;
+  for (int64_t j = 0; j < n; ++j) sumtree::append_distinct(above.data(), count, last, leaf[order[j]] >> (split_shift + lk));
   sumtree::recompute_levels<K, double>(sums, mins, layout, above, count, split - 1, 0, s.sweep.parents);
 }
 

@@ -441,6 +441,18 @@ struct SweepScratch {
   std::vector<int64_t> parents;
 };
 
+// Appends `node` to list[0..count) unless it equals the last one appended
+// (`last`, -1 before the first). Branch-free on purpose: in an ordered pass,
+// whether a parent repeats the one before is close to a coin toss at the
+// levels where about two touched nodes share a parent, and the mispredicted
+// branch cost more than the store (measured at B=4096 on 2^20 leaves: that
+// level's pass 23 -> 19.5 us). `list` must have room for one more entry.
+inline void append_distinct(int64_t* list, int64_t& count, int64_t& last, int64_t node) {
+  list[count] = node;
+  count += node != last ? 1 : 0;
+  last = node;
+}
+
 // How many low bits of a leaf index the counting sort ignores (0: a full sort).
 inline int group_shift(const Layout& layout, int64_t n) {
   const int bits = bit_width(static_cast<uint64_t>(layout.capacity - 1));
@@ -491,6 +503,7 @@ void recompute_levels(T* sums, T* mins, const Layout& layout, std::vector<int64_
       RLTORCH_PREFETCH_WRITE(mins + offset + list[j]);
     }
     int64_t next = 0;
+    int64_t last = -1;
     int64_t* up = parents.data();
     const int64_t child_offset = layout.offset[level + 1];
     const bool above_leaves = level + 2 < layout.levels;
@@ -504,8 +517,7 @@ void recompute_levels(T* sums, T* mins, const Layout& layout, std::vector<int64_
         if (above_leaves) RLTORCH_PREFETCH_READ(mins + child_offset + ahead * K);
       }
       recompute_node<K, T>(sums, mins, layout, level, list[j]);
-      const int64_t parent = list[j] >> shift;
-      if (next == 0 || up[next - 1] != parent) up[next++] = parent;
+      append_distinct(up, next, last, list[j] >> shift);
     }
     nodes.swap(parents);
     count = next;
@@ -525,12 +537,12 @@ void set_leaves_range(T* sums, T* mins, const Layout& layout, const int64_t* lea
   scratch.nodes.resize(static_cast<size_t>(end - begin));
   int64_t* parents = scratch.nodes.data();
   int64_t count = 0;
+  int64_t last = -1;
   for (int64_t j = begin; j < end; ++j) {
     if (j + kSweepAhead < end) RLTORCH_PREFETCH_WRITE(sums + leaf_offset + leaf[order[j + kSweepAhead]]);
     const int64_t i = order[j];
     sums[leaf_offset + leaf[i]] = value[i];
-    const int64_t parent = leaf[i] >> shift;
-    if (count == 0 || parents[count - 1] != parent) parents[count++] = parent;
+    append_distinct(parents, count, last, leaf[i] >> shift);
   }
   if (layout.levels >= 2) {
     recompute_levels<K, T>(sums, mins, layout, scratch.nodes, count, layout.levels - 2, top_level, scratch.parents);
