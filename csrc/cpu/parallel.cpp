@@ -140,12 +140,18 @@ void ParallelSite::record(const Decision& decision, int64_t n, int64_t elapsed_n
   const float other = (decision.parallel ? c.serial_ns : c.parallel_ns).load(std::memory_order_relaxed);
   if (old == 0.f) {
     slot.store(observed, std::memory_order_relaxed);  // this mode's first figure
+    // The first tries (parallel, then serial) chose serial: confirm it soon (kConfirmIntervalNs).
+    if (!decision.parallel && other != 0.f && observed < other) {
+      c.probe_interval_ns.store(kConfirmIntervalNs, std::memory_order_relaxed);
+    }
   } else if (decision.probe) {
     // A try replaces the stale figure outright. One that confirms the choice
-    // makes the next try twice as rare; one that flips it starts over.
+    // makes the next try twice as rare (and never sooner than kProbeIntervalNs,
+    // after the quick confirmation); one that flips it starts over.
     slot.store(observed, std::memory_order_relaxed);
     const int64_t interval = c.probe_interval_ns.load(std::memory_order_relaxed);
-    c.probe_interval_ns.store(observed < other ? kProbeIntervalNs : std::min(2 * interval, kProbeMaxIntervalNs),
+    c.probe_interval_ns.store(observed < other ? kProbeIntervalNs
+                                               : std::clamp(2 * interval, kProbeIntervalNs, kProbeMaxIntervalNs),
                               std::memory_order_relaxed);
   } else {
     // The mode in use follows the machine smoothly, yet sustained load moves
