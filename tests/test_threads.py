@@ -164,6 +164,29 @@ def test_agents_train_on_their_thread_count_and_restore_the_callers(agent_class,
         torch.set_num_threads(before)
 
 
+@pytest.mark.parametrize("agent_class,config_class", [(DQN, DQNConfig), (PPO, PPOConfig)])
+def test_networks_do_not_depend_on_the_callers_thread_count(agent_class, config_class):
+    # Orthogonal inits are QRs, whose last bits depend on the thread count: agents build their networks on
+    # their own threads (RunConfig.threads), so a seed gives the same networks on any machine, and a
+    # population's hundreds of QRs do not fork beside a busy process (3-5 s on 2 threads, 36 ms on one).
+    before = torch.get_num_threads()
+    built = []
+    try:
+        for caller in (1, 2, 3):
+            torch.set_num_threads(caller)
+            agent = agent_class(_tiny(config_class, num_agents=2))
+            section = agent.state_dict()[agent_class.__name__.lower()]
+            nets = section["net"] if "net" in section else section["q"]
+            built.append({name: value.clone() for name, value in nets.items()})
+            assert torch.get_num_threads() == caller
+            agent.close()
+    finally:
+        torch.set_num_threads(before)
+    assert built[0].keys() == built[1].keys() == built[2].keys() and built[0]
+    for name in built[0]:
+        assert torch.equal(built[0][name], built[1][name]) and torch.equal(built[0][name], built[2][name]), name
+
+
 def test_the_callers_threads_come_back_when_training_fails():
     before = torch.get_num_threads()
     torch.set_num_threads(3)
