@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from rltorch import _ext, _reference
+from rltorch.ops import set_cpu_parallel
 from rltorch.ops import sumtree as st
 from rltorch.ops.device_errors import check_device_errors
 from rltorch.ops.sumtree import SumTree
@@ -131,6 +132,39 @@ def test_ext_equals_reference_on_random_storm(device, alpha):
         ib, wb = _reference.sumtree_sample(b.tree, capacity, fanout, 300, 0.4, torch.Generator(device).manual_seed(3))
         assert torch.equal(ia, ib)
         torch.testing.assert_close(wa, wb, rtol=1e-6, atol=0)
+
+
+@requires_ext
+@pytest.mark.parametrize("mode", ["serial", "static"])
+@pytest.mark.parametrize("capacity,fanout,batch", [
+    (1 << 16, 8, 5000), (1 << 14, 4, 3000), (100_003, 16, 20_000), (1 << 12, 2, 1500), (70_000, 8, 1 << 16),
+])
+def test_large_batches_split_between_threads_equal_the_reference(mode, capacity, fanout, batch):
+    # Batches of 1024 kept entries and more are split by subtree between threads (static mode always
+    # splits; serial never does): each worker takes its own entries from the batch in input order, so
+    # a leaf named several times, also across the whole batch, keeps its last kept value.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    set_cpu_parallel(mode)
+    try:
+        gen = torch.Generator().manual_seed(capacity + batch)
+        tree = SumTree(capacity, fanout=fanout)
+        tree.update(torch.arange(capacity), torch.rand(capacity, generator=gen, dtype=torch.float64))
+        want = tree.tree.clone()
+        got_max, want_max = torch.tensor([0.5], dtype=torch.float64), torch.tensor([0.5], dtype=torch.float64)
+        for step in range(3):
+            index = torch.randint(capacity, (batch,), generator=gen)
+            index[batch // 2 :: 7] = index[: (batch + 13) // 14]  # many leaves named twice, far apart
+            priority = torch.randint(0, 40, (batch,), generator=gen).double() / 4
+            keep = torch.rand(batch, generator=gen) < 0.9 if step else None
+            tree.update(index, priority, keep=keep, eps=0.25, running_max=got_max)
+            _reference.sumtree_update_(want, capacity, fanout, index, priority, keep, 1.0, 0.25, want_max)
+            assert torch.equal(tree.tree, want), (mode, step)
+            assert torch.equal(got_max, want_max)
+        _check_invariants(tree)
+    finally:
+        set_cpu_parallel("adaptive")
+        torch.set_num_threads(threads)
 
 
 @pytest.mark.parametrize("device", DEVICES)
