@@ -141,8 +141,8 @@ def test_ext_equals_reference_on_random_storm(device, alpha):
 ])
 def test_large_batches_split_between_threads_equal_the_reference(mode, capacity, fanout, batch):
     # Batches of 1024 kept entries and more are split by subtree between threads (static mode always
-    # splits; serial never does): each worker takes its own entries from the batch in input order, so
-    # a leaf named several times, also across the whole batch, keeps its last kept value.
+    # splits; serial never does), after one stable ordering of the whole batch: a leaf named several
+    # times, far apart in the batch, still keeps its last kept value.
     threads = torch.get_num_threads()
     torch.set_num_threads(2)
     set_cpu_parallel(mode)
