@@ -438,11 +438,12 @@ def _cleanrl_case(group: str, impl: str, script: str, threads: int | None, tiny_
 
 # --- the classic-control suite (issue #22) ------------------------------------------------------
 
-#: rl-zoo3's DQN settings for MountainCar-v0 (hyperparams/dqn.yml) in rltorch's terms: its train_freq 16
-#: and gradient_steps 8 are 16 envs stepped together and 0.5 updates per env step, its
-#: target_update_interval of 600 env steps is 300 updates, its exploration_fraction 0.2 of 1.2e5 steps
-#: is eps_decay_steps 24,000; SB3's DQN is not Double DQN.
-MOUNTAIN_CAR_DQN_ZOO = ["--num-envs", "16", "--updates-per-step", "0.5", "--batch-size", "128",
+#: rl-zoo3's DQN settings for MountainCar-v0 (hyperparams/dqn.yml) in rltorch's terms: one env, 8 updates
+#: after every 16 env steps (its train_freq 16 and gradient_steps 8: 0.5 updates per env step, run together,
+#: so epsilon-greedy acts on one network for 16 steps; 16 envs stepped once, or one update every 2 steps,
+#: never reached the flag in 1.2e5 steps), its target_update_interval of 600 env steps is 300 updates, its
+#: exploration_fraction 0.2 of 1.2e5 steps is eps_decay_steps 24,000; SB3's DQN is not Double DQN.
+MOUNTAIN_CAR_DQN_ZOO = ["--num-envs", "1", "--train-freq", "16", "--updates-per-step", "0.5", "--batch-size", "128",
                         "--buffer-size", "10000", "--learning-starts", "1000", "--gamma", "0.98",
                         "--target-update", "hard", "--target-update-interval", "300", "--learning-rate", "4e-3",
                         "--hidden-sizes", "256,256", "--eps-start", "1", "--eps-end", "0.07",
