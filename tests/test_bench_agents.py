@@ -189,12 +189,14 @@ def _dqn_config(args: list[str]):
 
 def test_mountain_car_dqn_case_runs_rl_zoo3_settings_in_rltorch_terms():
     """rl-zoo3's hyperparams/dqn.yml for MountainCar-v0 (what sb3_solve.py gives SB3), read through the flags
-    the bench passes to rltorch: train_freq 16 x gradient_steps 8, a target copy every 600 env steps,
-    epsilon 1 -> 0.07 over 0.2 x 1.2e5 env steps, no Double DQN, and the zoo's step budget."""
+    the bench passes to rltorch: one env, gradient_steps 8 after every train_freq 16 env steps (run together:
+    tests/test_dqn_sb3.py), a target copy every 600 env steps, epsilon 1 -> 0.07 over 0.2 x 1.2e5 env steps,
+    no Double DQN, and the zoo's step budget."""
     args, cap = agents.CLASSIC_SOLVE[("dqn", "MountainCar-v0")]
     cfg = _dqn_config(["--env", "MountainCar-v0", *args, "--total-steps", str(cap)])
     zoo_train_freq, zoo_gradient_steps, zoo_target_every = 16, 8, 600
     assert cap == 120_000
+    assert cfg.num_envs == 1 and cfg.train_freq == zoo_train_freq
     assert cfg.updates_per_step == zoo_gradient_steps / zoo_train_freq
     assert cfg.target_update == "hard" and cfg.target_update_interval / cfg.updates_per_step == zoo_target_every
     assert (cfg.eps_start, cfg.eps_end, cfg.eps_decay_steps) == (1.0, 0.07, 0.2 * cap)

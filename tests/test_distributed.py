@@ -75,7 +75,8 @@ def test_apex_epsilons_follow_the_paper():
 @pytest.mark.parametrize("field,value,message", [
     ("actors", 0, "actors"), ("max_inflight", 0, "max_inflight"), ("prioritized", False, "prioritized"),
     ("actor_eps_base", 0.0, "actor_eps_base"), ("object_store_mb", 10, "object_store_mb"),
-    ("step_latency_ms", -1.0, "step_latency_ms"), ("actor_num_cpus", -0.5, "actor_num_cpus")])
+    ("step_latency_ms", -1.0, "step_latency_ms"), ("actor_num_cpus", -0.5, "actor_num_cpus"),
+    ("train_freq", 2, "train_freq")])
 def test_config_rejects_bad_values_naming_the_field(field, value, message):
     with pytest.raises(ValueError, match=message):
         ApexConfig(**{field: value}).validate()

@@ -144,6 +144,30 @@ def test_a_one_file_algorithm_trains_resumes_exactly_and_exports(tmp_path):
         agent.close()
 
 
+def test_train_freq_runs_the_owed_updates_in_rounds_and_resumes_exactly_between_them(tmp_path):
+    rounds = LinearQ(small(total_steps=800, eval_interval=800, train_freq=3))
+    counts = []
+    while rounds.env_steps < 800:
+        rounds.collect()
+        rounds.update()
+        counts.append(rounds.updates)
+    # 8 envs x 0.25: 2 updates owed per vector step once 128 transitions are stored, 6 after every third.
+    made = {step: now - before for step, (before, now) in enumerate(zip([0, *counts], counts), start=1)
+            if now != before}
+    assert made and all(step % 3 == 0 for step in made) and set(made.values()) == {6}
+    full = LinearQ(small(train_freq=3))
+    full.train()
+    half = LinearQ(small(train_freq=3))
+    half.train(stop_at=8 * 61)  # a round's first vector step collected, its updates not yet run
+    assert half.schedule.pending == 8
+    half.save(tmp_path / "half.pt", include_buffer=True)
+    resumed = LinearQ.load(tmp_path / "half.pt")
+    resumed.train()
+    assert_same_state(full.state_dict(include_buffer=True), resumed.state_dict(include_buffer=True))
+    for agent in (rounds, full, half, resumed):
+        agent.close()
+
+
 def test_one_registry_line_puts_it_on_the_command_line(tmp_path, capsys):
     from rltorch.cli import main
 

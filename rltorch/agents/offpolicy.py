@@ -41,6 +41,11 @@ class OffPolicyConfig(RunConfig):
     """Discount factor."""
     updates_per_step: Annotated[float, Range(0, 1000, low_open=True)] = 0.125
     """Gradient updates per env step (summed over envs)."""
+    train_freq: PositiveInt = 1
+    """Vector steps between rounds of gradient updates (SB3's train_freq): the updates owed meanwhile run
+    together after every train_freq-th step, so exploration acts on one network for that many steps in a
+    row (rl-zoo3's MountainCar-v0 DQN needs 16 with one env: a network that changes every step or two
+    dithers instead of swinging the car)."""
 
     buffer_size: PositiveInt = 50_000
     """Replay buffer capacity in transitions."""
@@ -228,8 +233,11 @@ class OffPolicyAgent(Agent):
         self.schedule.collected(self.env.num_envs // self.num_agents)  # one gradient step updates every agent
 
     def update(self) -> None:
-        """The gradient updates owed for what was collected (``updates_per_step`` per transition)."""
+        """The gradient updates owed for what was collected (``updates_per_step`` per transition), after every
+        ``train_freq``-th vector step (the schedule holds the transitions collected in between)."""
         cfg = self.config
+        if cfg.train_freq > 1 and (self.env_steps // (self.env.num_envs // self.num_agents)) % cfg.train_freq:
+            return
         owed = self.schedule.owed(len(self.buffer))
         if owed and cfg.prioritized:
             self.buffer.beta = linear_schedule(cfg.beta_start, cfg.beta_end, cfg.total_steps, self.env_steps)

@@ -109,6 +109,9 @@ class ApexConfig(DQNConfig):
     def check(self, values: dict[str, Any]) -> None:
         super().check(values)
         self.requirement(values["prioritized"], "prioritized", "Ape-X needs prioritized replay (prioritized=True)")
+        self.requirement(values["train_freq"] == 1, "train_freq",
+                         f"must be 1 for Ape-X (its learner updates as the actors' batches arrive), got "
+                         f"{values['train_freq']}")
 
 
 class ApexActor:
