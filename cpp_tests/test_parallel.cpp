@@ -14,6 +14,8 @@ using rltorch::cpu::ParallelSite;
 
 constexpr int64_t kItems = 1 << 16;
 constexpr double kWorkNs = 1e6;  // far above kSerialBelowNs: the site may fork
+// Past the quick confirmation's interval, well short of the ordinary one.
+constexpr auto kSoon = std::chrono::milliseconds(rltorch::cpu::kConfirmIntervalNs / 1'000'000 + 10);
 
 // One call as parallel_for makes it, taking `parallel_ns` or `serial_ns`
 // in whichever mode the site picks; returns the decision.
@@ -58,18 +60,16 @@ void first_tries(ParallelSite& site, int64_t parallel_ns, int64_t serial_ns) {
 void test_a_first_serial_choice_is_confirmed_soon_and_once() {
   static ParallelSite site("test_confirm_serial");
   first_tries(site, 3'000'000, 1'000'000);  // parallel 3x slower: serial wins
-  const auto soon = std::chrono::milliseconds(rltorch::cpu::kConfirmIntervalNs / 1'000'000 + 10);
-  EXPECT(parallel_try_after(site, soon, 3'000'000, 1'000'000));
+  EXPECT(parallel_try_after(site, kSoon, 3'000'000, 1'000'000));
   finish_try(site, 3'000'000, 1'000'000);  // confirmed: still slower
-  EXPECT(!parallel_try_after(site, soon, 3'000'000, 1'000'000));
+  EXPECT(!parallel_try_after(site, kSoon, 3'000'000, 1'000'000));
 }
 
 // The confirmation try flips the site to parallel when parallel is faster now.
 void test_the_confirmation_can_flip_the_site_to_parallel() {
   static ParallelSite site("test_confirm_flip");
   first_tries(site, 3'000'000, 1'000'000);
-  const auto soon = std::chrono::milliseconds(rltorch::cpu::kConfirmIntervalNs / 1'000'000 + 10);
-  EXPECT(parallel_try_after(site, soon, 500'000, 1'000'000));
+  EXPECT(parallel_try_after(site, kSoon, 500'000, 1'000'000));
   finish_try(site, 500'000, 1'000'000);
   EXPECT(call(site, 500'000, 1'000'000).parallel);
 }
@@ -80,7 +80,7 @@ void test_a_first_parallel_choice_is_not_retried_early() {
   static ParallelSite site("test_first_parallel");
   first_tries(site, 500'000, 1'000'000);
   for (int i = 0; i < 2 * rltorch::cpu::kProbeMinCalls; ++i) EXPECT(call(site, 500'000, 1'000'000).parallel);
-  std::this_thread::sleep_for(std::chrono::milliseconds(rltorch::cpu::kConfirmIntervalNs / 1'000'000 + 10));
+  std::this_thread::sleep_for(kSoon);
   const ParallelSite::Decision d = site.decide(kItems, kWorkNs);
   EXPECT(d.parallel && !d.probe);
 }

@@ -112,7 +112,9 @@ void set_leaves_split(double* sums, double* mins, const sumtree::Layout& layout,
   above.resize(static_cast<size_t>(n));
   int64_t count = 0;
   int64_t last = -1;
-  for (int64_t j = 0; j < n; ++j) sumtree::append_distinct(above.data(), count, last, leaf[order[j]] >> (split_shift + lk));
+  for (int64_t j = 0; j < n; ++j) {
+    sumtree::append_distinct(above.data(), count, last, leaf[order[j]] >> (split_shift + lk));
+  }
   sumtree::recompute_levels<K, double>(sums, mins, layout, above, count, split - 1, 0, s.sweep.parents);
 }
 
