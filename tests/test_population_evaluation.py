@@ -4,7 +4,7 @@ agents whose outcome is settled leave the forward pass without changing anyone's
 import pytest
 import torch
 
-from rltorch.agents.population.evaluation import evaluate_agents, narrow_cartpole
+from rltorch.agents.population.evaluation import evaluate_agents, narrow_env
 from rltorch.envs.cartpole import CartPoleVecEnv
 from rltorch.envs.vector import VectorEnvAdapter
 
@@ -25,7 +25,7 @@ def evaluate(kinds, episodes=8, narrow=False, **kw):
         policies = [CONTROLLERS[kinds[k]] for k in chosen]
         return lambda rows: torch.stack([policy(r) for policy, r in zip(policies, rows)])
 
-    return evaluate_agents(env, 3, len(kinds), episodes, policy_for, narrow=narrow_cartpole if narrow else None,
+    return evaluate_agents(env, 3, len(kinds), episodes, policy_for, narrow=narrow_env if narrow else None,
                            **kw), calls
 
 
@@ -66,7 +66,7 @@ def test_a_subset_plays_the_rows_it_plays_in_the_whole_population():
         def policy_for(agents):
             return lambda rows: torch.stack([CONTROLLERS[kinds[k]](r) for k, r in zip(agents.tolist(), rows)])
 
-        part = evaluate_agents(env, 3, 5, 6, policy_for, agents=chosen, narrow=narrow_cartpole if narrow else None)
+        part = evaluate_agents(env, 3, 5, 6, policy_for, agents=chosen, narrow=narrow_env if narrow else None)
         assert torch.equal(part, whole[chosen])
 
 

@@ -87,3 +87,16 @@ def test_deterministic_policy_over_flat_rows():
     actions = StackedDeterministicPolicy(net)(obs)
     assert actions.shape == (10,)
     assert torch.equal(actions[5:], net.agent(1).deterministic(obs[5:]))
+
+
+@pytest.mark.parametrize("continuous,normalize", [(False, False), (False, True), (True, False), (True, True)])
+def test_deterministic_subset_acts_as_the_selected_agents(continuous, normalize):
+    net = make(K=4, continuous=continuous, normalize_obs=normalize,
+               **({"action_low": -0.5, "action_high": 0.5} if continuous else {}))
+    if normalize:
+        net.obs_norm.update(torch.randn(4, 9, 3) * torch.tensor([1.0, 3.0, 0.2, 7.0]).view(4, 1, 1))
+    obs = torch.randn(4, 6, 3, dtype=torch.float64) * 2
+    for index in (torch.tensor([3, 1]), torch.tensor([2]), torch.arange(4)):
+        act = net.deterministic_subset(index)
+        with torch.no_grad():
+            assert torch.equal(act(obs[index]), net.select(index).deterministic(obs[index]))

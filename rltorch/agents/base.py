@@ -79,7 +79,7 @@ from rltorch._checks import integer, resolve_device
 from rltorch._io import EXPORT_FORMATS, export_module, first_line, load_checked, save_checked
 from rltorch._threads import agent_threads, torch_threads
 from rltorch.agents.config import MAX_SEED, RunConfig
-from rltorch.agents.population.evaluation import evaluate_agents, narrow_cartpole
+from rltorch.agents.population.evaluation import evaluate_agents, narrow_env
 from rltorch.agents.population.sweep import members, parse_sweep
 from rltorch.envs.cartpole import CartPoleVecEnv
 from rltorch.envs.vector import Step, VectorEnvAdapter, make_env, max_episode_return, solve_threshold
@@ -861,7 +861,7 @@ class Agent:
             with eval_mode(self.policy_module()) if self.num_agents == 1 else contextlib.nullcontext():
                 returns = evaluate_agents(env, seed, self.num_agents, episodes, policy_for,
                                           agents=agents, stop_below=stop_below, best=best,
-                                          narrow=narrow_cartpole)
+                                          narrow=narrow_env)
             return returns[0] if self.num_agents == 1 else returns
         finally:
             env.close()

@@ -299,7 +299,7 @@ class PPO(Agent):
     def population_policy(self, agents: Tensor) -> Callable[[Tensor], Tensor]:
         if torch.equal(agents, self.live_agents):
             return self.live.deterministic
-        return self.net.select(agents).deterministic
+        return self.net.deterministic_subset(agents)
 
     def explore(self, obs: Tensor) -> Tensor:
         """Actions sampled from the lone agent's policy (Box actions clipped to their bounds)."""

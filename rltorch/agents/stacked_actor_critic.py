@@ -17,7 +17,7 @@ agent k into a plain ``ActorCritic`` (export, evaluation of one agent).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -132,11 +132,13 @@ class StackedActorCritic(nn.Module):
 
     # ------------------------------------------------------------------ the networks
 
-    def features(self, obs: Tensor) -> Tensor:
-        """``obs [K, M, *obs_shape]`` -> normalised ``[K, M, obs_dim]`` float32."""
+    def features(self, obs: Tensor, obs_norm: StackedObsNorm | None = None) -> Tensor:
+        """``obs [K, M, *obs_shape]`` -> normalised ``[K, M, obs_dim]`` float32 (by ``obs_norm``'s statistics:
+        default the population's)."""
         obs = obs.float()
-        if self.obs_norm.enabled:
-            obs = self.obs_norm(obs)
+        norm = self.obs_norm if obs_norm is None else obs_norm
+        if norm.enabled:
+            obs = norm(obs)
         return obs.reshape(obs.shape[0], obs.shape[1], self.obs_dim)
 
     def value(self, obs: Tensor) -> Tensor:
@@ -168,7 +170,18 @@ class StackedActorCritic(nn.Module):
 
     def deterministic(self, obs: Tensor) -> Tensor:
         """Each agent's greedy action: argmax of its logits, or its Gaussian mean clipped to the bounds."""
-        out = self.actor(self.features(obs))
+        return self._greedy(self.actor(self.features(obs)))
+
+    def deterministic_subset(self, index: Tensor) -> Callable[[Tensor], Tensor]:
+        """``select(index).deterministic`` for use without autograd, from copies of those agents' actors and
+        observation statistics taken now, without building the selected networks (their critics are never
+        copied): a population's evaluation asks for one each time agents leave it."""
+        index = torch.as_tensor(index).long()
+        actor = self.actor.subset_forward(index)
+        norm = self._obs_norm_rows(index) if self.obs_norm.enabled else self.obs_norm
+        return lambda obs: self._greedy(actor(self.features(obs, norm)))
+
+    def _greedy(self, out: Tensor) -> Tensor:
         if self.continuous:
             return self.env_action(out)
         return out.argmax(dim=-1)
@@ -215,15 +228,21 @@ class StackedActorCritic(nn.Module):
         out.actor = self.actor.select(index)
         out.critic = self.critic.select(index)
         device_index = index.to(self.obs_norm.mean.device)
-        out.obs_norm = StackedObsNorm(out.num_agents, self.obs_shape, self.obs_norm.enabled, self.obs_norm.clip,
-                                      self.obs_norm.eps).to(self.obs_norm.mean.device)
-        for name in ("mean", "var", "count"):
-            getattr(out.obs_norm, name).copy_(getattr(self.obs_norm, name).index_select(0, device_index))
+        out.obs_norm = self._obs_norm_rows(index)
         if self.continuous:
             out.log_std = nn.Parameter(self.log_std.detach().index_select(0, device_index))
             out.register_buffer("action_low", self.action_low.clone())
             out.register_buffer("action_high", self.action_high.clone())
             out.action_shape = self.action_shape
+        return out
+
+    def _obs_norm_rows(self, index: Tensor) -> StackedObsNorm:
+        """A copy of the observation statistics of the agents ``index`` (in that order)."""
+        device = self.obs_norm.mean.device
+        out = StackedObsNorm(int(index.numel()), self.obs_shape, self.obs_norm.enabled, self.obs_norm.clip,
+                             self.obs_norm.eps).to(device)
+        for name in ("mean", "var", "count"):
+            getattr(out, name).copy_(getattr(self.obs_norm, name).index_select(0, index.to(device)))
         return out
 
     def load_rows(self, index: Tensor, other: StackedActorCritic) -> None:

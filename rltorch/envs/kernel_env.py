@@ -13,6 +13,7 @@ states.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -115,8 +116,10 @@ class KernelVecEnv(VectorEnv):
         self.metadata = dict(self.metadata, autoreset_mode=self.autoreset_mode)
 
         self.single_observation_space, self.single_action_space = self._spaces()
-        self.observation_space = batch_space(self.single_observation_space, self.num_envs)
-        self.action_space = batch_space(self.single_action_space, self.num_envs)
+        # Batched on first read: building them is half of constructing an env (about 0.1 ms), which an
+        # evaluation that narrows its env as agents finish pays many times and never reads them.
+        self._observation_space: spaces.Space | None = None
+        self._action_space: spaces.Space | None = None
         self.discrete = isinstance(self.single_action_space, spaces.Discrete)
 
         self.state = torch.zeros((len(self.state_rows), self.num_envs), dtype=torch.float64, device=self.device)
@@ -126,6 +129,47 @@ class KernelVecEnv(VectorEnv):
         self._initial_seed = seed
         self._seed: int | None = None
         self._needs_reset = True
+
+    @property
+    def observation_space(self) -> spaces.Space:
+        if self._observation_space is None:
+            self._observation_space = batch_space(self.single_observation_space, self.num_envs)
+        return self._observation_space
+
+    @observation_space.setter
+    def observation_space(self, space: spaces.Space) -> None:
+        self._observation_space = space
+
+    @property
+    def action_space(self) -> spaces.Space:
+        if self._action_space is None:
+            self._action_space = batch_space(self.single_action_space, self.num_envs)
+        return self._action_space
+
+    @action_space.setter
+    def action_space(self, space: spaces.Space) -> None:
+        self._action_space = space
+
+    def take_rows(self, rows: torch.Tensor) -> KernelVecEnv:
+        """A new env of this kind holding the envs ``rows`` (int64 indices on any device, in the order given)
+        and continuing their episodes bit for bit: the same states, counters, seed, reset bounds and
+        settings, with no check repeated (the rows come from an env that already holds valid ones). An
+        episode that ends in the new env resets to other initial states than row ``rows[i]`` would here
+        (the reset generator keys on the env's position). Its single spaces are this env's objects."""
+        if not isinstance(rows, torch.Tensor) or rows.dtype != torch.long or rows.dim() != 1 or rows.numel() == 0:
+            raise ValueError(f"{type(self).__name__}.take_rows: `rows` must be a non-empty 1-D int64 tensor, got "
+                             f"{rows!r}"[:300])
+        rows = rows.to(self.device)
+        if bool(((rows < 0) | (rows >= self.num_envs)).any()):
+            raise ValueError(f"{type(self).__name__}.take_rows: `rows` must lie in [0, {self.num_envs})")
+        part = copy.copy(self)
+        part.num_envs = int(rows.numel())
+        part.metadata = dict(self.metadata)
+        part._observation_space = part._action_space = None
+        part.state = self.state.index_select(1, rows)
+        for name in self.counters:
+            setattr(part, name, getattr(self, name).index_select(0, rows))
+        return part
 
     # ---- what a subclass provides ----
 

@@ -204,5 +204,17 @@ class VectorEnvAdapter:
             self.native_torch = True
         return restore_env
 
+    def take_rows(self, rows: Tensor) -> VectorEnvAdapter | None:
+        """An adapter over an env of the envs ``rows`` of this one, continuing their episodes bit for bit
+        (:meth:`~rltorch.envs.kernel_env.KernelVecEnv.take_rows`), or None when the env cannot make one
+        (gymnasium's envs)."""
+        take = getattr(self.env, "take_rows", None)
+        if take is None:
+            return None
+        part = VectorEnvAdapter(take(rows), self.device)
+        part._prev_done = self._prev_done.index_select(0, rows.to(self._prev_done.device))
+        part.native_torch = self.native_torch
+        return part
+
     def close(self) -> None:
         self.env.close()

@@ -26,7 +26,7 @@ agent k's initial weights depend on its own generator only.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -34,7 +34,7 @@ from torch import Tensor, nn
 
 from rltorch.nn.mlp import ACTIVATIONS, mlp
 
-__all__ = ["StackedLinear", "StackedMLP", "stacked_orthogonal_"]
+__all__ = ["StackedLinear", "StackedMLP", "batched_linear", "stacked_orthogonal_"]
 
 
 def _positive_int(owner: str, name: str, value) -> int:
@@ -61,6 +61,18 @@ def _check_index(owner: str, index, count: int) -> Tensor:
     if index.numel() and (int(index.min()) < 0 or int(index.max()) >= count):
         raise ValueError(f"{owner}: `index` holds agents outside [0, {count}): {index.tolist()}")
     return index.long()
+
+
+def batched_linear(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
+    """``x [K, B, in] @ weight[k].T + bias[k]`` per agent (``weight [K, out, in]``, ``bias [K, out]``): one
+    batched product, whose bits for agent k do not depend on the other agents."""
+    bias, weight_t = bias.unsqueeze(1), weight.transpose(1, 2)
+    if x.shape[0] == 1 and weight.shape[1] == 1:
+        # One matrix times a vector goes to a matrix-vector kernel whose sums round differently from the
+        # batched product's: computed as a batch of two (the copy's result dropped, its gradient zero), one
+        # agent left alone gets the bits it gets beside others.
+        return torch.baddbmm(bias.expand(2, -1, -1), x.expand(2, -1, -1), weight_t.expand(2, -1, -1))[:1]
+    return torch.baddbmm(bias, x, weight_t)
 
 
 class StackedLinear(nn.Module):
@@ -105,13 +117,7 @@ class StackedLinear(nn.Module):
         if self.lone:  # [1, B, in], or [B, in] inside a lone StackedMLP
             out = self.linear(x.squeeze(0) if x.dim() == 3 else x)
             return out.unsqueeze(0) if x.dim() == 3 else out
-        bias, weight = self.bias.unsqueeze(1), self.weight.transpose(1, 2)
-        if x.shape[0] == 1 and self.out_features == 1:
-            # One matrix times a vector goes to a matrix-vector kernel whose sums round differently from the
-            # batched product's: computed as a batch of two (the copy's result dropped, its gradient zero), one
-            # agent left alone gets the bits it gets beside others.
-            return torch.baddbmm(bias.expand(2, -1, -1), x.expand(2, -1, -1), weight.expand(2, -1, -1))[:1]
-        return torch.baddbmm(bias, x, weight)
+        return batched_linear(x, self.weight, self.bias)
 
     def linear(self, x: Tensor) -> Tensor:
         """A lone layer on ``[B, in]`` rows: ``F.linear`` on its one weight matrix. Without autograd (acting,
@@ -211,6 +217,26 @@ class StackedMLP(nn.Sequential):
             theirs.bias = nn.Parameter(mine.bias.detach().index_select(0, index))
             theirs.lone = mine.lone
         return out
+
+    def subset_forward(self, index) -> Callable[[Tensor], Tensor]:
+        """The forward pass of the agents in ``index`` alone, ``[len(index), B, in] -> [len(index), B, out]``,
+        for use without autograd: the bits ``select(index)`` computes, from copies of their parameters taken
+        now, without building modules (an evaluation asks for one each time agents leave it)."""
+        index = _check_index("StackedMLP.subset_forward", index, self.num_stacked)
+        if index.numel() == 0:
+            raise ValueError("StackedMLP.subset_forward: `index` must name at least one agent")
+        if self[0].lone:  # the one network: its own linear maps (select would keep them too)
+            return self.select(index).forward
+        index = index.to(self[0].weight.device)
+        layers = [(m.weight.detach().index_select(0, index), m.bias.detach().index_select(0, index))
+                  if isinstance(m, StackedLinear) else m for m in self]
+
+        def forward(x: Tensor) -> Tensor:
+            for layer in layers:
+                x = batched_linear(x, *layer) if isinstance(layer, tuple) else layer(x)
+            return x
+
+        return forward
 
     def _agent_index(self, k) -> int:
         if isinstance(k, bool) or not isinstance(k, int) or not 0 <= k < self.num_stacked:

@@ -8,7 +8,7 @@ forward pass: the policy is rebuilt for the agents still playing, so a long
 evaluation of a few good agents does not pay for the many that failed early.
 Their envs keep stepping with the last actions those agents chose, unless
 ``narrow`` builds an env of the remaining agents' rows that continues their
-episodes (:func:`narrow_cartpole` for rltorch's CartPole): then the env steps
+episodes (:func:`narrow_env` for rltorch's envs): then the env steps
 only the rows still needed. Either way no other agent's rows change.
 """
 
@@ -19,10 +19,9 @@ from typing import Callable, Optional
 import torch
 from torch import Tensor
 
-from rltorch.envs.cartpole import CartPoleVecEnv
 from rltorch.envs.vector import VectorEnvAdapter
 
-__all__ = ["evaluate_agents", "narrow_cartpole"]
+__all__ = ["evaluate_agents", "narrow_env"]
 
 #: A policy for a subset of agents: ``policy_for(agents)`` (None: all of them) returns a function from
 #: observations ``[A, episodes, *obs_shape]`` to greedy actions ``[A, episodes, *action_shape]``.
@@ -84,6 +83,10 @@ def evaluate_agents(env, seed: int, num_agents: int, episodes: int, policy_for: 
     if stepping.numel() != n:  # the env steps agents that are not evaluated: they repeat their first actions
         actions = policy_for(stepping)(obs.view(k, e, *obs.shape[1:]))
     policy = policy_for(agents)
+    # The playing agents' returns and episode ends, in `playing`'s order: the full tensors until an agent
+    # leaves, then compact copies, so a step touches only the rows still playing; a leaving agent's returns
+    # are written back as it leaves (it keeps the returns it stopped with).
+    playing_returns, playing_finished = returns, finished
     steps = 0
     while True:
         rows = obs.view(stepping.numel(), e, *obs.shape[1:])
@@ -96,28 +99,28 @@ def evaluate_agents(env, seed: int, num_agents: int, episodes: int, policy_for: 
         step = env.step(actions.reshape(-1, *actions.shape[2:]))
         reward = step.reward.view(-1, e).double()
         done = (step.terminated | step.truncated).view(-1, e)
-        if everyone and playing.numel() == n:
-            returns += torch.where(finished, 0.0, reward)
-            finished |= done
-        else:  # an agent that stopped keeps the returns it stopped with
-            if not everyone:
-                reward, done = reward.index_select(0, inside), done.index_select(0, inside)
-            returns[playing] += torch.where(finished[playing], 0.0, reward)
-            finished[playing] |= done
+        if not everyone:
+            reward, done = reward.index_select(0, inside), done.index_select(0, inside)
+        playing_returns += torch.where(playing_finished, 0.0, reward)
+        playing_finished |= done
         obs = step.obs
         steps += 1
         if steps % check_every:
             continue
-        undecided = ~finished[playing].all(dim=1)
+        undecided = ~playing_finished.all(dim=1)
         if budget is not None:
             # Finished episodes fell short of the best return by this much in all: past the budget, no
             # ending of the others reaches stop_below.
-            undecided &= torch.where(finished[playing], best - returns[playing], 0.0).sum(dim=1) <= budget
-        keep = playing[undecided]  # the one host read per check_every steps
-        if keep.numel() == 0:
-            break
-        if keep.numel() < playing.numel():
-            playing = keep
+            undecided &= torch.where(playing_finished, best - playing_returns, 0.0).sum(dim=1) <= budget
+        stay = undecided.nonzero().squeeze(1)  # the one host read per check_every steps
+        if stay.numel() < playing.numel():
+            if playing_returns is not returns:
+                returns.index_copy_(0, playing, playing_returns)
+            if stay.numel() == 0:
+                break
+            playing = playing.index_select(0, stay)
+            playing_returns = playing_returns.index_select(0, stay)
+            playing_finished = playing_finished.index_select(0, stay)
             policy = policy_for(agents[playing])
             narrow_to(agents[playing])
     if env is not given:
@@ -125,20 +128,10 @@ def evaluate_agents(env, seed: int, num_agents: int, episodes: int, policy_for: 
     return returns.cpu()
 
 
-def narrow_cartpole(env: VectorEnvAdapter, rows: Tensor) -> VectorEnvAdapter:
-    """An env of ``rows`` of rltorch's CartPole ``env``, continuing their episodes bit for bit (an episode
-    that ends afterwards resets to other initial states than the full env's row would: an evaluation, which
+def narrow_env(env: VectorEnvAdapter, rows: Tensor) -> VectorEnvAdapter:
+    """An env of ``rows`` of ``env`` continuing their episodes bit for bit, for rltorch's envs (CartPole and
+    the classic-control family: :meth:`~rltorch.envs.vector.VectorEnvAdapter.take_rows`; an episode that
+    ends afterwards resets to other initial states than the full env's row would: an evaluation, which
     counts each row's first episode only, does not see them). Any other env is returned as it is."""
-    if not isinstance(env.env, CartPoleVecEnv):
-        return env
-    full = env.env
-    saved = env.state_dict()
-    inner = saved["env"]
-    rows_on = rows.to(full.device)
-    part = CartPoleVecEnv(rows.numel(), device=full.device, max_episode_steps=full.max_episode_steps,
-                          autoreset_mode=full.autoreset_mode, sutton_barto_reward=full.sutton_barto_reward)
-    narrowed = VectorEnvAdapter(part, env.device)
-    narrowed.load_state_dict({"prev_done": saved["prev_done"][rows_on], "env": {
-        **inner, "num_envs": rows.numel(), "state": inner["state"][:, rows_on], "steps": inner["steps"][rows_on],
-        "prev_done": inner["prev_done"][rows_on], "episode": inner["episode"][rows_on]}})
-    return narrowed
+    part = env.take_rows(rows)
+    return env if part is None else part
