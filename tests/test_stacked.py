@@ -67,29 +67,28 @@ def test_a_subset_of_agents_computes_the_same_bits():
     assert torch.equal(net.select(index)(x[index]), net(x)[index])
 
 
-@pytest.mark.parametrize("hidden,activation,out", [((32, 32), "tanh", 2), ((7,), "relu", 1), ((), "tanh", 1),
-                                                    ((16,), "leaky_relu", 3)])
-def test_subset_forward_gives_the_bits_of_the_selected_network(hidden, activation, out):
-    net = StackedMLP(6, 4, hidden, out, activation=activation, generators=generators(*range(6)))
-    x = torch.randn(6, 13, 4)
-    for index in (torch.tensor([5, 1, 3]), torch.tensor([2]), torch.arange(6), torch.tensor([4, 0], dtype=torch.int32)):
-        forward = net.subset_forward(index)
-        with torch.no_grad():
-            assert torch.equal(forward(x[index.long()]), net.select(index)(x[index.long()]))
-    # A copy taken when asked: later changes to the population do not reach it.
-    forward = net.subset_forward(torch.tensor([1]))
+@pytest.mark.parametrize("hidden,activation,out", [((64, 64), "tanh", 2), ((7,), "relu", 1), ((), "tanh", 3),
+                                                    ((16, 8), "gelu", 1)])
+@pytest.mark.parametrize("rows", [1, 2, 7, 100])
+def test_inference_forward_is_close_and_no_agent_depends_on_the_others(hidden, activation, out, rows):
+    net = StackedMLP(5, 4, hidden, out, activation=activation, generators=generators(*range(5)))
+    x = torch.randn(5, rows, 4)
+    given = x.clone()
     with torch.no_grad():
-        want = net.select(torch.tensor([1]))(x[1:2])
-        for p in net.parameters():
-            p.add_(1.0)
-        assert torch.equal(forward(x[1:2]), want)
+        everyone = net.inference_forward(torch.arange(5))(x)
+        torch.testing.assert_close(everyone, net(x), rtol=1e-5, atol=1e-6)
+        for index in (torch.tensor([3]), torch.tensor([4, 1]), torch.tensor([0, 2, 3])):
+            part = net.inference_forward(index)(x[index])
+            assert part.shape == (index.numel(), rows, out)
+            assert torch.equal(part, everyone[index])  # bit for bit, whoever plays beside it
+        assert torch.equal(x, given)  # activations run in place on the pass's own tensors, never the input
 
 
-def test_subset_forward_of_a_lone_network_is_its_own_forward():
+def test_inference_forward_of_a_lone_network_is_its_own_forward():
     net = StackedMLP(1, 4, (8,), 2)
     x = torch.randn(1, 5, 4)
     with torch.no_grad():
-        assert torch.equal(net.subset_forward(torch.tensor([0]))(x), net(x))
+        assert torch.equal(net.inference_forward(torch.tensor([0]))(x), net(x))
 
 
 def test_init_per_agent_is_nn_linear_init_from_that_agents_generator():
@@ -154,12 +153,12 @@ def test_bad_arguments_name_themselves_and_change_nothing():
         net.select(torch.tensor([0, 2]))
     with pytest.raises(ValueError, match="at least one"):
         net.select(torch.tensor([], dtype=torch.long))
-    with pytest.raises(ValueError, match="subset_forward.*index"):
-        net.subset_forward(torch.tensor([2]))
-    with pytest.raises(ValueError, match="subset_forward.*at least one"):
-        net.subset_forward(torch.tensor([], dtype=torch.long))
-    with pytest.raises(ValueError, match="subset_forward.*integer"):
-        net.subset_forward(torch.tensor([0.0]))
+    with pytest.raises(ValueError, match="inference_forward.*integer"):
+        net.inference_forward(torch.tensor([0.0]))
+    with pytest.raises(ValueError, match="inference_forward.*index"):
+        net.inference_forward(torch.tensor([2]))
+    with pytest.raises(ValueError, match="inference_forward.*at least one"):
+        net.inference_forward(torch.tensor([], dtype=torch.long))
     with pytest.raises(ValueError, match="module"):
         net.load_agent(0, mlp(4, (9,), 2))
     for p, old in zip(net.parameters(), before):

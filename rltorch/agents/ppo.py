@@ -297,8 +297,10 @@ class PPO(Agent):
         return DeterministicPolicy(self.net.agent(agent))
 
     def population_policy(self, agents: Tensor) -> Callable[[Tensor], Tensor]:
-        if torch.equal(agents, self.live_agents):
-            return self.live.deterministic
+        if self.num_agents == 1:  # a lone network: its own forward, no copy
+            return self.net.deterministic
+        # Whichever agents play, the same computation (an agent's evaluation never depends on who plays
+        # beside it); the population's rows are current: the live agents' are written back after each update.
         return self.net.deterministic_subset(agents)
 
     def explore(self, obs: Tensor) -> Tensor:

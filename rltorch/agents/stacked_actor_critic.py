@@ -173,13 +173,25 @@ class StackedActorCritic(nn.Module):
         return self._greedy(self.actor(self.features(obs)))
 
     def deterministic_subset(self, index: Tensor) -> Callable[[Tensor], Tensor]:
-        """``select(index).deterministic`` for use without autograd, from copies of those agents' actors and
-        observation statistics taken now, without building the selected networks (their critics are never
-        copied): a population's evaluation asks for one each time agents leave it."""
+        """The greedy actions of the agents ``index`` alone (``deterministic`` of ``select(index)``, its actor
+        run by :meth:`~rltorch.nn.stacked.StackedMLP.inference_forward`: the same up to rounding, and an
+        agent's actions never depend on the others in ``index``), from copies of their actors and observation
+        statistics taken now, for use without autograd: a population's evaluation asks for one each time
+        agents leave it, and plays hundreds of steps on it."""
         index = torch.as_tensor(index).long()
-        actor = self.actor.subset_forward(index)
+        actor = self.actor.inference_forward(index)
         norm = self._obs_norm_rows(index) if self.obs_norm.enabled else self.obs_norm
-        return lambda obs: self._greedy(actor(self.features(obs, norm)))
+
+        def act(obs: Tensor) -> Tensor:
+            out = actor(self.features(obs, norm))
+            if self.continuous:
+                return self.env_action(out.contiguous())
+            # argmax over the head's own layout [A, actions, rows], by max's indices (the first maximum, as
+            # argmax's): argmax across a middle dimension, or along the transposed view's strided last one,
+            # took 580 us for 64 agents x 100 rows here, max 35 us, argmax after a contiguous copy 60 us.
+            return out.transpose(1, 2).max(dim=1).indices
+
+        return act
 
     def _greedy(self, out: Tensor) -> Tensor:
         if self.continuous:

@@ -63,6 +63,10 @@ def _check_index(owner: str, index, count: int) -> Tensor:
     return index.long()
 
 
+#: Activations an inference pass may apply in place (on its own intermediate tensors).
+_IN_PLACE: dict[str, Callable[[Tensor], Tensor]] = {"tanh": torch.tanh_, "relu": torch.relu_}
+
+
 def batched_linear(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
     """``x [K, B, in] @ weight[k].T + bias[k]`` per agent (``weight [K, out, in]``, ``bias [K, out]``): one
     batched product, whose bits for agent k do not depend on the other agents."""
@@ -218,23 +222,43 @@ class StackedMLP(nn.Sequential):
             theirs.lone = mine.lone
         return out
 
-    def subset_forward(self, index) -> Callable[[Tensor], Tensor]:
+    def inference_forward(self, index) -> Callable[[Tensor], Tensor]:
         """The forward pass of the agents in ``index`` alone, ``[len(index), B, in] -> [len(index), B, out]``,
-        for use without autograd: the bits ``select(index)`` computes, from copies of their parameters taken
-        now, without building modules (an evaluation asks for one each time agents leave it)."""
-        index = _check_index("StackedMLP.subset_forward", index, self.num_stacked)
+        for use without autograd, from copies of their parameters taken now (no modules are built: an
+        evaluation asks for one each time agents leave it), laid out for speed (it then runs hundreds of
+        steps on the same weights): the hidden layers' transposed weights copied contiguous, the head computed as
+        ``weight @ h.T`` (two outputs, or one, are a poor shape for a batched product the other way round:
+        4x faster at 100 rows here), activations in place; 10-25% faster in all at 100 rows per agent. Its
+        sums can round differently from :meth:`forward`'s in the last bit (a greedy action can then differ
+        where two logits tie within an ulp), but an agent's result never depends on which other agents
+        ``index`` names or how many: one agent alone runs as a batch of two, like a lone row in
+        :func:`batched_linear`. A lone network (K = 1) runs its own linear maps, as :meth:`forward` does."""
+        index = _check_index("StackedMLP.inference_forward", index, self.num_stacked)
         if index.numel() == 0:
-            raise ValueError("StackedMLP.subset_forward: `index` must name at least one agent")
-        if self[0].lone:  # the one network: its own linear maps (select would keep them too)
+            raise ValueError("StackedMLP.inference_forward: `index` must name at least one agent")
+        if self[0].lone:
             return self.select(index).forward
         index = index.to(self[0].weight.device)
-        layers = [(m.weight.detach().index_select(0, index), m.bias.detach().index_select(0, index))
-                  if isinstance(m, StackedLinear) else m for m in self]
+        alone = index.numel() == 1
+        if alone:  # a batch of two, the copy's result dropped: no matrix-product routing special to one matrix
+            index = index.repeat(2)
+        in_place = _IN_PLACE.get(self.activation)
+        *hidden, head = self.linears()
+        steps = []
+        for linear in hidden:
+            steps.append((linear.bias.detach().index_select(0, index).unsqueeze(1),
+                          linear.weight.detach().index_select(0, index).transpose(1, 2).contiguous()))
+            steps.append(in_place or ACTIVATIONS[self.activation]())
+        head_weight = head.weight.detach().index_select(0, index)
+        head_bias = head.bias.detach().index_select(0, index).unsqueeze(2)
 
         def forward(x: Tensor) -> Tensor:
-            for layer in layers:
-                x = batched_linear(x, *layer) if isinstance(layer, tuple) else layer(x)
-            return x
+            if alone:
+                x = x.expand(2, -1, -1)
+            for step in steps:
+                x = torch.baddbmm(step[0], x, step[1]) if isinstance(step, tuple) else step(x)
+            out = torch.baddbmm(head_bias, head_weight, x.transpose(1, 2)).transpose(1, 2)
+            return out[:1] if alone else out
 
         return forward
 
