@@ -63,6 +63,29 @@ def is_int(value) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
 
 
+class _BatchedSpace:
+    """A vector env's batched space, built from its single space on first read (building the two is half of
+    constructing an env, about 0.1 ms, which an evaluation that narrows its env as agents finish pays many
+    times and never reads them); assigning one replaces it."""
+
+    def __init__(self, single: str):
+        self.single = single
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.slot = f"_{name}"
+
+    def __get__(self, env, owner: type | None = None):
+        if env is None:
+            return self
+        space = env.__dict__.get(self.slot)
+        if space is None:
+            space = env.__dict__[self.slot] = batch_space(getattr(env, self.single), env.num_envs)
+        return space
+
+    def __set__(self, env, space: spaces.Space) -> None:
+        env.__dict__[self.slot] = space
+
+
 class KernelVecEnv(VectorEnv):
     """``num_envs`` envs stepped together on ``device`` by one kernel call per step.
 
@@ -116,10 +139,7 @@ class KernelVecEnv(VectorEnv):
         self.metadata = dict(self.metadata, autoreset_mode=self.autoreset_mode)
 
         self.single_observation_space, self.single_action_space = self._spaces()
-        # Batched on first read: building them is half of constructing an env (about 0.1 ms), which an
-        # evaluation that narrows its env as agents finish pays many times and never reads them.
-        self._observation_space: spaces.Space | None = None
-        self._action_space: spaces.Space | None = None
+        self._observation_space = self._action_space = None  # batched on first read (_BatchedSpace)
         self.discrete = isinstance(self.single_action_space, spaces.Discrete)
 
         self.state = torch.zeros((len(self.state_rows), self.num_envs), dtype=torch.float64, device=self.device)
@@ -130,25 +150,8 @@ class KernelVecEnv(VectorEnv):
         self._seed: int | None = None
         self._needs_reset = True
 
-    @property
-    def observation_space(self) -> spaces.Space:
-        if self._observation_space is None:
-            self._observation_space = batch_space(self.single_observation_space, self.num_envs)
-        return self._observation_space
-
-    @observation_space.setter
-    def observation_space(self, space: spaces.Space) -> None:
-        self._observation_space = space
-
-    @property
-    def action_space(self) -> spaces.Space:
-        if self._action_space is None:
-            self._action_space = batch_space(self.single_action_space, self.num_envs)
-        return self._action_space
-
-    @action_space.setter
-    def action_space(self, space: spaces.Space) -> None:
-        self._action_space = space
+    observation_space = _BatchedSpace("single_observation_space")
+    action_space = _BatchedSpace("single_action_space")
 
     def take_rows(self, rows: torch.Tensor) -> KernelVecEnv:
         """A new env of this kind holding the envs ``rows`` (int64 indices on any device, in the order given)
