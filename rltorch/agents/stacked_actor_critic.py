@@ -170,7 +170,10 @@ class StackedActorCritic(nn.Module):
 
     def deterministic(self, obs: Tensor) -> Tensor:
         """Each agent's greedy action: argmax of its logits, or its Gaussian mean clipped to the bounds."""
-        return self._greedy(self.actor(self.features(obs)))
+        out = self.actor(self.features(obs))
+        if self.continuous:
+            return self.env_action(out)
+        return out.argmax(dim=-1)
 
     def deterministic_subset(self, index: Tensor) -> Callable[[Tensor], Tensor]:
         """The greedy actions of the agents ``index`` alone (``deterministic`` of ``select(index)``, its actor
@@ -192,11 +195,6 @@ class StackedActorCritic(nn.Module):
             return out.transpose(1, 2).max(dim=1).indices
 
         return act
-
-    def _greedy(self, out: Tensor) -> Tensor:
-        if self.continuous:
-            return self.env_action(out)
-        return out.argmax(dim=-1)
 
     def env_action(self, action: Tensor) -> Tensor:
         """What the env receives for sampled actions ``[K, M, ...]`` (Box actions clipped to their bounds,

@@ -34,7 +34,7 @@ from torch import Tensor, nn
 
 from rltorch.nn.mlp import ACTIVATIONS, mlp
 
-__all__ = ["StackedLinear", "StackedMLP", "batched_linear", "stacked_orthogonal_"]
+__all__ = ["StackedLinear", "StackedMLP", "stacked_orthogonal_"]
 
 
 def _positive_int(owner: str, name: str, value) -> int:
@@ -65,18 +65,6 @@ def _check_index(owner: str, index, count: int) -> Tensor:
 
 #: Activations an inference pass may apply in place (on its own intermediate tensors).
 _IN_PLACE: dict[str, Callable[[Tensor], Tensor]] = {"tanh": torch.tanh_, "relu": torch.relu_}
-
-
-def batched_linear(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
-    """``x [K, B, in] @ weight[k].T + bias[k]`` per agent (``weight [K, out, in]``, ``bias [K, out]``): one
-    batched product, whose bits for agent k do not depend on the other agents."""
-    bias, weight_t = bias.unsqueeze(1), weight.transpose(1, 2)
-    if x.shape[0] == 1 and weight.shape[1] == 1:
-        # One matrix times a vector goes to a matrix-vector kernel whose sums round differently from the
-        # batched product's: computed as a batch of two (the copy's result dropped, its gradient zero), one
-        # agent left alone gets the bits it gets beside others.
-        return torch.baddbmm(bias.expand(2, -1, -1), x.expand(2, -1, -1), weight_t.expand(2, -1, -1))[:1]
-    return torch.baddbmm(bias, x, weight_t)
 
 
 class StackedLinear(nn.Module):
@@ -121,7 +109,13 @@ class StackedLinear(nn.Module):
         if self.lone:  # [1, B, in], or [B, in] inside a lone StackedMLP
             out = self.linear(x.squeeze(0) if x.dim() == 3 else x)
             return out.unsqueeze(0) if x.dim() == 3 else out
-        return batched_linear(x, self.weight, self.bias)
+        bias, weight = self.bias.unsqueeze(1), self.weight.transpose(1, 2)
+        if x.shape[0] == 1 and self.out_features == 1:
+            # One matrix times a vector goes to a matrix-vector kernel whose sums round differently from the
+            # batched product's: computed as a batch of two (the copy's result dropped, its gradient zero), one
+            # agent left alone gets the bits it gets beside others.
+            return torch.baddbmm(bias.expand(2, -1, -1), x.expand(2, -1, -1), weight.expand(2, -1, -1))[:1]
+        return torch.baddbmm(bias, x, weight)
 
     def linear(self, x: Tensor) -> Tensor:
         """A lone layer on ``[B, in]`` rows: ``F.linear`` on its one weight matrix. Without autograd (acting,
@@ -232,7 +226,7 @@ class StackedMLP(nn.Sequential):
         sums can round differently from :meth:`forward`'s in the last bit (a greedy action can then differ
         where two logits tie within an ulp), but an agent's result never depends on which other agents
         ``index`` names or how many: one agent alone runs as a batch of two, like a lone row in
-        :func:`batched_linear`. A lone network (K = 1) runs its own linear maps, as :meth:`forward` does."""
+        :meth:`StackedLinear.forward`. A lone network (K = 1) runs its own linear maps, as :meth:`forward` does."""
         index = _check_index("StackedMLP.inference_forward", index, self.num_stacked)
         if index.numel() == 0:
             raise ValueError("StackedMLP.inference_forward: `index` must name at least one agent")
