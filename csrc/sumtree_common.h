@@ -120,7 +120,11 @@ at::Tensor gathered_like(const at::Tensor& column, int64_t trees, int64_t batch)
 struct SampleOutputs {
   Trees trees;
   std::vector<ColumnRows> columns;
-  at::Tensor uniform, index, weight;
+  // The uniform draws: on the host for a CPU tree (this thread's scratch,
+  // valid until its next call), else a tensor on the tree's device.
+  const double* host_uniform = nullptr;
+  at::Tensor uniform;
+  at::Tensor index, weight;
   std::vector<at::Tensor> rows;
 };
 

@@ -223,6 +223,39 @@ def test_replay_sample_equals_sample_then_gather(device, impl, trees):
     assert index.shape == ((0,) if trees is None else (trees, 0)) and rows == []
 
 
+
+
+@requires_ext
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("op_name", ["sumtree_sample", "replay_sample"])
+@pytest.mark.parametrize("trees", [None, 2])
+def test_samples_draw_the_reference_stream_and_leave_the_generator_where_it_does(device, op_name, trees):
+    # The CPU kernels draw their uniforms without torch.rand: the same values, in
+    # the same order, and the generator advanced by exactly as many draws, so a
+    # seeded run samples the same transitions on either side and after any switch.
+    gen = torch.Generator().manual_seed(11)
+    capacity, fanout = 300, 8
+    tree = SumTree(capacity, device, fanout, num_trees=trees)
+    shape = (capacity,) if trees is None else (trees, capacity)
+    priority = torch.rand(shape, generator=gen, dtype=torch.float64)
+    tree.update(torch.arange(capacity).expand(shape).contiguous().to(device), priority.to(device))
+    columns = _columns(gen, capacity, device, trees)
+    args = {"sumtree_sample": (), "replay_sample": (columns,)}[op_name]
+    kernel, reference = _op("ext", op_name), _op("reference", op_name)
+    for batch in (1, 31, 256):
+        mine, theirs = torch.Generator(device).manual_seed(batch), torch.Generator(device).manual_seed(batch)
+        got = kernel(tree.tree, capacity, fanout, *args, batch, 0.4, mine)
+        want = reference(tree.tree, capacity, fanout, *args, batch, 0.4, theirs)
+        assert torch.equal(got[0], want[0]), batch
+        assert torch.equal(mine.get_state(), theirs.get_state()), batch
+    # No generator: both draw from the default one, which each advances alike.
+    torch.manual_seed(5)
+    got = kernel(tree.tree, capacity, fanout, *args, 64, 0.4, None)
+    after_kernel = torch.rand(3, dtype=torch.float64, device=device)
+    torch.manual_seed(5)
+    want = reference(tree.tree, capacity, fanout, *args, 64, 0.4, None)
+    assert torch.equal(got[0], want[0])
+    assert torch.equal(after_kernel, torch.rand(3, dtype=torch.float64, device=device))
 @requires_ext
 @pytest.mark.parametrize("device", DEVICES)
 def test_opcheck_batched_and_fused_ops(device):

@@ -349,12 +349,12 @@ at::Tensor sumtree_find_cpu(const at::Tensor& tree, int64_t capacity, int64_t fa
 // [T, B]) and, when `columns` is given, the sampled rows of every column into
 // `dst`: each thread gathers the rows of the samples it has just found.
 void sample_into(const at::Tensor& tree, const Trees& trees, int64_t fanout, int64_t batch_size, double beta,
-                 const at::Tensor& uniform, at::Tensor& index, at::Tensor& weight,
+                 const double* uniform, at::Tensor& index, at::Tensor& weight,
                  const std::vector<ColumnRows>* columns = nullptr, char* const* dst = nullptr) {
   const int64_t n = trees.count * batch_size;
   if (n == 0) return;
   const double* base = tree.const_data_ptr<double>();
-  const double* up = uniform.const_data_ptr<double>();
+  const double* up = uniform;
   int64_t* ip = index.mutable_data_ptr<int64_t>();
   float* wp = weight.mutable_data_ptr<float>();
   const int64_t leaf_offset = trees.layout.leaf_offset();
@@ -395,7 +395,7 @@ std::tuple<at::Tensor, at::Tensor> sumtree_sample_cpu(const at::Tensor& tree, in
                                                       std::optional<at::Generator> generator) {
   SampleOutputs s =
       prepare_sample("sumtree_sample", tree, capacity, fanout, {}, batch_size, beta, generator, true);
-  sample_into(tree, s.trees, fanout, batch_size, beta, s.uniform, s.index, s.weight);
+  sample_into(tree, s.trees, fanout, batch_size, beta, s.host_uniform, s.index, s.weight);
   return {s.index, s.weight};
 }
 
@@ -405,7 +405,7 @@ std::tuple<at::Tensor, at::Tensor, std::vector<at::Tensor>> replay_sample_cpu(
   SampleOutputs s =
       prepare_sample("replay_sample", tree, capacity, fanout, columns, batch_size, beta, generator, true);
   const std::vector<char*> dst = output_pointers(s.rows);
-  sample_into(tree, s.trees, fanout, batch_size, beta, s.uniform, s.index, s.weight, &s.columns, dst.data());
+  sample_into(tree, s.trees, fanout, batch_size, beta, s.host_uniform, s.index, s.weight, &s.columns, dst.data());
   gather_strided_columns(columns, s.columns, s.rows, s.index, s.trees.batched ? s.trees.count : 0);
   return {s.index, s.weight, s.rows};
 }

@@ -498,10 +498,11 @@ class ReplayBuffer:
 
     # ---- sampling ----
     def _check_sampling(self, batch_size) -> int:
-        batch_size = _as_int("batch_size", batch_size, 0)
-        empty = [k for k, added in enumerate(self._added) if added == 0]
-        if empty:
-            which = "an empty buffer" if self._k == 1 else f"buffer {empty[0]}, which is empty"
+        # Runs every training step: a plain in-range int skips the general check (a bool is not one).
+        if type(batch_size) is not int or not 0 <= batch_size <= _MAX_COUNT:
+            batch_size = _as_int("batch_size", batch_size, 0)
+        if 0 in self._added:
+            which = "an empty buffer" if self._k == 1 else f"buffer {self._added.index(0)}, which is empty"
             raise RuntimeError(f"rltorch.replay: cannot sample from {which}; add transitions first")
         return batch_size
 
