@@ -177,6 +177,26 @@ PerUpdateArgs prepare_per_update(const at::Tensor& tree, int64_t capacity, int64
   return args;
 }
 
+namespace {
+
+// Whether row r of `column` lies, for every r, in the line where row r of one
+// of `earlier` starts: same strides, both multiples of the line, and the
+// field inside that line.
+bool shares_line_of_earlier(const std::vector<ColumnRows>& earlier, const ColumnRows& column) {
+  constexpr uintptr_t kLine = 64;
+  const auto line_of = [&](const char* p) { return reinterpret_cast<uintptr_t>(p) / kLine; };
+  if (column.row_stride % kLine != 0 || column.tree_stride % kLine != 0 || column.row_bytes <= 0) return false;
+  for (const ColumnRows& e : earlier) {
+    if (!e.dense || e.row_stride != column.row_stride || e.tree_stride != column.tree_stride) continue;
+    if (line_of(column.base) == line_of(e.base) && line_of(column.base + column.row_bytes - 1) == line_of(e.base)) {
+      return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
 std::vector<ColumnRows> checked_columns(const char* op, at::TensorList columns, const at::Tensor& anchor,
                                         const char* anchor_name, int64_t trees, int64_t rows) {
   std::vector<ColumnRows> out;
@@ -201,6 +221,7 @@ std::vector<ColumnRows> checked_columns(const char* op, at::TensorList columns, 
       expected *= column.size(dim);
     }
     d.row_bytes = expected * element;
+    d.in_earlier_line = d.dense && shares_line_of_earlier(out, d);
     out.push_back(d);
   }
   return out;

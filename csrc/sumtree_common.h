@@ -105,6 +105,10 @@ struct ColumnRows {
   int64_t row_stride = 0;
   int64_t row_bytes = 0;
   bool dense = true;  // every row is contiguous (else the kernels fall back to index_select)
+  // Every row of this column lies in the 64-byte line that holds the same row
+  // of an earlier column (a row-packed buffer's later fields): the CPU
+  // gathers prefetch that line once, for the earlier column.
+  bool in_earlier_line = false;
 };
 
 // Checks `columns` for a gather of rows from `rows` rows each (after the

@@ -263,7 +263,7 @@ template <int64_t Bytes>
 void copy_rows(const ColumnRows& col, char* dst, const int64_t* slot, int64_t begin, int64_t end, int64_t per_tree) {
   const int64_t bytes = Bytes > 0 ? Bytes : col.row_bytes;
   for (int64_t i = begin; i < end; ++i) {
-    if (i + kGatherLookahead < end) {
+    if (!col.in_earlier_line && i + kGatherLookahead < end) {
       const int64_t ahead = i + kGatherLookahead;
       __builtin_prefetch(col.base + (per_tree > 0 ? ahead / per_tree : 0) * col.tree_stride + slot[ahead] * col.row_stride);
     }
@@ -372,6 +372,7 @@ void sample_into(const at::Tensor& tree, const Trees& trees, int64_t fanout, int
       } else {
         const auto prefetch_rows = [&](int64_t, int64_t t, int64_t leaf) {
           for (const ColumnRows& col : *columns) {
+            if (col.in_earlier_line) continue;
             __builtin_prefetch(col.base + (rows_per_tree > 0 ? t : 0) * col.tree_stride + leaf * col.row_stride);
           }
         };
