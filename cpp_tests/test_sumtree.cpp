@@ -6,6 +6,7 @@
 #include <limits>
 
 #include "check.h"
+#include "sumtree_common.h"
 #include "rltorch/sumtree.h"
 
 namespace {
@@ -82,12 +83,34 @@ void test_ops() {
   }
 }
 
+// A row-packed buffer's later fields share their row's line with the first
+// field, so the gathers prefetch each row once; separate or unaligned columns
+// keep their own prefetches.
+void test_shared_row_lines() {
+  const at::Tensor rows = at::zeros({100, 64}, at::kByte);  // one 64-byte row per transition
+  const at::Tensor first = rows.narrow(1, 0, 16).view(at::kFloat);  // [100, 4] float32 at offset 0
+  const at::Tensor second = rows.narrow(1, 16, 8).view(at::kLong).squeeze(1);  // int64 at offset 16
+  const at::Tensor last = rows.narrow(1, 56, 8).view(at::kLong).squeeze(1);  // the row's last 8 bytes
+  const at::Tensor separate = at::zeros({100}, at::kLong);
+  const auto described = rltorch::checked_columns("test", {first, second, last, separate}, rows, "rows", 0, 100);
+  EXPECT(!described[0].in_earlier_line);
+  EXPECT(described[1].in_earlier_line && described[2].in_earlier_line);
+  EXPECT(!described[3].in_earlier_line);
+  // Rows of 48 bytes straddle lines: every column prefetches its own.
+  const at::Tensor narrow_rows = at::zeros({100, 48}, at::kByte);
+  const auto straddling = rltorch::checked_columns(
+      "test", {narrow_rows.narrow(1, 0, 8).view(at::kLong), narrow_rows.narrow(1, 8, 8).view(at::kLong)},
+      narrow_rows, "rows", 0, 100);
+  EXPECT(!straddling[0].in_earlier_line && !straddling[1].in_earlier_line);
+}
+
 }  // namespace
 
 int main() {
   try {
     test_layout();
     test_ops();
+    test_shared_row_lines();
   } catch (const std::exception& e) {
     std::fprintf(stderr, "unexpected exception: %s\n", e.what());
     return 1;
