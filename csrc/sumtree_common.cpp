@@ -184,7 +184,7 @@ namespace {
 // field inside that line.
 bool shares_line_of_earlier(const std::vector<ColumnRows>& earlier, const ColumnRows& column) {
   constexpr uintptr_t kLine = 64;
-  const auto line_of = [&](const char* p) { return reinterpret_cast<uintptr_t>(p) / kLine; };
+  const auto line_of = [](const char* p) { return reinterpret_cast<uintptr_t>(p) / kLine; };
   if (column.row_stride % kLine != 0 || column.tree_stride % kLine != 0 || column.row_bytes <= 0) return false;
   for (const ColumnRows& e : earlier) {
     if (!e.dense || e.row_stride != column.row_stride || e.tree_stride != column.tree_stride) continue;

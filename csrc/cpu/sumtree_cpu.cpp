@@ -354,7 +354,6 @@ void sample_into(const at::Tensor& tree, const Trees& trees, int64_t fanout, int
   const int64_t n = trees.count * batch_size;
   if (n == 0) return;
   const double* base = tree.const_data_ptr<double>();
-  const double* up = uniform;
   int64_t* ip = index.mutable_data_ptr<int64_t>();
   float* wp = weight.mutable_data_ptr<float>();
   const int64_t leaf_offset = trees.layout.leaf_offset();
@@ -368,7 +367,7 @@ void sample_into(const at::Tensor& tree, const Trees& trees, int64_t fanout, int
     static cpu::ParallelSite site("sumtree_sample");
     cpu::parallel_for(site, n, kSearchNs, [&](int64_t begin, int64_t end) {
       if (columns == nullptr) {
-        find_range<K>(base, stride, trees.layout, up, batch_size, begin, end, ip, true, kNothing);
+        find_range<K>(base, stride, trees.layout, uniform, batch_size, begin, end, ip, true, kNothing);
       } else {
         const auto prefetch_rows = [&](int64_t, int64_t t, int64_t leaf) {
           for (const ColumnRows& col : *columns) {
@@ -376,7 +375,7 @@ void sample_into(const at::Tensor& tree, const Trees& trees, int64_t fanout, int
             __builtin_prefetch(col.base + (rows_per_tree > 0 ? t : 0) * col.tree_stride + leaf * col.row_stride);
           }
         };
-        find_range<K>(base, stride, trees.layout, up, batch_size, begin, end, ip, true, prefetch_rows);
+        find_range<K>(base, stride, trees.layout, uniform, batch_size, begin, end, ip, true, prefetch_rows);
       }
       // Tree by tree: no division per sample.
       for (int64_t t = begin / batch_size, i = begin; i < end; ++t) {
